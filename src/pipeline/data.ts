@@ -1,0 +1,62 @@
+// Reading the template's DATA (YAML or JSON) and `-D` definitions into template values, keeping
+// what minijinja keeps: int vs float (`1.0` stays a float), YAML merge keys, sorted maps.
+import YAML from 'yaml';
+import { InputError } from '../util/errors.js';
+import { JFloat } from './jinja/index.js';
+import { sortedMap } from './jinja/values.js';
+
+// Converts a value parsed with `intAsBigInt` + `mapAsMap`: bigints are ints, numbers are floats.
+function convert(v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'number') return new JFloat(v);
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (Array.isArray(v)) return v.map(convert);
+  if (v instanceof Map) return sortedMap([...v].map(([k, x]) => [convert(k), convert(x)]));
+  if (v instanceof Set) return [...v].map(convert);
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  return String(v);
+}
+
+// Parses YAML (JSON is YAML too) into template values; errors name file:line:col.
+export function parseYamlValue(text: string, source: string): unknown {
+  const doc = YAML.parseDocument(text, { merge: true, intAsBigInt: true, uniqueKeys: false, prettyErrors: false });
+  const err = doc.errors[0];
+  if (err) {
+    const pos = err.linePos?.[0];
+    const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
+    throw new InputError(`${where}: cannot parse: ${err.message.split('\n')[0]}`, 'fix the syntax; DATA must be YAML or JSON');
+  }
+  return convert(doc.toJS({ mapAsMap: true, maxAliasCount: -1 }));
+}
+
+// The root context from a data file: a mapping at the top, or nothing.
+export function parseDataFile(text: string, source: string): Map<string, unknown> {
+  const ext = /\.([a-z0-9]+)$/i.exec(source)?.[1]?.toLowerCase();
+  if (ext && !['yaml', 'yml', 'json', 'json5'].includes(ext) && source !== '<stdin>') {
+    throw new InputError(`${source}: cannot tell the data format from the extension .${ext}`, 'use a .yaml, .yml or .json file (or - for YAML/JSON on stdin)');
+  }
+  const v = parseYamlValue(text, source);
+  if (v === null) return new Map();
+  if (!(v instanceof Map)) throw new InputError(`${source}: the data must be a mapping at the top level, got ${Array.isArray(v) ? 'a list' : typeof v}`, 'wrap the value in a key, e.g. `steps: [...]`');
+  return new Map([...v].map(([k, x]) => [String(k), x]));
+}
+
+// `-D key=value` (string), `-D key:=value` (YAML value), `-D key` (true), as minijinja-cli reads them.
+export function parseDefine(def: string): [string, unknown] {
+  const raw = def.indexOf(':=');
+  const eq = def.indexOf('=');
+  if (raw !== -1 && (eq === -1 || raw < eq)) {
+    const key = def.slice(0, raw);
+    if (!key) throw new InputError(`-D ${def}: missing variable name`, 'write -D name:=value');
+    return [key, parseYamlValue(def.slice(raw + 2), `-D ${key}`)];
+  }
+  if (eq !== -1) {
+    const key = def.slice(0, eq);
+    if (!key) throw new InputError(`-D ${def}: missing variable name`, 'write -D name=value');
+    return [key, def.slice(eq + 1)];
+  }
+  if (!def) throw new InputError('-D needs a variable name', 'write -D name=value');
+  return [def, true];
+}

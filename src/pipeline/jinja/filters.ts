@@ -1,0 +1,617 @@
+// Jinja filters as minijinja 2.x implements them (builtins and contrib), plus the Jinja2 filters
+// minijinja lacks (`format`, `center`...) so templates written for Python's Jinja2 also render.
+import { EvalError } from './errors.js';
+import { getAttr, getItem } from './access.js';
+import { applyTest } from './tests.js';
+import {
+  type CallArgs, compareValues, formatFloat, isFloat, isNumber, isTrue, JCallable, JFloat, JIterator, kindOf,
+  mkFloat, Namespace, num, seqItems, sortedMap, toPlain, toStr, typeName, valuesEqual,
+} from './values.js';
+
+// A string marked safe from autoescaping (only used when autoescape is on).
+export class SafeStr {
+  constructor(readonly s: string) {}
+  toJinja(): string {
+    return this.s;
+  }
+}
+
+export interface FilterEnv {
+  autoescape: 'none' | 'html' | 'json';
+  call(fn: unknown, args: CallArgs): unknown;
+}
+
+type Filter = (v: unknown, a: Args, env: FilterEnv) => unknown;
+
+// Positional and keyword arguments of one filter call, read by position or name.
+export class Args {
+  private used = 0;
+  constructor(
+    readonly name: string,
+    private readonly call: CallArgs,
+  ) {}
+  get(i: number, kw: string): unknown {
+    this.used = Math.max(this.used, i + 1);
+    if (i < this.call.args.length) {
+      if (this.call.kwargs.has(kw)) throw new EvalError(`${this.name}: duplicate argument ${kw}`);
+      return this.call.args[i];
+    }
+    return this.call.kwargs.get(kw);
+  }
+  rest(from: number): unknown[] {
+    this.used = this.call.args.length;
+    return this.call.args.slice(from);
+  }
+  kw(name: string): unknown {
+    return this.call.kwargs.get(name);
+  }
+  get positional(): number {
+    return this.call.args.length;
+  }
+  checkArity(max: number): void {
+    if (this.call.args.length > max) throw new EvalError('too many arguments');
+  }
+}
+
+const str = (v: unknown): string => (v instanceof SafeStr ? v.s : toStr(v));
+const int = (v: unknown, what: string): number => {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  throw new EvalError(`invalid argument: ${what} must be an integer, got ${typeName(v)}`);
+};
+
+function requireString(v: unknown, filter: string): string {
+  if (typeof v === 'string') return v;
+  if (v instanceof SafeStr) return v.s;
+  throw new EvalError(`invalid operation: value is not a string (filter ${filter})`);
+}
+
+// String filters applied to undefined give an empty string; other values print first.
+const strOrEmpty = (v: unknown): string => (v === undefined ? '' : str(v));
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"'/]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#x27;', '/': '&#x2f;' })[c]!);
+}
+
+function jsonValue(v: unknown, allowUndefined: boolean): unknown {
+  if (v === undefined && !allowUndefined) throw new EvalError('invalid operation: cannot serialize undefined to JSON');
+  return v;
+}
+
+// Serialises like serde_json: compact, or pretty with `indent` spaces; keys sorted (maps are).
+export function toJson(v: unknown, indent: number | undefined, htmlSafe: boolean): string {
+  const ser = (x: unknown, depth: number): string => {
+    const pad = indent === undefined ? '' : '\n' + ' '.repeat(indent * (depth + 1));
+    const end = indent === undefined ? '' : '\n' + ' '.repeat(indent * depth);
+    const sep = indent === undefined ? ':' : ': ';
+    switch (kindOf(x)) {
+      case 'undefined':
+        jsonValue(x, true);
+        return 'null';
+      case 'none':
+        return 'null';
+      case 'bool':
+        return x ? 'true' : 'false';
+      case 'number':
+        if (x instanceof JFloat) return Number.isFinite(x.v) ? formatFloat(x.v) : 'null';
+        return String(x);
+      case 'string':
+        return jsonString(x as string);
+      case 'seq':
+      case 'iterator': {
+        const items = seqItems(x);
+        if (!items.length) return '[]';
+        return '[' + items.map((i) => pad + ser(i, depth + 1)).join(',') + end + ']';
+      }
+      case 'map': {
+        const m = x as Map<unknown, unknown>;
+        if (!m.size) return '{}';
+        return '{' + [...m].map(([k, i]) => pad + jsonString(toStr(k)) + sep + ser(i, depth + 1)).join(',') + end + '}';
+      }
+      default:
+        if (x instanceof Namespace) return ser(sortedMap(x.vars), depth);
+        if (x instanceof SafeStr) return jsonString(x.s);
+        throw new EvalError(`invalid operation: cannot serialize ${typeName(x)} to JSON`);
+    }
+  };
+  const out = ser(v, 0);
+  return htmlSafe ? out.replace(/[<>&']/g, (c) => '\\u00' + c.charCodeAt(0).toString(16).padStart(2, '0')) : out;
+}
+
+function jsonString(s: string): string {
+  return JSON.stringify(s);
+}
+
+function splitWhitespace(s: string, max?: number): string[] {
+  const out: string[] = [];
+  let rest = s.replace(/^\s+/, '');
+  while (rest) {
+    if (max !== undefined && out.length === max) {
+      out.push(rest);
+      break;
+    }
+    const m = /\s+/.exec(rest);
+    if (!m) {
+      out.push(rest);
+      break;
+    }
+    out.push(rest.slice(0, m.index));
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return out;
+}
+
+export function splitString(s: string, sep: unknown, maxsplit: unknown): string[] {
+  const max = maxsplit === undefined || maxsplit === null ? undefined : int(maxsplit, 'maxsplit');
+  const m = max !== undefined && max < 0 ? undefined : max;
+  if (sep === undefined || sep === null) return splitWhitespace(s, m);
+  const d = str(sep);
+  if (!d) throw new EvalError('invalid operation: empty separator');
+  const parts = s.split(d);
+  if (m === undefined || parts.length <= m + 1) return parts;
+  return [...parts.slice(0, m), parts.slice(m).join(d)];
+}
+
+function indent(v: unknown, a: Args): string {
+  let s = str(v);
+  const w = a.get(0, 'width');
+  const prefix = typeof w === 'string' ? w : ' '.repeat(w === undefined ? 4 : int(w, 'width'));
+  const first = isTrue(a.get(1, 'first'));
+  const blank = isTrue(a.get(2, 'blank'));
+  const strip = (x: string) => x.replace(/\n$/, '').replace(/\r$/, '');
+  s = strip(s);
+  const lines = s.split('\n');
+  let out = '';
+  let start = 0;
+  if (!first) {
+    out += lines[0] + '\n';
+    start = 1;
+  }
+  for (const line of lines.slice(start)) {
+    out += line === '' ? (blank ? prefix : '') : prefix + line;
+    out += '\n';
+  }
+  return strip(out);
+}
+
+function lowerIfStr(v: unknown, caseSensitive: boolean): unknown {
+  return !caseSensitive && typeof v === 'string' ? v.toLowerCase() : v;
+}
+
+// `attribute` arguments may be dotted paths ("a.b") or integer indexes ("0").
+export function attrPath(v: unknown, path: unknown): unknown {
+  if (typeof path === 'number') return getItem(v, path);
+  let cur = v;
+  for (const part of str(path).split('.')) {
+    if (cur === undefined || cur === null) return undefined;
+    cur = /^\d+$/.test(part) ? getItem(cur, Number(part)) : getAttr(cur, part);
+  }
+  return cur;
+}
+
+function sortItems(items: unknown[], a: Args, keyOf: (x: unknown) => unknown): unknown[] {
+  const reverse = isTrue(a.get(0, 'reverse'));
+  const cs = isTrue(a.get(1, 'case_sensitive'));
+  const attr = a.get(2, 'attribute');
+  const key = (x: unknown) => lowerIfStr(attr !== undefined ? attrPath(keyOf(x), attr) : keyOf(x), cs);
+  const out = [...items].sort((x, y) => compareValues(key(x), key(y)));
+  return reverse ? out.reverse() : out;
+}
+
+function listOf(v: unknown, filter: string): unknown[] {
+  const k = kindOf(v);
+  if (k === 'undefined' || k === 'none') return [];
+  if (k === 'seq' || k === 'iterator') return seqItems(v);
+  if (k === 'string') return [...(v as string)];
+  if (k === 'map') return [...(v as Map<unknown, unknown>).keys()];
+  throw new EvalError(`invalid operation: cannot convert ${typeName(v)} to a list (filter ${filter})`);
+}
+
+function selectItems(v: unknown, a: Args, env: FilterEnv, byAttr: boolean, keep: boolean): unknown[] {
+  const items = listOf(v, byAttr ? 'selectattr' : 'select');
+  const attr = byAttr ? a.get(0, 'attribute') : undefined;
+  const from = byAttr ? 1 : 0;
+  const test = a.positional > from ? str(a.get(from, 'test')) : undefined;
+  const extra = a.rest(from + 1);
+  return items.filter((item) => {
+    const subject = byAttr ? attrPath(item, attr) : item;
+    const ok = test === undefined ? isTrue(subject) : applyTest(test, subject, { args: extra, kwargs: new Map() });
+    return ok === keep;
+  });
+}
+
+function roundHalfAway(x: number, digits: number): number {
+  const f = 10 ** digits;
+  const y = Math.abs(x) * f;
+  const r = Math.round(y);
+  // Math.round rounds .5 up; for negatives mirror it to round away from zero.
+  return (Math.sign(x) * (Math.abs(y - Math.trunc(y) - 0.5) < 1e-9 ? Math.trunc(y) + 1 : r)) / f;
+}
+
+function toInt(v: unknown, a: Args): unknown {
+  const base = a.get(1, 'base');
+  if (typeof v === 'number') return v;
+  if (v instanceof JFloat) return Math.trunc(v.v);
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (v === undefined) return a.get(0, 'default') ?? 0;
+  if (typeof v === 'string') {
+    const s = v.trim().replace(/_/g, '');
+    const b = base === undefined ? 10 : int(base, 'base');
+    if (b === 10 && /^[-+]?\d+$/.test(s)) return Number(s);
+    if (b !== 10) {
+      const body = s.replace(/^([-+]?)0[xob]/i, '$1');
+      const n = parseInt(body, b);
+      if (!Number.isNaN(n)) return n;
+    } else if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) {
+      return Math.trunc(Number(s));
+    }
+    const d = a.get(0, 'default');
+    if (d !== undefined) return d;
+    throw new EvalError('invalid operation: invalid float literal');
+  }
+  if (v === null) throw new EvalError('invalid operation: cannot convert none to integer');
+  throw new EvalError(`invalid operation: cannot convert ${typeName(v)} to integer`);
+}
+
+function toFloat(v: unknown, a: Args): unknown {
+  if (isNumber(v) || typeof v === 'boolean') return mkFloat(num(v));
+  if (v === undefined) return a.get(0, 'default') ?? mkFloat(0);
+  if (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(inf|nan)\s*$/i.test(v)) {
+    return mkFloat(/inf/i.test(v) ? (v.includes('-') ? -Infinity : Infinity) : /nan/i.test(v) ? NaN : Number(v));
+  }
+  const d = a.get(0, 'default');
+  if (d !== undefined) return d;
+  throw new EvalError('invalid operation: invalid float literal');
+}
+
+function length(v: unknown): number {
+  switch (kindOf(v)) {
+    case 'string':
+      return [...(v as string)].length;
+    case 'seq':
+      return (v as unknown[]).length;
+    case 'map':
+      return (v as Map<unknown, unknown>).size;
+    default:
+      if (v instanceof Namespace) return v.vars.size;
+      throw new EvalError(`invalid operation: cannot calculate length of value of type ${typeName(v)}`);
+  }
+}
+
+// Python's %-formatting for the `format` filter (Jinja2).
+function pyFormat(fmt: string, args: unknown[]): string {
+  let i = 0;
+  return fmt.replace(/%([-+ 0#]*)(\d+)?(?:\.(\d+))?([sdifrx%])/g, (_m, flags: string, width?: string, prec?: string, conv?: string) => {
+    if (conv === '%') return '%';
+    const v = args[i++];
+    let s: string;
+    if (conv === 'd' || conv === 'i') s = String(Math.trunc(num(v)));
+    else if (conv === 'f') s = num(v).toFixed(prec === undefined ? 6 : Number(prec));
+    else if (conv === 'x') s = Math.trunc(num(v)).toString(16);
+    else if (conv === 'r') s = typeof v === 'string' ? `'${v}'` : str(v);
+    else s = str(v);
+    if (width && s.length < Number(width)) s = flags.includes('-') ? s.padEnd(Number(width)) : s.padStart(Number(width), flags.includes('0') && conv !== 's' ? '0' : ' ');
+    return s;
+  });
+}
+
+function wordwrap(s: string, width: number, breakLong: boolean, wrapstring: string): string {
+  const out: string[] = [];
+  for (const para of s.split('\n')) {
+    let line = '';
+    for (let word of para.split(/\s+/).filter(Boolean)) {
+      while (breakLong && word.length > width) {
+        if (line) {
+          out.push(line);
+          line = '';
+        }
+        out.push(word.slice(0, width));
+        word = word.slice(width);
+      }
+      if (!line) line = word;
+      else if (line.length + 1 + word.length <= width) line += ' ' + word;
+      else {
+        out.push(line);
+        line = word;
+      }
+    }
+    out.push(line);
+  }
+  return out.join(wrapstring);
+}
+
+function filesizeformat(v: unknown, binary: boolean): string {
+  const bytes = num(v);
+  const base = binary ? 1024 : 1000;
+  const prefixes = binary ? ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'] : ['kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
+  if (bytes === 1) return '1 Byte';
+  if (bytes < base) return `${Math.trunc(bytes)} Bytes`;
+  let unit = base;
+  let i = 0;
+  for (; i < prefixes.length - 1 && bytes >= unit * base; i++) unit *= base;
+  return `${(bytes / unit).toFixed(1)} ${prefixes[i]}`;
+}
+
+const FILTERS: Record<string, Filter> = {
+  safe: (v, _a, env) => (env.autoescape === 'none' ? str(v) : new SafeStr(str(v))),
+  escape: (v, _a, env) => {
+    if (v instanceof SafeStr) return v;
+    const s = escapeHtml(strOrEmpty(v));
+    return env.autoescape === 'none' ? s : new SafeStr(s);
+  },
+  forceescape: (v, _a, env) => (env.autoescape === 'none' ? escapeHtml(str(v)) : new SafeStr(escapeHtml(str(v)))),
+  lower: (v) => strOrEmpty(v).toLowerCase(),
+  upper: (v) => strOrEmpty(v).toUpperCase(),
+  title: (v) => strOrEmpty(v).replace(/[A-Za-z0-9\u00c0-\uffff]+/g, (w) => w[0]!.toUpperCase() + w.slice(1).toLowerCase()),
+  capitalize: (v) => {
+    const s = strOrEmpty(v);
+    return s ? s[0]!.toUpperCase() + s.slice(1).toLowerCase() : s;
+  },
+  trim: (v, a) => {
+    const s = strOrEmpty(v);
+    const chars = a.get(0, 'chars');
+    if (chars === undefined || chars === null) return s.trim();
+    const set = new Set(str(chars));
+    let i = 0;
+    let j = s.length;
+    while (i < j && set.has(s[i]!)) i++;
+    while (j > i && set.has(s[j - 1]!)) j--;
+    return s.slice(i, j);
+  },
+  replace: (v, a) => {
+    const s = strOrEmpty(v);
+    const from = str(a.get(0, 'old'));
+    const to = str(a.get(1, 'new'));
+    const count = a.get(2, 'count');
+    if (count === undefined || count === null) return from === '' ? s.split('').join(to).replace(/^/, to) + (s ? to : '') : s.split(from).join(to);
+    let n = int(count, 'count');
+    let out = '';
+    let rest = s;
+    while (n-- > 0) {
+      const i = rest.indexOf(from);
+      if (i < 0) break;
+      out += rest.slice(0, i) + to;
+      rest = rest.slice(i + from.length);
+    }
+    return out + rest;
+  },
+  length: (v) => length(v),
+  count: (v) => length(v),
+  wordcount: (v) => (strOrEmpty(v).match(/\w+/g) ?? []).length,
+  first: (v) => {
+    const k = kindOf(v);
+    if (k === 'string') return [...(v as string)][0];
+    if (k === 'seq' || k === 'iterator') return seqItems(v)[0];
+    if (k === 'map') return [...(v as Map<unknown, unknown>).keys()][0];
+    throw new EvalError('invalid operation: cannot get first item from value');
+  },
+  last: (v) => {
+    const k = kindOf(v);
+    if (k === 'string') return [...(v as string)].pop();
+    if (k === 'seq' || k === 'iterator') return seqItems(v).at(-1);
+    throw new EvalError('invalid operation: cannot get last item from value');
+  },
+  join: (v, a) => {
+    if (v === undefined || v === null) return '';
+    const sep = a.get(0, 'd') ?? a.kw('sep');
+    const attr = a.get(1, 'attribute');
+    const items = typeof v === 'string' ? [...v] : listOf(v, 'join');
+    return items.map((x) => str(attr !== undefined ? attrPath(x, attr) : x)).join(sep === undefined ? '' : str(sep));
+  },
+  split: (v, a) => new JIterator(splitString(requireString(v, 'split'), a.get(0, 'split'), a.get(1, 'maxsplits'))),
+  lines: (v) => requireString(v, 'lines').split(/\r?\n/).filter((l, i, all) => i < all.length - 1 || l !== ''),
+  default: (v, a) => {
+    const d = a.get(0, 'default_value');
+    const bool = isTrue(a.get(1, 'boolean'));
+    if (v === undefined || (bool && !isTrue(v))) return d === undefined ? '' : d;
+    return v;
+  },
+  indent: (v, a) => indent(v, a),
+  items: (v) => {
+    if (v instanceof Map) return [...v].map(([k, x]) => [k, x]);
+    if (v instanceof Namespace) return [...sortedMap(v.vars)].map(([k, x]) => [k, x]);
+    throw new EvalError('invalid operation: cannot convert value into pairs');
+  },
+  dictsort: (v, a) => {
+    if (!(v instanceof Map)) throw new EvalError('invalid operation: cannot convert value into pairs');
+    const cs = isTrue(a.get(0, 'case_sensitive'));
+    const by = a.get(1, 'by') ?? 'key';
+    const reverse = isTrue(a.get(2, 'reverse'));
+    const idx = by === 'value' ? 1 : 0;
+    if (by !== 'key' && by !== 'value') throw new EvalError("invalid argument: by must be 'key' or 'value'");
+    const out = [...v].map(([k, x]) => [k, x]).sort((x, y) => compareValues(lowerIfStr(x[idx], cs), lowerIfStr(y[idx], cs)));
+    return reverse ? out.reverse() : out;
+  },
+  list: (v) => [...listOf(v, 'list')],
+  reverse: (v) => {
+    if (typeof v === 'string') return [...v].reverse().join('');
+    if (v === undefined || v === null) return [];
+    return [...listOf(v, 'reverse')].reverse();
+  },
+  sort: (v, a) => sortItems(listOf(v, 'sort'), a, (x) => x),
+  unique: (v, a) => {
+    const cs = isTrue(a.get(0, 'case_sensitive'));
+    const attr = a.get(1, 'attribute');
+    const seen: unknown[] = [];
+    const out: unknown[] = [];
+    for (const x of listOf(v, 'unique')) {
+      const key = lowerIfStr(attr !== undefined ? attrPath(x, attr) : x, cs);
+      if (!seen.some((s) => valuesEqual(s, key))) {
+        seen.push(key);
+        out.push(x);
+      }
+    }
+    return out;
+  },
+  min: (v, a) => extreme(v, a, -1),
+  max: (v, a) => extreme(v, a, 1),
+  sum: (v, a) => {
+    const attr = a.get(0, 'attribute');
+    let acc: unknown = a.get(1, 'start') ?? 0;
+    for (const x of listOf(v, 'sum')) {
+      const n = attr !== undefined ? attrPath(x, attr) : x;
+      if (!isNumber(n) && typeof n !== 'boolean') throw new EvalError(`invalid operation: cannot sum ${typeName(n)}`);
+      acc = isFloat(acc) || isFloat(n) ? mkFloat(num(acc) + num(n)) : num(acc) + num(n);
+    }
+    return acc;
+  },
+  abs: (v) => {
+    if (typeof v === 'number') return Math.abs(v);
+    if (v instanceof JFloat) return mkFloat(Math.abs(v.v));
+    throw new EvalError('invalid operation: cannot get absolute value');
+  },
+  round: (v, a) => {
+    const p = a.get(0, 'precision');
+    const digits = p === undefined ? 0 : int(p, 'precision');
+    const method = a.get(1, 'method') ?? 'common';
+    if (typeof v === 'number') return v;
+    if (!(v instanceof JFloat)) throw new EvalError('invalid operation: cannot round value');
+    const f = 10 ** digits;
+    if (method === 'floor') return mkFloat(Math.floor(v.v * f) / f);
+    if (method === 'ceil') return mkFloat(Math.ceil(v.v * f) / f);
+    return mkFloat(roundHalfAway(v.v, digits));
+  },
+  int: (v, a) => toInt(v, a),
+  float: (v, a) => toFloat(v, a),
+  bool: (v) => isTrue(v),
+  string: (v) => (v === undefined ? '' : v instanceof SafeStr ? v : str(v)),
+  attr: (v, a) => getAttr(v, str(a.get(0, 'name'))),
+  tojson: (v, a) => {
+    const ind = a.get(0, 'indent');
+    return toJson(v, ind === undefined || ind === null ? undefined : int(ind, 'indent'), true);
+  },
+  pprint: (v) => (typeof v === 'string' ? JSON.stringify(v) : toStr(v)),
+  batch: (v, a) => {
+    const n = int(a.get(0, 'count'), 'count');
+    if (n <= 0) throw new EvalError('invalid argument: count must be positive');
+    const fill = a.get(1, 'fill_with');
+    const items = listOf(v, 'batch');
+    const out: unknown[][] = [];
+    for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+    const lastRow = out.at(-1);
+    if (fill !== undefined && lastRow) while (lastRow.length < n) lastRow.push(fill);
+    return out;
+  },
+  slice: (v, a) => {
+    const n = int(a.get(0, 'count'), 'count');
+    if (n <= 0) throw new EvalError('invalid argument: count must be positive');
+    const fill = a.get(1, 'fill_with');
+    const items = listOf(v, 'slice');
+    const per = Math.floor(items.length / n);
+    const extra = items.length % n;
+    const out: unknown[][] = [];
+    let off = 0;
+    for (let i = 0; i < n; i++) {
+      const size = per + (i < extra ? 1 : 0);
+      const part = items.slice(off, off + size);
+      off += size;
+      if (fill !== undefined && i >= extra && extra > 0) part.push(fill);
+      out.push(part);
+    }
+    return out;
+  },
+  map: (v, a, env) => {
+    const items = listOf(v, 'map');
+    const attr = a.kw('attribute');
+    if (attr !== undefined) {
+      const d = a.kw('default');
+      return items.map((x) => {
+        const r = attrPath(x, attr);
+        return r === undefined ? d : r;
+      });
+    }
+    const name = str(a.get(0, 'filter'));
+    const extra = a.rest(1);
+    return items.map((x) => applyFilter(name, x, { args: extra, kwargs: new Map() }, env));
+  },
+  select: (v, a, env) => selectItems(v, a, env, false, true),
+  reject: (v, a, env) => selectItems(v, a, env, false, false),
+  selectattr: (v, a, env) => selectItems(v, a, env, true, true),
+  rejectattr: (v, a, env) => selectItems(v, a, env, true, false),
+  groupby: (v, a) => {
+    const attr = a.get(0, 'attribute');
+    const d = a.get(1, 'default');
+    const cs = isTrue(a.get(2, 'case_sensitive'));
+    const groups: [unknown, unknown[]][] = [];
+    const keyOf = (x: unknown) => {
+      const r = attrPath(x, attr);
+      return r === undefined ? d : r;
+    };
+    const sorted = [...listOf(v, 'groupby')].sort((x, y) => compareValues(lowerIfStr(keyOf(x), cs), lowerIfStr(keyOf(y), cs)));
+    for (const x of sorted) {
+      const k = keyOf(x);
+      const g = groups.at(-1);
+      if (g && valuesEqual(lowerIfStr(g[0], cs), lowerIfStr(k, cs))) g[1].push(x);
+      else groups.push([k, [x]]);
+    }
+    return groups.map(([grouper, list]) => sortedMap([['grouper', grouper], ['list', list]]));
+  },
+  urlencode: (v) => {
+    if (v instanceof Map) return [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => `${encodeURIComponent(str(k))}=${encodeURIComponent(str(x))}`).join('&');
+    return encodeURIComponent(strOrEmpty(v)).replace(/%2F/g, '/');
+  },
+  format: (v, a) => pyFormat(strOrEmpty(v), a.rest(0)),
+  center: (v, a) => {
+    const s = strOrEmpty(v);
+    const w = int(a.get(0, 'width') ?? 80, 'width');
+    if (s.length >= w) return s;
+    const left = Math.floor((w - s.length) / 2);
+    return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
+  },
+  truncate: (v, a) => {
+    const s = strOrEmpty(v);
+    const len = int(a.get(0, 'length') ?? 255, 'length');
+    const kill = isTrue(a.get(1, 'killwords'));
+    const end = str(a.get(2, 'end') ?? '...');
+    const leeway = int(a.get(3, 'leeway') ?? 5, 'leeway');
+    if ([...s].length <= len + leeway) return s;
+    const cut = [...s].slice(0, Math.max(0, len - end.length)).join('');
+    if (kill) return cut + end;
+    const sp = cut.lastIndexOf(' ');
+    return (sp > 0 ? cut.slice(0, sp) : cut) + end;
+  },
+  wordwrap: (v, a) =>
+    wordwrap(strOrEmpty(v), int(a.get(0, 'width') ?? 79, 'width'), a.get(1, 'break_long_words') === undefined ? true : isTrue(a.get(1, 'break_long_words')), str(a.get(2, 'wrapstring') ?? '\n')),
+  filesizeformat: (v, a) => filesizeformat(v, isTrue(a.get(0, 'binary'))),
+  pluralize: (v, a) => {
+    const n = typeof v === 'number' || v instanceof JFloat ? num(v) : length(v);
+    const singular = a.get(0, 'singular') ?? '';
+    const plural = a.get(1, 'plural') ?? 's';
+    return str(n === 1 ? singular : plural);
+  },
+  xmlattr: (v) => {
+    if (!(v instanceof Map)) throw new EvalError('invalid operation: xmlattr needs a map');
+    return [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => ` ${str(k)}="${escapeHtml(str(x))}"`).join('');
+  },
+  striptags: (v) => strOrEmpty(v).replace(/<!--[\s\S]*?-->|<[^>]*>/g, '').replace(/\s+/g, ' ').trim(),
+};
+FILTERS.d = FILTERS.default!;
+FILTERS.e = FILTERS.escape!;
+
+function extreme(v: unknown, a: Args, dir: 1 | -1): unknown {
+  const cs = isTrue(a.get(0, 'case_sensitive'));
+  const attr = a.get(1, 'attribute');
+  const items = listOf(v, dir > 0 ? 'max' : 'min');
+  let best: unknown = undefined;
+  let bestKey: unknown = undefined;
+  for (const x of items) {
+    const key = lowerIfStr(attr !== undefined ? attrPath(x, attr) : x, cs);
+    if (best === undefined || compareValues(key, bestKey) * dir > 0) {
+      best = x;
+      bestKey = key;
+    }
+  }
+  return best;
+}
+
+export function hasFilter(name: string): boolean {
+  return Object.hasOwn(FILTERS, name);
+}
+
+export function applyFilter(name: string, v: unknown, call: CallArgs, env: FilterEnv): unknown {
+  const f = FILTERS[name];
+  if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter: filter ${name} is unknown`);
+  return f(v, new Args(name, call), env);
+}
+
+export { toPlain, JCallable };

@@ -1,0 +1,62 @@
+// Global functions every template sees: range, dict, namespace, lipsum, cycler, joiner.
+import { EvalError } from './errors.js';
+import { type CallArgs, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
+
+function range({ args }: CallArgs): number[] {
+  const n = args.map((a) => {
+    if (typeof a !== 'number') throw new EvalError('invalid argument: range expects integers');
+    return a;
+  });
+  const [start, stop, step] = n.length === 1 ? [0, n[0]!, 1] : [n[0] ?? 0, n[1] ?? 0, n[2] ?? 1];
+  if (step === 0) throw new EvalError('invalid argument: range step must not be zero');
+  const out: number[] = [];
+  for (let i = start; step > 0 ? i < stop : i > stop; i += step) {
+    out.push(i);
+    if (out.length > 100_000) throw new EvalError('invalid operation: range has too many elements');
+  }
+  return out;
+}
+
+const LOREM = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
+
+function lipsum({ args }: CallArgs): string {
+  const n = args[0] === undefined ? 5 : num(args[0]);
+  const paras: string[] = [];
+  for (let p = 0; p < n; p++) {
+    const words = Array.from({ length: 20 + ((p * 7) % 40) }, (_x, i) => LOREM[(i + p) % LOREM.length]!);
+    const text = words.join(' ');
+    paras.push(text[0]!.toUpperCase() + text.slice(1) + '.');
+  }
+  return paras.join('\n\n');
+}
+
+function cycler({ args }: CallArgs): Map<unknown, unknown> {
+  let i = 0;
+  return sortedMap([
+    ['next', new JCallable('next', () => args[i++ % args.length])],
+    ['reset', new JCallable('reset', () => ((i = 0), null))],
+  ]);
+}
+
+function joiner({ args }: CallArgs): JCallable {
+  let used = false;
+  const sep = args[0] === undefined ? ', ' : toStr(args[0]);
+  return new JCallable('joiner', () => (used ? sep : ((used = true), '')));
+}
+
+export const builtinGlobals = new Map<string, unknown>([
+  ['range', new JCallable('range', range)],
+  ['dict', new JCallable('dict', ({ args, kwargs }) => sortedMap([...(args[0] instanceof Map ? args[0] : []), ...kwargs]))],
+  [
+    'namespace',
+    new JCallable('namespace', ({ args, kwargs }) => {
+      const ns = new Namespace();
+      if (args[0] instanceof Map) for (const [k, v] of args[0]) ns.vars.set(toStr(k), v);
+      for (const [k, v] of kwargs) ns.vars.set(k, v);
+      return ns;
+    }),
+  ],
+  ['lipsum', new JCallable('lipsum', lipsum)],
+  ['cycler', new JCallable('cycler', cycler)],
+  ['joiner', new JCallable('joiner', joiner)],
+]);

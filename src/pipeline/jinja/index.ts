@@ -1,0 +1,62 @@
+// bkci's Jinja engine: Nunjucks' lexer with a Jinja2/minijinja grammar and evaluator, rendering the
+// way minijinja-cli does by default.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import type { Stmt } from './ast.js';
+import { type AutoEscape, renderTemplate, type TemplateLoader } from './interpreter.js';
+import { parseTemplate } from './parser.js';
+
+export { TemplateError } from './errors.js';
+export { fromData, JFloat, toPlain } from './values.js';
+
+// minijinja picks autoescaping from the file name: a trailing `.j2` is ignored, then html/htm/xml
+// escape HTML and json/json5/yaml/yml serialise values as JSON; anything else escapes nothing.
+export function autoEscapeFor(name: string): AutoEscape {
+  const base = name.replace(/\.j2$/, '');
+  const ext = /\.([^./\\]+)$/.exec(base)?.[1] ?? '';
+  if (['html', 'htm', 'xml', 'xhtml'].includes(ext)) return 'html';
+  if (['json', 'json5', 'yaml', 'yml'].includes(ext)) return 'json';
+  return 'none';
+}
+
+// Jinja drops a single trailing newline of the template source (keep_trailing_newline off).
+function dropTrailingNewline(src: string): string {
+  if (src.endsWith('\r\n')) return src.slice(0, -2);
+  return src.endsWith('\n') ? src.slice(0, -1) : src;
+}
+
+export interface CompiledTemplate {
+  name: string;
+  render(context: Map<string, unknown>): string;
+}
+
+// Loads templates named by include/import/extends from the directory of the main template.
+export function fileLoader(baseDir: string): TemplateLoader {
+  const cache = new Map<string, { name: string; body: Stmt[] }>();
+  return {
+    load(name) {
+      const path = isAbsolute(name) ? name : normalize(join(baseDir, name));
+      const hit = cache.get(path);
+      if (hit) return hit;
+      let src: string;
+      try {
+        src = readFileSync(path, 'utf8');
+      } catch {
+        return undefined;
+      }
+      const t = { name, body: parseTemplate(dropTrailingNewline(src), name) };
+      cache.set(path, t);
+      return t;
+    },
+  };
+}
+
+export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape } = {}): CompiledTemplate {
+  const body = parseTemplate(dropTrailingNewline(source), name);
+  const autoescape = opts.autoescape ?? autoEscapeFor(name);
+  const loader = fileLoader(opts.baseDir ?? dirname(name));
+  return {
+    name,
+    render: (context) => renderTemplate(body, context, { name, autoescape, loader }),
+  };
+}

@@ -1,0 +1,458 @@
+// Evaluates a parsed template with minijinja-cli's defaults: lenient undefined, no trim_blocks or
+// lstrip_blocks, autoescape chosen by file name. Errors carry the template position of the node.
+import type { Expr, Param, Stmt, Target } from './ast.js';
+import { EvalError, TemplateError } from './errors.js';
+import { applyFilter, escapeHtml, SafeStr, toJson } from './filters.js';
+import { callMethod } from './methods.js';
+import { binaryOp, negate } from './ops.js';
+import { applyTest } from './tests.js';
+import { builtinGlobals } from './globals.js';
+import { getAttr, getItem, LoopState, slice } from './access.js';
+import {
+  type CallArgs, iterate, isTrue, JCallable, JFloat, JIterator, kindOf, Namespace, normKey, num, seqItems,
+  sortedMap, toStr, typeName,
+} from './values.js';
+
+export type AutoEscape = 'none' | 'html' | 'json';
+
+export interface TemplateLoader {
+  // Returns the parsed template and its display name, or undefined when it does not exist.
+  load(name: string, from: string): { name: string; body: Stmt[] } | undefined;
+}
+
+class Frame {
+  readonly vars = new Map<string, unknown>();
+  constructor(readonly parent: Frame | null) {}
+  lookup(name: string): unknown {
+    for (let f: Frame | null = this; f; f = f.parent) if (f.vars.has(name)) return f.vars.get(name);
+    return undefined;
+  }
+  has(name: string): boolean {
+    for (let f: Frame | null = this; f; f = f.parent) if (f.vars.has(name)) return true;
+    return false;
+  }
+}
+
+class BreakSignal {}
+class ContinueSignal {}
+
+export interface RenderOptions {
+  name: string;
+  autoescape: AutoEscape;
+  loader?: TemplateLoader;
+}
+
+class Renderer {
+  private out: string[] = [];
+  private blocks = new Map<string, Stmt[]>();
+  private depth = 0;
+  constructor(
+    private readonly opts: RenderOptions,
+    private name: string,
+  ) {}
+
+  fail(err: unknown, at: { line: number; col: number }): never {
+    if (err instanceof TemplateError) throw err;
+    if (err instanceof EvalError) throw new TemplateError(err.message, this.name, at.line, at.col);
+    throw err;
+  }
+
+  render(body: Stmt[], frame: Frame): string {
+    const parent = this.findExtends(body);
+    if (parent) return this.renderExtends(body, parent, frame);
+    this.exec(body, frame);
+    return this.out.join('');
+  }
+
+  private findExtends(body: Stmt[]): Extract<Stmt, { t: 'extends' }> | undefined {
+    return body.find((s): s is Extract<Stmt, { t: 'extends' }> => s.t === 'extends');
+  }
+
+  private renderExtends(body: Stmt[], ext: Extract<Stmt, { t: 'extends' }>, frame: Frame): string {
+    let current = body;
+    let node: Extract<Stmt, { t: 'extends' }> | undefined = ext;
+    for (let guard = 0; node && guard < 32; guard++) {
+      for (const s of current) if (s.t === 'block' && !this.blocks.has(s.name)) this.blocks.set(s.name, s.body);
+      for (const s of current) if (s.t === 'set' || s.t === 'macro' || s.t === 'import' || s.t === 'fromimport') this.exec([s], frame);
+      const loaded = this.loadTemplate(this.eval(node.template, frame), node);
+      this.name = loaded.name;
+      current = loaded.body;
+      node = this.findExtends(current);
+    }
+    this.exec(current, frame);
+    return this.out.join('');
+  }
+
+  private loadTemplate(nameVal: unknown, at: { line: number; col: number }): { name: string; body: Stmt[] } {
+    const name = toStr(nameVal);
+    const loaded = this.opts.loader?.load(name, this.name);
+    if (!loaded) this.fail(new EvalError(`template not found: ${name}`), at);
+    return loaded;
+  }
+
+  // --- statements ------------------------------------------------------------------------------
+
+  exec(body: Stmt[], frame: Frame): void {
+    for (const s of body) this.execOne(s, frame);
+  }
+
+  private execOne(s: Stmt, frame: Frame): void {
+    switch (s.t) {
+      case 'data':
+        this.out.push(s.text);
+        return;
+      case 'emit':
+        this.out.push(this.format(this.eval(s.e, frame), s));
+        return;
+      case 'if':
+        this.exec(isTrue(this.eval(s.cond, frame)) ? s.body : s.else, frame);
+        return;
+      case 'for':
+        this.execFor(s, frame, this.eval(s.iter, frame), 1);
+        return;
+      case 'set':
+        this.assign(s.target, this.eval(s.value, frame), frame);
+        return;
+      case 'setblock': {
+        let v: unknown = this.capture(s.body, new Frame(frame));
+        if (s.filter) v = this.applyFilterChain(s.filter, v, frame);
+        this.assign(s.target, v, frame);
+        return;
+      }
+      case 'macro':
+        frame.vars.set(s.name, this.makeMacro(s.name, s.params, s.body, frame));
+        return;
+      case 'callblock': {
+        const caller = this.makeMacro('caller', s.params, s.body, frame);
+        const call = s.call as Extract<Expr, { t: 'call' }>;
+        const fn = this.eval(call.fn, frame);
+        const args = this.evalArgs(call.args, call.kwargs, frame);
+        args.kwargs.set('caller', caller);
+        this.out.push(this.format(this.callValue(fn, args, call), s));
+        return;
+      }
+      case 'filterblock': {
+        const text = this.capture(s.body, new Frame(frame));
+        this.out.push(this.format(this.applyFilterChain(s.filter, text, frame), s));
+        return;
+      }
+      case 'with': {
+        const inner = new Frame(frame);
+        for (const [t, e] of s.assigns) this.assign(t, this.eval(e, frame), inner);
+        this.exec(s.body, inner);
+        return;
+      }
+      case 'break':
+        throw new BreakSignal();
+      case 'continue':
+        throw new ContinueSignal();
+      case 'include': {
+        const tv = this.eval(s.template, frame);
+        const names = Array.isArray(tv) ? tv : [tv];
+        for (const n of names) {
+          const loaded = this.opts.loader?.load(toStr(n), this.name);
+          if (loaded) {
+            const sub = new Renderer(this.opts, loaded.name);
+            this.out.push(sub.render(loaded.body, new Frame(frame)));
+            return;
+          }
+        }
+        if (!s.ignoreMissing) this.fail(new EvalError(`template not found: ${names.map(toStr).join(', ')}`), s);
+        return;
+      }
+      case 'import':
+        frame.vars.set(s.alias, this.importModule(s.template, frame, s));
+        return;
+      case 'fromimport': {
+        const mod = this.importModule(s.template, frame, s);
+        for (const [n, alias] of s.names) frame.vars.set(alias, mod.get(n));
+        return;
+      }
+      case 'extends':
+        return;
+      case 'block':
+        this.exec(this.blocks.get(s.name) ?? s.body, new Frame(frame));
+        return;
+    }
+  }
+
+  private importModule(template: Expr, frame: Frame, at: { line: number; col: number }): Map<unknown, unknown> {
+    const loaded = this.loadTemplate(this.eval(template, frame), at);
+    const sub = new Renderer(this.opts, loaded.name);
+    const root = new Frame(frame.parent ? rootOf(frame) : frame);
+    sub.exec(loaded.body, root);
+    return sortedMap(root.vars);
+  }
+
+  private capture(body: Stmt[], frame: Frame): unknown {
+    const saved = this.out;
+    this.out = [];
+    try {
+      this.exec(body, frame);
+      const text = this.out.join('');
+      return this.opts.autoescape === 'none' ? text : new SafeStr(text);
+    } finally {
+      this.out = saved;
+    }
+  }
+
+  private execFor(s: Extract<Stmt, { t: 'for' }>, frame: Frame, iterable: unknown, depth: number): void {
+    let items: unknown[];
+    try {
+      items = [...iterate(iterable)];
+    } catch (e) {
+      this.fail(e, s.iter);
+    }
+    if (s.filter) {
+      const filter = s.filter;
+      items = items.filter((item) => {
+        const f = new Frame(frame);
+        this.assign(s.target, item, f);
+        return isTrue(this.eval(filter, f));
+      });
+    }
+    if (items.length === 0) {
+      this.exec(s.else, frame);
+      return;
+    }
+    const recurse = s.recursive
+      ? (sub: unknown) => {
+          const saved = this.out;
+          this.out = [];
+          try {
+            this.execFor(s, frame, sub, depth + 1);
+            return this.out.join('');
+          } finally {
+            this.out = saved;
+          }
+        }
+      : null;
+    const loop = new LoopState(items, depth, recurse);
+    const inner = new Frame(frame);
+    for (let i = 0; i < items.length; i++) {
+      loop.index0 = i;
+      inner.vars.set('loop', loop);
+      this.assign(s.target, items[i], inner);
+      try {
+        this.exec(s.body, inner);
+      } catch (e) {
+        if (e instanceof BreakSignal) break;
+        if (e instanceof ContinueSignal) continue;
+        throw e;
+      }
+    }
+  }
+
+  private assign(target: Target, value: unknown, frame: Frame): void {
+    switch (target.t) {
+      case 'name':
+        frame.vars.set(target.name, value);
+        return;
+      case 'nsattr': {
+        const ns = frame.lookup(target.ns);
+        if (!(ns instanceof Namespace)) this.fail(new EvalError(`invalid operation: can only assign to attributes of namespaces, '${target.ns}' is ${typeName(ns)}`), target);
+        ns.vars.set(target.attr, value);
+        return;
+      }
+      case 'tuple': {
+        let items: unknown[];
+        try {
+          items = iterate(value);
+        } catch (e) {
+          this.fail(e, target);
+        }
+        if (items.length !== target.items.length) this.fail(new EvalError(`cannot unpack ${items.length} values into ${target.items.length} names`), target);
+        target.items.forEach((t, i) => this.assign(t, items[i], frame));
+        return;
+      }
+    }
+  }
+
+  private makeMacro(name: string, params: Param[], body: Stmt[], closure: Frame): JCallable {
+    const self = this;
+    const macro: JCallable = new JCallable(
+      name,
+      ({ args, kwargs }) => {
+        if (args.length > params.length) throw new EvalError(`too many arguments to macro ${name}`);
+        const f = new Frame(closure);
+        const rest = new Map(kwargs);
+        const caller = rest.get('caller');
+        rest.delete('caller');
+        params.forEach((p, i) => {
+          if (i < args.length) {
+            if (rest.has(p.name)) throw new EvalError(`duplicate argument ${p.name} to macro ${name}`);
+            f.vars.set(p.name, args[i]);
+          } else if (rest.has(p.name)) {
+            f.vars.set(p.name, rest.get(p.name));
+            rest.delete(p.name);
+          } else {
+            f.vars.set(p.name, p.default ? self.eval(p.default, f) : undefined);
+          }
+        });
+        if (rest.size) throw new EvalError(`unknown keyword argument ${[...rest.keys()][0]} to macro ${name}`);
+        if (caller !== undefined) f.vars.set('caller', caller);
+        f.vars.set(name, macro);
+        self.depth++;
+        if (self.depth > 500) throw new EvalError('recursion limit exceeded');
+        try {
+          return self.capture(body, f);
+        } finally {
+          self.depth--;
+        }
+      },
+      'macro',
+    );
+    return macro;
+  }
+
+  // How `{{ value }}` prints under the template's autoescape mode.
+  private format(v: unknown, at: { line: number; col: number }): string {
+    if (v instanceof SafeStr) return v.s;
+    if (this.opts.autoescape === 'html') return escapeHtml(toStr(v));
+    if (this.opts.autoescape === 'json') {
+      try {
+        return toJson(v, undefined, false);
+      } catch (e) {
+        this.fail(e, at);
+      }
+    }
+    return toStr(v);
+  }
+
+  // --- expressions -----------------------------------------------------------------------------
+
+  eval(e: Expr, frame: Frame): unknown {
+    try {
+      return this.evalInner(e, frame);
+    } catch (err) {
+      return this.fail(err, e);
+    }
+  }
+
+  private evalInner(e: Expr, frame: Frame): unknown {
+    switch (e.t) {
+      case 'const':
+        return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;
+      case 'name':
+        if (frame.has(e.name)) return frame.lookup(e.name);
+        return builtinGlobals.get(e.name);
+      case 'list':
+      case 'tuple':
+        return e.items.map((x) => this.eval(x, frame));
+      case 'dict':
+        return sortedMap(e.pairs.map(([k, v]) => [this.eval(k, frame), this.eval(v, frame)]));
+      case 'getattr':
+        return getAttr(this.eval(e.obj, frame), e.name);
+      case 'getitem':
+        return getItem(this.eval(e.obj, frame), this.eval(e.key, frame));
+      case 'slice':
+        return slice(
+          this.eval(e.obj, frame),
+          e.start && this.eval(e.start, frame),
+          e.stop && this.eval(e.stop, frame),
+          e.step && this.eval(e.step, frame),
+        );
+      case 'call':
+        return this.evalCall(e, frame);
+      case 'filter':
+        return this.applyFilterChain(e, undefined, frame);
+      case 'test': {
+        const input = this.eval(e.input, frame);
+        const args = this.evalArgs(e.args, e.kwargs, frame);
+        const r = applyTest(e.name, input, args);
+        return e.negate ? !r : r;
+      }
+      case 'bin':
+        return binaryOp(e.op, this.eval(e.l, frame), this.eval(e.r, frame));
+      case 'and': {
+        const l = this.eval(e.l, frame);
+        return isTrue(l) ? this.eval(e.r, frame) : l;
+      }
+      case 'or': {
+        const l = this.eval(e.l, frame);
+        return isTrue(l) ? l : this.eval(e.r, frame);
+      }
+      case 'not':
+        return !isTrue(this.eval(e.e, frame));
+      case 'neg':
+        return negate(this.eval(e.e, frame));
+      case 'pos': {
+        const v = this.eval(e.e, frame);
+        if (kindOf(v) !== 'number' && typeof v !== 'boolean') throw new EvalError('invalid operation');
+        return typeof v === 'boolean' ? num(v) : v;
+      }
+      case 'cond':
+        if (isTrue(this.eval(e.test, frame))) return this.eval(e.then, frame);
+        return e.else ? this.eval(e.else, frame) : undefined;
+    }
+  }
+
+  private evalArgs(args: Expr[], kwargs: [string, Expr][], frame: Frame): CallArgs {
+    return {
+      args: args.map((a) => this.eval(a, frame)),
+      kwargs: new Map(kwargs.map(([k, v]) => [k, this.eval(v, frame)])),
+    };
+  }
+
+  private applyFilterChain(e: Expr, input: unknown, frame: Frame): unknown {
+    if (e.t !== 'filter') return this.eval(e, frame);
+    const v = e.input ? this.applyFilterChain(e.input, input, frame) : input;
+    try {
+      return applyFilter(e.name, v, this.evalArgs(e.args, e.kwargs, frame), { autoescape: this.opts.autoescape, call: (fn, a) => this.callValue(fn, a, e) });
+    } catch (err) {
+      return this.fail(err, e);
+    }
+  }
+
+  private evalCall(e: Extract<Expr, { t: 'call' }>, frame: Frame): unknown {
+    const args = this.evalArgs(e.args, e.kwargs, frame);
+    if (e.fn.t === 'getattr') {
+      const obj = this.eval(e.fn.obj, frame);
+      if (obj instanceof Map && obj.has(e.fn.name)) return this.callValue(obj.get(e.fn.name), args, e);
+      if (obj instanceof LoopState) return this.callValue(obj.get(e.fn.name), args, e);
+      if (obj instanceof Namespace && obj.vars.has(e.fn.name)) return this.callValue(obj.vars.get(e.fn.name), args, e);
+      if (obj === undefined) throw new EvalError('undefined value');
+      return callMethod(obj, e.fn.name, args);
+    }
+    if (e.fn.t === 'name' && e.fn.name === 'loop') {
+      const loop = frame.lookup('loop');
+      if (loop instanceof LoopState && loop.recurse) {
+        return new SafeOrStr(loop.recurse(args.args[0]), this.opts.autoescape).value;
+      }
+    }
+    return this.callValue(this.eval(e.fn, frame), args, e);
+  }
+
+  callValue(fn: unknown, args: CallArgs, at: { line: number; col: number }): unknown {
+    if (fn instanceof JCallable) {
+      try {
+        return fn.fn(args);
+      } catch (err) {
+        if (err instanceof TemplateError) throw err;
+        return this.fail(err, at);
+      }
+    }
+    return this.fail(new EvalError(`invalid operation: ${typeName(fn)} is not callable`), at);
+  }
+}
+
+class SafeOrStr {
+  readonly value: unknown;
+  constructor(text: string, mode: AutoEscape) {
+    this.value = mode === 'none' ? text : new SafeStr(text);
+  }
+}
+
+function rootOf(frame: Frame): Frame {
+  let f = frame;
+  while (f.parent) f = f.parent;
+  return f;
+}
+
+// Renders a parsed template against a root context.
+export function renderTemplate(body: Stmt[], context: Map<string, unknown>, opts: RenderOptions): string {
+  const root = new Frame(null);
+  for (const [k, v] of context) root.vars.set(k, v);
+  return new Renderer(opts, opts.name).render(body, new Frame(root));
+}
+

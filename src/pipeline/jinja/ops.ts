@@ -1,0 +1,98 @@
+// Operators with minijinja's semantics: numeric tower int/float (bools count as numbers), string
+// and sequence concatenation, containment, and errors for undefined operands.
+import { EvalError } from './errors.js';
+import { compareValues, isFloat, isNumber, JFloat, kindOf, mkFloat, num, seqItems, toStr, typeName, valuesEqual } from './values.js';
+import type { BinOp } from './ast.js';
+
+const isNumLike = (v: unknown) => isNumber(v) || typeof v === 'boolean';
+
+function unsupported(op: string, a: unknown, b: unknown): never {
+  throw new EvalError(`invalid operation: tried to use ${op} operator on unsupported types ${typeName(a)} and ${typeName(b)}`);
+}
+
+function arith(op: string, a: unknown, b: unknown, ints: (x: number, y: number) => number, floats: (x: number, y: number) => number): unknown {
+  if (!isNumLike(a) || !isNumLike(b)) unsupported(op, a, b);
+  const x = num(a);
+  const y = num(b);
+  if (isFloat(a) || isFloat(b)) return mkFloat(floats(x, y));
+  const r = ints(x, y);
+  // Past 2^53 an int is no longer exact in JavaScript; minijinja would widen to i128. Keep the value.
+  return Number.isSafeInteger(r) ? r : mkFloat(r);
+}
+
+export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
+  switch (op) {
+    case '+':
+      if (typeof a === 'string' && typeof b === 'string') return a + b;
+      if (kindOf(a) === 'seq' && kindOf(b) === 'seq') return [...seqItems(a), ...seqItems(b)];
+      return arith('+', a, b, (x, y) => x + y, (x, y) => x + y);
+    case '-':
+      return arith('-', a, b, (x, y) => x - y, (x, y) => x - y);
+    case '*':
+      if (typeof a === 'string' && typeof b === 'number') return b > 0 ? a.repeat(b) : '';
+      if (typeof b === 'string' && typeof a === 'number') return a > 0 ? b.repeat(a) : '';
+      if (Array.isArray(a) && typeof b === 'number') return Array.from({ length: Math.max(0, b) }, () => a).flat();
+      return arith('*', a, b, (x, y) => x * y, (x, y) => x * y);
+    case '/':
+      if (!isNumLike(a) || !isNumLike(b)) unsupported('/', a, b);
+      return mkFloat(num(a) / num(b));
+    case '//':
+      if (!isNumLike(a) || !isNumLike(b)) unsupported('//', a, b);
+      if (!isFloat(a) && !isFloat(b) && num(b) === 0) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} // ${toStr(b)}`);
+      return arith('//', a, b, (x, y) => Math.floor(x / y), (x, y) => Math.floor(x / y));
+    case '%':
+      if (!isNumLike(a) || !isNumLike(b)) unsupported('%', a, b);
+      if (!isFloat(a) && !isFloat(b) && num(b) === 0) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} % ${toStr(b)}`);
+      return arith('%', a, b, pyMod, pyMod);
+    case '**':
+      if (!isNumLike(a) || !isNumLike(b)) unsupported('**', a, b);
+      if (!isFloat(a) && !isFloat(b) && num(b) >= 0) return arith('**', a, b, (x, y) => x ** y, (x, y) => x ** y);
+      return mkFloat(num(a) ** num(b));
+    case '~':
+      return toStr(a) + toStr(b);
+    case '==':
+      return valuesEqual(a, b);
+    case '!=':
+      return !valuesEqual(a, b);
+    case '<':
+      return compareValues(a, b) < 0;
+    case '>':
+      return compareValues(a, b) > 0;
+    case '<=':
+      return compareValues(a, b) <= 0;
+    case '>=':
+      return compareValues(a, b) >= 0;
+    case 'in':
+      return contains(b, a);
+    case 'not in':
+      return !contains(b, a);
+  }
+}
+
+function pyMod(x: number, y: number): number {
+  const r = x % y;
+  return r !== 0 && r < 0 !== y < 0 ? r + y : r;
+}
+
+export function contains(container: unknown, item: unknown): boolean {
+  switch (kindOf(container)) {
+    case 'undefined':
+      return false;
+    case 'string':
+      return (container as string).includes(toStr(item));
+    case 'seq':
+    case 'iterator':
+      return seqItems(container).some((x) => valuesEqual(x, item));
+    case 'map':
+      return [...(container as Map<unknown, unknown>).keys()].some((k) => valuesEqual(k, item));
+    default:
+      throw new EvalError('invalid operation: cannot perform a containment check on this value');
+  }
+}
+
+export function negate(v: unknown): unknown {
+  if (typeof v === 'number') return -v;
+  if (v instanceof JFloat) return mkFloat(-v.v);
+  if (typeof v === 'boolean') return v ? -1 : 0;
+  throw new EvalError('invalid operation');
+}

@@ -1,0 +1,58 @@
+// Jinja tests (`x is defined`, `x is divisibleby(3)`) as minijinja defines them: strings and maps
+// are not sequences, numbers include bools only for `number`-agnostic comparisons.
+import { EvalError } from './errors.js';
+import { contains } from './ops.js';
+import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, valuesEqual } from './values.js';
+
+type Test = (v: unknown, args: unknown[]) => boolean;
+
+const cmp = (f: (c: number) => boolean): Test => (v, [o]) => f(compareValues(v, o));
+const isStr = (v: unknown): v is string => typeof v === 'string';
+
+const TESTS: Record<string, Test> = {
+  defined: (v) => v !== undefined,
+  undefined: (v) => v === undefined,
+  none: (v) => v === null,
+  true: (v) => v === true,
+  false: (v) => v === false,
+  boolean: (v) => typeof v === 'boolean',
+  number: (v) => kindOf(v) === 'number',
+  integer: (v) => typeof v === 'number',
+  float: (v) => v instanceof JFloat,
+  string: (v) => isStr(v) || (typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr'),
+  sequence: (v) => kindOf(v) === 'seq',
+  mapping: (v) => kindOf(v) === 'map',
+  iterable: (v) => ['seq', 'map', 'string', 'iterator'].includes(kindOf(v)),
+  callable: (v) => v instanceof JCallable,
+  odd: (v) => typeof v === 'number' && Math.abs(v % 2) === 1,
+  even: (v) => typeof v === 'number' && v % 2 === 0,
+  divisibleby: (v, [d]) => {
+    if (num(d) === 0) return false;
+    return kindOf(v) === 'number' && num(v) % num(d) === 0;
+  },
+  eq: (v, [o]) => valuesEqual(v, o),
+  ne: (v, [o]) => !valuesEqual(v, o),
+  lt: cmp((c) => c < 0),
+  le: cmp((c) => c <= 0),
+  gt: cmp((c) => c > 0),
+  ge: cmp((c) => c >= 0),
+  in: (v, [seq]) => contains(seq, v),
+  sameas: (v, [o]) => v === o || (v instanceof JFloat && o instanceof JFloat && v.v === o.v),
+  lower: (v) => isStr(v) && v === v.toLowerCase(),
+  upper: (v) => isStr(v) && v === v.toUpperCase(),
+  startingwith: (v, [p]) => isStr(v) && isStr(p) && v.startsWith(p),
+  endingwith: (v, [p]) => isStr(v) && isStr(p) && v.endsWith(p),
+  containing: (v, [p]) => contains(v, p),
+  safe: (v) => typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr',
+};
+const ALIASES: Record<string, string> = {
+  equalto: 'eq', '==': 'eq', '!=': 'ne', lessthan: 'lt', '<': 'lt', '<=': 'le', greaterthan: 'gt', '>': 'gt', '>=': 'ge', escaped: 'safe',
+};
+
+export function applyTest(name: string, v: unknown, call: CallArgs): boolean {
+  const key = Object.hasOwn(TESTS, name) ? name : ALIASES[name];
+  const t = key ? TESTS[key] : undefined;
+  if (!t) throw new EvalError(`unknown test: test ${name} is unknown`);
+  const args = [...call.args, ...call.kwargs.values()];
+  return isTrue(t(v, args));
+}

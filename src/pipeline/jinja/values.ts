@@ -1,0 +1,287 @@
+// The value model of bkci's Jinja engine, following minijinja 2.3.1: undefined (JS undefined),
+// none (null), bool, int (JS integer number), float (JFloat, so `1.0` keeps its fraction), string,
+// sequences (arrays), maps (JS Map, keys kept sorted as minijinja 2.3.1's BTreeMap does) and a few
+// objects (namespace, loop, macro, iterator).
+import { EvalError } from './errors.js';
+
+export class JFloat {
+  constructor(readonly v: number) {}
+}
+
+// A lazily produced sequence (`split` result, `reverse` on a string...): prints as `<iterator>`.
+export class JIterator {
+  constructor(readonly items: unknown[]) {}
+}
+
+export class Namespace {
+  readonly vars = new Map<string, unknown>();
+}
+
+export interface CallArgs {
+  args: unknown[];
+  kwargs: Map<string, unknown>;
+}
+
+// Anything callable from a template: macros, `range`, `caller`, loop.cycle...
+export class JCallable {
+  constructor(
+    readonly name: string,
+    readonly fn: (a: CallArgs) => unknown,
+    readonly kind: 'macro' | 'function' = 'function',
+  ) {}
+}
+
+export type Kind = 'undefined' | 'none' | 'bool' | 'number' | 'string' | 'seq' | 'map' | 'iterator' | 'object';
+
+export function kindOf(v: unknown): Kind {
+  if (v === undefined) return 'undefined';
+  if (v === null) return 'none';
+  if (typeof v === 'boolean') return 'bool';
+  if (typeof v === 'number' || v instanceof JFloat) return 'number';
+  if (typeof v === 'string') return 'string';
+  if (Array.isArray(v)) return 'seq';
+  if (v instanceof Map) return 'map';
+  if (v instanceof JIterator) return 'iterator';
+  return 'object';
+}
+
+// The type name minijinja uses in its messages.
+export function typeName(v: unknown): string {
+  const k = kindOf(v);
+  if (k === 'object') return v instanceof JCallable ? 'function' : v instanceof Namespace ? 'map' : 'object';
+  return k === 'seq' ? 'sequence' : k;
+}
+
+export const isFloat = (v: unknown): v is JFloat => v instanceof JFloat;
+export const isNumber = (v: unknown): boolean => typeof v === 'number' || v instanceof JFloat;
+export const isInt = (v: unknown): v is number => typeof v === 'number';
+
+// The numeric value of a number or bool (bools count as 0/1 in arithmetic and ordering).
+export function num(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (v instanceof JFloat) return v.v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return NaN;
+}
+
+export function mkFloat(n: number): JFloat {
+  return new JFloat(n);
+}
+
+// Builds a map whose keys iterate in sorted order.
+export function sortedMap(entries: Iterable<[unknown, unknown]>): Map<unknown, unknown> {
+  const m = new Map<unknown, unknown>();
+  for (const [k, v] of entries) m.set(normKey(k), v);
+  return new Map([...m.entries()].sort((a, b) => compareValues(a[0], b[0])));
+}
+
+// Map keys: floats with an integral value address the same entry as the int.
+export function normKey(k: unknown): unknown {
+  if (k instanceof JFloat) return Number.isInteger(k.v) ? k.v : `\u0000f${k.v}`;
+  return k;
+}
+
+export function isTrue(v: unknown): boolean {
+  switch (kindOf(v)) {
+    case 'undefined':
+    case 'none':
+      return false;
+    case 'bool':
+      return v as boolean;
+    case 'number':
+      return num(v) !== 0;
+    case 'string':
+      return (v as string).length > 0;
+    case 'seq':
+      return (v as unknown[]).length > 0;
+    case 'map':
+      return (v as Map<unknown, unknown>).size > 0;
+    case 'iterator':
+      return true;
+    default:
+      return v instanceof Namespace ? v.vars.size > 0 : true;
+  }
+}
+
+// Rust's `f64` Display: shortest round-trip digits, never exponent notation; minijinja adds `.0`.
+export function formatFloat(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
+  let s = String(n);
+  const m = /^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s);
+  if (m) {
+    const [, sign, d0, rest = '', expS] = m;
+    const exp = Number(expS);
+    const digits = d0! + rest;
+    if (exp >= 0) {
+      s = sign! + (digits.length <= exp + 1 ? digits + '0'.repeat(exp + 1 - digits.length) : digits.slice(0, exp + 1) + '.' + digits.slice(exp + 1));
+    } else {
+      s = sign + '0.' + '0'.repeat(-exp - 1) + digits;
+    }
+  }
+  if (Object.is(n, -0)) s = '-0';
+  return s.includes('.') ? s : s + '.0';
+}
+
+// How a value prints in `{{ }}`, with `~` and the `string` filter.
+export function toStr(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === undefined) return '';
+  return repr(v, false);
+}
+
+// The quoted form of a string inside a printed list or map (Rust's Debug escaping).
+export function quoteStr(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === '\\') out += '\\\\';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (c === 0) out += '\\0';
+    else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
+    else out += ch;
+  }
+  return out + '"';
+}
+
+function repr(v: unknown, nested: boolean): string {
+  switch (kindOf(v)) {
+    case 'undefined':
+      return nested ? 'undefined' : '';
+    case 'none':
+      return 'none';
+    case 'bool':
+      return v ? 'true' : 'false';
+    case 'number':
+      return v instanceof JFloat ? formatFloat(v.v) : String(v);
+    case 'string':
+      return nested ? quoteStr(v as string) : (v as string);
+    case 'seq':
+      return '[' + (v as unknown[]).map((x) => repr(x, true)).join(', ') + ']';
+    case 'map':
+      return '{' + [...(v as Map<unknown, unknown>)].map(([k, x]) => `${repr(k, true)}: ${repr(x, true)}`).join(', ') + '}';
+    case 'iterator':
+      return '<iterator>';
+    default:
+      if (v instanceof Namespace) return repr(sortedMap(v.vars), nested);
+      if (v instanceof JCallable) return v.kind === 'macro' ? `<macro ${v.name}>` : `<function ${v.name}>`;
+      if (typeof v === 'object' && v && 'toJinja' in v) return repr((v as { toJinja(): unknown }).toJinja(), nested);
+      return String(v);
+  }
+}
+
+const RANK: Record<Kind, number> = { undefined: 0, none: 1, bool: 2, number: 2, string: 3, seq: 4, iterator: 4, map: 5, object: 6 };
+
+// Total order used by `<`, `sort`, `max`...: undefined < none < numbers and bools < strings < seqs < maps.
+export function compareValues(a: unknown, b: unknown): number {
+  const ka = kindOf(a);
+  const kb = kindOf(b);
+  const ra = RANK[ka];
+  const rb = RANK[kb];
+  if (ra !== rb) return ra - rb;
+  switch (ka) {
+    case 'bool':
+    case 'number': {
+      const x = num(a);
+      const y = num(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    }
+    case 'string':
+      return a === b ? 0 : (a as string) < (b as string) ? -1 : 1;
+    case 'seq':
+    case 'iterator': {
+      const x = seqItems(a);
+      const y = seqItems(b);
+      for (let i = 0; i < Math.min(x.length, y.length); i++) {
+        const c = compareValues(x[i], y[i]);
+        if (c) return c;
+      }
+      return x.length - y.length;
+    }
+    case 'map': {
+      const x = [...(a as Map<unknown, unknown>)];
+      const y = [...(b as Map<unknown, unknown>)];
+      for (let i = 0; i < Math.min(x.length, y.length); i++) {
+        const c = compareValues(x[i]![0], y[i]![0]) || compareValues(x[i]![1], y[i]![1]);
+        if (c) return c;
+      }
+      return x.length - y.length;
+    }
+    default:
+      return 0;
+  }
+}
+
+export function valuesEqual(a: unknown, b: unknown): boolean {
+  const ka = kindOf(a);
+  const kb = kindOf(b);
+  if ((ka === 'number' || ka === 'bool') && (kb === 'number' || kb === 'bool')) return num(a) === num(b);
+  if (ka === 'object' || kb === 'object') return a === b;
+  if (RANK[ka] !== RANK[kb]) return false;
+  if (ka !== kb && !(ka === 'seq' || ka === 'iterator')) return false;
+  return compareValues(a, b) === 0;
+}
+
+// The items of anything iterable in a for loop; undefined iterates as empty.
+export function iterate(v: unknown): unknown[] {
+  switch (kindOf(v)) {
+    case 'undefined':
+      return [];
+    case 'seq':
+      return v as unknown[];
+    case 'iterator':
+      return (v as JIterator).items;
+    case 'map':
+      return [...(v as Map<unknown, unknown>).keys()];
+    case 'string':
+      return [...(v as string)];
+    default:
+      if (v instanceof Namespace) return [...sortedMap(v.vars).keys()];
+      throw new EvalError(`cannot iterate over ${typeName(v)}`);
+  }
+}
+
+export function seqItems(v: unknown): unknown[] {
+  if (Array.isArray(v)) return v;
+  if (v instanceof JIterator) return v.items;
+  return iterate(v);
+}
+
+// Converts plain data (parsed YAML/JSON, environment) into template values: maps sorted.
+export function fromData(v: unknown): unknown {
+  if (v === undefined || v === null) return v === undefined ? undefined : null;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'number') return Number.isInteger(v) ? v : new JFloat(v);
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (v instanceof JFloat) return v;
+  if (Array.isArray(v)) return v.map(fromData);
+  if (v instanceof Map) return sortedMap([...v].map(([k, x]) => [fromData(k), fromData(x)]));
+  if (v instanceof Date) return v.toISOString();
+  if (typeof v === 'object') return sortedMap(Object.entries(v).map(([k, x]) => [k, fromData(x)]));
+  return String(v);
+}
+
+// Converts a value to plain JSON-able data (for tojson and --format json).
+export function toPlain(v: unknown): unknown {
+  switch (kindOf(v)) {
+    case 'undefined':
+    case 'none':
+      return null;
+    case 'number':
+      return num(v);
+    case 'seq':
+    case 'iterator':
+      return seqItems(v).map(toPlain);
+    case 'map': {
+      const o: Record<string, unknown> = {};
+      for (const [k, x] of v as Map<unknown, unknown>) o[toStr(k)] = toPlain(x);
+      return o;
+    }
+    default:
+      if (v instanceof Namespace) return toPlain(sortedMap(v.vars));
+      return v as unknown;
+  }
+}
