@@ -51,12 +51,12 @@ export function fileLoader(baseDir: string): TemplateLoader {
   };
 }
 
-export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape } = {}): CompiledTemplate {
+export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } = {}): CompiledTemplate {
   const body = parseTemplate(dropTrailingNewline(source), name);
   const autoescape = opts.autoescape ?? autoEscapeFor(name);
   const loader = fileLoader(opts.baseDir ?? dirname(name));
   return {
     name,
-    render: (context) => renderTemplate(body, context, { name, autoescape, loader }),
+    render: (context) => renderTemplate(body, context, { name, autoescape, loader, strictUndefined: opts.strictUndefined ?? false }),
   };
 }

@@ -40,12 +40,19 @@ export interface RenderOptions {
   name: string;
   autoescape: AutoEscape;
   loader?: TemplateLoader;
+  // minijinja's strict undefined: using an undefined value is an error, except in `is defined`,
+  // `is undefined` and `default`.
+  strictUndefined?: boolean;
 }
+
+const LENIENT_TESTS = new Set(['defined', 'undefined', 'none']);
+const LENIENT_FILTERS = new Set(['default', 'd']);
 
 class Renderer {
   private out: string[] = [];
   private blocks = new Map<string, Stmt[]>();
   private depth = 0;
+  private lenient = 0;
   constructor(
     private readonly opts: RenderOptions,
     private name: string,
@@ -322,10 +329,26 @@ class Renderer {
   // --- expressions -----------------------------------------------------------------------------
 
   eval(e: Expr, frame: Frame): unknown {
+    let v: unknown;
     try {
-      return this.evalInner(e, frame);
+      v = this.evalInner(e, frame);
     } catch (err) {
       return this.fail(err, e);
+    }
+    if (v === undefined && this.opts.strictUndefined && this.lenient === 0 && (e.t === 'name' || e.t === 'getattr' || e.t === 'getitem')) {
+      const what = e.t === 'name' ? `'${e.name}'` : e.t === 'getattr' ? `attribute '${e.name}'` : 'item';
+      this.fail(new EvalError(`undefined value: ${what} is undefined (--strict-undefined)`), e);
+    }
+    return v;
+  }
+
+  private evalLenient(e: Expr, frame: Frame, lenient: boolean): unknown {
+    if (!lenient) return this.eval(e, frame);
+    this.lenient++;
+    try {
+      return this.eval(e, frame);
+    } finally {
+      this.lenient--;
     }
   }
 
@@ -357,7 +380,7 @@ class Renderer {
       case 'filter':
         return this.applyFilterChain(e, undefined, frame);
       case 'test': {
-        const input = this.eval(e.input, frame);
+        const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
         const args = this.evalArgs(e.args, e.kwargs, frame);
         const r = applyTest(e.name, input, args);
         return e.negate ? !r : r;
@@ -396,12 +419,17 @@ class Renderer {
 
   private applyFilterChain(e: Expr, input: unknown, frame: Frame): unknown {
     if (e.t !== 'filter') return this.eval(e, frame);
-    const v = e.input ? this.applyFilterChain(e.input, input, frame) : input;
+    const v = e.input ? this.evalFilterInput(e.input, input, frame, LENIENT_FILTERS.has(e.name)) : input;
     try {
       return applyFilter(e.name, v, this.evalArgs(e.args, e.kwargs, frame), { autoescape: this.opts.autoescape, call: (fn, a) => this.callValue(fn, a, e) });
     } catch (err) {
       return this.fail(err, e);
     }
+  }
+
+  private evalFilterInput(e: Expr, input: unknown, frame: Frame, lenient: boolean): unknown {
+    if (e.t === 'filter') return this.applyFilterChain(e, input, frame);
+    return this.evalLenient(e, frame, lenient);
   }
 
   private evalCall(e: Extract<Expr, { t: 'call' }>, frame: Frame): unknown {

@@ -1,0 +1,153 @@
+// `bkci pipeline render|validate`: flags to a RenderRequest, then print the product on stdout.
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { SilentFailure, UsageError } from '../util/errors.js';
+import type { Io } from '../util/io.js';
+
+interface RenderFlags {
+  define: string[];
+  strictUndefined?: boolean;
+  changedFiles?: string;
+  diffBase?: string;
+  runAllPaths?: string;
+  runAll?: boolean;
+  nightly?: boolean;
+  stripBlankLines?: boolean;
+  onlySteps?: string;
+  explain?: boolean;
+  json?: boolean;
+  validate: boolean;
+  output?: string;
+  format: 'yaml' | 'json';
+  newline: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+
+export function registerPipelineCommands(program: Command, io: Io): void {
+  const pipeline = program.command('pipeline').description('render and validate Buildkite pipelines');
+
+  pipeline
+    .command('render')
+    .description('render a Jinja template and its test list into a pipeline (a drop-in for minijinja-cli)')
+    .argument('[template]', 'Jinja template (default: .buildkite/pipeline.j2, else the bundled templates/default.j2); - for stdin')
+    .argument('[data]', 'YAML or JSON data, the root context (default: .buildkite/test-pipeline.yaml if present); - for stdin')
+    .option('-D, --define <key=value>', 'set a variable: key=value (string), key:=value (YAML), key (true); repeatable', collect, [])
+    .option('--strict-undefined', 'using an undefined variable is an error')
+    .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
+    .option('--diff-base <ref>', 'changed files from git diff against the merge base with REF')
+    .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1')
+    .option('--run-all', 'set run_all=1 (select every step)')
+    .option('--nightly', 'set nightly=1 (optional steps run unattended)')
+    .option('--only-steps <keys>', 'comma-separated step keys: run only these and what they depend on')
+    .option('--strip-blank-lines', "drop whitespace-only lines (replaces `sed '/^[[:space:]]*$/d'`)")
+    .option('--explain', 'print on stderr why each step runs or not')
+    .option('--json', 'with --explain: the explanation as JSON (on stderr)')
+    .option('--no-validate', 'skip validating the rendered pipeline')
+    .option('-o, --output <file>', 'write the pipeline to FILE atomically instead of stdout')
+    .addOption(new Option('--format <format>', 'output the rendered text (yaml) or the parsed pipeline as JSON').choices(['yaml', 'json']).default('yaml'))
+    .option('--no-newline', 'do not add the trailing newline minijinja-cli prints')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  bkci pipeline render test-template.j2 test-pipeline.yaml -D branch=main -D run_all=1 | buildkite-agent pipeline upload
+  bkci pipeline render --diff-base origin/main --run-all-paths 'setup.py,csrc/**' --explain
+  git diff --name-only origin/main | bkci pipeline render templates/default.j2 tests.yaml --changed-files -`,
+    )
+    .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags) => {
+      if (flags.changedFiles !== undefined && flags.diffBase !== undefined) throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
+      const [{ renderPipeline }, { validatePipelineText }, { atomicWrite }] = await Promise.all([
+        import('../pipeline/render.js'),
+        import('../pipeline/validate.js'),
+        import('../util/atomic-write.js'),
+      ]);
+      const result = await renderPipeline(
+        {
+          template,
+          data,
+          defines: flags.define,
+          strictUndefined: flags.strictUndefined === true,
+          changedFiles: flags.changedFiles,
+          diffBase: flags.diffBase,
+          runAllPaths: list(flags.runAllPaths),
+          runAll: flags.runAll === true,
+          nightly: flags.nightly === true,
+          onlySteps: list(flags.onlySteps),
+          stripBlankLines: flags.stripBlankLines === true,
+          noNewline: !flags.newline,
+        },
+        io,
+      );
+      if (flags.explain) writeExplain(io, result.decisions, flags.json === true);
+      let documents: unknown[] | undefined;
+      if (flags.validate || flags.format === 'json') {
+        const v = validatePipelineText(result.text);
+        documents = v.documents;
+        if (flags.validate) {
+          writeFindings(io, '<rendered pipeline>', v.findings);
+          if (!v.valid) {
+            io.stderr.write(`bkci: the rendered pipeline is invalid (${v.findings.filter((f) => f.severity === 'error').length} error(s)); nothing was printed\nhint: fix the template or its data, or pass --no-validate to print it anyway\n`);
+            throw new SilentFailure();
+          }
+        }
+      }
+      const out = flags.format === 'json' ? JSON.stringify(documents && documents.length === 1 ? documents[0] : documents, null, 2) + '\n' : result.text;
+      if (flags.output) {
+        const { resolve } = await import('node:path');
+        await atomicWrite(resolve(io.cwd, flags.output), out, 0o644);
+        io.log.info({ file: flags.output }, 'pipeline written');
+      } else {
+        io.stdout.write(out);
+      }
+    });
+
+  pipeline
+    .command('validate')
+    .description('check a pipeline as Buildkite would on upload (exit 1 when invalid)')
+    .argument('[file]', 'pipeline YAML (- or omitted: stdin)', '-')
+    .option('--json', 'print the verdict and findings as JSON on stdout')
+    .addHelpText('after', '\nExamples:\n  bkci pipeline validate .buildkite/pipeline.yml\n  bkci pipeline render | bkci pipeline validate -')
+    .action(async (file: string, flags: { json?: boolean }) => {
+      const [{ validatePipelineText }, { readStream }, { readFile }, { resolve }, { InputError }] = await Promise.all([
+        import('../pipeline/validate.js'),
+        import('../util/io.js'),
+        import('node:fs/promises'),
+        import('node:path'),
+        import('../util/errors.js'),
+      ]);
+      let text: string;
+      try {
+        text = file === '-' ? await readStream(io.stdin) : await readFile(resolve(io.cwd, file), 'utf8');
+      } catch (err) {
+        throw new InputError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check the path');
+      }
+      const v = validatePipelineText(text);
+      const name = file === '-' ? '<stdin>' : file;
+      if (flags.json) io.stdout.write(JSON.stringify({ file: name, valid: v.valid, jobs: v.jobs, findings: v.findings }, null, 2) + '\n');
+      else {
+        writeFindings(io, name, v.findings);
+        if (v.valid) io.stdout.write(`${name}: valid (${v.jobs} job${v.jobs === 1 ? '' : 's'})\n`);
+      }
+      if (!v.valid) {
+        if (!flags.json) io.stderr.write(`bkci: ${name} is invalid\n`);
+        throw new SilentFailure();
+      }
+    });
+}
+
+function writeFindings(io: Io, name: string, findings: { severity: string; path: string; line: number; col: number; message: string }[]): void {
+  for (const f of findings) io.stderr.write(`${name}:${f.line}:${f.col}: ${f.severity}: ${f.path}: ${f.message}\n`);
+}
+
+function writeExplain(io: Io, decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[], json: boolean): void {
+  if (json) {
+    io.stderr.write(JSON.stringify({ steps: decisions }, null, 2) + '\n');
+    return;
+  }
+  for (const d of decisions) {
+    const verdict = !d.run ? 'skip ' : d.blocked ? 'block' : 'run  ';
+    io.stderr.write(`${verdict} ${d.id}: ${d.reasons.join('; ')}\n`);
+  }
+}

@@ -1,0 +1,36 @@
+// The command tree: global flags and one group per domain. Wiring only.
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Io } from '../util/io.js';
+import { registerPipelineCommands } from './pipeline.js';
+
+export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export function buildProgram(io: Io): Command {
+  const program = new Command('bkci')
+    .description('GPU CI on Buildkite: render and validate pipelines, provision per-GPU agents, drive builds')
+    .version(VERSION, '-V, --version', 'print the version')
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .option('-q, --quiet', 'only log errors')
+    .option('--debug', 'debug logs and stack traces')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(s.replace(/^error: /, 'bkci: ')),
+    })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  bkci pipeline render .buildkite/test-template.j2 .buildkite/test-pipeline.yaml -D branch=main | buildkite-agent pipeline upload
+  bkci pipeline validate pipeline.yml
+  bkci pipeline render --diff-base origin/main --explain > pipeline.yml
+
+Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build), 2 bad usage or input.
+Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
+    );
+  registerPipelineCommands(program, io);
+  return program;
+}

@@ -1,0 +1,44 @@
+// Changed-file facts for selection: read from a file/stdin, or from git (diff against the merge base).
+import { execa } from 'execa';
+import { InputError } from '../util/errors.js';
+
+export function parseChangedFiles(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+// `git diff --name-only --diff-filter=ACMDR $(git merge-base REF HEAD)`, as vLLM's bootstrap does.
+export async function gitChangedFiles(cwd: string, base: string): Promise<string[]> {
+  const mb = await execa('git', ['merge-base', base, 'HEAD'], { cwd, reject: false });
+  if (mb.exitCode !== 0) {
+    throw new InputError(`--diff-base ${base}: git merge-base failed: ${String(mb.stderr).trim() || 'not a git checkout?'}`, 'fetch the base branch (git fetch origin main) or pass --changed-files');
+  }
+  const diff = await execa('git', ['diff', '--name-only', '--diff-filter=ACMDR', String(mb.stdout).trim()], { cwd, reject: false });
+  if (diff.exitCode !== 0) throw new InputError(`--diff-base ${base}: git diff failed: ${String(diff.stderr).trim()}`);
+  return parseChangedFiles(String(diff.stdout));
+}
+
+// Tracked files of the checkout at cwd, or undefined outside a git checkout.
+export async function gitTrackedFiles(cwd: string): Promise<string[] | undefined> {
+  const r = await execa('git', ['ls-files'], { cwd, reject: false });
+  return r.exitCode === 0 ? parseChangedFiles(String(r.stdout)) : undefined;
+}
+
+// Shell-style glob (`*`, `**`, `?`) to a RegExp matching whole paths.
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*' && glob[i + 1] === '*') {
+      re += '.*';
+      i++;
+      if (glob[i + 1] === '/') i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  // A pattern without a wildcard also matches everything below it (a directory prefix).
+  return new RegExp(`^${re}${/[*?]/.test(glob) ? '' : '(/.*)?'}$`);
+}

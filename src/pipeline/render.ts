@@ -1,0 +1,168 @@
+// `bkci pipeline render`: gather the inputs (template, data, -D, changed files), render through the
+// Jinja engine exactly as minijinja-cli prints, then validate the result.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InputError } from '../util/errors.js';
+import { readStream, type Io } from '../util/io.js';
+import { gitChangedFiles, gitTrackedFiles, globToRegExp, parseChangedFiles } from './changes.js';
+import { parseDataFile, parseDefine } from './data.js';
+import { compileTemplate, fromData, TemplateError } from './jinja/index.js';
+import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
+import { sortedMap } from './jinja/values.js';
+
+export const BUNDLED_TEMPLATE = fileURLToPath(new URL('../../templates/default.j2', import.meta.url));
+
+export interface RenderRequest {
+  template?: string;
+  data?: string;
+  defines: string[];
+  strictUndefined: boolean;
+  changedFiles?: string;
+  diffBase?: string;
+  runAllPaths?: string[];
+  runAll: boolean;
+  nightly: boolean;
+  onlySteps?: string[];
+  stripBlankLines: boolean;
+  noNewline?: boolean;
+}
+
+export interface RenderResult {
+  text: string;
+  templatePath: string;
+  dataPath: string | undefined;
+  decisions: StepDecision[];
+  changedFiles: string[] | undefined;
+}
+
+async function readInput(path: string, io: Io, what: string): Promise<string> {
+  if (path === '-') return readStream(io.stdin);
+  try {
+    return await readFile(resolve(io.cwd, path), 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(`${path}: cannot read the ${what}: ${code === 'ENOENT' ? 'no such file' : code ?? String(err)}`, `check the path (relative to ${io.cwd})`);
+  }
+}
+
+export function resolveTemplatePath(arg: string | undefined, cwd: string): string {
+  if (arg) return arg;
+  const local = join(cwd, '.buildkite/pipeline.j2');
+  return existsSync(local) ? '.buildkite/pipeline.j2' : BUNDLED_TEMPLATE;
+}
+
+export function resolveDataPath(arg: string | undefined, cwd: string): string | undefined {
+  if (arg) return arg;
+  return existsSync(join(cwd, '.buildkite/test-pipeline.yaml')) ? '.buildkite/test-pipeline.yaml' : undefined;
+}
+
+// `env` (every BUILDKITE_* variable) and `buildkite` (the build's facts) from the environment.
+export function buildkiteContext(env: Io['env']): Map<string, unknown> {
+  const bk = Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('BUILDKITE_') && e[1] !== undefined);
+  const get = (k: string) => env[`BUILDKITE_${k}`];
+  const pr = get('PULL_REQUEST');
+  const facts: [string, unknown][] = [
+    ['branch', get('BRANCH')],
+    ['commit', get('COMMIT')],
+    ['message', get('MESSAGE')],
+    ['pull_request', pr && pr !== 'false' ? pr : null],
+    ['pull_request_base_branch', get('PULL_REQUEST_BASE_BRANCH')],
+    ['pipeline_slug', get('PIPELINE_SLUG')],
+    ['organization_slug', get('ORGANIZATION_SLUG')],
+    ['build_number', get('BUILD_NUMBER')],
+    ['build_id', get('BUILD_ID')],
+    ['build_url', get('BUILD_URL')],
+    ['source', get('SOURCE')],
+    ['tag', get('TAG')],
+    ['repo', get('REPO')],
+  ];
+  return new Map<string, unknown>([
+    ['env', sortedMap(bk)],
+    ['buildkite', sortedMap(facts.filter(([, v]) => v !== undefined))],
+  ]);
+}
+
+export async function renderPipeline(req: RenderRequest, io: Io): Promise<RenderResult> {
+  const templatePath = resolveTemplatePath(req.template, io.cwd);
+  const dataPath = resolveDataPath(req.data, io.cwd);
+  if (templatePath === '-' && dataPath === '-') throw new InputError('TEMPLATE and DATA cannot both be read from stdin');
+  const source = await readInput(templatePath, io, 'template');
+  const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath) : new Map<string, unknown>();
+
+  const context = buildkiteContext(io.env);
+  for (const [k, v] of data) context.set(k, v);
+
+  let changed: string[] | undefined;
+  if (req.changedFiles !== undefined) changed = parseChangedFiles(await readInput(req.changedFiles, io, 'changed-files list'));
+  else if (req.diffBase !== undefined) changed = await gitChangedFiles(io.cwd, req.diffBase);
+  if (changed) {
+    context.set('changed_files', changed);
+    context.set('list_file_diff', changed.join('|'));
+    io.log.debug({ count: changed.length }, 'changed files');
+  }
+  let runAll = req.runAll;
+  if (req.runAllPaths?.length && changed) {
+    const res = req.runAllPaths.map(globToRegExp);
+    const hit = changed.find((f) => res.some((r) => r.test(f)));
+    if (hit) {
+      runAll = true;
+      io.log.info({ file: hit }, 'a changed file matches --run-all-paths: running everything');
+    }
+  }
+  if (req.runAll || req.runAllPaths?.length) context.set('run_all', runAll ? '1' : '0');
+  if (req.nightly) context.set('nightly', '1');
+
+  const steps = data.get('steps');
+  const plainSteps = Array.isArray(steps) ? steps.map(toPlainStep) : [];
+  const decisions = selectSteps({ steps: plainSteps, changedFiles: changed, runAll, nightly: req.nightly, onlySteps: req.onlySteps });
+  context.set('selection', sortedMap(decisions.map((d) => [d.id, fromData({ run: d.run, blocked: d.blocked, reasons: d.reasons })])));
+  if (req.onlySteps) {
+    const unknown = req.onlySteps.filter((k) => !decisions.some((d) => d.id === k));
+    if (unknown.length) throw new InputError(`--only-steps: no step has the key or label ${unknown.map((k) => `'${k}'`).join(', ')}`, 'use the keys shown by --explain');
+  }
+  if (changed) await warnDeadPrefixes(plainSteps, io);
+
+  for (const def of req.defines) {
+    const [k, v] = parseDefine(def);
+    context.set(k, v);
+  }
+
+  const name = templatePath === '-' ? '<stdin>' : templatePath;
+  let text: string;
+  try {
+    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined });
+    text = t.render(context);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });
+    throw err;
+  }
+  if (!req.noNewline) text += '\n';
+  if (req.stripBlankLines) text = stripBlankLines(text);
+  return { text, templatePath, dataPath, decisions, changedFiles: changed };
+}
+
+// What `sed '/^[[:space:]]*$/d'` does: drop every line that is empty or only white space.
+export function stripBlankLines(text: string): string {
+  const lines = text.split('\n');
+  const last = lines.pop();
+  const kept = lines.filter((l) => !/^[\s]*$/.test(l));
+  return kept.join('\n') + (kept.length ? '\n' : '') + (last && !/^\s*$/.test(last) ? last : '');
+}
+
+function toPlainStep(v: unknown): unknown {
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), toPlainStep(x)]));
+  if (Array.isArray(v)) return v.map(toPlainStep);
+  if (v !== null && typeof v === 'object' && 'v' in v) return (v as { v: number }).v;
+  return v;
+}
+
+async function warnDeadPrefixes(steps: unknown[], io: Io): Promise<void> {
+  if (!steps.length) return;
+  const tracked = await gitTrackedFiles(io.cwd).catch(() => undefined);
+  if (!tracked) return;
+  for (const d of deadPrefixes(steps, tracked)) {
+    io.log.warn({ step: d.step, prefix: d.prefix }, 'source_file_dependencies prefix matches no tracked file (typo? the step will never be selected by a change)');
+  }
+}

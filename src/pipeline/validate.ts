@@ -1,0 +1,243 @@
+// Validates a pipeline as Buildkite's server judges an upload: bkci's zod model per step type
+// (unknown properties rejected with a did-you-mean), plus the rules the official schema misses
+// (a step with no type, duplicate keys) and the upload limits (500 jobs, matrix sizes).
+import type { z } from 'zod';
+import { loadPipelineYaml, positionOf } from './yaml-load.js';
+import { allowedKeys, pipelineTop, STEP_MODELS, type StepType } from './model.js';
+
+export interface Finding {
+  severity: 'error' | 'warning';
+  path: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export interface ValidationResult {
+  valid: boolean;
+  findings: Finding[];
+  documents: unknown[];
+  jobs: number;
+}
+
+export const MAX_JOBS_PER_UPLOAD = 500;
+export const MATRIX_LIMITS = { dimensions: 6, elementsPerDimension: 20, adjustments: 12 };
+
+type Path = (string | number)[];
+
+const NESTED_TYPES: Record<string, StepType> = {
+  command: 'command', commands: 'command', script: 'command', wait: 'wait', waiter: 'wait', block: 'block', input: 'input', trigger: 'trigger',
+};
+const TYPE_FIELD: Record<string, StepType> = {
+  script: 'command', command: 'command', commands: 'command', wait: 'wait', waiter: 'wait', block: 'block', input: 'input', trigger: 'trigger',
+};
+
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
+  return out || '(top level)';
+}
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_v, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length]![b.length]!;
+}
+
+export function didYouMean(word: string, options: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const o of options) {
+    const dist = o.startsWith(word) || word.startsWith(o) ? Math.abs(o.length - word.length) * 0.5 : levenshtein(word, o);
+    if (dist < bestD) {
+      best = o;
+      bestD = dist;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// Works out a step's type the way the server does; undefined when it has none.
+export function stepType(step: Record<string, unknown>): { type: StepType; body: Record<string, unknown>; nested: string | null } | undefined {
+  const keys = Object.keys(step);
+  if (keys.length === 1 && keys[0]! in NESTED_TYPES && isObj(step[keys[0]!])) {
+    return { type: NESTED_TYPES[keys[0]!]!, body: step[keys[0]!] as Record<string, unknown>, nested: keys[0]! };
+  }
+  if (typeof step.type === 'string' && step.type in TYPE_FIELD) return { type: TYPE_FIELD[step.type]!, body: step, nested: null };
+  if ('group' in step) return { type: 'group', body: step, nested: null };
+  if ('trigger' in step) return { type: 'trigger', body: step, nested: null };
+  if ('block' in step) return { type: 'block', body: step, nested: null };
+  if ('input' in step) return { type: 'input', body: step, nested: null };
+  if ('wait' in step || 'waiter' in step) return { type: 'wait', body: step, nested: null };
+  if ('command' in step || 'commands' in step || 'script' in step || 'plugins' in step) return { type: 'command', body: step, nested: null };
+  return undefined;
+}
+
+class Validator {
+  findings: Finding[] = [];
+  jobs = 0;
+  constructor(
+    private readonly locate: (p: Path) => { line: number; col: number },
+    // Step keys seen so far (shared by every document of one upload).
+    private readonly keys: Map<string, string>,
+  ) {}
+
+  add(severity: Finding['severity'], path: Path, message: string): void {
+    const { line, col } = this.locate(path);
+    this.findings.push({ severity, path: formatPath(path), line, col, message });
+  }
+
+  zodIssues(err: z.ZodError, base: Path, stepName?: string, type?: StepType): void {
+    for (const issue of err.issues) {
+      const path = [...base, ...(issue.path as Path)];
+      if (issue.code === 'unrecognized_keys') {
+        for (const k of issue.keys) {
+          const where = [...base, ...(issue.path as Path)];
+          const options = issue.path.length === 0 && type ? allowedKeys(type) : [];
+          const hint = didYouMean(k, options);
+          const on = issue.path.length === 0 && stepName ? `on the \`${stepName}\` step` : `in ${formatPath(where)}`;
+          this.add('error', [...where, k], `\`${k}\` is not a valid property ${on}${hint ? ` (did you mean \`${hint}\`?)` : ''}`);
+        }
+      } else {
+        this.add('error', path, describeIssue(issue));
+      }
+    }
+  }
+
+  step(step: unknown, path: Path, inGroup: boolean): void {
+    if (typeof step === 'string') {
+      if (!['wait', 'waiter', 'block', 'input'].includes(step)) this.add('error', path, `\`${step}\` is not a step: a step written as a string must be wait, waiter, block or input`);
+      return;
+    }
+    if (!isObj(step)) {
+      this.add('error', path, `a step must be a mapping or one of wait/block/input, got ${step === null ? 'null' : Array.isArray(step) ? 'a list' : typeof step}`);
+      return;
+    }
+    const t = stepType(step);
+    if (!t) {
+      this.add('error', path, 'Step is missing a type: add command/commands, wait, block, input, trigger or group');
+      return;
+    }
+    const bodyPath = t.nested ? [...path, t.nested] : path;
+    if (t.type === 'group' && inGroup) {
+      this.add('error', path, 'a group cannot contain another group');
+      return;
+    }
+    const r = STEP_MODELS[t.type].safeParse(t.body);
+    if (!r.success) this.zodIssues(r.error, bodyPath, t.type === 'command' ? 'command' : t.type, t.type);
+    for (const k of ['key', 'identifier', 'id'] as const) {
+      const v = t.body[k];
+      if (typeof v !== 'string') continue;
+      const prev = this.keys.get(v);
+      const here = `${formatPath(bodyPath)}.${k}`;
+      if (!prev) this.keys.set(v, here);
+      else if (k === 'key' && prev.endsWith('.key')) {
+        this.add('error', [...bodyPath, k], `The key \`${v}\` has already been used by another step in this build (${prev})`);
+      } else {
+        // `id` and `identifier` are legacy aliases of `key`; the official examples reuse them, so
+        // a clash involving them is reported without failing the pipeline.
+        this.add('warning', [...bodyPath, k], `\`${v}\` is already used by ${prev}; step keys should be unique`);
+      }
+    }
+    if (t.type === 'group' && Array.isArray(t.body.steps)) t.body.steps.forEach((s, i) => this.step(s, [...bodyPath, 'steps', i], true));
+    if (t.type === 'command') this.countJobs(t.body, bodyPath);
+  }
+
+  countJobs(step: Record<string, unknown>, path: Path): void {
+    let n = 1;
+    const par = step.parallelism;
+    if (typeof par === 'number') {
+      if (par < 1) this.add('error', [...path, 'parallelism'], 'parallelism must be at least 1');
+      n = Math.max(1, par);
+    }
+    const m = step.matrix;
+    if (m !== undefined && par !== undefined) this.add('error', [...path, 'matrix'], 'a step cannot have both matrix and parallelism');
+    if (Array.isArray(m)) {
+      if (m.length > MATRIX_LIMITS.elementsPerDimension) this.add('error', [...path, 'matrix'], `a matrix dimension has ${m.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
+      n *= Math.max(1, m.length);
+    } else if (isObj(m) && m.setup !== undefined) {
+      const setup = m.setup;
+      const dims: unknown[][] = Array.isArray(setup) ? [setup] : isObj(setup) ? Object.values(setup).filter(Array.isArray) : [];
+      if (dims.length > MATRIX_LIMITS.dimensions) this.add('error', [...path, 'matrix', 'setup'], `the matrix has ${dims.length} dimensions; Buildkite allows ${MATRIX_LIMITS.dimensions}`);
+      dims.forEach((d, i) => {
+        if (d.length > MATRIX_LIMITS.elementsPerDimension) {
+          const name = isObj(setup) ? Object.keys(setup)[i]! : i;
+          this.add('error', [...path, 'matrix', 'setup', ...(Array.isArray(setup) ? [] : [name])], `a matrix dimension has ${d.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
+        }
+      });
+      let combos = dims.reduce((acc, d) => acc * Math.max(1, d.length), 1);
+      const adj = Array.isArray(m.adjustments) ? m.adjustments : [];
+      if (adj.length > MATRIX_LIMITS.adjustments) this.add('error', [...path, 'matrix', 'adjustments'], `the matrix has ${adj.length} adjustments; Buildkite allows ${MATRIX_LIMITS.adjustments}`);
+      for (const a of adj) {
+        if (!isObj(a)) continue;
+        const inSetup = isObj(a.with) && isObj(setup) && Object.entries(a.with).every(([k, v]) => Array.isArray(setup[k]) && (setup[k] as unknown[]).some((x) => String(x) === String(v)));
+        const skipped = a.skip !== undefined && a.skip !== false;
+        if (!inSetup && !skipped) combos += 1;
+        if (inSetup && skipped) combos -= 1;
+      }
+      n *= Math.max(0, combos);
+    }
+    this.jobs += n;
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected}`;
+    case 'invalid_union':
+      return 'has the wrong type or shape';
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    default:
+      return issue.message;
+  }
+}
+
+// Validates pipeline YAML text; positions refer to `source`.
+export function validatePipelineText(text: string): ValidationResult {
+  const loaded = loadPipelineYaml(text);
+  const findings: Finding[] = [];
+  for (const e of loaded.errors) findings.push({ severity: 'error', path: '(yaml)', line: e.line, col: e.col, message: e.message });
+  for (const w of loaded.warnings) findings.push({ severity: 'warning', path: '(yaml)', line: w.line, col: w.col, message: w.message });
+  let jobs = 0;
+  const keysAcrossDocs = new Map<string, string>();
+  for (const { value, doc } of loaded.docs) {
+    const v = new Validator((p) => positionOf(doc, loaded.lineCounter, p), keysAcrossDocs);
+    validateDocument(v, value);
+    findings.push(...v.findings);
+    jobs += v.jobs;
+  }
+  if (jobs > MAX_JOBS_PER_UPLOAD) {
+    findings.push({ severity: 'error', path: 'steps', line: 1, col: 1, message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)` });
+  }
+  return { valid: !findings.some((f) => f.severity === 'error'), findings, documents: loaded.docs.map((d) => d.value), jobs };
+}
+
+function validateDocument(v: Validator, value: unknown): void {
+  if (value === null || value === undefined) {
+    v.add('error', [], 'the pipeline is empty: expected `steps:` or a list of steps');
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((s, i) => v.step(s, [i], false));
+    return;
+  }
+  if (!isObj(value)) {
+    v.add('error', [], 'a pipeline must be a mapping with `steps:` or a list of steps');
+    return;
+  }
+  const r = pipelineTop.safeParse(value);
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      if (issue.path[0] === 'steps' && issue.code === 'invalid_type' && value.steps === undefined) v.add('error', [], 'missing `steps`');
+      else v.add('error', issue.path as Path, describeIssue(issue));
+    }
+  }
+  if (Array.isArray(value.steps)) value.steps.forEach((s, i) => v.step(s, ['steps', i], false));
+}

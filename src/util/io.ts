@@ -1,0 +1,45 @@
+// The one object that carries the process's streams, environment and clock into the code below
+// src/cli: nothing else touches `process.*`, so tests run commands in-process with their own Io.
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from './log.js';
+
+export interface Io {
+  stdout: Writable;
+  stderr: Writable;
+  stdin: Readable;
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  // Colour on stderr/stdout: a TTY, NO_COLOR unset, TERM not dumb.
+  color: boolean;
+  now(): Date;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  log: Logger;
+}
+
+export function wantsColor(isTTY: boolean, env: Io['env']): boolean {
+  return isTTY && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+}
+
+export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+// Reads a whole stream (stdin for `-`).
+export async function readStream(s: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}

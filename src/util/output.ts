@@ -1,0 +1,18 @@
+// One writer for a command's product on stdout: JSON (`--json`) or the command's text renderer.
+import type { Io } from './io.js';
+
+export type OutputFormat = 'text' | 'json';
+
+export function writeResult<T>(io: Io, format: OutputFormat, data: T, text: (d: T, io: Io) => string): void {
+  io.stdout.write(format === 'json' ? JSON.stringify(data, null, 2) + '\n' : text(data, io));
+}
+
+// Aligned columns with an upper-case header on a TTY; tab-separated rows without header when piped.
+export function table(io: Io, header: string[], rows: string[][]): string {
+  if (!io.stdoutIsTTY) return rows.map((r) => r.join('\t') + '\n').join('');
+  const all = [header.map((h) => h.toUpperCase()), ...rows];
+  const widths = header.map((_h, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  const head = line(all[0]!);
+  return (io.color ? `\u001b[1m${head.trimEnd()}\u001b[0m\n` : head) + rows.map(line).join('');
+}

@@ -1,0 +1,24 @@
+// Removes secrets from any text bkci prints or logs: registered secret values (tokens read from
+// the environment or a token file) and anything shaped like a Buildkite token or bearer header.
+const secrets = new Set<string>();
+
+// Registers a secret value so every later message has it replaced.
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 6) secrets.add(value);
+}
+
+const PATTERNS: RegExp[] = [
+  /\bbkua_[A-Za-z0-9]{8,}\b/g, // Buildkite user API tokens
+  /\bbkct_[A-Za-z0-9]{8,}\b/g, // cluster agent tokens
+  /(Bearer\s+)[A-Za-z0-9._~+/=-]{6,}/gi,
+  /((?:token|password|secret)["']?\s*[:=]\s*["']?)[^\s"',}]{6,}/gi,
+];
+
+export const REDACTED = '[REDACTED]';
+
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join(REDACTED);
+  for (const re of PATTERNS) out = out.replace(re, (m, prefix?: unknown) => (typeof prefix === 'string' ? prefix + REDACTED : REDACTED));
+  return out;
+}
