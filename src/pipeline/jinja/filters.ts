@@ -249,7 +249,7 @@ function toInt(v: unknown, a: Args): unknown {
     if (d !== undefined) return d;
     throw new EvalError('invalid operation: invalid float literal');
   }
-  if (v === null) throw new EvalError('invalid operation: cannot convert none to integer');
+  if (v === null) return 0;
   throw new EvalError(`invalid operation: cannot convert ${typeName(v)} to integer`);
 }
 

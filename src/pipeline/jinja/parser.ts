@@ -584,8 +584,15 @@ class JinjaParser {
       }
       case lexer.TOKEN_INT:
         return { t: 'const', v: parseInt(t.value, 10), ...at };
-      case lexer.TOKEN_FLOAT:
+      case lexer.TOKEN_FLOAT: {
+        // Nunjucks lexes `1.5e3` as the float `1.5` followed by the symbol `e3`.
+        const exp = this.p.peekToken();
+        if (exp && exp.type === lexer.TOKEN_SYMBOL && /^[eE]\d+$/.test(exp.value)) {
+          this.next();
+          return { t: 'const', v: { float: parseFloat(t.value + exp.value) }, ...at };
+        }
         return { t: 'const', v: { float: parseFloat(t.value) }, ...at };
+      }
       case lexer.TOKEN_BOOLEAN:
         return { t: 'const', v: t.value === 'true', ...at };
       case lexer.TOKEN_NONE:
@@ -594,6 +601,7 @@ class JinjaParser {
       case lexer.TOKEN_SYMBOL:
         if (t.value === 'True' || t.value === 'False') return { t: 'const', v: t.value === 'True', ...at };
         if (t.value === 'None') return { t: 'const', v: null, ...at };
+        if (/^\d+[eE]\d+$/.test(t.value)) return { t: 'const', v: { float: parseFloat(t.value) }, ...at };
         if (/^\d/.test(t.value)) this.fail(`invalid number '${t.value}'`, t);
         return { t: 'name', name: t.value, ...at };
       case lexer.TOKEN_LEFT_PAREN:

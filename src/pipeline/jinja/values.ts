@@ -229,6 +229,7 @@ export function valuesEqual(a: unknown, b: unknown): boolean {
 export function iterate(v: unknown): unknown[] {
   switch (kindOf(v)) {
     case 'undefined':
+    case 'none':
       return [];
     case 'seq':
       return v as unknown[];
