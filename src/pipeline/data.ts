@@ -1,6 +1,6 @@
 // Reading the template's DATA (YAML or JSON) and `-D` definitions into template values, keeping
 // what minijinja keeps: int vs float (`1.0` stays a float), YAML merge keys, sorted maps.
-import YAML from 'yaml';
+import YAML, { LineCounter } from 'yaml';
 import { InputError } from '../util/errors.js';
 import { JFloat } from './jinja/index.js';
 import { sortedMap } from './jinja/values.js';
@@ -21,10 +21,11 @@ function convert(v: unknown): unknown {
 
 // Parses YAML (JSON is YAML too) into template values; errors name file:line:col.
 export function parseYamlValue(text: string, source: string): unknown {
-  const doc = YAML.parseDocument(text, { merge: true, intAsBigInt: true, uniqueKeys: false, prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(text, { merge: true, intAsBigInt: true, uniqueKeys: false, prettyErrors: false, lineCounter });
   const err = doc.errors[0];
   if (err) {
-    const pos = err.linePos?.[0];
+    const pos = lineCounter.linePos(err.pos[0]);
     const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
     throw new InputError(`${where}: cannot parse: ${err.message.split('\n')[0]}`, 'fix the syntax; DATA must be YAML or JSON');
   }

@@ -134,7 +134,7 @@ export function loadPipelineYaml(text: string): LoadedYaml {
   }
   for (const doc of list) {
     for (const e of doc.errors) {
-      const p = e.linePos?.[0] ?? { line: 1, col: 1 };
+      const p = lineCounter.linePos(e.pos[0]);
       errors.push({ line: p.line, col: p.col, message: e.message.split('\n')[0]! });
     }
     duplicateKeys(doc.contents, lineCounter, warnings);

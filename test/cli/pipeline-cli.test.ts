@@ -1,0 +1,153 @@
+// The pipeline commands through the real CLI entry: exit codes, messages naming the place, stdout
+// carrying only the product.
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBkci } from '../helpers/io.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const TEMPLATE = join(ROOT, 'templates/default.j2');
+const EXAMPLE = join(ROOT, 'examples/test-pipeline.yaml');
+
+function tmp(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bkci-cli-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+describe('bkci pipeline render', () => {
+  it('renders the bundled example into a valid pipeline', async () => {
+    const r = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^steps:\n {2}- label: "Build wheel"/);
+    const v = await runBkci(['pipeline', 'validate', '-'], { stdin: r.stdout });
+    expect(v.code).toBe(0);
+  });
+
+  it('behaves like minijinja-cli for -D forms and the trailing newline', async () => {
+    const d = tmp({ 't.j2': '{{ a }}|{{ b + 1 }}|{{ c }}|{{ u }}|{{ n is number }}\n', 'd.yaml': 'a: from-data\nn: 1.0\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '-D', 'a=x=y', '-D', 'b:=41', '-D', 'c', '--no-validate'], { cwd: d });
+    expect(r).toMatchObject({ code: 0, stdout: 'x=y|42|true||true\n' });
+  });
+
+  it('keeps float-ness from YAML data', async () => {
+    const d = tmp({ 't.j2': '{{ v }} {{ i }}', 'd.yaml': 'v: 1.0\ni: 1\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--no-validate'], { cwd: d });
+    expect(r.stdout).toBe('1.0 1\n');
+  });
+
+  it('exits 2 naming template:line:col on a syntax error, printing nothing', async () => {
+    const d = tmp({ 't.j2': 'steps:\n  {% if x %}\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2'], { cwd: d });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^bkci: t\.j2:\d+:\d+: syntax error/);
+    expect(r.stderr).not.toMatch(/at .*\.js/);
+  });
+
+  it('shows the stack only with --debug', async () => {
+    const d = tmp({ 't.j2': '{{ 1 + }}' });
+    const r = await runBkci(['--debug', 'pipeline', 'render', 't.j2'], { cwd: d });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/\n\s+at renderPipeline/);
+  });
+
+  it('exits 2 on a missing data file and on unreadable YAML with file:line:col', async () => {
+    const d = tmp({ 't.j2': 'x', 'bad.yaml': 'a: [1,\n' });
+    const missing = await runBkci(['pipeline', 'render', 't.j2', 'nope.yaml'], { cwd: d });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nope\.yaml: cannot read the data file: no such file/);
+    const bad = await runBkci(['pipeline', 'render', 't.j2', 'bad.yaml'], { cwd: d });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad\.yaml:\d+:\d+: cannot parse/);
+  });
+
+  it('with --strict-undefined, an undefined variable is an error at its position', async () => {
+    const d = tmp({ 't.j2': 'steps:\n  - command: {{ cmd }}\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', '--strict-undefined'], { cwd: d });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/t\.j2:2:\d+: undefined value: 'cmd' is undefined/);
+    const ok = await runBkci(['pipeline', 'render', 't.j2', '--strict-undefined', '-D', 'cmd=make'], { cwd: d });
+    expect(ok.code).toBe(0);
+  });
+
+  it('exits 1 with nothing on stdout when the rendered pipeline is invalid', async () => {
+    const d = tmp({ 't.j2': 'steps:\n  - wait: ~\n    env: {A: b}\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('<rendered pipeline>:3:5: error: steps[0].env: `env` is not a valid property on the `wait` step');
+    const anyway = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], { cwd: d });
+    expect(anyway.code).toBe(0);
+  });
+
+  it('writes -o atomically and --format json prints the parsed pipeline', async () => {
+    const d = tmp({});
+    const r = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '-o', 'out.yml'], { cwd: d });
+    expect(r).toMatchObject({ code: 0, stdout: '' });
+    expect(readFileSync(join(d, 'out.yml'), 'utf8')).toMatch(/^steps:/);
+    const j = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '--format', 'json']);
+    expect((JSON.parse(j.stdout) as { steps: unknown[] }).steps.length).toBeGreaterThan(3);
+  });
+
+  it('selects steps from changed files, keeps dependencies and explains on stderr', async () => {
+    const r = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '--changed-files', '-', '--explain'], { stdin: 'src/distributed/comm.py\n' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('key: "distributed"');
+    expect(r.stdout).toContain('key: "build"');
+    expect(r.stdout).not.toContain('key: "kernels"');
+    expect(r.stdout).toContain('block: "Run Long benchmarks"');
+    expect(r.stderr).toContain('run   distributed: src/distributed/comm.py matches src/distributed/');
+    expect(r.stderr).toContain('skip  kernels: no changed file matches csrc/, src/kernels/, tests/kernels/');
+  });
+
+  it('--only-steps runs the named step and what it depends on; --json explains as JSON', async () => {
+    const r = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '--only-steps', 'kernels', '--explain', '--json']);
+    expect(r.code).toBe(0);
+    const ex = JSON.parse(r.stderr) as { steps: { id: string; run: boolean; reasons: string[] }[] };
+    expect(ex.steps.filter((s) => s.run).map((s) => s.id)).toEqual(['build', 'kernels']);
+    expect(ex.steps.find((s) => s.id === 'build')!.reasons).toContain('dependency of kernels');
+  });
+
+  it('--run-all-paths sets run_all when a changed file matches a glob', async () => {
+    const d = tmp({ 't.j2': '{{ run_all }} {{ list_file_diff }}' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', '--changed-files', '-', '--run-all-paths', 'setup.py,csrc/**', '--no-validate'], { cwd: d, stdin: 'docs/a.md\ncsrc/x/y.cu\n' });
+    expect(r.stdout).toBe('1 docs/a.md|csrc/x/y.cu\n');
+  });
+
+  it('exposes BUILDKITE_* variables as env and buildkite', async () => {
+    const d = tmp({ 't.j2': '{{ env.BUILDKITE_BRANCH }} {{ buildkite.pull_request }} {{ buildkite.build_number }}' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], { cwd: d, env: { BUILDKITE_BRANCH: 'main', BUILDKITE_PULL_REQUEST: 'false', BUILDKITE_BUILD_NUMBER: '7' } });
+    expect(r.stdout).toBe('main none 7\n');
+  });
+
+  it('exits 2 on bad usage', async () => {
+    const r = await runBkci(['pipeline', 'render', '--format', 'xml']);
+    expect(r.code).toBe(2);
+    const u = await runBkci(['pipeline', 'frobnicate']);
+    expect(u.code).toBe(2);
+  });
+});
+
+describe('bkci pipeline validate', () => {
+  it('exits 1 on an invalid file with file:line:col and the field path', async () => {
+    const d = tmp({ 'p.yml': 'steps:\n  - command: a\n    timeout_in_minutes: 0\n' });
+    const r = await runBkci(['pipeline', 'validate', 'p.yml'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/p\.yml:3:5: error: steps\[0\]\.timeout_in_minutes:/);
+  });
+
+  it('prints JSON with --json', async () => {
+    const d = tmp({ 'p.yml': 'steps:\n  - command: a\n' });
+    const r = await runBkci(['pipeline', 'validate', 'p.yml', '--json'], { cwd: d });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, jobs: 1, findings: [] });
+  });
+
+  it('exits 2 when the file is missing', async () => {
+    const r = await runBkci(['pipeline', 'validate', '/nonexistent/p.yml']);
+    expect(r.code).toBe(2);
+    expect(existsSync('/nonexistent')).toBe(false);
+  });
+});

@@ -1,0 +1,141 @@
+// bkci's validation agrees with the official pipeline schema (ajv as the oracle) on the official
+// examples and on a generated corpus, except where bkci is stricter by a server rule.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Ajv from 'ajv';
+import YAML from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { validatePipelineText } from '../../src/pipeline/validate.js';
+
+const SHARED = join(import.meta.dirname, '../../../shared/buildkite');
+const schema = JSON.parse(readFileSync(join(SHARED, 'pipeline-schema.json'), 'utf8')) as object;
+const ajv = new Ajv.default({ strict: false, validateFormats: false, allErrors: false });
+const schemaValid = ajv.compile(schema);
+
+describe('official examples', () => {
+  const files = readdirSync(join(SHARED, 'pipeline-examples')).filter((f) => f.endsWith('.yml'));
+  it.each(files)('%s gets the schema verdict', (f) => {
+    const text = readFileSync(join(SHARED, 'pipeline-examples', f), 'utf8');
+    const expected = schemaValid(YAML.parse(text, { merge: true }));
+    const r = validatePipelineText(text);
+    expect(r.findings.filter((x) => x.severity === 'error')).toEqual([]);
+    expect(r.valid).toBe(expected);
+  });
+});
+
+// A deterministic generator of pipelines: valid steps, then one mutation each.
+function rng(seed: number) {
+  return () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+}
+
+const VALID_STEPS: Record<string, unknown>[] = [
+  { label: 'test', command: 'make test' },
+  { commands: ['a', 'b'], key: 'k1', agents: { queue: 'gpu' }, env: { A: '1' }, timeout_in_minutes: 10 },
+  { command: 'x', parallelism: 4, retry: { automatic: [{ exit_status: -1, limit: 2 }], manual: { allowed: false } } },
+  { command: 'x', soft_fail: [{ exit_status: 1 }], artifact_paths: ['out/**'], plugins: [{ 'docker#v5.2.0': { image: 'x' } }] },
+  { command: 'x', matrix: ['a', 'b'], depends_on: ['k0'], allow_dependency_failure: true },
+  { command: 'x', matrix: { setup: { os: ['linux', 'mac'], arch: ['x86', 'arm'] }, adjustments: [{ with: { os: 'mac', arch: 'x86' }, skip: true }] } },
+  { wait: null }, { wait: '~', continue_on_failure: true }, { block: 'Deploy?', fields: [{ text: 'Why', key: 'why' }, { select: 'Env', key: 'env', options: [{ label: 'a', value: 'a' }] }] },
+  { input: 'Info', fields: [{ text: 'x', key: 'x', required: false }] }, { trigger: 'other', build: { branch: 'main', env: { A: 'b' } }, async: true },
+  { group: 'G', key: 'g1', steps: [{ command: 'a' }, 'wait', { command: 'b' }] }, { block: 'b', blocked_state: 'failed', branches: 'main' },
+  { command: 'x', if: 'build.branch == "main"', skip: 'not today', concurrency: 1, concurrency_group: 'gpu', priority: 2 },
+  { command: 'x', notify: [{ slack: '#ci' }, 'github_check'], cache: { paths: ['node_modules'] }, secrets: ['API_KEY'] },
+];
+
+const MUTATIONS: [string, (s: Record<string, unknown>, r: () => number) => Record<string, unknown> | unknown][] = [
+  ['unknown property', (s) => ({ ...s, agnets: { queue: 'x' } })],
+  ['wrong type', (s) => ('command' in s ? { ...s, command: 42 } : { ...s, key: 5 })],
+  ['bad timeout', (s) => ({ ...s, timeout_in_minutes: 0 })],
+  ['bad parallelism', (s) => ({ ...s, parallelism: 'lots' })],
+  ['list agents', (s) => ({ ...s, agents: ['queue=gpu'] })],
+  ['bad key chars', (s) => ({ ...s, key: 'has space' })],
+  ['uuid key', (s) => ({ ...s, key: '0b0e5d8e-7e45-4c6c-8f53-4d6f4b1d2a9c' })],
+  ['long key', (s) => ({ ...s, key: 'k'.repeat(101) })],
+  ['null depends_on', (s) => ({ ...s, depends_on: null })],
+  ['bad retry limit', (s) => ({ ...s, retry: { automatic: { limit: 11 } } })],
+  ['bad blocked_state', (s) => ({ ...s, blocked_state: 'maybe' })],
+  ['skip too long', (s) => ({ ...s, skip: 'x'.repeat(71) })],
+  ['string step', () => 'waiter'],
+  ['bad string step', () => 'deploy'],
+  ['empty group', () => ({ group: 'g', steps: [] })],
+  ['nested step', (s) => ('command' in s ? { command: { ...s, command: 'y' } } : s)],
+  ['soft_fail string', (s) => ({ ...s, soft_fail: 'true' })],
+  ['env list', (s) => ({ ...s, env: ['A=1'] })],
+  ['label number', (s) => ({ ...s, label: 3 })],
+  ['plugins two keys', (s) => ({ ...s, plugins: [{ a: {}, b: {} }] })],
+];
+
+function corpus(): { pipeline: unknown; kind: string }[] {
+  const r = rng(42);
+  const out: { pipeline: unknown; kind: string }[] = [];
+  for (let i = 0; i < 360; i++) {
+    const n = 1 + Math.floor(r() * 4);
+    const steps: unknown[] = [];
+    for (let j = 0; j < n; j++) steps.push(structuredClone(VALID_STEPS[Math.floor(r() * VALID_STEPS.length)]!));
+    let kind = 'valid';
+    if (i % 3 !== 0) {
+      const [name, m] = MUTATIONS[Math.floor(r() * MUTATIONS.length)]!;
+      const at = Math.floor(r() * steps.length);
+      steps[at] = m(steps[at] as Record<string, unknown>, r);
+      kind = name;
+    }
+    // Keys must stay unique across the pipeline, as bkci (like the server) requires.
+    const seen = new Set<string>();
+    for (const s of steps) {
+      if (s && typeof s === 'object' && typeof (s as { key?: unknown }).key === 'string') {
+        const o = s as { key: string };
+        while (seen.has(o.key)) o.key += 'x';
+        seen.add(o.key);
+      }
+    }
+    const top = r() < 0.2 ? { env: { A: '1' }, agents: { queue: 'q' }, steps } : { steps };
+    out.push({ pipeline: top, kind });
+  }
+  return out;
+}
+
+describe('generated corpus', () => {
+  const all = corpus();
+  it('has at least 300 pipelines, valid and invalid', () => {
+    expect(all.length).toBeGreaterThanOrEqual(300);
+    const verdicts = all.map((c) => schemaValid(c.pipeline));
+    expect(verdicts.filter(Boolean).length).toBeGreaterThan(50);
+    expect(verdicts.filter((v) => !v).length).toBeGreaterThan(50);
+  });
+
+  it('gives the schema verdict on every pipeline', () => {
+    const disagreements = all
+      .map((c) => ({ ...c, schema: schemaValid(c.pipeline), bkci: validatePipelineText(YAML.stringify(c.pipeline)) }))
+      .filter((c) => c.schema !== c.bkci.valid)
+      .map((c) => ({ kind: c.kind, schema: c.schema, findings: c.bkci.findings, pipeline: JSON.stringify(c.pipeline) }));
+    expect(disagreements).toEqual([]);
+  });
+});
+
+describe('server rules the schema misses', () => {
+  const cases: [string, string, RegExp][] = [
+    ['a step with no type', 'steps:\n  - name: foo\n', /1:0|2:5.*missing a type/],
+    ['duplicate keys', 'steps:\n  - command: a\n    key: x\n  - command: b\n    key: x\n', /5:5.*already been used/],
+    ['an unknown property, with a suggestion', 'steps:\n  - command: a\n    agent: {queue: x}\n', /3:5.*`agent` is not a valid property on the `command` step \(did you mean `agents`\?\)/],
+    ['env on a wait step', 'steps:\n  - wait: ~\n    env: {A: b}\n', /3:5.*`env` is not a valid property on the `wait` step/],
+    ['too many jobs', 'steps:\n  - command: a\n    parallelism: 501\n', /501 jobs; Buildkite allows 500/],
+    ['a matrix with too many elements', `steps:\n  - command: a\n    matrix: [${Array.from({ length: 21 }, (_v, i) => i).join(', ')}]\n`, /21 elements/],
+  ];
+  it.each(cases)('rejects %s', (_n, text, re) => {
+    const r = validatePipelineText(text);
+    expect(r.valid).toBe(false);
+    expect(r.findings.map((f) => `${f.line}:${f.col} ${f.message}`).join('\n')).toMatch(re);
+  });
+
+  it('accepts what the agent interpolates before upload', () => {
+    const r = validatePipelineText('steps:\n  - command: a\n    key: "${TPU_VERSION:-v6}_build"\n    parallelism: $N\n');
+    expect(r.findings).toEqual([]);
+  });
+
+  it('accepts go-yaml forms: merge keys, repeated keys (warning), yes/no strings, a bare sequence', () => {
+    const r = validatePipelineText('x: &d {agents: {queue: q}}\nsteps:\n  - <<: *d\n    command: a\n    label: yes\n    label: no\n');
+    expect(r.valid).toBe(true);
+    expect(r.findings.map((f) => f.severity)).toEqual(['warning']);
+    expect(validatePipelineText('- command: a\n- wait\n').valid).toBe(true);
+  });
+});
