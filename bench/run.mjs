@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+// `npm run bench`: whole-process wall times (median of N runs) of bkci against the other ways of
+// rendering vLLM's template, plus a 5,000-step render+validate and `bkci --version`.
+// Writes bench/results.md and prints it. Needs `npm run build` first and ../shared/vllm.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const vllm = join(root, '../shared/vllm');
+const runs = Number(process.env.BENCH_RUNS ?? 9);
+const bin = join(root, 'dist/cli/bin.js');
+const tmp = mkdtempSync(join(tmpdir(), 'bkci-bench-'));
+
+const set = JSON.parse(readFileSync(join(vllm, 'variable-sets.json'), 'utf8')).sets[1];
+const defs = set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`]);
+
+function python() {
+  for (const p of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(p, ['-c', 'import jinja2, yaml']).status === 0) return p;
+  }
+  return undefined;
+}
+
+// Python's Jinja2 with an Undefined that orders like minijinja (undefined < anything).
+const jinja2Script = join(tmp, 'j2.py');
+writeFileSync(jinja2Script, `
+import sys, yaml, jinja2
+class U(jinja2.Undefined):
+    def __lt__(self, o): return True
+    def __le__(self, o): return True
+    def __gt__(self, o): return False
+    def __ge__(self, o): return False
+def split(s, sep=None): return s.split(sep)
+env = jinja2.Environment(undefined=U, keep_trailing_newline=False)
+env.filters['split'] = split
+t = env.from_string(open(sys.argv[1]).read())
+ctx = yaml.safe_load(open(sys.argv[2]))
+for d in sys.argv[3:]:
+    k, v = d.split('=', 1); ctx[k] = v
+sys.stdout.write(t.render(**ctx) + '\\n')
+`);
+
+// minijinja-js (the MiniJinja engine) as a script.
+const mjScript = join(tmp, 'mj.mjs');
+writeFileSync(mjScript, `
+import { createRequire } from 'node:module';
+const require = createRequire(${JSON.stringify(join(root, 'package.json'))});
+const { Environment } = require('minijinja-js');
+const YAML = require('yaml');
+const fs = require('node:fs');
+const [t, d, ...defs] = process.argv.slice(2);
+const ctx = YAML.parse(fs.readFileSync(d, 'utf8'));
+for (const x of defs) { const i = x.indexOf('='); ctx[x.slice(0, i)] = x.slice(i + 1); }
+process.stdout.write(new Environment().renderStr(fs.readFileSync(t, 'utf8'), ctx) + '\\n');
+`);
+
+// 5,000 synthetic steps through the bundled template.
+const big = join(tmp, 'big.yaml');
+writeFileSync(big, 'steps:\n' + Array.from({ length: 5000 }, (_v, i) => `  - label: step ${i}\n    key: s${i}\n    commands: [pytest tests/t${i}.py]\n    source_file_dependencies: [src/m${i % 50}/]\n`).join(''));
+const changed = join(tmp, 'changed.txt');
+writeFileSync(changed, 'src/m1/a.py\n');
+
+function time(cmd, args) {
+  const times = [];
+  let rss = 0;
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.slice(-500)}`);
+    rss = Math.max(rss, Number(r.stderr.trim().split('\n').pop()) / 1024);
+    times.push(ms);
+  }
+  times.sort((a, b) => a - b);
+  return { median: times[Math.floor(times.length / 2)], rss };
+}
+
+if (!existsSync('/usr/bin/time')) {
+  console.error('bench: /usr/bin/time is needed (apt-get install -y time)');
+  process.exit(2);
+}
+const node = process.execPath;
+const py = python();
+const rows = [];
+const add = (name, r) => rows.push([name, r.median.toFixed(1), r.rss.toFixed(0)]);
+const bare = time(node, ['-e', '0']);
+add('node -e 0 (floor)', bare);
+const bk = time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs]);
+add('bkci: vLLM render + validate', bk);
+add('bkci: vLLM render --no-validate', time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), '--no-validate', ...defs]));
+let j2;
+if (py) {
+  j2 = time(py, [jinja2Script, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]);
+  add("Python Jinja2: vLLM render", j2);
+}
+add('minijinja-js: vLLM render', time(node, [mjScript, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]));
+const big5k = time(node, [bin, 'pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed]);
+add('bkci: 5,000 steps, bundled template + selection + validate', big5k);
+const ver = time(node, [bin, '--version']);
+add('bkci --version', ver);
+
+const ratio = (a, b) => (a.median / b.median).toFixed(2);
+const lines = [
+  `# bkci benchmark`,
+  '',
+  `Machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; median of ${runs} runs; ${new Date().toISOString()}`,
+  '',
+  '| command | median wall ms | peak RSS MB |',
+  '| --- | ---: | ---: |',
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+  '',
+  'Ratios (targets in parentheses):',
+  `- vLLM render / bare node: ${ratio(bk, bare)} (<= 2)`,
+  j2 ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5)` : '- Python Jinja2 not available',
+  `- bkci --version / bare node: ${ratio(ver, bare)} (<= 1.3)`,
+  `- 5,000 steps render+validate: ${big5k.median.toFixed(0)} ms (< 1000), ${big5k.rss.toFixed(0)} MB (< 200)`,
+  '',
+];
+writeFileSync(join(root, 'bench/results.md'), lines.join('\n'));
+process.stdout.write(lines.join('\n'));
