@@ -58,11 +58,7 @@ Examples:
     )
     .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags) => {
       if (flags.changedFiles !== undefined && flags.diffBase !== undefined) throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
-      const [{ renderPipeline }, { validatePipelineText }, { atomicWrite }] = await Promise.all([
-        import('../pipeline/render.js'),
-        import('../pipeline/validate.js'),
-        import('../util/atomic-write.js'),
-      ]);
+      const { renderPipeline } = await import('../pipeline/render.js');
       const result = await renderPipeline(
         {
           template,
@@ -83,6 +79,8 @@ Examples:
       if (flags.explain) writeExplain(io, result.decisions, flags.json === true);
       let documents: unknown[] | undefined;
       if (flags.validate || flags.format === 'json') {
+        // zod and the model load only when validating.
+        const { validatePipelineText } = await import('../pipeline/validate.js');
         const v = validatePipelineText(result.text);
         documents = v.documents;
         if (flags.validate) {
@@ -95,7 +93,7 @@ Examples:
       }
       const out = flags.format === 'json' ? JSON.stringify(documents && documents.length === 1 ? documents[0] : documents, null, 2) + '\n' : result.text;
       if (flags.output) {
-        const { resolve } = await import('node:path');
+        const [{ resolve }, { atomicWrite }] = await Promise.all([import('node:path'), import('../util/atomic-write.js')]);
         await atomicWrite(resolve(io.cwd, flags.output), out, 0o644);
         io.log.info({ file: flags.output }, 'pipeline written');
       } else {

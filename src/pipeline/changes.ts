@@ -1,5 +1,4 @@
 // Changed-file facts for selection: read from a file/stdin, or from git (diff against the merge base).
-import { execa } from 'execa';
 import { InputError } from '../util/errors.js';
 
 export function parseChangedFiles(text: string): string[] {
@@ -11,6 +10,8 @@ export function parseChangedFiles(text: string): string[] {
 
 // `git diff --name-only --diff-filter=ACMDR $(git merge-base REF HEAD)`, as vLLM's bootstrap does.
 export async function gitChangedFiles(cwd: string, base: string): Promise<string[]> {
+  // execa is loaded only when git is needed: it costs ~100 ms of start-up.
+  const { execa } = await import('execa');
   const mb = await execa('git', ['merge-base', base, 'HEAD'], { cwd, reject: false });
   if (mb.exitCode !== 0) {
     throw new InputError(`--diff-base ${base}: git merge-base failed: ${String(mb.stderr).trim() || 'not a git checkout?'}`, 'fetch the base branch (git fetch origin main) or pass --changed-files');
@@ -22,6 +23,7 @@ export async function gitChangedFiles(cwd: string, base: string): Promise<string
 
 // Tracked files of the checkout at cwd, or undefined outside a git checkout.
 export async function gitTrackedFiles(cwd: string): Promise<string[] | undefined> {
+  const { execa } = await import('execa');
   const r = await execa('git', ['ls-files'], { cwd, reject: false });
   return r.exitCode === 0 ? parseChangedFiles(String(r.stdout)) : undefined;
 }
