@@ -108,19 +108,8 @@ Examples:
     .option('--json', 'print the verdict and findings as JSON on stdout')
     .addHelpText('after', '\nExamples:\n  bkci pipeline validate .buildkite/pipeline.yml\n  bkci pipeline render | bkci pipeline validate -')
     .action(async (file: string, flags: { json?: boolean }) => {
-      const [{ validatePipelineText }, { readStream }, { readFile }, { resolve }, { InputError }] = await Promise.all([
-        import('../pipeline/validate.js'),
-        import('../util/io.js'),
-        import('node:fs/promises'),
-        import('node:path'),
-        import('../util/errors.js'),
-      ]);
-      let text: string;
-      try {
-        text = file === '-' ? await readStream(io.stdin) : await readFile(resolve(io.cwd, file), 'utf8');
-      } catch (err) {
-        throw new InputError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check the path');
-      }
+      const [{ validatePipelineText }, { readInput }] = await Promise.all([import('../pipeline/validate.js'), import('../util/io.js')]);
+      const text = await readInput(file, io, 'pipeline');
       const v = validatePipelineText(text);
       const name = file === '-' ? '<stdin>' : file;
       if (flags.json) io.stdout.write(JSON.stringify({ file: name, valid: v.valid, jobs: v.jobs, findings: v.findings }, null, 2) + '\n');

@@ -1,14 +1,13 @@
 // `bkci pipeline render`: gather the inputs (template, data, -D, changed files), render through the
 // Jinja engine exactly as minijinja-cli prints, then validate the result.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../util/errors.js';
-import { readStream, type Io } from '../util/io.js';
+import { readInput, type Io } from '../util/io.js';
 import { gitChangedFiles, gitTrackedFiles, globToRegExp, parseChangedFiles } from './changes.js';
 import { parseDataFile, parseDefine } from './data.js';
-import { compileTemplate, fromData, TemplateError } from './jinja/index.js';
+import { compileTemplate, fromData, TemplateError, toPlain } from './jinja/index.js';
 import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
 import { sortedMap } from './jinja/values.js';
 
@@ -35,16 +34,6 @@ export interface RenderResult {
   dataPath: string | undefined;
   decisions: StepDecision[];
   changedFiles: string[] | undefined;
-}
-
-async function readInput(path: string, io: Io, what: string): Promise<string> {
-  if (path === '-') return readStream(io.stdin);
-  try {
-    return await readFile(resolve(io.cwd, path), 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: cannot read the ${what}: ${code === 'ENOENT' ? 'no such file' : code ?? String(err)}`, `check the path (relative to ${io.cwd})`);
-  }
 }
 
 export function resolveTemplatePath(arg: string | undefined, cwd: string): string {
@@ -115,7 +104,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   if (req.nightly) context.set('nightly', '1');
 
   const steps = data.get('steps');
-  const plainSteps = Array.isArray(steps) ? steps.map(toPlainStep) : [];
+  const plainSteps = Array.isArray(steps) ? steps.map(toPlain) : [];
   const decisions = selectSteps({ steps: plainSteps, changedFiles: changed, runAll, nightly: req.nightly, onlySteps: req.onlySteps });
   context.set('selection', sortedMap(decisions.map((d) => [d.id, fromData({ run: d.run, blocked: d.blocked, reasons: d.reasons })])));
   if (req.onlySteps) {
@@ -149,13 +138,6 @@ export function stripBlankLines(text: string): string {
   const last = lines.pop();
   const kept = lines.filter((l) => !/^[\s]*$/.test(l));
   return kept.join('\n') + (kept.length ? '\n' : '') + (last && !/^\s*$/.test(last) ? last : '');
-}
-
-function toPlainStep(v: unknown): unknown {
-  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), toPlainStep(x)]));
-  if (Array.isArray(v)) return v.map(toPlainStep);
-  if (v !== null && typeof v === 'object' && 'v' in v) return (v as { v: number }).v;
-  return v;
 }
 
 async function warnDeadPrefixes(steps: unknown[], io: Io): Promise<void> {

@@ -1,5 +1,6 @@
 // Changed-file step selection for the bundled template (and --explain for any test list): which
 // steps run, which wait behind a block step, and why. Pure: facts in, decisions out.
+import { isRecord } from '../util/guards.js';
 export interface SelectionInput {
   steps: unknown[];
   changedFiles: string[] | undefined;
@@ -16,7 +17,6 @@ export interface StepDecision {
   reasons: string[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const asList = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : []);
 
 // The id selection uses for a step: its key, else its label.
@@ -36,7 +36,7 @@ function matchChange(deps: string[], files: string[]): { file: string; prefix: s
 }
 
 export function selectSteps(input: SelectionInput): StepDecision[] {
-  const steps = input.steps.filter(isObj);
+  const steps = input.steps.filter(isRecord);
   const decisions = steps.map((step, i): StepDecision => {
     const id = stepId(step, i);
     const label = String(step.label ?? step.name ?? id);
@@ -74,6 +74,12 @@ export function selectSteps(input: SelectionInput): StepDecision[] {
   return decisions;
 }
 
+// `depends_on: key`, `[key, ...]` or `[{step: key}, ...]` as a list of keys.
+function dependencyIds(v: unknown): string[] {
+  const items = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+  return items.flatMap((d) => (typeof d === 'string' ? [d] : isRecord(d) && typeof d.step === 'string' ? [d.step] : []));
+}
+
 // Every step a selected step depends on is selected too (transitively), so the graph stays whole.
 function keepDependencies(steps: Record<string, unknown>[], decisions: StepDecision[]): void {
   const byId = new Map(decisions.map((d, i) => [d.id, i]));
@@ -81,7 +87,7 @@ function keepDependencies(steps: Record<string, unknown>[], decisions: StepDecis
   while (queue.length) {
     const id = queue.shift()!;
     const step = steps[byId.get(id)!]!;
-    for (const dep of asList(step.depends_on).concat(Array.isArray(step.depends_on) ? step.depends_on.filter(isObj).map((o) => String(o.step)) : [])) {
+    for (const dep of dependencyIds(step.depends_on)) {
       const j = byId.get(dep);
       if (j === undefined) continue;
       const d = decisions[j]!;
@@ -97,7 +103,7 @@ function keepDependencies(steps: Record<string, unknown>[], decisions: StepDecis
 // Prefixes that match no tracked file (a typo there silently disables a test).
 export function deadPrefixes(steps: unknown[], tracked: string[]): { step: string; prefix: string }[] {
   const out: { step: string; prefix: string }[] = [];
-  steps.filter(isObj).forEach((s, i) => {
+  steps.filter(isRecord).forEach((s, i) => {
     for (const dep of asList(s.source_file_dependencies)) {
       if (dep.startsWith('!')) continue;
       if (!tracked.some((f) => f.startsWith(dep))) out.push({ step: stepId(s, i), prefix: dep });

@@ -1,6 +1,7 @@
 // Validates a pipeline as Buildkite's server judges an upload: bkci's zod model per step type
 // (unknown properties rejected with a did-you-mean), plus the rules the official schema misses
 // (a step with no type, duplicate keys) and the upload limits (500 jobs, matrix sizes).
+import { isRecord } from '../util/guards.js';
 import type { z } from 'zod';
 import { loadPipelineYaml, positionOf } from './yaml-load.js';
 import { allowedKeys, pipelineTop, STEP_MODELS, type StepType } from './model.js';
@@ -60,12 +61,11 @@ export function didYouMean(word: string, options: string[]): string | undefined 
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 // Works out a step's type the way the server does; undefined when it has none.
 export function stepType(step: Record<string, unknown>): { type: StepType; body: Record<string, unknown>; nested: string | null } | undefined {
   const keys = Object.keys(step);
-  if (keys.length === 1 && keys[0]! in NESTED_TYPES && isObj(step[keys[0]!])) {
+  if (keys.length === 1 && keys[0]! in NESTED_TYPES && isRecord(step[keys[0]!])) {
     return { type: NESTED_TYPES[keys[0]!]!, body: step[keys[0]!] as Record<string, unknown>, nested: keys[0]! };
   }
   if (typeof step.type === 'string' && step.type in TYPE_FIELD) return { type: TYPE_FIELD[step.type]!, body: step, nested: null };
@@ -114,7 +114,7 @@ class Validator {
       if (!['wait', 'waiter', 'block', 'input'].includes(step)) this.add('error', path, `\`${step}\` is not a step: a step written as a string must be wait, waiter, block or input`);
       return;
     }
-    if (!isObj(step)) {
+    if (!isRecord(step)) {
       this.add('error', path, `a step must be a mapping or one of wait/block/input, got ${step === null ? 'null' : Array.isArray(step) ? 'a list' : typeof step}`);
       return;
     }
@@ -160,13 +160,13 @@ class Validator {
     if (Array.isArray(m)) {
       if (m.length > MATRIX_LIMITS.elementsPerDimension) this.add('error', [...path, 'matrix'], `a matrix dimension has ${m.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
       n *= Math.max(1, m.length);
-    } else if (isObj(m) && m.setup !== undefined) {
+    } else if (isRecord(m) && m.setup !== undefined) {
       const setup = m.setup;
-      const dims: unknown[][] = Array.isArray(setup) ? [setup] : isObj(setup) ? Object.values(setup).filter(Array.isArray) : [];
+      const dims: unknown[][] = Array.isArray(setup) ? [setup] : isRecord(setup) ? Object.values(setup).filter(Array.isArray) : [];
       if (dims.length > MATRIX_LIMITS.dimensions) this.add('error', [...path, 'matrix', 'setup'], `the matrix has ${dims.length} dimensions; Buildkite allows ${MATRIX_LIMITS.dimensions}`);
       dims.forEach((d, i) => {
         if (d.length > MATRIX_LIMITS.elementsPerDimension) {
-          const name = isObj(setup) ? Object.keys(setup)[i]! : i;
+          const name = isRecord(setup) ? Object.keys(setup)[i]! : i;
           this.add('error', [...path, 'matrix', 'setup', ...(Array.isArray(setup) ? [] : [name])], `a matrix dimension has ${d.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
         }
       });
@@ -174,8 +174,8 @@ class Validator {
       const adj = Array.isArray(m.adjustments) ? m.adjustments : [];
       if (adj.length > MATRIX_LIMITS.adjustments) this.add('error', [...path, 'matrix', 'adjustments'], `the matrix has ${adj.length} adjustments; Buildkite allows ${MATRIX_LIMITS.adjustments}`);
       for (const a of adj) {
-        if (!isObj(a)) continue;
-        const inSetup = isObj(a.with) && isObj(setup) && Object.entries(a.with).every(([k, v]) => Array.isArray(setup[k]) && (setup[k] as unknown[]).some((x) => String(x) === String(v)));
+        if (!isRecord(a)) continue;
+        const inSetup = isRecord(a.with) && isRecord(setup) && Object.entries(a.with).every(([k, v]) => Array.isArray(setup[k]) && (setup[k] as unknown[]).some((x) => String(x) === String(v)));
         const skipped = a.skip !== undefined && a.skip !== false;
         if (!inSetup && !skipped) combos += 1;
         if (inSetup && skipped) combos -= 1;
@@ -228,7 +228,7 @@ function validateDocument(v: Validator, value: unknown): void {
     value.forEach((s, i) => v.step(s, [i], false));
     return;
   }
-  if (!isObj(value)) {
+  if (!isRecord(value)) {
     v.add('error', [], 'a pipeline must be a mapping with `steps:` or a list of steps');
     return;
   }

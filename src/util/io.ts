@@ -37,6 +37,19 @@ export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+// Reads a command's input file, `-` meaning stdin; a missing or unreadable file is an InputError
+// naming the path.
+export async function readInput(path: string, io: Pick<Io, 'stdin' | 'cwd'>, what: string): Promise<string> {
+  if (path === '-') return readStream(io.stdin);
+  const [{ readFile }, { resolve }, { InputError }] = await Promise.all([import('node:fs/promises'), import('node:path'), import('./errors.js')]);
+  try {
+    return await readFile(resolve(io.cwd, path), 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(`${path}: cannot read the ${what}: ${code === 'ENOENT' ? 'no such file' : code ?? String(err)}`, `check the path (relative to ${io.cwd})`);
+  }
+}
+
 // Reads a whole stream (stdin for `-`).
 export async function readStream(s: Readable): Promise<string> {
   const chunks: Buffer[] = [];

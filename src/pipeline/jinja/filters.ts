@@ -4,8 +4,8 @@ import { EvalError } from './errors.js';
 import { getAttr, getItem } from './access.js';
 import { applyTest } from './tests.js';
 import {
-  type CallArgs, compareValues, formatFloat, isFloat, isNumber, isTrue, JCallable, JFloat, JIterator, kindOf,
-  mkFloat, Namespace, num, seqItems, sortedMap, toPlain, toStr, typeName, valuesEqual,
+  type CallArgs, compareValues, formatFloat, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
+  mkFloat, Namespace, num, seqItems, sortedMap, toStr, typeName, valuesEqual,
 } from './values.js';
 
 // A string marked safe from autoescaping (only used when autoescape is on).
@@ -614,4 +614,3 @@ export function applyFilter(name: string, v: unknown, call: CallArgs, env: Filte
   return f(v, new Args(name, call), env);
 }
 
-export { toPlain, JCallable };

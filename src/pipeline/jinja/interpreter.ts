@@ -9,7 +9,7 @@ import { applyTest } from './tests.js';
 import { builtinGlobals } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
 import {
-  type CallArgs, iterate, isTrue, JCallable, JFloat, JIterator, kindOf, Namespace, normKey, num, seqItems,
+  type CallArgs, iterate, isTrue, JCallable, JFloat, kindOf, Namespace, num,
   sortedMap, toStr, typeName,
 } from './values.js';
 
@@ -191,13 +191,17 @@ class Renderer {
     return sortedMap(root.vars);
   }
 
+  // Rendered output (macro bodies, captures) is safe from further escaping when autoescape is on.
+  private markSafe(text: string): unknown {
+    return this.opts.autoescape === 'none' ? text : new SafeStr(text);
+  }
+
   private capture(body: Stmt[], frame: Frame): unknown {
     const saved = this.out;
     this.out = [];
     try {
       this.exec(body, frame);
-      const text = this.out.join('');
-      return this.opts.autoescape === 'none' ? text : new SafeStr(text);
+      return this.markSafe(this.out.join(''));
     } finally {
       this.out = saved;
     }
@@ -445,7 +449,7 @@ class Renderer {
     if (e.fn.t === 'name' && e.fn.name === 'loop') {
       const loop = frame.lookup('loop');
       if (loop instanceof LoopState && loop.recurse) {
-        return new SafeOrStr(loop.recurse(args.args[0]), this.opts.autoescape).value;
+        return this.markSafe(loop.recurse(args.args[0]));
       }
     }
     return this.callValue(this.eval(e.fn, frame), args, e);
@@ -461,13 +465,6 @@ class Renderer {
       }
     }
     return this.fail(new EvalError(`invalid operation: ${typeName(fn)} is not callable`), at);
-  }
-}
-
-class SafeOrStr {
-  readonly value: unknown;
-  constructor(text: string, mode: AutoEscape) {
-    this.value = mode === 'none' ? text : new SafeStr(text);
   }
 }
 
