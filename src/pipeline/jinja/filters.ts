@@ -152,6 +152,19 @@ export function splitString(s: string, sep: unknown, maxsplit: unknown): string[
   return [...parts.slice(0, m), parts.slice(m).join(d)];
 }
 
+// Replaces the first `count` occurrences of `from` (Python's str.replace with a count).
+export function replaceFirst(s: string, from: string, to: string, count: number): string {
+  let out = '';
+  let rest = s;
+  for (let n = count; n > 0; n--) {
+    const i = rest.indexOf(from);
+    if (i < 0) break;
+    out += rest.slice(0, i) + to;
+    rest = rest.slice(i + from.length);
+  }
+  return out + rest;
+}
+
 function indent(v: unknown, a: Args): string {
   let s = str(v);
   const w = a.get(0, 'width');
@@ -364,16 +377,7 @@ const FILTERS: Record<string, Filter> = {
     const to = str(a.get(1, 'new'));
     const count = a.get(2, 'count');
     if (count === undefined || count === null) return from === '' ? s.split('').join(to).replace(/^/, to) + (s ? to : '') : s.split(from).join(to);
-    let n = int(count, 'count');
-    let out = '';
-    let rest = s;
-    while (n-- > 0) {
-      const i = rest.indexOf(from);
-      if (i < 0) break;
-      out += rest.slice(0, i) + to;
-      rest = rest.slice(i + from.length);
-    }
-    return out + rest;
+    return replaceFirst(s, from, to, int(count, 'count'));
   },
   length: (v) => length(v),
   count: (v) => length(v),

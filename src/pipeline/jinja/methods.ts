@@ -1,7 +1,7 @@
 // Python methods on values (`s.startswith('x')`, `d.items()`, `d.get('k')`), as Python's Jinja2
 // allows. minijinja-cli without --py-compat rejects them; bkci accepts them as a superset.
 import { EvalError } from './errors.js';
-import { splitString } from './filters.js';
+import { replaceFirst, splitString } from './filters.js';
 import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, toStr, typeName, valuesEqual } from './values.js';
 
 type Method = (self: never, a: unknown[]) => unknown;
@@ -37,15 +37,7 @@ const STRING: Record<string, (s: string, a: unknown[]) => unknown> = {
   splitlines: (s) => s.split(/\r\n|\r|\n/).filter((l, i, all) => i < all.length - 1 || l !== ''),
   replace: (s, [a, b, n]) => {
     if (n === undefined) return s.split(toStr(a)).join(toStr(b));
-    let count = n as number;
-    let out = '';
-    let rest = s;
-    while (count-- > 0 && rest.includes(toStr(a))) {
-      const i = rest.indexOf(toStr(a));
-      out += rest.slice(0, i) + toStr(b);
-      rest = rest.slice(i + toStr(a).length);
-    }
-    return out + rest;
+    return replaceFirst(s, toStr(a), toStr(b), n as number);
   },
   find: (s, [x]) => s.indexOf(toStr(x)),
   rfind: (s, [x]) => s.lastIndexOf(toStr(x)),
