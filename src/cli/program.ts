@@ -1,10 +1,11 @@
 // The command tree: global flags and one group per domain. Wiring only.
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Io } from '../util/io.js';
+import { registerBuildCommands } from './build.js';
 import { registerPipelineCommands } from './pipeline.js';
+import { VERSION } from './version.js';
 
-export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export { VERSION };
 
 export function buildProgram(io: Io): Command {
   const program = new Command('bkci')
@@ -32,5 +33,6 @@ Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build), 2
 Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
     );
   registerPipelineCommands(program, io);
+  registerBuildCommands(program, io);
   return program;
 }

@@ -27,20 +27,3 @@ export async function gitTrackedFiles(cwd: string): Promise<string[] | undefined
   const r = await execa('git', ['ls-files'], { cwd, reject: false });
   return r.exitCode === 0 ? parseChangedFiles(String(r.stdout)) : undefined;
 }
-
-// Shell-style glob (`*`, `**`, `?`) to a RegExp matching whole paths.
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-      if (glob[i + 1] === '/') i++;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  // A pattern without a wildcard also matches everything below it (a directory prefix).
-  return new RegExp(`^${re}${/[*?]/.test(glob) ? '' : '(/.*)?'}$`);
-}

@@ -7,6 +7,8 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
+  // Every io.sleep() the command made, in milliseconds (the clock is fake: sleeps return at once).
+  sleeps: number[];
 }
 
 export async function runBkci(argv: string[], opts: { env?: Record<string, string>; stdin?: string; cwd?: string; tty?: boolean } = {}): Promise<CliRun> {
@@ -17,6 +19,7 @@ export async function runBkci(argv: string[], opts: { env?: Record<string, strin
   out.on('data', (c: Buffer) => (stdout += c.toString()));
   err.on('data', (c: Buffer) => (stderr += c.toString()));
   let now = Date.parse('2026-11-23T12:00:00Z');
+  const sleeps: number[] = [];
   const io: Omit<Io, 'log'> = {
     stdout: out,
     stderr: err,
@@ -28,10 +31,11 @@ export async function runBkci(argv: string[], opts: { env?: Record<string, strin
     color: false,
     now: () => new Date(now),
     sleep: async (ms: number) => {
+      sleeps.push(ms);
       now += ms;
     },
   };
   const code = await runCli(argv, io);
   await new Promise((r) => setImmediate(r));
-  return { code, stdout, stderr };
+  return { code, stdout, stderr, sleeps };
 }

@@ -1,0 +1,273 @@
+// Builds, jobs, logs and artifacts of one pipeline. The pure parts (what a build's state means for
+// waiting, which jobs to retry or print, the summary rows) are separate functions; BuildkiteApi
+// holds the requests.
+import { randomUUID } from 'node:crypto';
+import { UsageError } from '../util/errors.js';
+import type { Io } from '../util/io.js';
+import { AmbiguousRequestError, type ApiClient } from './client.js';
+import type { ApiConfig } from './config.js';
+import { ArtifactSchema, BuildSchema, JobSchema, parseAnswer, type Artifact, type Build, type Job } from './types.js';
+
+// The meta-data key bkci adds to every build it creates, so an ambiguous create can be looked up.
+export const SUBMIT_MARKER = 'bkci-submit-id';
+
+export interface CreateBuildRequest {
+  branch: string;
+  commit: string;
+  message: string;
+  env: Record<string, string>;
+  metaData: Record<string, string>;
+}
+
+const seg = encodeURIComponent;
+
+export class BuildkiteApi {
+  constructor(
+    readonly client: ApiClient,
+    readonly cfg: ApiConfig,
+    private readonly io: Io,
+  ) {}
+
+  get pipelineRef(): string {
+    return `${this.cfg.org}/${this.pipeline}`;
+  }
+
+  private get pipeline(): string {
+    if (!this.cfg.pipeline) throw new UsageError('no pipeline: pass --pipeline SLUG or set BUILDKITE_PIPELINE_SLUG');
+    return this.cfg.pipeline;
+  }
+
+  private buildsPath(): string {
+    return `organizations/${seg(this.cfg.org)}/pipelines/${seg(this.pipeline)}/builds`;
+  }
+
+  buildPath(n: number): string {
+    return `${this.buildsPath()}/${n}`;
+  }
+
+  async getBuild(n: number): Promise<Build> {
+    const data = await this.client.json<unknown>('GET', this.buildPath(n), { scope: 'read_builds', what: `build ${n} of ${this.pipelineRef}` });
+    return parseAnswer(BuildSchema, data, `build ${n}`);
+  }
+
+  async *listBuilds(filter: { branch?: string; state?: string[]; metaData?: Record<string, string> }): AsyncGenerator<Build> {
+    const query: Record<string, string | string[]> = {};
+    if (filter.branch) query.branch = filter.branch;
+    if (filter.state?.length) query['state[]'] = filter.state;
+    for (const [k, v] of Object.entries(filter.metaData ?? {})) query[`meta_data[${k}]`] = v;
+    for await (const b of this.client.paginate<unknown>(this.buildsPath(), { query, scope: 'read_builds', what: `pipeline ${this.pipelineRef}` })) {
+      yield parseAnswer(BuildSchema, b, 'a build in the list');
+    }
+  }
+
+  // Creates a build exactly once. The body carries a fresh marker in meta_data; when the create
+  // fails ambiguously (connection lost, timeout, 5xx), the builds carrying the marker are looked
+  // up (twice, a few seconds apart) before one more create is sent.
+  async createBuild(req: CreateBuildRequest): Promise<Build> {
+    const marker = randomUUID();
+    const body = {
+      branch: req.branch,
+      commit: req.commit,
+      message: req.message,
+      env: req.env,
+      meta_data: { ...req.metaData, [SUBMIT_MARKER]: marker },
+    };
+    const opts = { body, scope: 'write_builds', what: `pipeline ${this.pipelineRef}` };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const data = await this.client.json<unknown>('POST', this.buildsPath(), opts);
+        return parseAnswer(BuildSchema, data, 'the created build');
+      } catch (err) {
+        if (!(err instanceof AmbiguousRequestError) || attempt >= 3) throw err;
+        this.io.log.warn({ marker }, `${err.message}; looking for the build before trying again`);
+        for (let look = 0; look < 2; look++) {
+          if (look > 0) await this.io.sleep(3000);
+          const found = await this.findByMarker(marker, req.branch);
+          if (found) {
+            this.io.log.info({ build: found.number }, 'the build was created; not creating another');
+            return found;
+          }
+        }
+        this.io.log.warn({ marker }, 'no build carries the marker: the create was not processed; sending it again');
+      }
+    }
+  }
+
+  private async findByMarker(marker: string, branch: string): Promise<Build | undefined> {
+    for await (const b of this.listBuilds({ branch, metaData: { [SUBMIT_MARKER]: marker } })) {
+      // Servers that ignore the meta_data filter still return the marker in each build.
+      if (b.meta_data?.[SUBMIT_MARKER] === marker) return b;
+    }
+    return undefined;
+  }
+
+  async cancelBuild(n: number): Promise<Build> {
+    const data = await this.client.json<unknown>('PUT', `${this.buildPath(n)}/cancel`, { scope: 'write_builds', what: `build ${n} of ${this.pipelineRef}` });
+    return parseAnswer(BuildSchema, data, `the canceled build ${n}`);
+  }
+
+  async rebuild(n: number): Promise<Build> {
+    const data = await this.client.json<unknown>('PUT', `${this.buildPath(n)}/rebuild`, { scope: 'write_builds', what: `build ${n} of ${this.pipelineRef}` });
+    return parseAnswer(BuildSchema, data, `the rebuild of build ${n}`);
+  }
+
+  async retryJob(n: number, jobId: string): Promise<Job> {
+    const data = await this.client.json<unknown>('PUT', `${this.buildPath(n)}/jobs/${seg(jobId)}/retry`, { scope: 'write_builds', what: `job ${jobId} of build ${n}` });
+    return parseAnswer(JobSchema, data, `the retried job ${jobId}`);
+  }
+
+  jobLog(n: number, jobId: string): Promise<string> {
+    return this.client.text(`${this.buildPath(n)}/jobs/${seg(jobId)}/log.txt`, { scope: 'read_build_logs', what: `the log of job ${jobId} in build ${n}` });
+  }
+
+  async artifacts(n: number): Promise<Artifact[]> {
+    const out: Artifact[] = [];
+    for await (const a of this.client.paginate<unknown>(`${this.buildPath(n)}/artifacts`, { scope: 'read_artifacts', what: `the artifacts of build ${n}` })) {
+      out.push(parseAnswer(ArtifactSchema, a, 'an artifact'));
+    }
+    return out;
+  }
+}
+
+// ---- pure helpers ----------------------------------------------------------------------------
+
+export const TERMINAL_FAILED = new Set(['failed', 'canceled', 'not_run', 'skipped']);
+const JOB_DONE = new Set(['passed', 'failed', 'canceled', 'timed_out', 'skipped', 'broken', 'expired', 'not_run', 'finished']);
+const JOB_FAILED = new Set(['failed', 'timed_out', 'canceled', 'expired']);
+
+export interface Verdict {
+  done: boolean;
+  ok: boolean;
+  reason: string;
+}
+
+// What a build's state means for someone waiting on it.
+export function judgeBuild(b: Build, failFast: boolean): Verdict {
+  if (b.state === 'passed') return { done: true, ok: true, reason: 'passed' };
+  if (TERMINAL_FAILED.has(b.state)) return { done: true, ok: false, reason: b.state };
+  if (failFast && (b.state === 'failing' || b.state === 'canceling')) return { done: true, ok: false, reason: `${b.state} (--fail-fast)` };
+  if (b.state === 'blocked') {
+    const bs = b.blocked_state ?? blockedStateFromJobs(b);
+    if (bs === 'passed') return { done: true, ok: true, reason: 'blocked on a block step; everything before it passed' };
+    if (bs === 'failed') return { done: true, ok: false, reason: 'blocked on a block step after a failure' };
+  }
+  return { done: false, ok: false, reason: b.state };
+}
+
+function blockedStateFromJobs(b: Build): string {
+  const jobs = scriptJobs(b);
+  if (jobs.some((j) => !JOB_DONE.has(j.state ?? ''))) return 'running';
+  return jobs.some(isFailedJob) ? 'failed' : 'passed';
+}
+
+// The current attempt of every script job (retried attempts dropped).
+export function scriptJobs(b: Build): Job[] {
+  return (b.jobs ?? []).filter((j) => j.type === 'script' && j.retried !== true);
+}
+
+export function isFailedJob(j: Job): boolean {
+  return JOB_FAILED.has(j.state ?? '') && j.soft_failed !== true;
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+  running: string[];
+  failed: string[];
+}
+
+export function progressOf(b: Build): Progress {
+  const jobs = scriptJobs(b);
+  return {
+    done: jobs.filter((j) => JOB_DONE.has(j.state ?? '')).length,
+    total: jobs.length,
+    running: jobs.filter((j) => j.state === 'running' || j.state === 'assigned' || j.state === 'accepted').map(jobLabel),
+    failed: jobs.filter(isFailedJob).map(jobLabel),
+  };
+}
+
+export function jobLabel(j: Job): string {
+  return j.name || j.step_key || j.id;
+}
+
+export interface SummaryRow {
+  stage: string;
+  job: string;
+  status: string;
+  agent: string;
+  queue: string;
+  minutes: number | null;
+  log: string;
+  artifacts: number;
+}
+
+// One row per script job, in build order: the table a nightly run posts.
+export function summaryRows(b: Build, artifacts: Artifact[], now: Date): SummaryRow[] {
+  const counts = new Map<string, number>();
+  for (const a of artifacts) if (a.job_id) counts.set(a.job_id, (counts.get(a.job_id) ?? 0) + 1);
+  return scriptJobs(b).map((j) => {
+    const started = j.started_at ? Date.parse(j.started_at) : NaN;
+    const finished = j.finished_at ? Date.parse(j.finished_at) : now.getTime();
+    const queue = (j.agent_query_rules ?? []).find((r) => r.startsWith('queue='))?.slice('queue='.length) ?? '';
+    return {
+      stage: j.group_key ?? '',
+      job: jobLabel(j),
+      status: j.soft_failed && j.state === 'failed' ? 'soft_failed' : (j.state ?? 'unknown'),
+      agent: j.agent?.name ?? '',
+      queue,
+      minutes: Number.isNaN(started) ? null : Math.round((finished - started) / 6000) / 10,
+      log: j.web_url ?? '',
+      artifacts: counts.get(j.id) ?? 0,
+    };
+  });
+}
+
+const STATUS_ICON: Record<string, string> = { passed: '✅', failed: '❌', timed_out: '⏱️', canceled: '🚫', soft_failed: '⚠️', running: '🏃', scheduled: '⏳' };
+
+export function summaryMarkdown(b: Build, rows: SummaryRow[]): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const lines = [
+    `### Build #${b.number}: ${b.state}${b.web_url ? ` ([open](${b.web_url}))` : ''}`,
+    '',
+    `Branch \`${b.branch ?? ''}\`, commit \`${(b.commit ?? '').slice(0, 12)}\``,
+    '',
+    '| Stage | Job | Status | Agent (queue) | Minutes | Links |',
+    '|---|---|---|---|---:|---|',
+  ];
+  for (const r of rows) {
+    const agent = r.agent ? `${r.agent}${r.queue ? ` (${r.queue})` : ''}` : r.queue ? `(${r.queue})` : '';
+    const links = r.log ? `[log](${r.log})${r.artifacts ? ` · [${r.artifacts} artifact${r.artifacts === 1 ? '' : 's'}](${r.log})` : ''}` : '';
+    lines.push(`| ${cell(r.stage)} | ${cell(r.job)} | ${STATUS_ICON[r.status] ?? ''} ${r.status} | ${cell(agent)} | ${r.minutes ?? ''} | ${links} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+// Jobs whose logs `build logs` prints: one job by id, the failed ones, or every script job.
+export function jobsForLogs(b: Build, opts: { job?: string; failed?: boolean }): Job[] {
+  const jobs = scriptJobs(b);
+  if (opts.job) {
+    const j = (b.jobs ?? []).find((x) => x.id === opts.job || x.step_key === opts.job);
+    if (!j) throw new UsageError(`--job ${opts.job}: build ${b.number} has no job with that id or step key`, `its jobs: ${jobs.map((x) => `${x.id} (${jobLabel(x)})`).join(', ') || 'none'}`);
+    return [j];
+  }
+  return opts.failed ? jobs.filter(isFailedJob) : jobs;
+}
+
+// A `K=V` pair from a repeatable flag.
+export function parsePairs(values: string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag} ${JSON.stringify(v)}: expected KEY=VALUE`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+// Refuses what Buildkite would refuse or misread before any request is sent.
+export function checkSubmit(branch: string, commit: string): void {
+  if (!branch.trim()) throw new UsageError('--branch is empty');
+  if (branch.includes(':') && commit.toUpperCase() === 'HEAD') {
+    throw new UsageError(`--branch ${branch} is a fork branch (owner:branch); Buildkite cannot build HEAD of a fork`, 'pass --commit with the full commit SHA of the fork branch');
+  }
+}

@@ -1,0 +1,462 @@
+// The real CLI against the fake Buildkite server over loopback HTTP.
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeBuildkite } from '../helpers/fake-buildkite.js';
+import { runBkci, type CliRun } from '../helpers/io.js';
+
+let bk: FakeBuildkite;
+beforeEach(async () => {
+  bk = await new FakeBuildkite().start();
+});
+afterEach(async () => {
+  await bk.close();
+});
+
+const run = (argv: string[], env: Record<string, string> = {}, cwd?: string) => runBkci(argv, { env: { ...bk.env, ...env }, cwd });
+
+function noToken(r: CliRun): void {
+  expect(r.stdout).not.toContain(bk.token);
+  expect(r.stderr).not.toContain(bk.token);
+}
+
+const apiCalls = (method: string, re: RegExp) => bk.requests.filter((q) => q.method === method && re.test(q.path));
+
+describe('build submit', () => {
+  it('creates one build with the marker and prints its number and URL', async () => {
+    const r = await run(['build', 'submit', '--branch', 'main', '--env', 'RUN_ALL=1', '--meta-data', 'run_id=42', '--message', 'nightly']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^#100 scheduled {2}https:\/\/buildkite\.com\/gpu-org\/gpu-tests\/builds\/100\n$/);
+    const [post] = apiCalls('POST', /\/builds$/);
+    const body = JSON.parse(post!.body);
+    expect(body).toMatchObject({ branch: 'main', commit: 'HEAD', message: 'nightly', env: { RUN_ALL: '1' }, meta_data: { run_id: '42' } });
+    expect(body.meta_data['bkci-submit-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(post!.headers.authorization).toBe(`Bearer ${bk.token}`);
+    expect(post!.headers['user-agent']).toMatch(/^bkci\//);
+    noToken(r);
+  });
+
+  it('--json prints the created build', async () => {
+    const r = await run(['build', 'submit', '--branch', 'dev', '--commit', 'abc123', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ number: 100, branch: 'dev', commit: 'abc123' });
+  });
+
+  it('refuses a fork branch with HEAD before any request (exit 2)', async () => {
+    const r = await run(['build', 'submit', '--branch', 'alice:fix']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/fork branch.*--commit/s);
+    expect(bk.requests).toHaveLength(0);
+  });
+
+  it('a connection dropped after the server created the build does not create a second one', async () => {
+    bk.fault('POST', /\/builds$/, 'drop-after');
+    const r = await run(['build', 'submit', '--branch', 'main', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(bk.buildCount()).toBe(1);
+    expect(apiCalls('POST', /\/builds$/)).toHaveLength(1);
+    const lookup = apiCalls('GET', /\/builds$/)[0]!;
+    expect([...lookup.query.keys()].some((k) => k === 'meta_data[bkci-submit-id]')).toBe(true);
+    expect(JSON.parse(r.stdout).number).toBe(100);
+    expect(r.stderr).toMatch(/looking for the build/);
+  });
+
+  it('a connection dropped before the server processed the create sends it again, once', async () => {
+    bk.fault('POST', /\/builds$/, 'drop');
+    const r = await run(['build', 'submit', '--branch', 'main']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(bk.buildCount()).toBe(1);
+    const posts = apiCalls('POST', /\/builds$/);
+    expect(posts).toHaveLength(2);
+    // The same marker both times: a later lookup finds whichever landed.
+    expect(JSON.parse(posts[0]!.body).meta_data).toEqual(JSON.parse(posts[1]!.body).meta_data);
+  });
+
+  it('a 502 on the create is ambiguous too: looked up, not blindly resent', async () => {
+    bk.fault('POST', /\/builds$/, 'status', { status: 502, body: { message: 'Bad gateway' } });
+    const r = await run(['build', 'submit', '--branch', 'main']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(apiCalls('GET', /\/builds$/).length).toBeGreaterThan(0);
+    expect(bk.buildCount()).toBe(1);
+  });
+
+  it('429 on the create: waits RateLimit-Reset seconds, then resends (the 429 was not processed)', async () => {
+    bk.fault('POST', /\/builds$/, 'status', { status: 429, headers: { 'ratelimit-reset': '7' }, body: { message: 'You have exceeded your API rate limit.' } });
+    const r = await run(['build', 'submit', '--branch', 'main']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.sleeps[0]).toBeGreaterThanOrEqual(7000);
+    expect(r.stderr).toMatch(/rate limited.*waiting 7s/);
+    expect(apiCalls('POST', /\/builds$/)).toHaveLength(2);
+    expect(bk.buildCount()).toBe(1);
+  });
+
+  it('--wait exits with the build result', async () => {
+    const r = await run(['build', 'submit', '--branch', 'main', '--wait']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^#100 passed {2}https:/);
+    expect(r.stderr).toMatch(/created build #100/);
+  });
+});
+
+describe('configuration', () => {
+  it('a missing token is exit 2 naming the variable', async () => {
+    const r = await run(['build', 'get', '1'], { BUILDKITE_API_TOKEN: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/BUILDKITE_API_TOKEN/);
+  });
+
+  it('missing org and pipeline are exit 2 naming the flag and variable', async () => {
+    let r = await run(['build', 'get', '1'], { BUILDKITE_ORGANIZATION_SLUG: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--org.*BUILDKITE_ORGANIZATION_SLUG/);
+    r = await run(['build', 'get', '1'], { BUILDKITE_PIPELINE_SLUG: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--pipeline.*BUILDKITE_PIPELINE_SLUG/);
+  });
+
+  it('--token is refused with the reason, and its value redacted', async () => {
+    const r = await run(['build', 'get', '1', '--token', 'bkua_supersecretvalue123', '--debug']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--token is not accepted/);
+    expect(r.stderr).not.toContain('supersecretvalue123');
+  });
+
+  it('--token-file reads the token; a world-readable file is warned about', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-token-'));
+    writeFileSync(join(dir, 'token'), bk.token + '\n');
+    chmodSync(join(dir, 'token'), 0o644);
+    bk.addBuild({ states: ['passed'], number: 7 });
+    const r = await run(['build', 'get', '7', '--token-file', join(dir, 'token'), '--debug'], { BUILDKITE_API_TOKEN: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/readable by other users/);
+    noToken(r);
+  });
+
+  it('a wrong token is 401, exit 2, telling what to check, with the token redacted even in --debug', async () => {
+    const r = await run(['build', 'get', '1', '--debug'], { BUILDKITE_API_TOKEN: 'bkua_wrongwrongwrong42' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/rejected the token \(401\)/);
+    expect(r.stderr).not.toContain('bkua_wrongwrongwrong42');
+  });
+
+  it('403 names the scope, 404 names the build', async () => {
+    bk.fault('GET', /\/builds\/5$/, 'status', { status: 403, body: { message: 'Forbidden' } });
+    let r = await run(['build', 'get', '5']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/read_builds/);
+    r = await run(['build', 'get', '5']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not found: build 5 of gpu-org\/gpu-tests/);
+  });
+
+  it('accepts a build URL naming org and pipeline', async () => {
+    bk.addBuild({ states: ['passed'], number: 9 });
+    const r = await run(['build', 'get', `https://buildkite.com/gpu-org/gpu-tests/builds/9`, '--json'], { BUILDKITE_ORGANIZATION_SLUG: '', BUILDKITE_PIPELINE_SLUG: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).number).toBe(9);
+  });
+});
+
+describe('retries', () => {
+  it('a dropped connection on a GET is retried', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/3$/, 'drop', { times: 2 });
+    const r = await run(['build', 'get', '3', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).state).toBe('passed');
+    expect(apiCalls('GET', /\/builds\/3$/)).toHaveLength(3);
+    expect(r.sleeps).toHaveLength(2);
+    noToken(r);
+  });
+
+  it('5xx on a GET is retried with backoff, then gives up with exit 1', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/3$/, 'status', { status: 503, times: 10, body: { message: 'Service Unavailable' } });
+    const r = await run(['build', 'get', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/503.*gave up after 5 attempts/);
+    expect(r.sleeps).toHaveLength(4);
+    for (const s of r.sleeps) expect(s).toBeLessThanOrEqual(30_000);
+  });
+
+  it('429 on a GET waits Retry-After when RateLimit-Reset is absent', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/3$/, 'status', { status: 429, headers: { 'retry-after': '3' }, body: { message: 'rate limited' } });
+    const r = await run(['build', 'get', '3', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.sleeps).toEqual([3000]);
+  });
+});
+
+describe('build list', () => {
+  it('follows Link rel="next" over several pages and stops at --limit', async () => {
+    for (let i = 0; i < 5; i++) bk.addBuild({ states: ['passed'], branch: i % 2 ? 'dev' : 'main' });
+    bk.perPageMax = 2;
+    let r = await run(['build', 'list', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).map((b: { number: number }) => b.number)).toEqual([104, 103, 102, 101, 100]);
+    expect(apiCalls('GET', /\/builds$/)).toHaveLength(3);
+    expect(apiCalls('GET', /\/builds$/)[0]!.query.get('per_page')).toBe('100');
+    bk.requests = [];
+    r = await run(['build', 'list', '--branch', 'main', '--limit', '2']);
+    expect(r.stdout.trim().split('\n').map((l) => l.split('\t')[0])).toEqual(['104', '102']);
+    expect(apiCalls('GET', /\/builds$/)[0]!.query.get('branch')).toBe('main');
+  });
+
+  it('--state filters with state[]', async () => {
+    bk.addBuild({ states: ['failed'] });
+    bk.addBuild({ states: ['passed'] });
+    const r = await run(['build', 'list', '--state', 'failed', '--json']);
+    expect(JSON.parse(r.stdout)).toHaveLength(1);
+    expect(apiCalls('GET', /\/builds$/)[0]!.query.getAll('state[]')).toEqual(['failed']);
+  });
+});
+
+describe('build wait', () => {
+  const jobs = [
+    { name: 'kernels', state: 'running' },
+    { name: 'models', state: 'running' },
+  ];
+  it('exit 0 when the build passes, progress on stderr', async () => {
+    bk.addBuild({ states: ['scheduled', 'running', 'running', 'passed'], jobs, number: 1 });
+    const r = await run(['build', 'wait', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^#1 passed/);
+    expect(r.stderr).toMatch(/0\/2 jobs done; running: kernels, models/);
+    // Backoff: each interval at least the previous one.
+    for (let i = 1; i < r.sleeps.length; i++) expect(r.sleeps[i]).toBeGreaterThanOrEqual(r.sleeps[i - 1]!);
+  });
+
+  it.each([
+    ['failed', 1],
+    ['canceled', 1],
+    ['not_run', 1],
+  ])('exit %s → %i', async (state, code) => {
+    bk.addBuild({ states: ['running', state], jobs, number: 1 });
+    const r = await run(['build', 'wait', '1']);
+    expect(r.code).toBe(code);
+    expect(r.stderr).toContain(`build #1 ${state}`);
+  });
+
+  it('names the failed jobs', async () => {
+    bk.addBuild({ states: ['failed'], jobs: [{ name: 'kernels', state: 'failed' }, { name: 'models', state: 'passed' }], number: 1 });
+    const r = await run(['build', 'wait', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/failed jobs: kernels/);
+  });
+
+  it('times out with exit 1 and a clear message', async () => {
+    bk.addBuild({ states: ['running'], jobs, number: 1 });
+    const r = await run(['build', 'wait', '1', '--timeout', '1m']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/timed out after 1m waiting for build #1 \(still running/);
+    expect(r.sleeps.reduce((a, b) => a + b, 0)).toBe(60_000);
+  });
+
+  it('blocked: exit 0 when what ran passed, 1 when it failed', async () => {
+    bk.addBuild({ states: ['blocked'], blocked_state: 'passed', jobs: [{ name: 'a', state: 'passed' }], number: 1 });
+    bk.addBuild({ states: ['blocked'], blocked_state: 'failed', jobs: [{ name: 'a', state: 'failed' }], number: 2 });
+    expect((await run(['build', 'wait', '1'])).code).toBe(0);
+    expect((await run(['build', 'wait', '2'])).code).toBe(1);
+  });
+
+  it('--fail-fast returns on failing', async () => {
+    bk.addBuild({ states: ['running', 'failing', 'failing', 'failed'], jobs, number: 1 });
+    const r = await run(['build', 'wait', '1', '--fail-fast', '--json']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).state).toBe('failing');
+  });
+
+  it('draws a spinner line on a terminal', async () => {
+    bk.addBuild({ states: ['running', 'running', 'passed'], jobs, number: 1 });
+    const r = await runBkci(['build', 'wait', '1'], { env: bk.env, tty: true });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\r\u001b\[K⠋ build #1 running/);
+  });
+});
+
+describe('cancel, logs, retry', () => {
+  it('cancel of a finished build exits 1 with the API message', async () => {
+    bk.addBuild({ states: ['passed'], number: 4 });
+    const r = await run(['build', 'cancel', '4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/already finished/);
+  });
+
+  it('cancel of a running build', async () => {
+    bk.addBuild({ states: ['running'], number: 4 });
+    const r = await run(['build', 'cancel', '4']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/#4 canceled/);
+  });
+
+  it('logs: every script job in order under a header; --failed; --job', async () => {
+    bk.addBuild({
+      states: ['failed'],
+      number: 6,
+      jobs: [
+        { name: 'lint', state: 'passed', log: 'lint ok\n' },
+        { name: 'gpu tests', state: 'failed', log: 'CUDA error: out of memory' },
+      ],
+    });
+    let r = await run(['build', 'logs', '6']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^=== lint \(passed, job [^)]+\) ===\nlint ok\n\n=== gpu tests \(failed, job [^)]+\) ===\nCUDA error: out of memory\n$/);
+    r = await run(['build', 'logs', '6', '--failed']);
+    expect(r.stdout).not.toContain('lint ok');
+    expect(r.stdout).toContain('out of memory');
+    r = await run(['build', 'logs', '6', '--job', 'lint']);
+    expect(r.stdout).toBe('lint ok\n');
+    r = await run(['build', 'logs', '6', '--job', 'nope']);
+    expect(r.code).toBe(2);
+  });
+
+  it('retry --failed retries only the failed jobs, then --wait', async () => {
+    bk.addBuild({ states: ['failed'], number: 8, jobs: [{ name: 'a', state: 'passed' }, { name: 'b', state: 'failed' }, { name: 'c', state: 'failed', soft_failed: true }] });
+    const r = await run(['build', 'retry', '8', '--failed', '--wait']);
+    expect(r.code, r.stderr).toBe(0);
+    const puts = apiCalls('PUT', /\/retry$/);
+    expect(puts).toHaveLength(1);
+    expect(puts[0]!.path).toContain('000008000001');
+    expect(r.stdout).toMatch(/#8 passed/);
+  });
+
+  it('retry without --failed rebuilds as a new build', async () => {
+    bk.addBuild({ states: ['failed'], number: 8 });
+    const r = await run(['build', 'retry', '8', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).rebuilt_from.number).toBe(8);
+  });
+});
+
+describe('artifacts', () => {
+  const seed = () =>
+    bk.addBuild({
+      states: ['passed'],
+      number: 11,
+      jobs: [{ name: 'bench', state: 'passed' }],
+      artifacts: [
+        { path: 'results/result.json', content: '{"score": 1.5}\n' },
+        { path: 'results/logs/run.txt', content: Buffer.alloc(200_000, 7) },
+        { path: 'trace.nsys-rep', content: 'binary' },
+      ],
+    });
+
+  it('lists, filters by glob', async () => {
+    seed();
+    const r = await run(['build', 'artifacts', '11', '--glob', 'results/**', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).map((a: { path: string }) => a.path)).toEqual(['results/result.json', 'results/logs/run.txt']);
+  });
+
+  it('downloads through the redirect without sending Authorization to storage, sha1 checked, paths kept', async () => {
+    seed();
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-art-'));
+    const r = await run(['build', 'artifacts', '11', '--download', dir, '--glob', 'results/**', '--debug']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'results/result.json'), 'utf8')).toBe('{"score": 1.5}\n');
+    expect(createHash('sha1').update(readFileSync(join(dir, 'results/logs/run.txt'))).digest('hex')).toBe(createHash('sha1').update(Buffer.alloc(200_000, 7)).digest('hex'));
+    expect(existsSync(join(dir, 'trace.nsys-rep'))).toBe(false);
+    expect(bk.storageRequests).toHaveLength(2);
+    for (const q of bk.storageRequests) expect(q.headers.authorization).toBeUndefined();
+    for (const q of apiCalls('GET', /\/download$/)) expect(q.headers.authorization).toBe(`Bearer ${bk.token}`);
+    expect(readdirSync(join(dir, 'results')).filter((f) => f.endsWith('.part'))).toEqual([]);
+    noToken(r);
+  });
+
+  it('a sha1 mismatch fails with exit 1 and keeps no file', async () => {
+    bk.addBuild({ states: ['passed'], number: 12, artifacts: [{ path: 'out.bin', content: 'data', wrongSha: true }] });
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-art-'));
+    const r = await run(['build', 'artifacts', '12', '--download', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/out\.bin: sha1 mismatch/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses an artifact path that escapes the download directory', async () => {
+    bk.addBuild({ states: ['passed'], number: 13, artifacts: [{ path: '../../etc/evil', content: 'x' }] });
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-art-'));
+    const r = await run(['build', 'artifacts', '13', '--download', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/outside/);
+  });
+});
+
+describe('summary and queue status', () => {
+  it('markdown and JSON summary with queue, minutes and links', async () => {
+    bk.addBuild({
+      states: ['failed'],
+      number: 20,
+      jobs: [
+        { name: 'H100 kernels', state: 'passed', group: 'gpu', queue: 'h100' },
+        { name: 'MI300 kernels', state: 'failed', group: 'gpu', queue: 'mi300' },
+      ],
+      artifacts: [{ path: 'a.txt', content: 'a', job: 0 }],
+    });
+    let r = await run(['build', 'summary', '20']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('| Stage | Job | Status | Agent (queue) | Minutes | Links |');
+    expect(r.stdout).toMatch(/\| gpu \| H100 kernels \| ✅ passed \| my-agent \(h100\) \| 12\.5 \| \[log\]\(https:\/\/buildkite\.com\/gpu-org\/gpu-tests\/builds\/20#[^)]+\) · \[1 artifact\]/);
+    expect(r.stdout).toMatch(/MI300 kernels \| ❌ failed/);
+    r = await run(['build', 'summary', '20', '--format', 'json']);
+    const j = JSON.parse(r.stdout);
+    expect(j.jobs[1]).toMatchObject({ job: 'MI300 kernels', status: 'failed', queue: 'mi300', minutes: 12.5 });
+  });
+
+  it('--annotate pipes the markdown to buildkite-agent annotate inside a job', async () => {
+    bk.addBuild({ states: ['passed'], number: 21, jobs: [{ name: 'x', state: 'passed' }] });
+    const bin = mkdtempSync(join(tmpdir(), 'bkci-agent-'));
+    const out = join(bin, 'annotation');
+    writeFileSync(join(bin, 'buildkite-agent'), `#!/bin/sh\necho "$@" > ${out}.args\ncat > ${out}\n`, { mode: 0o755 });
+    let r = await run(['build', 'summary', '21', '--annotate'], { PATH: `${bin}:${process.env.PATH}`, BUILDKITE_JOB_ID: 'j1' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8')).toContain('### Build #21: passed');
+    expect(readFileSync(`${out}.args`, 'utf8')).toBe('annotate --style success --context bkci-summary\n');
+    r = await run(['build', 'summary', '21', '--annotate']);
+    expect(r.code).toBe(2);
+  });
+
+  it('queue status counts idle and busy agents of the queue over all pages', async () => {
+    const base = (await import('../helpers/fake-buildkite.js')).example('agents__list_agents')[0];
+    const agent = (i: number, queue: string, busy: boolean, state = 'connected') => ({
+      ...base,
+      id: `agent-${i}`,
+      name: `gpu-host-gpu${i}`,
+      connection_state: state,
+      meta_data: [`queue=${queue}`, `gpu=${i}`],
+      job: busy ? { ...base.job, name: `job-${i}` } : null,
+    });
+    bk.agents = [agent(0, 'h100', true), agent(1, 'h100', false), agent(2, 'h100', false), agent(3, 'mi300', true), agent(4, 'h100', false, 'lost'), agent(5, 'h100', true)];
+    bk.perPageMax = 2;
+    const r = await run(['queue', 'status', 'h100', '--json'], { BUILDKITE_PIPELINE_SLUG: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      queue: 'h100',
+      total: 4,
+      idle: 2,
+      busy: 2,
+      agents: [
+        { name: 'gpu-host-gpu0', busy: true, job: 'job-0', gpu: '0' },
+        { name: 'gpu-host-gpu1', busy: false, job: null, gpu: '1' },
+        { name: 'gpu-host-gpu2', busy: false, job: null, gpu: '2' },
+        { name: 'gpu-host-gpu5', busy: true, job: 'job-5', gpu: '5' },
+      ],
+    });
+    expect(apiCalls('GET', /\/agents$/)).toHaveLength(3);
+  });
+});
+
+describe('as a real process', () => {
+  it('bin/bkci submits and waits, exits with the result, and does not hang on open connections', async () => {
+    const { execa } = await import('execa');
+    const bin = join(import.meta.dirname, '../../dist/cli/bin.js');
+    const r = await execa(process.execPath, [bin, 'build', 'submit', '--branch', 'main', '--wait', '--json'], { env: { ...bk.env, BKCI_POLL_INTERVAL: '0.05' }, extendEnv: false, reject: false, timeout: 20_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).state).toBe('passed');
+    // JSON log lines on stderr when it is not a terminal, none carrying the token.
+    for (const line of r.stderr.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+    expect(r.stderr).not.toContain(bk.token);
+  });
+});
