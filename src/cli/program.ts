@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import type { Io } from '../util/io.js';
 import { registerBuildCommands } from './build.js';
+import { registerNodeCommands } from './node.js';
 import { registerPipelineCommands } from './pipeline.js';
 import { VERSION } from './version.js';
 
@@ -33,6 +34,7 @@ Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build), 2
 Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
     );
   registerPipelineCommands(program, io);
+  registerNodeCommands(program, io);
   registerBuildCommands(program, io);
   return program;
 }

@@ -1,0 +1,267 @@
+// `bkci node setup|status|teardown|doctor|check`: flags to a setup request, results to stdout.
+// Wiring only: detection, planning and applying live in src/node.
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { CheckFailed, InputError, UsageError } from '../util/errors.js';
+import type { Io } from '../util/io.js';
+import { table } from '../util/output.js';
+import { registerSecret } from '../util/redact.js';
+
+interface SetupFlags {
+  queue?: string;
+  tokenFile?: string;
+  gpusPerAgent: string;
+  vendor: string;
+  agents: string;
+  name?: string;
+  tags?: string;
+  memoryReserve: string;
+  cpuReserve: string;
+  user: string;
+  agentBin?: string;
+  bkciBin?: string;
+  buildRoot: string;
+  root?: string;
+  hostRoot: string;
+  dryRun?: boolean;
+  start: boolean;
+  mig?: boolean;
+  minFreeDisk: string;
+  json?: boolean;
+}
+
+const mode = (m: number) => m.toString(8).padStart(4, '0');
+
+function rootOf(io: Io, root: string | undefined): { root: string; staging: boolean } {
+  return root === undefined ? { root: '/', staging: false } : { root: resolve(io.cwd, root), staging: true };
+}
+
+function positiveInt(v: string, flag: string, min = 1): number {
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`${flag} ${v}: expected a whole number${min ? ` of at least ${min}` : ''}`);
+  return Number(v);
+}
+
+// How systemd runs this bkci for the health gate: --bkci-bin, else node + this package's bin.
+function selfCommand(flag: string | undefined): string[] {
+  if (flag) return [flag];
+  const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+  return [process.execPath, resolve(pkgRoot, 'dist/cli/bin.js')];
+}
+
+async function readAgentToken(flags: SetupFlags, io: Io): Promise<string> {
+  let token: string | undefined;
+  if (flags.tokenFile !== undefined) {
+    const { readFile } = await import('node:fs/promises');
+    try {
+      token = (await readFile(resolve(io.cwd, flags.tokenFile), 'utf8')).replace(/^\s*BUILDKITE_AGENT_TOKEN=/, '').trim();
+    } catch (err) {
+      throw new InputError(`--token-file ${flags.tokenFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    if (!token) throw new InputError(`--token-file ${flags.tokenFile} is empty`);
+  } else token = io.env.BUILDKITE_AGENT_TOKEN?.trim() || undefined;
+  if (!token) throw new UsageError('no agent token: pass --token-file FILE or set BUILDKITE_AGENT_TOKEN', 'the agent token is on the Agents page of your organization (Agent Tokens / cluster tokens), not an API token');
+  registerSecret(token);
+  return token;
+}
+
+function parseTags(text: string | undefined): [string, string][] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => {
+      const i = t.indexOf('=');
+      if (i <= 0) throw new UsageError(`--tags ${JSON.stringify(t)}: expected key=value`);
+      return [t.slice(0, i), t.slice(i + 1)] as [string, string];
+    });
+}
+
+export function registerNodeCommands(program: Command, io: Io): void {
+  const node = program.command('node').description('provision and look after one isolated Buildkite agent per GPU on this host');
+
+  node
+    .command('setup')
+    .description('detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them')
+    .option('--queue <queue>', 'the queue the agents serve (queue=QUEUE tag)')
+    .option('--token-file <file>', 'agent token file (default: $BUILDKITE_AGENT_TOKEN)')
+    .option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node', '1')
+    .addOption(new Option('--vendor <vendor>', 'GPU vendor').choices(['auto', 'nvidia', 'amd', 'ascend', 'none']).default('auto'))
+    .option('--agents <n>', 'number of CPU-only agents (with --vendor none or no GPUs)', '1')
+    .option('--name <name>', 'agent name prefix (default: the hostname)')
+    .option('--tags <k=v,...>', 'extra agent tags')
+    .option('--memory-reserve <size>', 'memory per NUMA node left to the host', '4G')
+    .option('--cpu-reserve <n>', 'CPUs per NUMA node left to the host (whole cores)', '0')
+    .option('--user <user>', 'the user agents run as', 'buildkite-agent')
+    .option('--agent-bin <path>', 'buildkite-agent binary (default: found on PATH)')
+    .option('--bkci-bin <path>', 'the bkci the units run for the health check (default: this one)')
+    .option('--build-root <dir>', 'parent of the per-agent build directories', '/var/lib/buildkite-agent/builds')
+    .option('--min-free-disk <size>', 'the health check fails below this free space on the build path', '20G')
+    .option('--mig', 'one agent per MIG device instead of per physical GPU')
+    .option('--root <dir>', 'write every file under DIR instead of / and run no systemctl (staging)')
+    .option('--host-root <dir>', 'read /sys, /proc and /dev under DIR instead of /', '/')
+    .option('--dry-run', 'print the plan and change nothing')
+    .option('--no-start', 'write the files but do not enable or start the units')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sudo BUILDKITE_AGENT_TOKEN=... bkci node setup --queue h100 --dry-run
+  sudo bkci node setup --queue h100 --token-file /root/agent-token --cpu-reserve 2 --memory-reserve 16G
+  bkci node setup --queue mi300 --gpus-per-agent 2 --root /tmp/stage --agent-bin /usr/bin/buildkite-agent`,
+    )
+    .action(async (flags: SetupFlags) => {
+      if (!flags.queue) throw new UsageError('--queue is required: the queue these agents serve', 'e.g. --queue h100 (create the queue in your cluster first)');
+      if (!/^[A-Za-z0-9._-]+$/.test(flags.queue)) throw new UsageError(`--queue ${JSON.stringify(flags.queue)}: use letters, digits and ._-`);
+      const { parseBytes } = await import('../util/bytes.js');
+      const { root, staging } = rootOf(io, flags.root);
+      const hostRoot = resolve(io.cwd, flags.hostRoot);
+      const token = await readAgentToken(flags, io);
+      if (!staging && !flags.dryRun && typeof process.getuid === 'function' && process.getuid() !== 0) {
+        throw new UsageError('bkci node setup writes under /etc and runs systemctl: run it as root (sudo)', 'or stage the files with --root DIR, or look first with --dry-run');
+      }
+      const { which } = await import('../node/detect/tools.js');
+      let agentBin = flags.agentBin ? resolve(io.cwd, flags.agentBin) : await which('buildkite-agent', io.env);
+      if (!agentBin) {
+        if (!staging) throw new UsageError('buildkite-agent is not on PATH', 'install it (https://buildkite.com/docs/agent/v3/linux; e.g. apt install buildkite-agent) or pass --agent-bin PATH');
+        agentBin = '/usr/bin/buildkite-agent';
+        io.log.warn({ agentBin }, 'buildkite-agent is not on PATH; the staged units name /usr/bin/buildkite-agent');
+      }
+      const { prepareSetup, runSetup } = await import('../node/setup.js');
+      const req = {
+        queue: flags.queue,
+        token,
+        gpusPerAgent: positiveInt(flags.gpusPerAgent, '--gpus-per-agent'),
+        agents: positiveInt(flags.agents, '--agents'),
+        name: flags.name,
+        tags: parseTags(flags.tags),
+        memoryReserve: parseBytes(flags.memoryReserve, '--memory-reserve'),
+        cpuReserve: positiveInt(flags.cpuReserve, '--cpu-reserve', 0),
+        user: flags.user,
+        agentBin,
+        bkciBin: selfCommand(flags.bkciBin),
+        buildRoot: flags.buildRoot.replace(/\/+$/, ''),
+        mig: flags.mig === true,
+        minFreeDisk: parseBytes(flags.minFreeDisk, '--min-free-disk'),
+        vendor: flags.vendor as 'auto',
+        root,
+        hostRoot,
+        staging,
+      };
+      const { plan, facts } = await prepareSetup(req, io);
+      for (const w of plan.warnings) io.log.warn(w);
+      io.log.info({ vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: facts.nodes.length, agents: plan.agents.length }, `found ${facts.gpus.length} ${facts.vendor === 'none' ? '' : `${facts.vendor} `}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`);
+      const view = {
+        agents: plan.agents.map((a) => ({ name: a.name, unit: a.unit, gpus: a.gpus, gpuIndices: a.gpuIndices, numaNode: a.numaNode, cpus: a.cpus, memNodes: a.memNodes, memoryMax: a.memoryMaxText, buildPath: a.buildPath, env: a.env, tags: a.tags })),
+        files: plan.files.map((f) => ({ path: f.path, mode: mode(f.mode), action: f.action })),
+        dirs: plan.dirs.map((d) => ({ path: d.path, mode: mode(d.mode), owner: d.owner === 'agent' ? req.user : 'root', action: d.action })),
+        removals: plan.removals,
+        commands: staging ? [] : plan.commands.map((c) => c.argv.join(' ')),
+      };
+      if (flags.dryRun) {
+        if (flags.json) io.stdout.write(JSON.stringify(view, null, 2) + '\n');
+        else io.stdout.write(renderPlan(io, view, plan.changed));
+        return;
+      }
+      const result = await runSetup(plan, req, flags.start && !staging, io);
+      if (!plan.changed) io.log.info('nothing to change: the host already matches this setup');
+      else io.log.info({ written: result.written.length, removed: result.removed.length, dirs: result.createdDirs.length }, `wrote ${result.written.length} file${result.written.length === 1 ? '' : 's'}, removed ${result.removed.length}`);
+      if (staging) io.log.info({ root }, 'staged under --root: no systemctl or useradd was run');
+      if (flags.json) io.stdout.write(JSON.stringify({ ...view, changed: plan.changed, written: result.written, removed: result.removed, ran: result.ran.map((c) => c.join(' ')) }, null, 2) + '\n');
+      else io.stdout.write(table(io, ['agent', 'gpus', 'numa', 'cpus', 'memory'], plan.agents.map((a) => [a.name, a.gpuIndices.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMaxText])));
+    });
+
+  node
+    .command('status')
+    .description('the agents bkci manages here, their GPUs, cpusets, unit state, and hand edits (drift)')
+    .option('--root <dir>', 'read a staged tree under DIR')
+    .option('--json', 'print JSON')
+    .action(async (flags: { root?: string; json?: boolean }) => {
+      const { root, staging } = rootOf(io, flags.root);
+      const { nodeStatus } = await import('../node/status.js');
+      const s = await nodeStatus(root, io, !staging);
+      if (flags.json) io.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      else if (!s.managed) io.stdout.write('no agents managed by bkci on this host (run bkci node setup)\n');
+      else {
+        io.stdout.write(`queue ${s.queue}, vendor ${s.vendor}, ${s.agents.length} agent${s.agents.length === 1 ? '' : 's'}\n`);
+        io.stdout.write(table(io, ['agent', 'gpus', 'cpus', 'memory', 'state', 'reason'], s.agents.map((a) => [a.name, a.gpus.join(',') || '-', a.cpus, a.memoryMax, a.state, a.reason ?? ''])));
+        for (const d of s.drift) io.stdout.write(`drift: ${d.path}: ${d.problem}\n`);
+      }
+      if (s.drift.length) io.log.warn({ files: s.drift.length }, 'managed files were changed by hand; re-run bkci node setup to restore them');
+    });
+
+  node
+    .command('teardown')
+    .description('stop and disable the agents and remove exactly the files setup created')
+    .option('--root <dir>', 'tear down a staged tree under DIR (no systemctl)')
+    .option('--purge', 'also remove the build directories')
+    .option('--dry-run', 'print what would be removed')
+    .option('--json', 'print JSON')
+    .action(async (flags: { root?: string; purge?: boolean; dryRun?: boolean; json?: boolean }) => {
+      const { root, staging } = rootOf(io, flags.root);
+      if (!staging && !flags.dryRun && typeof process.getuid === 'function' && process.getuid() !== 0) throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
+      const [{ readManifest }, { planTeardown, applyTeardown }] = await Promise.all([import('../node/state.js'), import('../node/apply.js')]);
+      const m = await readManifest(root);
+      if (!m) {
+        io.log.info('nothing to tear down: no bkci manifest on this host');
+        if (flags.json) io.stdout.write(JSON.stringify({ removed: [], kept: [] }) + '\n');
+        return;
+      }
+      const t = planTeardown(m, flags.purge === true);
+      if (flags.dryRun) {
+        if (flags.json) io.stdout.write(JSON.stringify({ units: t.units, files: t.files, dirs: t.dirs, purge: t.purge, commands: staging ? [] : t.commands.map((c) => c.join(' ')) }, null, 2) + '\n');
+        else io.stdout.write([...(staging ? [] : t.commands.map((c) => `run    ${c.join(' ')}`)), ...t.files.map((f) => `remove ${f}`), ...t.dirs.map((d) => `rmdir  ${d} (if empty)`), ...t.purge.map((d) => `purge  ${d}`)].join('\n') + '\n');
+        return;
+      }
+      const r = await applyTeardown(t, root, !staging, io);
+      if (!flags.purge) io.log.info({ kept: m.dirs.filter((d) => d.kind === 'build').length }, 'kept the build directories (use --purge to remove them)');
+      if (flags.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else io.stdout.write(r.removed.map((p) => `removed ${p}\n`).join(''));
+    });
+
+  node
+    .command('doctor')
+    .description('check this host for the classic agent failures and say how to fix each; exit 1 when one fails')
+    .option('--root <dir>', 'check a staged tree under DIR')
+    .option('--host-root <dir>', 'read /sys, /proc and /dev under DIR', '/')
+    .option('--json', 'print JSON')
+    .action(async (flags: { root?: string; hostRoot: string; json?: boolean }) => {
+      const { root, staging } = rootOf(io, flags.root);
+      const { runDoctor } = await import('../node/doctor.js');
+      const items = await runDoctor({ root, staging, hostRoot: resolve(io.cwd, flags.hostRoot) }, io);
+      if (flags.json) io.stdout.write(JSON.stringify({ ok: !items.some((i) => i.status === 'fail'), checks: items }, null, 2) + '\n');
+      else for (const i of items) io.stdout.write(`${i.status.toUpperCase().padEnd(4)}  ${i.check}: ${i.detail}\n${i.fix && i.status !== 'ok' ? `      fix: ${i.fix}\n` : ''}`);
+      const failed = items.filter((i) => i.status === 'fail');
+      if (failed.length) throw new CheckFailed(`${failed.length} check${failed.length === 1 ? '' : 's'} failed: ${failed.map((i) => i.check).join(', ')}`);
+    });
+
+  node
+    .command('check')
+    .description("the health gate: exit 1 when AGENT's GPUs are unfit for a job (missing, busy, ECC errors) or its disk is full")
+    .argument('<agent>', 'agent instance (gpu0, gpu0-1, cpu0; see bkci node status)')
+    .option('--root <dir>', 'read a staged tree under DIR')
+    .option('--host-root <dir>', 'read /dev under DIR', '/')
+    .option('--max-used-memory <MiB>', 'GPU memory in use that still counts as idle', '1024')
+    .option('--json', 'print JSON')
+    .action(async (agent: string, flags: { root?: string; hostRoot: string; maxUsedMemory: string; json?: boolean }) => {
+      const { root } = rootOf(io, flags.root);
+      const { checkAgent } = await import('../node/check.js');
+      const r = await checkAgent(agent, { root, hostRoot: resolve(io.cwd, flags.hostRoot), maxUsedMiB: positiveInt(flags.maxUsedMemory, '--max-used-memory', 0) }, io);
+      if (flags.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else for (const i of r.items) io.stdout.write(`${i.ok ? 'ok  ' : 'FAIL'}  ${i.check}: ${i.detail}\n`);
+      if (!r.ok) throw new CheckFailed(`bkci: agent ${agent} is unfit for a job: ${r.items.filter((i) => !i.ok).map((i) => `${i.check}: ${i.detail}`).join('; ')}`, 'the agent stays offline until this passes; fix the GPU (or reset it) and systemd retries every 30s');
+    });
+}
+
+function renderPlan(io: Io, view: { agents: { name: string; gpuIndices: number[]; numaNode: number; cpus: string; memoryMax: string; tags: string[] }[]; files: { path: string; mode: string; action: string }[]; dirs: { path: string; mode: string; owner: string; action: string }[]; removals: string[]; commands: string[] }, changed: boolean): string {
+  let out = table(io, ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'], view.agents.map((a) => [a.name, a.gpuIndices.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]));
+  out += '\n' + view.dirs.map((d) => `${d.action.padEnd(9)} ${d.mode} ${d.owner.padEnd(15)} ${d.path}/\n`).join('');
+  out += view.files.map((f) => `${f.action.padEnd(9)} ${f.mode} ${'root'.padEnd(15)} ${f.path}\n`).join('');
+  out += view.removals.map((p) => `remove    ${p}\n`).join('');
+  out += '\n' + view.commands.map((c) => `run       ${c}\n`).join('');
+  if (!changed) out += '\nnothing to change: the host already matches this setup\n';
+  return out;
+}

@@ -1,0 +1,193 @@
+// `bkci node check AGENT`: is this agent's hardware fit for the next job? Run by systemd as
+// ExecStartPre before every (re)start of the agent, so a GPU left busy or failing keeps its own
+// agent offline instead of failing a stream of jobs. Facts come from the vendor tool and statfs;
+// judging them is pure (judgeHealth).
+import { access, readFile, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { UsageError } from '../util/errors.js';
+import type { Io } from '../util/io.js';
+import { formatBytes } from '../util/bytes.js';
+import { parseNpuSmiInfo } from './detect/ascend.js';
+import { normalizeBusId } from './detect/sysfs.js';
+import { NVIDIA_APPS_QUERY, NVIDIA_HEALTH_QUERY, parseNvidiaApps, parseNvidiaHealth, type NvidiaHealth } from './detect/nvidia.js';
+import { parseAmdSmiList } from './detect/amd.js';
+import { runTool, which } from './detect/tools.js';
+import { under } from './state.js';
+import { PATHS } from './units.js';
+
+export interface CheckOptions {
+  root: string;
+  hostRoot: string;
+  // Memory a GPU may show in use with nothing running on it (driver/context overhead).
+  maxUsedMiB: number;
+}
+
+export interface HealthItem {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface CheckResult {
+  agent: string;
+  ok: boolean;
+  items: HealthItem[];
+}
+
+export function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+  }
+  return env;
+}
+
+export async function readAgentEnv(root: string, agent: string): Promise<Record<string, string>> {
+  if (!/^[A-Za-z0-9._-]+$/.test(agent)) throw new UsageError(`agent ${JSON.stringify(agent)}: not an agent instance name`, 'use the instance, e.g. gpu0 (see bkci node status)');
+  try {
+    return parseEnvFile(await readFile(under(root, PATHS.agentEnv(agent)), 'utf8'));
+  } catch {
+    throw new UsageError(`no bkci agent ${agent}: ${under(root, PATHS.agentEnv(agent))} does not exist`, 'see bkci node status for the agents on this host');
+  }
+}
+
+// GPU facts for one agent, from its vendor's tool.
+export interface GpuReport {
+  id: string;
+  present: boolean;
+  healthy?: boolean;
+  healthText?: string;
+  processes: number[];
+  memoryUsedMiB?: number;
+  eccUncorrected?: number;
+  retiredPending?: boolean;
+  remapFailure?: boolean;
+}
+
+export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: string; free: number; min: number } | undefined, devicesMissing: string[], maxUsedMiB: number): CheckResult {
+  const items: HealthItem[] = [];
+  for (const g of gpus) {
+    if (!g.present) {
+      items.push({ check: `gpu ${g.id}`, ok: false, detail: `GPU ${g.id} is missing (the driver does not list it)` });
+      continue;
+    }
+    const problems: string[] = [];
+    if (g.healthy === false) problems.push(`health is ${g.healthText ?? 'not OK'}`);
+    if (g.processes.length) problems.push(`${g.processes.length} compute process${g.processes.length === 1 ? '' : 'es'} left on it (pid ${g.processes.join(', ')})`);
+    if (g.memoryUsedMiB !== undefined && g.memoryUsedMiB > maxUsedMiB) problems.push(`${g.memoryUsedMiB} MiB of memory in use with no job running`);
+    if (g.eccUncorrected) problems.push(`${g.eccUncorrected} uncorrected ECC error${g.eccUncorrected === 1 ? '' : 's'}`);
+    if (g.retiredPending) problems.push('retired pages pending (reset the GPU)');
+    if (g.remapFailure) problems.push('row remapping failed (the GPU needs service)');
+    items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : 'present, idle, no uncorrected errors' });
+  }
+  if (devicesMissing.length) items.push({ check: 'devices', ok: false, detail: `missing device node${devicesMissing.length === 1 ? '' : 's'}: ${devicesMissing.join(', ')}` });
+  if (disk) {
+    const ok = disk.free >= disk.min;
+    items.push({ check: 'disk', ok, detail: `${formatBytes(disk.free)} free at ${disk.path}${ok ? '' : ` (below ${formatBytes(disk.min)})`}` });
+  }
+  return { agent, ok: items.every((i) => i.ok), items };
+}
+
+export async function checkAgent(agent: string, opts: CheckOptions, io: Pick<Io, 'env' | 'log'>): Promise<CheckResult> {
+  const env = await readAgentEnv(opts.root, agent);
+  const vendor = env.BKCI_GPU_VENDOR ?? 'none';
+  let gpus: GpuReport[] = [];
+  if (vendor === 'nvidia') gpus = await nvidiaReports(env, io);
+  else if (vendor === 'amd') gpus = await amdReports(env, io);
+  else if (vendor === 'ascend') gpus = await ascendReports(env, io);
+
+  const devicesMissing: string[] = [];
+  for (const d of (env.BKCI_DEVICES ?? '').split(',').filter(Boolean)) {
+    try {
+      await access(under(opts.hostRoot, d));
+    } catch {
+      devicesMissing.push(d);
+    }
+  }
+  let disk: { path: string; free: number; min: number } | undefined;
+  if (env.BKCI_BUILD_PATH) {
+    let p = under(opts.root, env.BKCI_BUILD_PATH);
+    for (;;) {
+      try {
+        const s = await statfs(p);
+        disk = { path: env.BKCI_BUILD_PATH, free: s.bavail * s.bsize, min: Number(env.BKCI_MIN_FREE_DISK ?? 0) };
+        break;
+      } catch {
+        if (dirname(p) === p) break;
+        p = dirname(p);
+      }
+    }
+  }
+  return judgeHealth(agent, gpus, disk, devicesMissing, opts.maxUsedMiB);
+}
+
+async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<string | undefined> {
+  const path = await which(cmd, io.env);
+  if (!path) return undefined;
+  const r = await runTool(path, args, io, 30_000);
+  return r.ok ? r.stdout : undefined;
+}
+
+async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
+  const uuids = (env.BKCI_GPU_UUIDS ?? env.NVIDIA_VISIBLE_DEVICES ?? '').split(',').filter(Boolean);
+  const health = await tool('nvidia-smi', NVIDIA_HEALTH_QUERY, io);
+  if (health === undefined) return uuids.map((id) => ({ id, present: false, processes: [] }));
+  const rows = new Map<string, NvidiaHealth>(parseNvidiaHealth(health).map((h) => [h.uuid, h]));
+  const apps = parseNvidiaApps((await tool('nvidia-smi', NVIDIA_APPS_QUERY, io)) ?? '');
+  return uuids.map((id) => {
+    const h = rows.get(id);
+    if (!h) return { id, present: false, processes: [] };
+    return { id, present: true, processes: apps.filter((a) => a.uuid === id).map((a) => a.pid), memoryUsedMiB: h.memoryUsedMiB, eccUncorrected: h.eccUncorrected, retiredPending: h.retiredPending, remapFailure: h.remapFailure };
+  });
+}
+
+async function amdReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
+  const buses = (env.BKCI_GPU_BUSIDS ?? '').split(',').filter(Boolean);
+  const listText = await tool('amd-smi', ['list', '--json'], io);
+  const listed = listText ? parseAmdSmiList(listText) : [];
+  const indexOf = new Map(listed.map((g) => [normalizeBusId(g.busId), g.index]));
+  const procs = jsonList(await tool('amd-smi', ['process', '--json'], io));
+  const ecc = jsonList(await tool('amd-smi', ['metric', '--ecc', '--json'], io));
+  return buses.map((bus) => {
+    const idx = indexOf.get(bus);
+    if (idx === undefined) return { id: bus, present: false, processes: [] };
+    const p = procs.find((x) => Number(x.gpu) === idx);
+    const list = Array.isArray(p?.process_list) ? (p.process_list as unknown[]) : [];
+    const pids = list
+      .map((e) => (e as { process_info?: unknown }).process_info)
+      .filter((i): i is { pid?: unknown } => typeof i === 'object' && i !== null)
+      .map((i) => Number(i.pid));
+    const e = ecc.find((x) => Number(x.gpu) === idx)?.ecc as Record<string, unknown> | undefined;
+    const unc = e ? Number(e.total_uncorrectable_count ?? 0) : undefined;
+    return { id: `${idx} (${bus})`, present: true, processes: pids, eccUncorrected: Number.isFinite(unc) ? unc : undefined };
+  });
+}
+
+function jsonList(text: string | undefined): Record<string, unknown>[] {
+  if (!text) return [];
+  try {
+    const d = JSON.parse(text) as unknown;
+    const l = Array.isArray(d) ? d : Object.values(d as object).find(Array.isArray);
+    return (l ?? []) as Record<string, unknown>[];
+  } catch {
+    return [];
+  }
+}
+
+async function ascendReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
+  const buses = (env.BKCI_GPU_BUSIDS ?? '').split(',').filter(Boolean);
+  const text = await tool('npu-smi', ['info'], io);
+  const info = text ? parseNpuSmiInfo(text) : { chips: [], processes: [] };
+  return buses.map((bus) => {
+    const c = info.chips.find((x) => normalizeBusId(x.busId) === bus);
+    if (!c) return { id: bus, present: false, processes: [] };
+    return {
+      id: `${c.npu}${c.chip ? `/${c.chip}` : ''} (${bus})`,
+      present: true,
+      healthy: /^ok$/i.test(c.health),
+      healthText: c.health,
+      processes: info.processes.filter((p) => p.npu === c.npu && p.chip === c.chip).map((p) => p.pid),
+    };
+  });
+}

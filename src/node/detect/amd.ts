@@ -1,0 +1,79 @@
+// AMD GPUs from `amd-smi list --json` (or its text form, or `rocm-smi --showbus --json`) and the
+// KFD topology in sysfs. amd-smi's NODE_ID is a KFD node, not a NUMA node, and its UUID is not
+// what ROCR_VISIBLE_DEVICES takes: that is `GPU-<unique_id in hex>` or the ROCR ordinal (rank of the
+// GPU's KFD node among GPU nodes).
+
+export interface AmdSmiGpu {
+  index: number;
+  busId: string;
+  uuid?: string;
+}
+
+export function parseAmdSmiList(text: string): AmdSmiGpu[] {
+  const t = text.trim();
+  if (t.startsWith('[') || t.startsWith('{')) {
+    const data = JSON.parse(t) as unknown;
+    const list = Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? []);
+    return (list as Record<string, unknown>[]).map((g) => ({ index: Number(g.gpu), busId: String(g.bdf), uuid: g.uuid === undefined ? undefined : String(g.uuid) }));
+  }
+  // Text form: `GPU: 0` then indented `BDF: ...`, `UUID: ...` lines.
+  const out: AmdSmiGpu[] = [];
+  let cur: Partial<AmdSmiGpu> | undefined;
+  for (const line of t.split('\n')) {
+    const g = /^GPU:\s*(\d+)/.exec(line);
+    if (g) {
+      if (cur?.busId !== undefined) out.push(cur as AmdSmiGpu);
+      cur = { index: Number(g[1]) };
+      continue;
+    }
+    const kv = /^\s+([A-Z_]+):\s*(\S+)/.exec(line);
+    if (kv && cur) {
+      if (kv[1] === 'BDF') cur.busId = kv[2]!;
+      if (kv[1] === 'UUID') cur.uuid = kv[2]!;
+    }
+  }
+  if (cur?.busId !== undefined) out.push(cur as AmdSmiGpu);
+  return out;
+}
+
+// `rocm-smi --showbus --json`: {"card0": {"PCI Bus": "0000:0C:00.0"}, ...}
+export function parseRocmSmiBus(text: string): AmdSmiGpu[] {
+  const data = JSON.parse(text) as Record<string, Record<string, string>>;
+  return Object.entries(data)
+    .filter(([k]) => /^card\d+$/.test(k))
+    .map(([k, v]) => ({ index: Number(k.slice(4)), busId: String(v['PCI Bus'] ?? Object.values(v)[0]) }));
+}
+
+export interface KfdNode {
+  node: number;
+  busId: string;
+  uniqueId?: bigint;
+  renderMinor?: number;
+}
+
+// One KFD topology node's `properties` file (`key value` lines) → a GPU node, or undefined for CPUs.
+export function parseKfdProperties(node: number, text: string): KfdNode | undefined {
+  const p = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+)\s+(\S+)/.exec(line);
+    if (m) p.set(m[1]!, m[2]!);
+  }
+  if (!(Number(p.get('simd_count') ?? 0) > 0)) return undefined;
+  const loc = Number(p.get('location_id') ?? NaN);
+  const domain = Number(p.get('domain') ?? 0);
+  if (!Number.isFinite(loc)) return undefined;
+  const bus = (loc >> 8) & 0xff;
+  const dev = (loc >> 3) & 0x1f;
+  const fn = loc & 0x7;
+  const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
+  const unique = p.get('unique_id');
+  const render = p.get('drm_render_minor');
+  return {
+    node,
+    busId: `${hex(domain, 4)}:${hex(bus, 2)}:${hex(dev, 2)}.${fn}`,
+    uniqueId: unique && unique !== '0' ? BigInt(unique) : undefined,
+    renderMinor: render !== undefined && Number(render) > 0 ? Number(render) : undefined,
+  };
+}
+
+export const AMD_SHARED_DEVICES = ['/dev/kfd'];

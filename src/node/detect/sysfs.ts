@@ -1,0 +1,108 @@
+// Reading the host's /sys and /proc, under a root prefix (`--host-root`) so tests read fixture trees.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseCpuList } from '../cpulist.js';
+import type { NumaNode } from './types.js';
+
+export class HostTree {
+  constructor(readonly root: string) {}
+
+  path(p: string): string {
+    return join(this.root, p);
+  }
+
+  async read(p: string): Promise<string | undefined> {
+    try {
+      return await readFile(this.path(p), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  async list(p: string): Promise<string[]> {
+    try {
+      return (await readdir(this.path(p))).sort();
+    } catch {
+      return [];
+    }
+  }
+}
+
+// sysfs PCI address from a tool's bus id: `00000000:8D:00.0` → `0000:8d:00.0`.
+export function normalizeBusId(id: string): string {
+  const m = /^(?:([0-9a-fA-F]+):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/.exec(id.trim());
+  if (!m) return id.trim().toLowerCase();
+  const domain = (m[1] ?? '0').slice(-4).padStart(4, '0');
+  return `${domain}:${m[2]!.padStart(2, '0')}:${m[3]!.padStart(2, '0')}.${m[4]}`.toLowerCase();
+}
+
+// NUMA nodes with their online CPUs and memory. A kernel without NUMA nodes in sysfs is one node 0
+// with every online CPU and /proc/meminfo's total.
+export async function readNumaNodes(host: HostTree): Promise<NumaNode[]> {
+  const onlineText = await host.read('sys/devices/system/cpu/online');
+  const online = onlineText ? new Set(parseCpuList(onlineText)) : undefined;
+  const nodes: NumaNode[] = [];
+  for (const d of await host.list('sys/devices/system/node')) {
+    const m = /^node(\d+)$/.exec(d);
+    if (!m) continue;
+    const cpus = parseCpuList((await host.read(`sys/devices/system/node/${d}/cpulist`)) ?? '').filter((c) => !online || online.has(c));
+    const meminfo = (await host.read(`sys/devices/system/node/${d}/meminfo`)) ?? '';
+    const kb = /MemTotal:\s+(\d+)\s*kB/.exec(meminfo);
+    nodes.push({ id: Number(m[1]), cpus, memBytes: kb ? Number(kb[1]) * 1024 : 0 });
+  }
+  // Memory-only nodes (CXL, HBM without CPUs) take no agents.
+  const withCpus = nodes.filter((n) => n.cpus.length > 0).sort((a, b) => a.id - b.id);
+  if (withCpus.length) return withCpus;
+  const meminfo = (await host.read('proc/meminfo')) ?? '';
+  const kb = /MemTotal:\s+(\d+)\s*kB/.exec(meminfo);
+  let cpus = online ? [...online].sort((a, b) => a - b) : [];
+  if (!cpus.length) cpus = (await host.list('sys/devices/system/cpu')).map((d) => /^cpu(\d+)$/.exec(d)?.[1]).filter((x): x is string => x !== undefined).map(Number).sort((a, b) => a - b);
+  return [{ id: 0, cpus, memBytes: kb ? Number(kb[1]) * 1024 : 0 }];
+}
+
+// Physical cores: each online CPU grouped with its SMT siblings.
+export async function readCores(host: HostTree, cpus: number[]): Promise<number[][]> {
+  const seen = new Set<number>();
+  const cores: number[][] = [];
+  const all = new Set(cpus);
+  for (const c of [...cpus].sort((a, b) => a - b)) {
+    if (seen.has(c)) continue;
+    const text = (await host.read(`sys/devices/system/cpu/cpu${c}/topology/thread_siblings_list`)) ?? (await host.read(`sys/devices/system/cpu/cpu${c}/topology/core_cpus_list`));
+    const group = (text ? parseCpuList(text) : [c]).filter((x) => all.has(x));
+    if (!group.includes(c)) group.push(c);
+    for (const x of group) seen.add(x);
+    cores.push(group.sort((a, b) => a - b));
+  }
+  return cores;
+}
+
+// The NUMA node of a PCI device; -1 (no NUMA information) means the first node.
+export async function pciNumaNode(host: HostTree, busId: string, nodes: NumaNode[]): Promise<{ node: number; known: boolean }> {
+  const text = await host.read(`sys/bus/pci/devices/${busId}/numa_node`);
+  const n = text === undefined ? NaN : Number(text.trim());
+  const first = nodes[0]?.id ?? 0;
+  if (!Number.isInteger(n) || n < 0) return { node: first, known: text !== undefined };
+  if (!nodes.some((x) => x.id === n)) return { node: first, known: false };
+  return { node: n, known: true };
+}
+
+export interface PciDevice {
+  busId: string;
+  vendor: string;
+  class: string;
+}
+
+// PCI display/3D/processing-accelerator devices, for noticing GPUs whose vendor tool is missing.
+export async function pciAccelerators(host: HostTree): Promise<PciDevice[]> {
+  const out: PciDevice[] = [];
+  for (const d of await host.list('sys/bus/pci/devices')) {
+    const vendor = (await host.read(`sys/bus/pci/devices/${d}/vendor`))?.trim() ?? '';
+    const cls = (await host.read(`sys/bus/pci/devices/${d}/class`))?.trim() ?? '';
+    // 0x03xxxx display controllers (VGA 0x0300, 3D 0x0302), 0x1200 processing accelerators (NPUs).
+    // NVSwitches are bridges (0x0680) and are not GPUs.
+    if (/^0x03/.test(cls) || /^0x1200/.test(cls)) out.push({ busId: d, vendor, class: cls });
+  }
+  return out;
+}
+
+export const PCI_VENDOR: Record<string, 'nvidia' | 'amd' | 'ascend'> = { '0x10de': 'nvidia', '0x1002': 'amd', '0x19e5': 'ascend' };

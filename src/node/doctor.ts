@@ -1,0 +1,183 @@
+// `bkci node doctor`: the classic failures of a GPU agent host, each checked and explained with
+// the fix. Reads under --root/--host-root; runs tools found on PATH. A `fail` makes the command
+// exit 1; a `warn` does not.
+import { readFile, stat } from 'node:fs/promises';
+import type { Io } from '../util/io.js';
+import { detectHost } from './detect/index.js';
+import { runTool, which } from './detect/tools.js';
+import type { Manifest } from './plan.js';
+import { readManifest, under } from './state.js';
+import { PATHS } from './units.js';
+
+export type DoctorStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface DoctorItem {
+  check: string;
+  status: DoctorStatus;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorOptions {
+  root: string;
+  hostRoot: string;
+  staging: boolean;
+}
+
+const item = (check: string, status: DoctorStatus, detail: string, fix?: string): DoctorItem => ({ check, status, detail, ...(fix ? { fix } : {}) });
+
+async function read(p: string): Promise<string | undefined> {
+  return readFile(p, 'utf8').catch(() => undefined);
+}
+
+interface Passwd {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+function passwdEntry(text: string, user: string): Passwd | undefined {
+  const f = text.split('\n').map((l) => l.split(':')).find((x) => x[0] === user);
+  return f ? { uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? '' } : undefined;
+}
+
+function groupMembers(text: string, group: string): string[] | undefined {
+  const f = text.split('\n').map((l) => l.split(':')).find((x) => x[0] === group);
+  return f ? (f[3] ?? '').split(',').filter(Boolean) : undefined;
+}
+
+export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem[]> {
+  const out: DoctorItem[] = [];
+  const m = await readManifest(opts.root);
+  if (!m) {
+    out.push(item('setup', 'fail', `no bkci setup found (${under(opts.root, PATHS.manifest)} is missing)`, 'run bkci node setup --queue QUEUE'));
+    return out;
+  }
+  const user = m.user;
+  const passwd = (await read(under(opts.root, '/etc/passwd'))) ?? '';
+  const pw = passwdEntry(passwd, user);
+
+  out.push(await checkAgentBinary(opts, io));
+  out.push(await checkToken(opts));
+  out.push(...(await checkBuildPaths(opts, m, pw)));
+  const docker = (await which('docker', io.env)) !== undefined || (await exists(under(opts.hostRoot, '/var/run/docker.sock')));
+  if (!docker) out.push(item('docker group', 'skip', 'docker is not installed'));
+  else {
+    const members = groupMembers((await read(under(opts.root, '/etc/group'))) ?? '', 'docker');
+    if (members === undefined) out.push(item('docker group', 'fail', 'docker is installed but there is no docker group', 'reinstall docker, or create the group and restart docker'));
+    else if (!members.includes(user)) out.push(item('docker group', 'fail', `${user} is not in the docker group: jobs using docker fail with "permission denied ... docker.sock"`, `usermod -aG docker ${user} && systemctl restart 'bkci-agent@*'`));
+    else out.push(item('docker group', 'ok', `${user} is in the docker group`));
+  }
+  if (docker && m.vendor === 'nvidia') out.push(await checkNvidiaRuntime(opts));
+  else out.push(item('nvidia container runtime', 'skip', m.vendor === 'nvidia' ? 'docker is not installed' : `not an NVIDIA host (${m.vendor})`));
+  out.push(await checkGitSsh(opts, pw, user));
+  out.push(await checkGpuCount(opts, m, io));
+  out.push(...(await checkUnits(opts, m, io)));
+  return out;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function checkAgentBinary(opts: DoctorOptions, io: Io): Promise<DoctorItem> {
+  const unit = (await read(under(opts.root, PATHS.templateUnit))) ?? '';
+  const bin = /^ExecStart=(\S+)/m.exec(unit)?.[1];
+  const hint = 'install buildkite-agent: https://buildkite.com/docs/agent/v3/ubuntu (apt install buildkite-agent), then re-run setup';
+  if (!bin) return item('agent binary', 'fail', `${PATHS.templateUnit} has no ExecStart=`, 're-run bkci node setup');
+  if (opts.staging) return item('agent binary', (await exists(bin)) ? 'ok' : 'warn', `${bin} (staged tree: checked on this machine)`);
+  if (!(await exists(bin))) return item('agent binary', 'fail', `${bin} does not exist`, hint);
+  const r = await runTool(bin, ['--version'], io, 15_000).catch(() => undefined);
+  if (!r?.ok) return item('agent binary', 'fail', `${bin} --version fails`, hint);
+  return item('agent binary', 'ok', r.stdout.trim().split('\n')[0] ?? bin);
+}
+
+async function checkToken(opts: DoctorOptions): Promise<DoctorItem> {
+  const p = under(opts.root, PATHS.tokenFile);
+  let st;
+  try {
+    st = await stat(p);
+  } catch {
+    return item('token file', 'fail', `${PATHS.tokenFile} is missing`, 'run bkci node setup with --token-file or BUILDKITE_AGENT_TOKEN');
+  }
+  const mode = st.mode & 0o777;
+  if (mode & 0o077) return item('token file', 'fail', `${PATHS.tokenFile} has mode ${mode.toString(8).padStart(4, '0')}: other users can read the agent token`, `chmod 600 ${PATHS.tokenFile} (and rotate the token if others could read it)`);
+  if (!opts.staging && st.uid !== 0) return item('token file', 'fail', `${PATHS.tokenFile} is owned by uid ${st.uid}, not root`, `chown root:root ${PATHS.tokenFile}`);
+  const text = (await read(p)) ?? '';
+  if (!/^BUILDKITE_AGENT_TOKEN=\S+/m.test(text)) return item('token file', 'fail', `${PATHS.tokenFile} holds no BUILDKITE_AGENT_TOKEN= line`, 're-run bkci node setup');
+  return item('token file', 'ok', `${PATHS.tokenFile} mode 0600${opts.staging ? '' : ', owned by root'}`);
+}
+
+async function checkBuildPaths(opts: DoctorOptions, m: Manifest, pw: Passwd | undefined): Promise<DoctorItem[]> {
+  const out: DoctorItem[] = [];
+  const missing: string[] = [];
+  const wrongOwner: string[] = [];
+  for (const a of m.agents) {
+    try {
+      const st = await stat(under(opts.root, a.buildPath));
+      if (!opts.staging && pw && st.uid !== pw.uid) wrongOwner.push(a.buildPath);
+    } catch {
+      missing.push(a.buildPath);
+    }
+  }
+  if (missing.length) out.push(item('build paths', 'fail', `missing: ${missing.join(', ')} (the agent fails with "Missing build-path")`, 're-run bkci node setup'));
+  if (wrongOwner.length) out.push(item('build paths', 'fail', `not owned by ${m.user}: ${wrongOwner.join(', ')}`, `chown -R ${m.user}: ${wrongOwner.join(' ')}`));
+  if (!opts.staging && !pw) out.push(item('agent user', 'fail', `user ${m.user} does not exist`, `useradd --system --create-home ${m.user}, or re-run setup`));
+  if (!out.length) out.push(item('build paths', 'ok', `${m.agents.length} build path${m.agents.length === 1 ? '' : 's'} present${opts.staging ? '' : ` and owned by ${m.user}`}`));
+  return out;
+}
+
+async function checkNvidiaRuntime(opts: DoctorOptions): Promise<DoctorItem> {
+  const daemon = (await read(under(opts.root, '/etc/docker/daemon.json'))) ?? '';
+  const cdi = (await exists(under(opts.root, '/etc/cdi/nvidia.yaml'))) || (await exists(under(opts.hostRoot, '/var/run/cdi/nvidia.yaml')));
+  if (/"nvidia"\s*:/.test(daemon) || cdi) return item('nvidia container runtime', 'ok', /"nvidia"/.test(daemon) ? 'docker has the nvidia runtime' : 'NVIDIA CDI spec present');
+  return item('nvidia container runtime', 'fail', 'docker has no nvidia runtime: `docker run --gpus` fails with "could not select device driver"', 'install nvidia-container-toolkit, then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker');
+}
+
+async function checkGitSsh(opts: DoctorOptions, pw: Passwd | undefined, user: string): Promise<DoctorItem> {
+  const home = pw?.home || '/var/lib/buildkite-agent';
+  const gitconfig = (await read(under(opts.root, `${home}/.gitconfig`))) ?? '';
+  if (/insteadOf\s*=\s*git@github\.com:/i.test(gitconfig)) return item('git over ssh', 'ok', 'github SSH URLs are rewritten to https');
+  let keys: string[] = [];
+  try {
+    const { readdir } = await import('node:fs/promises');
+    keys = (await readdir(under(opts.root, `${home}/.ssh`))).filter((f) => /^id_[a-z0-9]+$/.test(f));
+  } catch {
+    // no ~/.ssh
+  }
+  if (keys.length) return item('git over ssh', 'ok', `${user} has SSH keys (${keys.join(', ')})`);
+  return item(
+    'git over ssh',
+    'warn',
+    `${user} has no SSH key: checkouts of git@github.com: URLs fail with "Permission denied (publickey)"`,
+    `sudo -u ${user} git config --global url."https://github.com/".insteadOf "git@github.com:"`,
+  );
+}
+
+async function checkGpuCount(opts: DoctorOptions, m: Manifest, io: Io): Promise<DoctorItem> {
+  const planned = new Set(m.agents.flatMap((a) => a.gpuIndices)).size;
+  if (m.vendor === 'none') return item('gpu count', 'skip', 'CPU-only agents');
+  try {
+    const facts = await detectHost(opts.hostRoot, m.vendor as 'nvidia', io);
+    if (facts.gpus.length !== planned) return item('gpu count', 'fail', `setup planned ${planned} GPUs, ${facts.gpus.length} are present now`, 'find the missing GPU (nvidia-smi / dmesg for Xid errors), or re-run setup to plan for what is there');
+    return item('gpu count', 'ok', `${planned} GPUs, as planned`);
+  } catch (err) {
+    return item('gpu count', 'fail', `cannot list the GPUs: ${(err as Error).message}`, 'check the driver');
+  }
+}
+
+async function checkUnits(opts: DoctorOptions, m: Manifest, io: Io): Promise<DoctorItem[]> {
+  if (opts.staging) return [item('units', 'skip', 'staged tree (--root): units are not queried')];
+  const systemctl = await which('systemctl', io.env);
+  if (!systemctl) return [item('units', 'skip', 'systemctl is not available')];
+  const down: string[] = [];
+  for (const a of m.agents) {
+    const r = await runTool(systemctl, ['is-active', a.unit], io, 15_000);
+    if (r.stdout.trim() !== 'active') down.push(`${a.unit} (${r.stdout.trim() || 'unknown'})`);
+  }
+  if (down.length) return [item('units', 'fail', `not active: ${down.join(', ')}`, 'bkci node status shows why (a failed health check names the GPU); journalctl -u bkci-agent@INSTANCE')];
+  return [item('units', 'ok', `${m.agents.length} unit${m.agents.length === 1 ? '' : 's'} active`)];
+}

@@ -1,0 +1,375 @@
+// The pure planner of `bkci node setup`: host facts + options + what is on disk now → agents
+// (GPUs, cpuset, memory share, environment, tags) and the files, directories and commands that make
+// them so. No file system, no clock: the same inputs always give the same plan.
+import { createHash } from 'node:crypto';
+import { UsageError } from '../util/errors.js';
+import { formatBytes } from '../util/bytes.js';
+import { formatCpuList } from './cpulist.js';
+import type { Gpu, HostFacts, NumaNode, Vendor } from './detect/types.js';
+import { PATHS, renderAgentCfg, renderAgentEnv, renderDropIn, renderEnvironmentHook, renderTemplateUnit, renderTokenFile, unitName } from './units.js';
+
+export interface SetupOptions {
+  queue: string;
+  gpusPerAgent: number;
+  // CPU-only agents (vendor none).
+  agents: number;
+  name?: string;
+  tags: [string, string][];
+  memoryReserve: number;
+  cpuReserve: number;
+  user: string;
+  agentBin: string;
+  // argv prefix that runs this bkci (node + script, or --bkci-bin).
+  bkciBin: string[];
+  buildRoot: string;
+  mig: boolean;
+  minFreeDisk: number;
+  // The agent registration token: only ever in the 0600 token file.
+  token: string;
+}
+
+export interface AgentPlan {
+  instance: string;
+  name: string;
+  unit: string;
+  gpus: string[];
+  gpuIndices: number[];
+  isolationIds: string[];
+  vendor: Vendor | 'none';
+  numaNode: number;
+  cpus: string;
+  cpuCount: number;
+  memNodes: string;
+  memoryMax: number;
+  memoryMaxText: string;
+  buildPath: string;
+  devices: string[];
+  env: Record<string, string>;
+  tags: string[];
+}
+
+export type FileAction = 'create' | 'update' | 'chmod' | 'unchanged';
+
+export interface PlannedFile {
+  path: string;
+  mode: number;
+  owner: 'root' | 'agent';
+  content: string;
+  // Never printed, logged or hashed into the manifest.
+  secret: boolean;
+  action: FileAction;
+}
+
+export interface PlannedDir {
+  path: string;
+  mode: number;
+  owner: 'root' | 'agent';
+  // config: removed by teardown when empty; build: removed only with --purge; shared: never.
+  kind: 'config' | 'build' | 'shared';
+  // Created by bkci (now or by an earlier setup): teardown removes it again once empty.
+  created: boolean;
+  action: 'create' | 'unchanged';
+}
+
+export interface NodePlan {
+  agents: AgentPlan[];
+  files: PlannedFile[];
+  dirs: PlannedDir[];
+  // Files a previous setup created that this plan no longer has.
+  removals: string[];
+  removedInstances: string[];
+  // `before` runs ahead of the file changes (user creation, stopping removed agents), `after` once
+  // the files are in place.
+  commands: PlannedCommand[];
+  warnings: string[];
+  changed: boolean;
+}
+
+export interface PlannedCommand {
+  phase: 'before' | 'after';
+  argv: string[];
+}
+
+export interface FileState {
+  sha256: string;
+  mode: number;
+}
+
+export interface CurrentState {
+  files: Map<string, FileState>;
+  dirs: Set<string>;
+  manifest: Manifest | undefined;
+  userExists: boolean;
+}
+
+export interface ManifestFile {
+  path: string;
+  mode: number;
+  sha256?: string;
+  secret?: boolean;
+}
+
+export interface Manifest {
+  managedBy: 'bkci';
+  version: 1;
+  queue: string;
+  vendor: string;
+  user: string;
+  agents: AgentPlan[];
+  files: ManifestFile[];
+  dirs: { path: string; mode: number; owner: 'root' | 'agent'; kind: 'config' | 'build' | 'shared'; created: boolean }[];
+}
+
+const MiB = 1024 * 1024;
+
+export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+// One schedulable unit: a whole GPU, or one MIG device of it with --mig.
+interface Slot {
+  gpu: Gpu;
+  id: string;
+  label: string;
+}
+
+export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: CurrentState): NodePlan {
+  const warnings = [...facts.warnings];
+  const agents = planAgents(facts, opts, warnings);
+  const files: Omit<PlannedFile, 'action'>[] = [];
+  const dirs: Omit<PlannedDir, 'action' | 'created'>[] = [];
+  const add = (path: string, mode: number, content: string, secret = false, owner: 'root' | 'agent' = 'root') => files.push({ path, mode, owner, content, secret });
+
+  dirs.push({ path: PATHS.confDir, mode: 0o755, owner: 'root', kind: 'config' });
+  dirs.push({ path: PATHS.agentsDir, mode: 0o755, owner: 'root', kind: 'config' });
+  dirs.push({ path: PATHS.hooksDir, mode: 0o755, owner: 'root', kind: 'config' });
+  dirs.push({ path: opts.buildRoot, mode: 0o755, owner: 'agent', kind: 'shared' });
+  dirs.push({ path: pluginsPath(opts), mode: 0o750, owner: 'agent', kind: 'build' });
+  add(PATHS.tokenFile, 0o600, renderTokenFile(opts.token), true);
+  add(PATHS.hook, 0o755, renderEnvironmentHook(facts.vendor));
+  add(PATHS.templateUnit, 0o644, renderTemplateUnit({ user: opts.user, agentBin: opts.agentBin, bkciBin: opts.bkciBin, home: homeOf(opts) }));
+  for (const a of agents) {
+    dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
+    add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { hooksPath: PATHS.hooksDir, pluginsPath: pluginsPath(opts) }));
+    add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk));
+    dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
+    add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a, facts.vendor, opts.mig));
+  }
+
+  // Every ancestor directory too, so teardown can remove what setup created and nothing else.
+  const known = new Set(dirs.map((d) => d.path));
+  for (const p of [...dirs.map((d) => d.path), ...files.map((f) => f.path), PATHS.manifest]) {
+    for (let a = parentOf(p); a !== '/' && !known.has(a); a = parentOf(a)) {
+      known.add(a);
+      dirs.push({ path: a, mode: 0o755, owner: 'root', kind: 'shared' });
+    }
+  }
+  dirs.sort((a, b) => a.path.split('/').length - b.path.split('/').length || a.path.localeCompare(b.path));
+  const createdBefore = new Map((current.manifest?.dirs ?? []).map((d) => [d.path, d.created === true]));
+  const plannedDirs = dirs.map((d): PlannedDir => {
+    const exists = current.dirs.has(d.path);
+    return { ...d, action: exists ? 'unchanged' : 'create', created: !exists || createdBefore.get(d.path) === true };
+  });
+
+  const manifest: Manifest = {
+    managedBy: 'bkci',
+    version: 1,
+    queue: opts.queue,
+    vendor: facts.vendor,
+    user: opts.user,
+    agents,
+    files: [...files.map((f) => (f.secret ? { path: f.path, mode: f.mode, secret: true } : { path: f.path, mode: f.mode, sha256: sha256(f.content) })), { path: PATHS.manifest, mode: 0o644 }],
+    dirs: plannedDirs.map(({ path, mode, owner, kind, created }) => ({ path, mode, owner, kind, created })),
+  };
+  add(PATHS.manifest, 0o644, JSON.stringify(manifest, null, 2) + '\n');
+
+  const planned = files.map((f): PlannedFile => {
+    const cur = current.files.get(f.path);
+    const action: FileAction = !cur ? 'create' : cur.sha256 !== sha256(f.content) ? 'update' : cur.mode !== f.mode ? 'chmod' : 'unchanged';
+    return { ...f, action };
+  });
+
+  const keepPaths = new Set(planned.map((f) => f.path));
+  const removals = (current.manifest?.files ?? []).map((f) => f.path).filter((p) => !keepPaths.has(p));
+  const instances = new Set(agents.map((a) => a.instance));
+  const removedInstances = (current.manifest?.agents ?? []).map((a) => a.instance).filter((i) => !instances.has(i));
+
+  const changedInstances = agents
+    .filter((a) => planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path === PATHS.agentCfg(a.instance) || f.path === PATHS.agentEnv(a.instance) || f.path === PATHS.dropIn(a.instance))))
+    .map((a) => a.instance);
+  const sharedChanged = planned.some((f) => f.action === 'update' && (f.path === PATHS.templateUnit || f.path === PATHS.tokenFile));
+  const previously = new Set((current.manifest?.agents ?? []).map((a) => a.instance));
+
+  const commands: PlannedCommand[] = [];
+  const before = (...argv: string[]) => commands.push({ phase: 'before', argv });
+  const after = (...argv: string[]) => commands.push({ phase: 'after', argv });
+  if (!current.userExists) before(...['useradd', '--system', '--create-home', '--home-dir', homeOf(opts), '--shell', '/usr/sbin/nologin', opts.user]);
+  for (const i of removedInstances) before('systemctl', 'disable', '--now', unitName(i));
+  const anyUnitChange = planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path.startsWith('/etc/systemd/') || f.path.startsWith(PATHS.confDir))) || removals.length > 0;
+  if (anyUnitChange) after('systemctl', 'daemon-reload');
+  after('systemctl', 'enable', '--now', ...agents.map((a) => unitName(a.instance)));
+  // Instances that were running with other settings pick them up on restart; the agent finishes
+  // its current job first (SIGTERM is a graceful stop for buildkite-agent).
+  const restart = agents.filter((a) => previously.has(a.instance) && (sharedChanged || changedInstances.includes(a.instance))).map((a) => unitName(a.instance));
+  if (restart.length) after('systemctl', 'restart', ...restart);
+
+  const changed = planned.some((f) => f.action !== 'unchanged') || plannedDirs.some((d) => d.action !== 'unchanged') || removals.length > 0;
+  return { agents, files: planned, dirs: plannedDirs, removals, removedInstances, commands, warnings, changed };
+}
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
+function homeOf(opts: SetupOptions): string {
+  return opts.buildRoot.replace(/\/builds\/?$/, '') || '/var/lib/buildkite-agent';
+}
+
+function pluginsPath(opts: SetupOptions): string {
+  return `${homeOf(opts)}/plugins`;
+}
+
+// Groups GPUs into agents within NUMA nodes, then shares each node's cores and memory among them.
+export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = []): AgentPlan[] {
+  const baseName = opts.name ?? facts.hostname;
+  const reserved = new Set(['queue', 'gpu', 'gpu-vendor', 'numa']);
+  for (const [k] of opts.tags) if (reserved.has(k)) throw new UsageError(`--tags ${k}=...: bkci sets the ${k} tag itself`, k === 'queue' ? 'use --queue' : 'pick another tag name');
+
+  type Group = { node: number; slots: Slot[] };
+  const groups: Group[] = [];
+  if (facts.vendor === 'none' || facts.gpus.length === 0) {
+    if (opts.agents < 1) throw new UsageError(`--agents ${opts.agents}: at least one agent is needed`);
+    for (let i = 0; i < opts.agents; i++) groups.push({ node: facts.nodes[i % facts.nodes.length]!.id, slots: [] });
+  } else {
+    const slots: Slot[] = [];
+    for (const g of [...facts.gpus].sort((a, b) => a.index - b.index)) {
+      if (opts.mig && g.mig.length) g.mig.forEach((m, k) => slots.push({ gpu: g, id: m.uuid, label: `${g.index}-mig${k}` }));
+      else slots.push({ gpu: g, id: g.isolationId, label: String(g.index) });
+    }
+    if (!opts.mig && facts.gpus.some((g) => g.mig.length)) warnings.push('MIG devices are present; agents get whole GPUs (pass --mig for one agent per MIG device)');
+    const n = opts.gpusPerAgent;
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--gpus-per-agent ${n}: expected a positive whole number`);
+    if (opts.mig && n !== 1) throw new UsageError('--mig gives one agent per MIG device; --gpus-per-agent must be 1');
+    if (slots.length % n !== 0) throw new UsageError(`--gpus-per-agent ${n} does not divide the ${slots.length} GPUs found`, `pick a divisor of ${slots.length}`);
+    const byNode = new Map<number, Slot[]>();
+    for (const s of slots) byNode.set(s.gpu.numaNode, [...(byNode.get(s.gpu.numaNode) ?? []), s]);
+    for (const [node, list] of [...byNode].sort((a, b) => a[0] - b[0])) {
+      if (list.length % n !== 0) {
+        throw new UsageError(
+          `--gpus-per-agent ${n}: NUMA node ${node} has ${list.length} GPU${list.length === 1 ? '' : 's'} (${list.map((s) => s.label).join(', ')}), which cannot be split into groups of ${n} without an agent spanning two nodes`,
+          `GPUs per node: ${[...byNode].map(([k, v]) => `node ${k}: ${v.length}`).join(', ')}; pick a divisor of every node's count`,
+        );
+      }
+      for (let i = 0; i < list.length; i += n) groups.push({ node, slots: list.slice(i, i + n) });
+    }
+  }
+
+  // Shares per node.
+  const agentsByNode = new Map<number, number>();
+  for (const g of groups) agentsByNode.set(g.node, (agentsByNode.get(g.node) ?? 0) + 1);
+  const cpuShares = new Map<number, number[][]>();
+  const memShares = new Map<number, number>();
+  for (const [nodeId, k] of agentsByNode) {
+    const node = facts.nodes.find((x) => x.id === nodeId)!;
+    cpuShares.set(nodeId, shareCores(node, facts.cores, k, opts.cpuReserve));
+    memShares.set(nodeId, shareMemory(node, k, opts.memoryReserve));
+  }
+  const taken = new Map<number, number>();
+  const plans = groups.map((g): AgentPlan => {
+    const idx = taken.get(g.node) ?? 0;
+    taken.set(g.node, idx + 1);
+    const cpus = cpuShares.get(g.node)![idx]!;
+    const memoryMax = memShares.get(g.node)!;
+    const gpuLabels = g.slots.map((s) => s.label);
+    const instance = g.slots.length === 0 ? `cpu${groups.indexOf(g)}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
+    const ids = g.slots.map((s) => s.id);
+    const devices = [...new Set(g.slots.flatMap((s) => s.gpu.devices))];
+    const cpuText = formatCpuList(cpus);
+    const memText = `${Math.floor(memoryMax / MiB)}M`;
+    const env: Record<string, string> = {
+      BKCI_AGENT: instance,
+      BKCI_GPU_VENDOR: facts.vendor,
+      BKCI_GPUS: gpuLabels.join(','),
+      BKCI_CPUSET: cpuText,
+      BKCI_MEMS: String(g.node),
+      BKCI_MEMORY: `${Math.floor(memoryMax / MiB)}m`,
+      BKCI_DEVICES: [...devices, ...(g.slots.length ? facts.sharedDevices : [])].join(','),
+      BKCI_GPU_BUSIDS: [...new Set(g.slots.map((s) => s.gpu.busId))].join(','),
+      ...(facts.vendor === 'nvidia' ? { BKCI_GPU_UUIDS: [...new Set(g.slots.map((s) => s.gpu.uuid ?? s.gpu.isolationId))].join(',') } : {}),
+      ...isolationEnv(facts.vendor, ids),
+    };
+    const tagGpu = g.slots.length ? instance.slice(3) : 'none';
+    const tags = [`queue=${opts.queue}`, `gpu=${tagGpu}`, `gpu-vendor=${facts.vendor}`, `numa=${g.node}`, ...opts.tags.map(([k, v]) => `${k}=${v}`)];
+    return {
+      instance,
+      name: `${baseName}-${instance}`,
+      unit: unitName(instance),
+      gpus: g.slots.map((s) => s.id),
+      gpuIndices: [...new Set(g.slots.map((s) => s.gpu.index))],
+      isolationIds: ids,
+      vendor: facts.vendor,
+      numaNode: g.node,
+      cpus: cpuText,
+      cpuCount: cpus.length,
+      memNodes: String(g.node),
+      memoryMax,
+      memoryMaxText: memText,
+      buildPath: `${opts.buildRoot.replace(/\/$/, '')}/${instance}`,
+      devices,
+      env,
+      tags,
+    };
+  });
+  return plans.sort((a, b) => order(a) - order(b) || a.instance.localeCompare(b.instance, 'en', { numeric: true }));
+}
+
+const order = (a: AgentPlan) => (a.gpuIndices.length ? Math.min(...a.gpuIndices) : 1e9);
+
+// The variables that make only the agent's GPUs visible. HIP counts within the ROCR list.
+export function isolationEnv(vendor: Vendor | 'none', ids: string[]): Record<string, string> {
+  if (!ids.length) return {};
+  switch (vendor) {
+    case 'nvidia':
+      return { NVIDIA_VISIBLE_DEVICES: ids.join(','), CUDA_VISIBLE_DEVICES: ids.join(',') };
+    case 'amd':
+      return { ROCR_VISIBLE_DEVICES: ids.join(','), HIP_VISIBLE_DEVICES: ids.map((_, i) => i).join(',') };
+    case 'ascend':
+      return { ASCEND_RT_VISIBLE_DEVICES: ids.join(',') };
+    default:
+      return {};
+  }
+}
+
+// Splits a node's cores (SMT siblings kept together) into k disjoint shares after reserving the
+// first cores (at least `reserve` CPUs) for the host. Earlier shares get the remainder.
+export function shareCores(node: NumaNode, cores: number[][], k: number, reserve: number): number[][] {
+  const inNode = new Set(node.cpus);
+  const nodeCores = cores.map((c) => c.filter((x) => inNode.has(x))).filter((c) => c.length > 0);
+  let reservedCpus = 0;
+  let start = 0;
+  while (reservedCpus < reserve && start < nodeCores.length) reservedCpus += nodeCores[start++]!.length;
+  const usable = nodeCores.slice(start);
+  if (usable.length < k) {
+    throw new UsageError(
+      `NUMA node ${node.id} has ${usable.length} core${usable.length === 1 ? '' : 's'} left after --cpu-reserve ${reserve}, too few for ${k} agents`,
+      'lower --cpu-reserve, or put more GPUs in each agent with --gpus-per-agent',
+    );
+  }
+  const base = Math.floor(usable.length / k);
+  const extra = usable.length % k;
+  const shares: number[][] = [];
+  let at = 0;
+  for (let i = 0; i < k; i++) {
+    const take = base + (i < extra ? 1 : 0);
+    shares.push(usable.slice(at, at + take).flat().sort((a, b) => a - b));
+    at += take;
+  }
+  return shares;
+}
+
+// Each of k agents' MemoryMax on a node: (node memory − reserve) / k, whole MiB.
+export function shareMemory(node: NumaNode, k: number, reserve: number): number {
+  const usable = node.memBytes - reserve;
+  if (node.memBytes <= 0) throw new UsageError(`NUMA node ${node.id}: its memory size is unknown (no meminfo)`, 'check --host-root');
+  if (usable < k * 256 * MiB) throw new UsageError(`NUMA node ${node.id} has ${formatBytes(node.memBytes)}; after --memory-reserve ${formatBytes(reserve)} too little is left for ${k} agents`, 'lower --memory-reserve');
+  return Math.floor(usable / k / MiB) * MiB;
+}

@@ -1,0 +1,33 @@
+// `bkci node setup`, start to end: gather facts, plan against what is on disk, and (unless a dry
+// run) apply. The pieces are separate modules; this only strings them together.
+import type { Io } from '../util/io.js';
+import { applyPlan, type ApplyResult } from './apply.js';
+import { detectHost } from './detect/index.js';
+import type { HostFacts, VendorChoice } from './detect/types.js';
+import { planNodeSetup, type NodePlan, type SetupOptions } from './plan.js';
+import { gatherState } from './state.js';
+
+export interface SetupRequest extends SetupOptions {
+  vendor: VendorChoice;
+  root: string;
+  hostRoot: string;
+  staging: boolean;
+}
+
+export async function prepareSetup(req: SetupRequest, io: Io): Promise<{ facts: HostFacts; plan: NodePlan }> {
+  const facts = await detectHost(req.hostRoot, req.vendor, io);
+  const empty = { files: new Map(), dirs: new Set<string>(), manifest: undefined, userExists: true };
+  const draft = planNodeSetup(facts, req, empty);
+  const state = await gatherState(
+    req.root,
+    draft.files.map((f) => f.path),
+    draft.dirs.map((d) => d.path),
+    req.user,
+    req.staging,
+  );
+  return { facts, plan: planNodeSetup(facts, req, state) };
+}
+
+export async function runSetup(plan: NodePlan, req: SetupRequest, start: boolean, io: Io): Promise<ApplyResult> {
+  return applyPlan(plan, { root: req.root, runCommands: !req.staging, start, staging: req.staging, user: req.user }, io);
+}

@@ -1,0 +1,75 @@
+// `bkci node status`: the agents bkci manages here (from the manifest), each unit's state and why
+// it is down (the health check's last words in the journal), and drift: managed files edited,
+// re-moded or deleted by hand.
+import type { Io } from '../util/io.js';
+import { which } from './detect/tools.js';
+import type { AgentPlan, Manifest } from './plan.js';
+import { fileState, readManifest, under } from './state.js';
+
+export interface Drift {
+  path: string;
+  problem: string;
+}
+
+export interface AgentStatus {
+  instance: string;
+  name: string;
+  unit: string;
+  gpus: number[];
+  cpus: string;
+  memNodes: string;
+  memoryMax: string;
+  state: string;
+  reason?: string;
+}
+
+export interface NodeStatus {
+  managed: boolean;
+  queue?: string;
+  vendor?: string;
+  agents: AgentStatus[];
+  drift: Drift[];
+}
+
+// Compares the manifest's files with what is on disk.
+export async function findDrift(root: string, m: Manifest): Promise<Drift[]> {
+  const out: Drift[] = [];
+  for (const f of m.files) {
+    if (!f.sha256 && !f.secret) continue; // the manifest itself
+    const s = await fileState(under(root, f.path));
+    if (!s) out.push({ path: f.path, problem: 'missing' });
+    else if (f.sha256 && s.sha256 !== f.sha256) out.push({ path: f.path, problem: 'edited by hand (re-run setup to restore it)' });
+    else if (s.mode !== f.mode) out.push({ path: f.path, problem: `mode ${s.mode.toString(8).padStart(4, '0')}, expected ${f.mode.toString(8).padStart(4, '0')}` });
+  }
+  return out;
+}
+
+async function unitState(unit: string, io: Io): Promise<{ state: string; reason?: string }> {
+  const systemctl = await which('systemctl', io.env);
+  if (!systemctl) return { state: 'unknown (no systemctl)' };
+  const { execa } = await import('execa');
+  const r = await execa(systemctl, ['show', '--property=ActiveState,SubState,Result', unit], { reject: false, env: io.env as Record<string, string>, extendEnv: false });
+  if (r.exitCode !== 0) return { state: 'unknown' };
+  const p = Object.fromEntries(String(r.stdout).split('\n').map((l) => l.split('=', 2) as [string, string]));
+  const state = `${p.ActiveState ?? 'unknown'}${p.SubState && p.SubState !== p.ActiveState ? ` (${p.SubState})` : ''}`;
+  if (p.ActiveState === 'active' && p.SubState === 'running') return { state };
+  const journal = await which('journalctl', io.env);
+  if (!journal) return { state };
+  const j = await execa(journal, ['--unit', unit, '--lines', '50', '--output', 'cat', '--no-pager'], { reject: false, env: io.env as Record<string, string>, extendEnv: false });
+  const reason = String(j.stdout ?? '')
+    .split('\n')
+    .filter((l) => /^bkci: /.test(l) || /unfit/.test(l))
+    .pop();
+  return { state, reason };
+}
+
+export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Promise<NodeStatus> {
+  const m = await readManifest(root);
+  if (!m) return { managed: false, agents: [], drift: [] };
+  const agents: AgentStatus[] = [];
+  for (const a of m.agents as AgentPlan[]) {
+    const u = queryUnits ? await unitState(a.unit, io) : { state: 'not queried (--root)' };
+    agents.push({ instance: a.instance, name: a.name, unit: a.unit, gpus: a.gpuIndices, cpus: a.cpus, memNodes: a.memNodes, memoryMax: a.memoryMaxText, state: u.state, ...(u.reason ? { reason: u.reason } : {}) });
+  }
+  return { managed: true, queue: m.queue, vendor: m.vendor, agents, drift: await findDrift(root, m) };
+}

@@ -1,0 +1,170 @@
+// The files bkci writes on a host, rendered from an agent plan. Paths are target paths (under /);
+// the applier prefixes --root. Every file says it is managed, so an operator knows to re-run setup.
+import { UsageError } from '../util/errors.js';
+import type { AgentPlan } from './plan.js';
+import type { Vendor } from './detect/types.js';
+
+const CONF = '/etc/buildkite-agent/bkci';
+
+export const PATHS = {
+  confDir: CONF,
+  agentsDir: `${CONF}/agents`,
+  hooksDir: `${CONF}/hooks`,
+  hook: `${CONF}/hooks/environment`,
+  tokenFile: `${CONF}/token.env`,
+  manifest: `${CONF}/manifest.json`,
+  templateUnit: '/etc/systemd/system/bkci-agent@.service',
+  agentCfg: (i: string) => `${CONF}/agents/${i}.cfg`,
+  agentEnv: (i: string) => `${CONF}/agents/${i}.env`,
+  dropInDir: (i: string) => `/etc/systemd/system/bkci-agent@${i}.service.d`,
+  dropIn: (i: string) => `/etc/systemd/system/bkci-agent@${i}.service.d/50-bkci.conf`,
+};
+
+export const unitName = (instance: string) => `bkci-agent@${instance}.service`;
+
+const HEADER = 'Managed by bkci (bkci node setup): re-run setup to change it; bkci node status reports hand edits.';
+
+// Values that go unquoted into an EnvironmentFile (no `export`: systemd does not understand it)
+// and are sourced by the bash hook: no spaces, quotes or shell metacharacters.
+const SAFE = /^[A-Za-z0-9._,:/+=@%-]*$/;
+
+function checkSafe(what: string, v: string): string {
+  if (!SAFE.test(v)) throw new UsageError(`${what} ${JSON.stringify(v)} has characters bkci will not put in an environment file or unit`, 'use letters, digits and ._,:/+=@%-');
+  return v;
+}
+
+function checkPath(what: string, p: string): string {
+  if (!p.startsWith('/') || /[\s"'\\%$`]/.test(p)) throw new UsageError(`${what} ${JSON.stringify(p)}: expected an absolute path without spaces, quotes or %`);
+  return p;
+}
+
+export function renderTokenFile(token: string): string {
+  if (!/^[!-~]+$/.test(token) || /["'\\$`]/.test(token)) throw new UsageError('the agent token has spaces, quotes or non-ASCII characters', 'check the token file: it should hold only the token');
+  return `# ${HEADER}\n# The agent registration token, read by systemd (root) before it drops privileges.\nBUILDKITE_AGENT_TOKEN=${token}\n`;
+}
+
+export function renderAgentEnv(a: AgentPlan, minFreeDisk: number): string {
+  const lines = [`# ${HEADER}`, `# Environment of agent ${a.name}; systemd passes it to the agent and every job inherits it.`];
+  const env = { ...a.env, BKCI_BUILD_PATH: a.buildPath, BKCI_MIN_FREE_DISK: String(minFreeDisk) };
+  for (const [k, v] of Object.entries(env)) lines.push(`${k}=${checkSafe(k, v)}`);
+  return lines.join('\n') + '\n';
+}
+
+export function renderAgentCfg(a: AgentPlan, p: { hooksPath: string; pluginsPath: string }): string {
+  const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  for (const t of a.tags) checkSafe('tag', t);
+  return [
+    `# ${HEADER}`,
+    '# The token is not here: it comes from BUILDKITE_AGENT_TOKEN in the root-only token.env.',
+    `name=${q(a.name)}`,
+    `tags=${q(a.tags.join(','))}`,
+    `build-path=${q(a.buildPath)}`,
+    `hooks-path=${q(p.hooksPath)}`,
+    `plugins-path=${q(p.pluginsPath)}`,
+    '# One job per process: after each job the agent exits, systemd runs `bkci node check` and only',
+    '# then starts it again, so a GPU left unhealthy takes its own agent offline.',
+    'disconnect-after-job=true',
+    '',
+  ].join('\n');
+}
+
+export interface TemplateOptions {
+  user: string;
+  agentBin: string;
+  bkciBin: string[];
+  home: string;
+}
+
+export function renderTemplateUnit(o: TemplateOptions): string {
+  checkSafe('--user', o.user);
+  checkPath('--agent-bin', o.agentBin);
+  o.bkciBin.forEach((b) => checkPath('--bkci-bin', b));
+  checkPath('home', o.home);
+  return `# ${HEADER}
+# One instance per agent: bkci-agent@gpu0.service, ... Resource limits are in each instance's drop-in.
+[Unit]
+Description=Buildkite agent %i (bkci)
+Documentation=https://buildkite.com/docs/agent/v3
+After=network-online.target
+Wants=network-online.target
+ConditionPathExists=${CONF}/agents/%i.cfg
+# Keep retrying: an agent whose GPU fails the health check comes back once the GPU is healthy.
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=${o.user}
+Environment=HOME=${o.home}
+EnvironmentFile=${CONF}/token.env
+EnvironmentFile=${CONF}/agents/%i.env
+# The health gate: refuses to start the agent while its GPU is missing, busy or failing.
+ExecStartPre=${o.bkciBin.join(' ')} node check %i
+ExecStart=${o.agentBin} start --config ${CONF}/agents/%i.cfg
+Restart=always
+RestartSec=30
+# SIGTERM lets buildkite-agent finish its job; the rest of the cgroup is killed only after that.
+KillMode=mixed
+TimeoutStartSec=5min
+TimeoutStopSec=30min
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export function renderDropIn(a: AgentPlan, vendor: Vendor | 'none', mig: boolean): string {
+  const lines = [
+    `# ${HEADER}`,
+    `# Agent ${a.name}: GPUs ${a.gpuIndices.join(',') || 'none'} on NUMA node ${a.numaNode}.`,
+    '[Service]',
+    `AllowedCPUs=${a.cpus}`,
+    `AllowedMemoryNodes=${a.memNodes}`,
+    `MemoryMax=${a.memoryMaxText}`,
+    '# Only this agent’s GPU device nodes (and the usual pseudo-devices) can be opened.',
+    'DevicePolicy=closed',
+  ];
+  const devices = a.env.BKCI_DEVICES ? a.env.BKCI_DEVICES.split(',') : [];
+  for (const d of devices) lines.push(`DeviceAllow=${checkPath('device', d)} rw`);
+  if (vendor === 'nvidia' && mig) lines.push('DeviceAllow=char-nvidia-caps r');
+  return lines.join('\n') + '\n';
+}
+
+export function renderEnvironmentHook(vendor: Vendor | 'none'): string {
+  const vendorCheck =
+    vendor === 'nvidia'
+      ? `
+# Every GPU of this agent must still be known to the driver.
+if command -v nvidia-smi >/dev/null 2>&1; then
+  listed="$(nvidia-smi -L 2>&1)" || { echo "bkci: nvidia-smi fails on agent $BKCI_AGENT: $listed; refusing to run the job" >&2; exit 1; }
+  for id in \${NVIDIA_VISIBLE_DEVICES//,/ }; do
+    grep -qF "$id" <<<"$listed" || { echo "bkci: GPU $id of agent $BKCI_AGENT is missing; refusing to run the job" >&2; exit 1; }
+  done
+fi
+`
+      : '';
+  return `#!/bin/bash
+# ${HEADER}
+# The environment hook of bkci's agents: runs before every job, exports the agent's own GPU, CPU and
+# memory values (whatever the job's environment said) and refuses the job when a GPU is missing.
+set -euo pipefail
+: "\${BKCI_AGENT:?this agent was not started by bkci-agent@.service}"
+env_file="${CONF}/agents/\${BKCI_AGENT}.env"
+if [[ ! -r "$env_file" ]]; then
+  echo "bkci: $env_file is missing; refusing to run the job" >&2
+  exit 1
+fi
+set -a
+# shellcheck source=/dev/null
+. "$env_file"
+set +a
+IFS=, read -r -a bkci_devices <<<"\${BKCI_DEVICES:-}"
+for dev in "\${bkci_devices[@]}"; do
+  if [[ ! -e "$dev" ]]; then
+    echo "bkci: device $dev of agent $BKCI_AGENT is missing; refusing to run the job" >&2
+    exit 1
+  fi
+done
+${vendorCheck}
+echo "bkci: agent $BKCI_AGENT: GPUs \${BKCI_GPUS:-none}, CPUs $BKCI_CPUSET, memory node $BKCI_MEMS, memory $BKCI_MEMORY"
+`;
+}

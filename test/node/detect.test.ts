@@ -1,0 +1,164 @@
+// GPU discovery: the vendor tools' formats and the fixture hosts' sysfs trees.
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAmdSmiList, parseKfdProperties } from '../../src/node/detect/amd.js';
+import { parseNpuSmiInfo, parseNpuSmiMapping } from '../../src/node/detect/ascend.js';
+import { detectHost } from '../../src/node/detect/index.js';
+import { parseDeviceMinor, parseNvidiaHealth, parseNvidiaList, parseNvidiaQuery } from '../../src/node/detect/nvidia.js';
+import { normalizeBusId } from '../../src/node/detect/sysfs.js';
+import { formatCpuList, parseCpuList } from '../../src/node/cpulist.js';
+import { hostEnv, HOSTS, quietIo } from './helpers.js';
+
+describe('formats', () => {
+  it('reads and writes CPU lists', () => {
+    expect(parseCpuList('0-3,8,10-11\n')).toEqual([0, 1, 2, 3, 8, 10, 11]);
+    expect(parseCpuList('0-6:2')).toEqual([0, 2, 4, 6]);
+    expect(parseCpuList('')).toEqual([]);
+    expect(formatCpuList([11, 0, 1, 2, 3, 8, 10])).toBe('0-3,8,10-11');
+  });
+
+  it('normalises bus ids to the sysfs form', () => {
+    expect(normalizeBusId('00000000:8D:00.0')).toBe('0000:8d:00.0');
+    expect(normalizeBusId('0000:C1:00.0')).toBe('0000:c1:00.0');
+    expect(normalizeBusId('8d:00.0')).toBe('0000:8d:00.0');
+  });
+
+  it('parses nvidia-smi CSV, -L with MIG devices, device minors and health', () => {
+    const q = parseNvidiaQuery('0, GPU-aaa, NVIDIA H100 80GB HBM3, 00000000:8D:00.0, 81559\n1, GPU-bbb, NVIDIA A100, PCIe, 40GB, 00000000:0F:00.0, [N/A]\n');
+    expect(q).toEqual([
+      { index: 0, uuid: 'GPU-aaa', name: 'NVIDIA H100 80GB HBM3', busId: '00000000:8D:00.0', memoryMiB: 81559 },
+      { index: 1, uuid: 'GPU-bbb', name: 'NVIDIA A100, PCIe, 40GB', busId: '00000000:0F:00.0', memoryMiB: undefined },
+    ]);
+    expect(() => parseNvidiaQuery('No devices were found\n')).toThrow();
+    const L = parseNvidiaList('GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-x)\n  MIG 3g.20gb     Device  0: (UUID: MIG-a)\n  MIG 3g.20gb     Device  1: (UUID: MIG-b)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-y)\n');
+    expect(L.get('GPU-x')).toEqual([
+      { name: '3g.20gb', uuid: 'MIG-a' },
+      { name: '3g.20gb', uuid: 'MIG-b' },
+    ]);
+    expect(L.get('GPU-y')).toEqual([]);
+    expect(parseDeviceMinor('Model: \t\t X\nDevice Minor: \t 3\n')).toBe(3);
+    expect(parseNvidiaHealth('GPU-a, 3, 0, No, No\nGPU-b, 0, [N/A], [N/A], Yes\n')).toEqual([
+      { uuid: 'GPU-a', memoryUsedMiB: 3, eccUncorrected: 0, retiredPending: false, remapFailure: false },
+      { uuid: 'GPU-b', memoryUsedMiB: 0, eccUncorrected: undefined, retiredPending: undefined, remapFailure: true },
+    ]);
+  });
+
+  it('parses amd-smi list as JSON and as text, and KFD topology nodes', () => {
+    const json = parseAmdSmiList('[{"gpu": 0, "bdf": "0000:0b:00.0", "uuid": "u0", "kfd_id": 7, "node_id": 3, "partition_id": 0}]');
+    const text = parseAmdSmiList('GPU: 0\n    BDF: 0000:0b:00.0\n    UUID: u0\n    KFD_ID: 7\n    NODE_ID: 3\n    PARTITION_ID: 0\n\nGPU: 1\n    BDF: 0000:0c:00.0\n    UUID: u1\n');
+    expect(json).toEqual([{ index: 0, busId: '0000:0b:00.0', uuid: 'u0' }]);
+    expect(text).toEqual([
+      { index: 0, busId: '0000:0b:00.0', uuid: 'u0' },
+      { index: 1, busId: '0000:0c:00.0', uuid: 'u1' },
+    ]);
+    expect(parseKfdProperties(2, 'simd_count 1216\nlocation_id 3072\ndomain 0\ndrm_render_minor 128\nunique_id 255\n')).toEqual({ node: 2, busId: '0000:0c:00.0', uniqueId: 255n, renderMinor: 128 });
+    expect(parseKfdProperties(0, 'cpu_cores_count 96\nsimd_count 0\n')).toBeUndefined();
+  });
+
+  it('reads npu-smi info without taking the process table for NPUs', () => {
+    const info = parseNpuSmiInfo(
+      [
+        '| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|',
+        '| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |',
+        '+===========================+===============+====================================================+',
+        '| 0     910B3               | OK            | 93.6        40                0    / 0             |',
+        '| 0                         | 0000:C1:00.0  | 0           0    / 0          3161 / 65536         |',
+        '+===========================+===============+====================================================+',
+        '| 1     910B3               | Warning       | 91.1        39                0    / 0             |',
+        '| 0                         | 0000:01:00.0  | 0           0    / 0          3160 / 65536         |',
+        '+---------------------------+---------------+----------------------------------------------------+',
+        '| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |',
+        '+===========================+===============+====================================================+',
+        '| 1       0                 | 2871311       | python3                  | 12345                   |',
+        '| 7       0                 | 0000:01:00.0  | not an NPU               | 1                       |',
+      ].join('\n'),
+    );
+    expect(info.chips.map((c) => [c.npu, c.chip, c.health, c.busId])).toEqual([
+      [0, 0, 'OK', '0000:C1:00.0'],
+      [1, 0, 'Warning', '0000:01:00.0'],
+    ]);
+    expect(info.processes).toEqual([{ npu: 1, chip: 0, pid: 2871311 }]);
+    const map = parseNpuSmiMapping('   NPU ID   Chip ID   Chip Logic ID   Chip Name\n   0   0   0   Ascend 910B3\n   0   1   -   Mcu\n   1   0   1   Ascend 910B3\n');
+    expect([...map]).toEqual([
+      ['0:0', 0],
+      ['1:0', 1],
+    ]);
+  });
+});
+
+describe('detectHost on fixture hosts', () => {
+  it('dual-socket H100: UUIDs, NUMA from sysfs, device minors from /proc, SMT cores', async () => {
+    const f = await detectHost(HOSTS.h100, 'auto', quietIo(hostEnv(HOSTS.h100)));
+    expect(f.vendor).toBe('nvidia');
+    expect(f.hostname).toBe('gpu-node-17');
+    expect(f.gpus).toHaveLength(8);
+    expect(f.gpus.map((g) => g.numaNode)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
+    expect(f.gpus[2]!.devices).toEqual(['/dev/nvidia3']);
+    expect(f.gpus[2]!.isolationId).toMatch(/^GPU-/);
+    expect(f.nodes.map((n) => n.cpus.length)).toEqual([48, 48]);
+    expect(f.cores).toHaveLength(48);
+    expect(f.cores[0]).toEqual([0, 48]);
+    expect(f.warnings).toEqual([]);
+  });
+
+  it('numa_node -1 means the one node', async () => {
+    const f = await detectHost(HOSTS.l40s, 'nvidia', quietIo(hostEnv(HOSTS.l40s)));
+    expect(f.gpus.map((g) => g.numaNode)).toEqual([0, 0]);
+    expect(f.nodes).toHaveLength(1);
+  });
+
+  it('AMD: NUMA from sysfs (not amd-smi NODE_ID), ROCR ids from KFD unique_id, render nodes', async () => {
+    const f = await detectHost(HOSTS.amd, 'auto', quietIo(hostEnv(HOSTS.amd)));
+    expect(f.vendor).toBe('amd');
+    const g0 = f.gpus.find((g) => g.index === 0)!;
+    expect(g0.numaNode).toBe(1);
+    expect(g0.isolationId).toMatch(/^GPU-[0-9a-f]{16}$/);
+    expect(g0.devices[0]).toMatch(/^\/dev\/dri\/renderD1\d\d$/);
+    expect(f.sharedDevices).toEqual(['/dev/kfd']);
+    expect(new Set(f.gpus.map((g) => g.isolationId)).size).toBe(8);
+  });
+
+  it('Ascend: chips with logic ids, NUMA from sysfs, processes not counted as NPUs', async () => {
+    const f = await detectHost(HOSTS.ascend, 'auto', quietIo(hostEnv(HOSTS.ascend)));
+    expect(f.vendor).toBe('ascend');
+    expect(f.gpus).toHaveLength(8);
+    expect(f.gpus[0]!.numaNode).toBe(1);
+    expect(f.gpus[1]!.numaNode).toBe(0);
+    expect(f.gpus.map((g) => g.isolationId)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+  });
+
+  it('MIG devices are listed under their GPU', async () => {
+    const f = await detectHost(HOSTS.mig, 'auto', quietIo(hostEnv(HOSTS.mig)));
+    expect(f.gpus.map((g) => g.mig.length)).toEqual([2, 2, 0, 0]);
+  });
+
+  it('CPU-only host: no vendor', async () => {
+    const f = await detectHost(HOSTS.cpu, 'auto', quietIo(hostEnv(HOSTS.cpu)));
+    expect(f.vendor).toBe('none');
+    expect(f.gpus).toEqual([]);
+    expect(f.nodes).toHaveLength(2);
+  });
+
+  it('a GPU vendor whose tool is missing is exit 2, naming the tool', async () => {
+    await expect(detectHost(HOSTS.cpu, 'nvidia', quietIo(hostEnv(HOSTS.cpu)))).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('nvidia-smi is not on PATH') });
+  });
+
+  it('auto-detection notices GPUs on the PCI bus without their tool', async () => {
+    await expect(detectHost(HOSTS.h100, 'auto', quietIo({ PATH: '/usr/bin:/bin' }))).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('NVIDIA devices are on the PCI bus') });
+  });
+
+  it('a kernel without NUMA nodes in sysfs is one node with /proc/meminfo', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'bkci-host-'));
+    const put = (p: string, c: string) => {
+      mkdirSync(dirname(join(root, p)), { recursive: true });
+      writeFileSync(join(root, p), c);
+    };
+    put('sys/devices/system/cpu/online', '0-3\n');
+    put('proc/meminfo', 'MemTotal:       16384000 kB\n');
+    const f = await detectHost(root, 'none', quietIo({ PATH: '/usr/bin:/bin' }));
+    expect(f.nodes).toEqual([{ id: 0, cpus: [0, 1, 2, 3], memBytes: 16384000 * 1024 }]);
+    expect(f.cores).toEqual([[0], [1], [2], [3]]);
+  });
+});

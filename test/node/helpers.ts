@@ -1,0 +1,36 @@
+// Fixture hosts and a quiet Io for calling the node domain directly.
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import type { Io } from '../../src/util/io.js';
+
+const dir = join(import.meta.dirname, '../fixtures/hosts');
+export const HOSTS = {
+  h100: join(dir, 'dual-socket-8xh100'),
+  l40s: join(dir, 'single-socket-2xl40s'),
+  amd: join(dir, 'amd-8xmi300x'),
+  ascend: join(dir, 'ascend-8x910b'),
+  mig: join(dir, 'mig-4xa100'),
+  cpu: join(dir, 'cpu-only-2s'),
+};
+
+// PATH with the host's stand-in vendor tools first.
+export function hostEnv(host: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: `${join(host, 'bin')}:/usr/local/bin:/usr/bin:/bin`, ...extra };
+}
+
+export function quietIo(env: Record<string, string>): Io {
+  const noop = () => undefined;
+  return {
+    stdout: new PassThrough(),
+    stderr: new PassThrough(),
+    stdin: Readable.from(['']),
+    env,
+    cwd: process.cwd(),
+    stdoutIsTTY: false,
+    stderrIsTTY: false,
+    color: false,
+    now: () => new Date('2026-11-23T12:00:00Z'),
+    sleep: async () => undefined,
+    log: { trace: noop, debug: noop, info: noop, warn: noop, error: noop, level: 'silent' },
+  };
+}
