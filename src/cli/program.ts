@@ -29,8 +29,11 @@ Examples:
   bkci pipeline render .buildkite/test-template.j2 .buildkite/test-pipeline.yaml -D branch=main | buildkite-agent pipeline upload
   bkci pipeline validate pipeline.yml
   bkci pipeline render --diff-base origin/main --explain > pipeline.yml
+  sudo bkci node setup --queue h100 --dry-run
+  bkci build submit --branch main --wait --timeout 1h
+  bkci queue status h100
 
-Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build), 2 bad usage or input.
+Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build, unfit GPU), 2 bad usage or input.
 Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
     );
   registerPipelineCommands(program, io);

@@ -60,7 +60,11 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
   out.push(await checkAgentBinary(opts, io));
   out.push(await checkToken(opts));
   out.push(...(await checkBuildPaths(opts, m, pw)));
-  const docker = (await which('docker', io.env)) !== undefined || (await exists(under(opts.hostRoot, '/var/run/docker.sock')));
+  // Docker is in use when its socket or binary is on the host (under --host-root when given).
+  const docker =
+    (await exists(under(opts.hostRoot, '/var/run/docker.sock'))) ||
+    (await exists(under(opts.hostRoot, '/usr/bin/docker'))) ||
+    (opts.hostRoot === '/' && (await which('docker', io.env)) !== undefined);
   if (!docker) out.push(item('docker group', 'skip', 'docker is not installed'));
   else {
     const members = groupMembers((await read(under(opts.root, '/etc/group'))) ?? '', 'docker');

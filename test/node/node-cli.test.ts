@@ -1,0 +1,375 @@
+// `bkci node ...` end to end on fixture hosts, writing a staged tree under --root: modes, the token
+// in exactly one 0600 file, units that pass `systemd-analyze verify`, idempotency, updates,
+// teardown, status drift, doctor and the health check.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBkci } from '../helpers/io.js';
+import { hostEnv, HOSTS } from './helpers.js';
+
+const TOKEN = 'bkat_Zx9secretAgentToken42';
+
+function tmp(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+// A stand-in buildkite-agent so the units' ExecStart= names a file that exists.
+const agentBin = (() => {
+  const d = tmp('bkci-agentbin-');
+  const p = join(d, 'buildkite-agent');
+  writeFileSync(p, '#!/bin/sh\necho "buildkite-agent version 3.99.0, build 1"\n', { mode: 0o755 });
+  return p;
+})();
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else out.push(p);
+  }
+  return out;
+}
+
+const modeOf = (p: string) => (statSync(p).mode & 0o7777).toString(8).padStart(4, '0');
+
+async function setup(host: string, root: string, extra: string[] = [], env: Record<string, string> = {}) {
+  return runBkci(['node', 'setup', '--queue', 'h100', '--host-root', host, '--root', root, '--agent-bin', agentBin, ...extra], {
+    env: hostEnv(host, { BUILDKITE_AGENT_TOKEN: TOKEN, ...env }),
+  });
+}
+
+function verifyUnits(root: string, instances: string[]): void {
+  const units = instances.map((i) => `bkci-agent@${i}.service`);
+  const r = spawnSync('systemd-analyze', ['verify', ...units], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${root}/etc/systemd/system:`, SYSTEMD_LOG_COLOR: '0' }, encoding: 'utf8' });
+  expect(r.error, 'systemd-analyze must be installed (.ci/run installs systemd)').toBeUndefined();
+  // verify exits 0 on "Unknown key" warnings: any output about our units is a failure.
+  const ours = (r.stderr + r.stdout).split('\n').filter((l) => l.includes('bkci') || l.includes(root));
+  expect(ours, (r.stderr + r.stdout).trim()).toEqual([]);
+  expect(r.status).toBe(0);
+}
+
+describe('node setup under --root', () => {
+  it('stages every file with its mode; the token only in one 0600 file; target paths inside', async () => {
+    const root = tmp('bkci-root-');
+    const r = await setup(HOSTS.h100, root, ['--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain(TOKEN);
+    const out = JSON.parse(r.stdout);
+    expect(out.agents).toHaveLength(8);
+    expect(out.commands).toEqual([]);
+    for (const f of out.files as { path: string; mode: string }[]) expect(modeOf(join(root, f.path)), f.path).toBe(f.mode);
+    const files = walk(root);
+    const withToken = files.filter((p) => readFileSync(p, 'utf8').includes(TOKEN));
+    expect(withToken.map((p) => '/' + relative(root, p))).toEqual(['/etc/buildkite-agent/bkci/token.env']);
+    expect(modeOf(withToken[0]!)).toBe('0600');
+    // Every file written, bookkeeping included, is in the plan; contents name /etc, not the stage.
+    expect(files.map((p) => '/' + relative(root, p)).sort()).toEqual(out.files.map((f: { path: string }) => f.path).sort());
+    for (const p of files) expect(readFileSync(p, 'utf8')).not.toContain(root);
+    expect(readFileSync(join(root, 'etc/buildkite-agent/bkci/agents/gpu0.cfg'), 'utf8')).toContain('build-path="/var/lib/buildkite-agent/builds/gpu0"');
+    expect(modeOf(join(root, 'var/lib/buildkite-agent/builds/gpu3'))).toBe('0750');
+    expect(r.stderr).toMatch(/no systemctl or useradd was run/);
+  });
+
+  it('writes units that pass systemd-analyze verify (warnings count as failures)', async () => {
+    for (const [host, instances] of [
+      [HOSTS.h100, ['gpu0', 'gpu7']],
+      [HOSTS.amd, ['gpu0', 'gpu5']],
+      [HOSTS.ascend, ['gpu1']],
+      [HOSTS.cpu, ['cpu0']],
+    ] as const) {
+      const root = tmp('bkci-root-');
+      const r = await setup(host, root);
+      expect(r.code, r.stderr).toBe(0);
+      verifyUnits(root, [...instances]);
+    }
+  });
+
+  it('a broken drop-in is caught by the verify step (the check is not vacuous)', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.l40s, root);
+    writeFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu0.service.d/50-bkci.conf'), '[Service]\nAllowedCPUz=0-3\n');
+    const r = spawnSync('systemd-analyze', ['verify', 'bkci-agent@gpu0.service'], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${root}/etc/systemd/system:` }, encoding: 'utf8' });
+    expect(r.stderr).toMatch(/Unknown key .*AllowedCPUz/);
+  });
+
+  it('a second run with the same arguments writes nothing and says so', async () => {
+    const root = tmp('bkci-root-');
+    expect((await setup(HOSTS.h100, root)).code).toBe(0);
+    const before = new Map(walk(root).map((p) => [p, statSync(p).mtimeMs]));
+    const r = await setup(HOSTS.h100, root, ['--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/nothing to change/);
+    const out = JSON.parse(r.stdout);
+    expect(out.changed).toBe(false);
+    expect(out.written).toEqual([]);
+    for (const [p, m] of before) expect(statSync(p).mtimeMs, p).toBe(m);
+  });
+
+  it('changed arguments update only what changed and remove agents no longer planned', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    let r = await setup(HOSTS.h100, root, ['--tags', 'arch=sm90', '--json']);
+    const written = JSON.parse(r.stdout).written as string[];
+    expect(written.filter((p) => p.endsWith('.cfg'))).toHaveLength(8);
+    expect(written.some((p) => p.endsWith('.env') || p.endsWith('.service') || p.endsWith('50-bkci.conf'))).toBe(false);
+
+    r = await setup(HOSTS.h100, root, ['--gpus-per-agent', '2', '--tags', 'arch=sm90', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.agents.map((a: { name: string }) => a.name)).toEqual(['gpu-node-17-gpu0-1', 'gpu-node-17-gpu2-3', 'gpu-node-17-gpu4-5', 'gpu-node-17-gpu6-7']);
+    expect(out.removed).toContain('/etc/buildkite-agent/bkci/agents/gpu5.cfg');
+    const units = readdirSync(join(root, 'etc/systemd/system')).sort();
+    expect(units).toEqual(['bkci-agent@.service', 'bkci-agent@gpu0-1.service.d', 'bkci-agent@gpu2-3.service.d', 'bkci-agent@gpu4-5.service.d', 'bkci-agent@gpu6-7.service.d']);
+    expect(readdirSync(join(root, 'etc/buildkite-agent/bkci/agents')).sort()).toEqual(['gpu0-1.cfg', 'gpu0-1.env', 'gpu2-3.cfg', 'gpu2-3.env', 'gpu4-5.cfg', 'gpu4-5.env', 'gpu6-7.cfg', 'gpu6-7.env']);
+    verifyUnits(root, ['gpu0-1']);
+  });
+
+  it('--dry-run prints the plan and touches nothing', async () => {
+    const root = join(tmp('bkci-root-'), 'stage');
+    const r = await setup(HOSTS.ascend, root, ['--dry-run', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(Object.keys(plan.agents[0]).sort()).toEqual(expect.arrayContaining(['name', 'gpus', 'cpus', 'memNodes', 'memoryMax', 'env', 'tags']));
+    expect(plan.files.find((f: { path: string }) => f.path.endsWith('token.env')).mode).toBe('0600');
+    expect(() => statSync(root)).toThrow();
+    expect(r.stdout).not.toContain(TOKEN);
+    const text = await setup(HOSTS.ascend, root, ['--dry-run']);
+    expect(text.stdout).toMatch(/create\s+0600 root\s+\/etc\/buildkite-agent\/bkci\/token\.env/);
+  });
+
+  it('bad input is exit 2 naming the flag or fact, with nothing written', async () => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [['--gpus-per-agent', '3'], {}, /--gpus-per-agent 3 does not divide the 8 GPUs/],
+      [['--memory-reserve', 'lots'], {}, /--memory-reserve "lots": not a size/],
+      [['--vendor', 'intel'], {}, /--vendor.*intel/],
+      [['--vendor', 'amd'], {}, /amd-smi .* is not on PATH|amd-smi is not on PATH|rocm-smi/],
+      [[], { BUILDKITE_AGENT_TOKEN: '' }, /no agent token/],
+    ];
+    for (const [args, env, msg] of cases) {
+      const root = join(tmp('bkci-root-'), 'stage');
+      const r = await setup(HOSTS.h100, root, args, env);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(() => statSync(root)).toThrow();
+    }
+    const r = await runBkci(['node', 'setup', '--root', tmp('bkci-root-')], { env: { BUILDKITE_AGENT_TOKEN: TOKEN } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--queue is required/);
+  });
+
+  it('without --root, a missing buildkite-agent is exit 2 with the install hint', async () => {
+    const r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100, '--dry-run'], { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/buildkite-agent is not on PATH[\s\S]*install it/);
+  });
+});
+
+describe('node status, teardown, doctor', () => {
+  it('status lists the agents and reports hand edits', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.l40s, root);
+    let r = await runBkci(['node', 'status', '--root', root, '--json']);
+    expect(r.code).toBe(0);
+    let s = JSON.parse(r.stdout);
+    expect(s.agents.map((a: { instance: string; cpus: string }) => [a.instance, a.cpus])).toEqual([
+      ['gpu0', '0-3,8-11'],
+      ['gpu1', '4-7,12-15'],
+    ]);
+    expect(s.drift).toEqual([]);
+    writeFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu1.service.d/50-bkci.conf'), '[Service]\nMemoryMax=infinity\n');
+    chmodSync(join(root, 'etc/buildkite-agent/bkci/token.env'), 0o644);
+    r = await runBkci(['node', 'status', '--root', root, '--json']);
+    s = JSON.parse(r.stdout);
+    expect(s.drift).toEqual([
+      { path: '/etc/buildkite-agent/bkci/token.env', problem: 'mode 0644, expected 0600' },
+      { path: '/etc/systemd/system/bkci-agent@gpu1.service.d/50-bkci.conf', problem: 'edited by hand (re-run setup to restore it)' },
+    ]);
+    // Re-running setup restores both.
+    await setup(HOSTS.l40s, root);
+    expect(JSON.parse((await runBkci(['node', 'status', '--root', root, '--json'])).stdout).drift).toEqual([]);
+  });
+
+  it('teardown removes exactly what setup created; --purge leaves nothing behind', async () => {
+    const root = tmp('bkci-root-');
+    writeFileSync(join(root, 'unrelated'), 'keep me');
+    await setup(HOSTS.h100, root);
+    let r = await runBkci(['node', 'teardown', '--root', root, '--dry-run']);
+    expect(r.stdout).toMatch(/remove \/etc\/buildkite-agent\/bkci\/token\.env/);
+    expect(walk(root).length).toBeGreaterThan(10);
+    r = await runBkci(['node', 'teardown', '--root', root]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(walk(root).map((p) => relative(root, p))).toEqual(['unrelated']);
+    expect(statSync(join(root, 'var/lib/buildkite-agent/builds/gpu0')).isDirectory()).toBe(true);
+
+    const root2 = tmp('bkci-root-');
+    await setup(HOSTS.h100, root2);
+    r = await runBkci(['node', 'teardown', '--root', root2, '--purge']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(root2)).toEqual([]);
+  });
+
+  it('doctor passes on a fresh staged setup and fails on a readable token file', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', HOSTS.h100, '--json'], { env: hostEnv(HOSTS.h100) });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const checks = JSON.parse(r.stdout).checks as { check: string; status: string; fix?: string }[];
+    expect(checks.find((c) => c.check === 'token file')!.status).toBe('ok');
+    expect(checks.find((c) => c.check === 'gpu count')!.status).toBe('ok');
+    const git = checks.find((c) => c.check === 'git over ssh')!;
+    expect(git.status).toBe('warn');
+    expect(git.fix).toContain('insteadOf "git@github.com:"');
+    chmodSync(join(root, 'etc/buildkite-agent/bkci/token.env'), 0o640);
+    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', HOSTS.h100], { env: hostEnv(HOSTS.h100) });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAIL  token file: .*mode 0640[\s\S]*fix: chmod 600/);
+  });
+
+  it('doctor notices a GPU count that no longer matches the plan', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.h100, host, { recursive: true });
+    const q = join(host, 'out/nvidia-query.csv');
+    writeFileSync(q, readFileSync(q, 'utf8').split('\n').slice(1).join('\n'));
+    const r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).checks.find((c: { check: string }) => c.check === 'gpu count').detail).toMatch(/planned 8 GPUs, 7 are present/);
+  });
+});
+
+describe('node check (the health gate)', () => {
+  async function staged(host: string) {
+    const root = tmp('bkci-root-');
+    const copy = tmp('bkci-host-');
+    cpSync(host, copy, { recursive: true });
+    await setup(copy, root);
+    return { root, host: copy, check: (agent: string) => runBkci(['node', 'check', agent, '--root', root, '--host-root', copy, '--json'], { env: hostEnv(copy) }) };
+  }
+
+  it('passes on an idle healthy GPU', async () => {
+    const s = await staged(HOSTS.h100);
+    const r = await s.check('gpu0');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).ok).toBe(true);
+  });
+
+  it('fails on processes left on the GPU, used memory, uncorrected ECC, a remap failure', async () => {
+    const s = await staged(HOSTS.h100);
+    const uuid = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').split('\n')[0]!.split(', ')[1]!;
+    writeFileSync(join(s.host, 'out/nvidia-apps.csv'), `${uuid}, 4242, 30000\n`);
+    const health = readFileSync(join(s.host, 'out/nvidia-health.csv'), 'utf8').split('\n');
+    health[0] = `${uuid}, 30512, 3, No, Yes`;
+    writeFileSync(join(s.host, 'out/nvidia-health.csv'), health.join('\n'));
+    const r = await s.check('gpu0');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/agent gpu0 is unfit/);
+    const detail = JSON.parse(r.stdout).items[0].detail;
+    expect(detail).toMatch(/1 compute process left on it \(pid 4242\)/);
+    expect(detail).toMatch(/30512 MiB of memory in use/);
+    expect(detail).toMatch(/3 uncorrected ECC errors/);
+    expect(detail).toMatch(/row remapping failed/);
+    expect((await s.check('gpu1')).code).toBe(0);
+  });
+
+  it('fails when the GPU or its device node is missing', async () => {
+    const s = await staged(HOSTS.h100);
+    const health = readFileSync(join(s.host, 'out/nvidia-health.csv'), 'utf8').split('\n');
+    writeFileSync(join(s.host, 'out/nvidia-health.csv'), health.slice(1).join('\n'));
+    let r = await s.check('gpu0');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing/);
+    execFileSync('rm', [join(s.host, 'dev/nvidia3')]);
+    r = await s.check('gpu2');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).items.find((i: { check: string }) => i.check === 'devices').detail).toBe('missing device node: /dev/nvidia3');
+  });
+
+  it('Ascend: a process on the NPU or a non-OK health fails; AMD healthy passes', async () => {
+    const s = await staged(HOSTS.ascend);
+    expect((await s.check('gpu0')).code).toBe(0);
+    const r = await s.check('gpu1');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/pid 2871311/);
+    const a = await staged(HOSTS.amd);
+    const ok = await a.check('gpu3');
+    expect(ok.code, ok.stdout).toBe(0);
+  });
+
+  it('an unknown agent is exit 2', async () => {
+    const s = await staged(HOSTS.l40s);
+    const r = await s.check('gpu9');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no bkci agent gpu9/);
+  });
+});
+
+describe('doctor with docker on the host', () => {
+  it('fails when the agent user is not in the docker group and docker has no nvidia runtime', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.h100, host, { recursive: true });
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\ndocker:x:999:alice\n');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(host, 'var/run'), { recursive: true });
+    writeFileSync(join(host, 'var/run/docker.sock'), '');
+    let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(r.code).toBe(1);
+    let checks = JSON.parse(r.stdout).checks as { check: string; status: string; fix?: string }[];
+    expect(checks.find((c) => c.check === 'docker group')).toMatchObject({ status: 'fail', fix: expect.stringContaining('usermod -aG docker buildkite-agent') });
+    expect(checks.find((c) => c.check === 'nvidia container runtime')!.status).toBe('fail');
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\ndocker:x:999:alice,buildkite-agent\n');
+    mkdirSync(join(root, 'etc/docker'), { recursive: true });
+    writeFileSync(join(root, 'etc/docker/daemon.json'), '{"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}\n');
+    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    checks = JSON.parse(r.stdout).checks;
+    expect(checks.find((c) => c.check === 'docker group')!.status).toBe('ok');
+    expect(checks.find((c) => c.check === 'nvidia container runtime')!.status).toBe('ok');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('the environment hook', () => {
+  function stagedHook(root: string): string {
+    // The hook reads the target path; point a copy at the staged tree to run it here.
+    const hook = readFileSync(join(root, 'etc/buildkite-agent/bkci/hooks/environment'), 'utf8').replaceAll('/etc/buildkite-agent/bkci', `${root}/etc/buildkite-agent/bkci`);
+    const p = join(root, 'hook-under-test');
+    writeFileSync(p, hook, { mode: 0o755 });
+    return p;
+  }
+
+  it('exports the agent’s own values over the job’s and runs when the GPU is there', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const envFile = join(root, 'etc/buildkite-agent/bkci/agents/gpu2.env');
+    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia3`));
+    const hook = stagedHook(root);
+    const script = `source ${hook} && echo "CUDA=$CUDA_VISIBLE_DEVICES CPUS=$BKCI_CPUSET"`;
+    const r = spawnSync('bash', ['-c', script], { env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu2', CUDA_VISIBLE_DEVICES: '0,1,2,3' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const uuid = /NVIDIA_VISIBLE_DEVICES=(\S+)/.exec(readFileSync(envFile, 'utf8'))![1];
+    expect(r.stdout).toContain(`CUDA=${uuid} CPUS=12-17,60-65`);
+    expect(r.stdout).toMatch(/bkci: agent gpu2: GPUs 2/);
+  });
+
+  it('refuses the job when a device node or the GPU is missing', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const hook = stagedHook(root);
+    let r = spawnSync('bash', [hook], { env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu0' }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/device \/dev\/nvidia0 of agent gpu0 is missing; refusing to run the job/);
+    const envFile = join(root, 'etc/buildkite-agent/bkci/agents/gpu0.env');
+    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia0`).replace(/^NVIDIA_VISIBLE_DEVICES=.*$/m, 'NVIDIA_VISIBLE_DEVICES=GPU-gone'));
+    r = spawnSync('bash', [hook], { env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu0' }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/GPU GPU-gone of agent gpu0 is missing/);
+    r = spawnSync('bash', [hook], { env: { PATH: '/usr/bin:/bin' }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/not started by bkci-agent@.service/);
+  });
+});
