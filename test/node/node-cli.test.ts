@@ -373,3 +373,48 @@ describe('the environment hook', () => {
     expect(r.stderr).toMatch(/not started by bkci-agent@.service/);
   });
 });
+
+describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => {
+  it('runs useradd and disables removed agents before writing, then daemon-reload, enable, restart', async () => {
+    const { detectHost } = await import('../../src/node/detect/index.js');
+    const { planNodeSetup } = await import('../../src/node/plan.js');
+    const { gatherState } = await import('../../src/node/state.js');
+    const { applyPlan } = await import('../../src/node/apply.js');
+    const { quietIo } = await import('./helpers.js');
+    const bin = tmp('bkci-sysbin-');
+    const log = join(bin, 'calls.log');
+    for (const cmd of ['systemctl', 'useradd']) writeFileSync(join(bin, cmd), `#!/bin/sh\necho "${cmd} $*" >> ${log}\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'id'), `#!/bin/sh\n[ "$1" = -u ] && echo ${process.getuid!()} || echo ${process.getgid!()}\n`, { mode: 0o755 });
+    const root = tmp('bkci-root-');
+    const io = quietIo({ PATH: `${bin}:${hostEnv(HOSTS.h100).PATH}` });
+    const facts = await detectHost(HOSTS.h100, 'auto', io);
+    const opts = {
+      queue: 'h100', gpusPerAgent: 1, agents: 1, tags: [] as [string, string][], memoryReserve: 4 * 1024 ** 3, cpuReserve: 0, user: 'ci',
+      agentBin: agentBin, bkciBin: ['/usr/bin/node', '/opt/bkci/bin.js'], buildRoot: '/var/lib/buildkite-agent/builds', mig: false, minFreeDisk: 1, token: TOKEN,
+    };
+    const plan1 = planNodeSetup(facts, opts, { files: new Map(), dirs: new Set(), manifest: undefined, userExists: false });
+    await applyPlan(plan1, { root, runCommands: true, start: true, staging: false, user: 'ci' }, io);
+    const first = readFileSync(log, 'utf8').trim().split('\n');
+    expect(first[0]).toMatch(/^useradd --system .* ci$/);
+    expect(first.slice(1)).toEqual(['systemctl daemon-reload', `systemctl enable --now ${plan1.agents.map((a) => a.unit).join(' ')}`]);
+
+    writeFileSync(log, '');
+    const o2 = { ...opts, gpusPerAgent: 4 };
+    const draft = planNodeSetup(facts, o2, { files: new Map(), dirs: new Set(), manifest: undefined, userExists: true });
+    const state = await gatherState(root, draft.files.map((f) => f.path), draft.dirs.map((d) => d.path), 'ci', false);
+    const plan2 = planNodeSetup(facts, o2, { ...state, userExists: true });
+    await applyPlan(plan2, { root, runCommands: true, start: true, staging: false, user: 'ci' }, io);
+    const second = readFileSync(log, 'utf8').trim().split('\n');
+    expect(second.slice(0, 8)).toEqual(plan1.agents.map((a) => `systemctl disable --now ${a.unit}`));
+    expect(second.slice(8)).toEqual(['systemctl daemon-reload', 'systemctl enable --now bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service']);
+
+    // --no-start: files and daemon-reload, no enable.
+    writeFileSync(log, '');
+    const o3 = { ...o2, tags: [['arch', 'sm90']] as [string, string][] };
+    const state3 = await gatherState(root, plan2.files.map((f) => f.path), plan2.dirs.map((d) => d.path), 'ci', false);
+    const plan3 = planNodeSetup(facts, o3, { ...state3, userExists: true });
+    expect(plan3.commands.map((c) => c.argv.join(' '))).toContain('systemctl restart bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service');
+    await applyPlan(plan3, { root, runCommands: true, start: false, staging: false, user: 'ci' }, io);
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(['systemctl daemon-reload']);
+  });
+});
