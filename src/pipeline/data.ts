@@ -1,7 +1,8 @@
 // Reading the template's DATA (YAML or JSON) and `-D` definitions into template values, keeping
 // what minijinja keeps: int vs float (`1.0` stays a float), YAML merge keys, sorted maps.
-import YAML, { LineCounter } from 'yaml';
 import { InputError } from '../util/errors.js';
+import { fastParseYaml } from '../util/fast-yaml.js';
+import { yamlLib } from './yaml-load.js';
 import { JFloat } from './jinja/index.js';
 import { sortedMap } from './jinja/values.js';
 
@@ -21,7 +22,10 @@ function convert(v: unknown): unknown {
 
 // Parses YAML (JSON is YAML too) into template values; errors name file:line:col.
 export function parseYamlValue(text: string, source: string): unknown {
-  const lineCounter = new LineCounter();
+  const fast = fastParseYaml(text, { mapAsMap: true, intAsBigInt: true });
+  if (fast && fast.docs.length <= 1) return convert(fast.docs[0] ?? null);
+  const YAML = yamlLib();
+  const lineCounter = new YAML.LineCounter();
   const doc = YAML.parseDocument(text, { merge: true, intAsBigInt: true, uniqueKeys: false, prettyErrors: false, lineCounter });
   const err = doc.errors[0];
   if (err) {

@@ -3,7 +3,8 @@
 // (a step with no type, duplicate keys) and the upload limits (500 jobs, matrix sizes).
 import { isRecord } from '../util/guards.js';
 import type { z } from 'zod';
-import { loadPipelineYaml, positionOf } from './yaml-load.js';
+import { fastParseYaml } from '../util/fast-yaml.js';
+import { loadPipelineYaml, positionOf, type LoadedYaml } from './yaml-load.js';
 import { allowedKeys, pipelineTop, STEP_MODELS, type StepType } from './model.js';
 
 export interface Finding {
@@ -199,24 +200,40 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
-// Validates pipeline YAML text; positions refer to `source`.
+// Validates pipeline YAML text; positions refer to `source`. The fast parser reads the common
+// YAML of pipelines; npm `yaml` reads the rest, and is consulted for positions only when there is
+// something to report.
 export function validatePipelineText(text: string): ValidationResult {
-  const loaded = loadPipelineYaml(text);
   const findings: Finding[] = [];
-  for (const e of loaded.errors) findings.push({ severity: 'error', path: '(yaml)', line: e.line, col: e.col, message: e.message });
-  for (const w of loaded.warnings) findings.push({ severity: 'warning', path: '(yaml)', line: w.line, col: w.col, message: w.message });
+  let values: unknown[];
+  let loaded: LoadedYaml | undefined;
+  const fast = fastParseYaml(text);
+  if (fast) {
+    values = fast.docs;
+    for (const r of fast.repeatedKeys) findings.push({ severity: 'warning', path: '(yaml)', line: r.line, col: r.col, message: `repeated key \`${r.key}\`: the agent keeps the last value` });
+  } else {
+    loaded = loadPipelineYaml(text);
+    for (const e of loaded.errors) findings.push({ severity: 'error', path: '(yaml)', line: e.line, col: e.col, message: e.message });
+    for (const w of loaded.warnings) findings.push({ severity: 'warning', path: '(yaml)', line: w.line, col: w.col, message: w.message });
+    values = loaded.docs.map((d) => d.value);
+  }
+  const located = (): LoadedYaml => (loaded ??= loadPipelineYaml(text));
   let jobs = 0;
   const keysAcrossDocs = new Map<string, string>();
-  for (const { value, doc } of loaded.docs) {
-    const v = new Validator((p) => positionOf(doc, loaded.lineCounter, p), keysAcrossDocs);
+  values.forEach((value, k) => {
+    const v = new Validator((p) => {
+      const l = located();
+      const d = l.docs[k];
+      return d ? positionOf(d.doc, l.lineCounter, p) : { line: 1, col: 1 };
+    }, keysAcrossDocs);
     validateDocument(v, value);
     findings.push(...v.findings);
     jobs += v.jobs;
-  }
+  });
   if (jobs > MAX_JOBS_PER_UPLOAD) {
     findings.push({ severity: 'error', path: 'steps', line: 1, col: 1, message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)` });
   }
-  return { valid: !findings.some((f) => f.severity === 'error'), findings, documents: loaded.docs.map((d) => d.value), jobs };
+  return { valid: !findings.some((f) => f.severity === 'error'), findings, documents: values, jobs };
 }
 
 function validateDocument(v: Validator, value: unknown): void {

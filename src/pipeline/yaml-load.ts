@@ -3,7 +3,15 @@
 // warning), every document of a multi-document file, and multi-line quoted scalars whose
 // continuation lines are indented less than their key (go-yaml and PyYAML accept those; npm `yaml`
 // rejects them). The text itself is never rewritten: only a parsing copy is re-indented.
-import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node } from 'yaml';
+
+// npm `yaml` is loaded only when the fast parser gives up or a position is needed.
+const require = createRequire(import.meta.url);
+let yamlModule: typeof import('yaml') | undefined;
+export function yamlLib(): typeof import('yaml') {
+  return (yamlModule ??= require('yaml') as typeof import('yaml'));
+}
 
 export interface YamlIssue {
   line: number;
@@ -103,6 +111,7 @@ function scanQuoted(lines: string[], line: number, col: number, quote: string): 
 }
 
 function duplicateKeys(node: unknown, lc: LineCounter, out: YamlIssue[]): void {
+  const { isMap, isScalar, isSeq } = yamlLib();
   if (isMap(node)) {
     const seen = new Set<string>();
     for (const pair of node.items) {
@@ -122,7 +131,8 @@ function duplicateKeys(node: unknown, lc: LineCounter, out: YamlIssue[]): void {
 }
 
 export function loadPipelineYaml(text: string): LoadedYaml {
-  const lineCounter = new LineCounter();
+  const YAML = yamlLib();
+  const lineCounter = new YAML.LineCounter();
   const fixed = reindentQuotedScalars(text);
   const parsed = YAML.parseAllDocuments(fixed, { lineCounter, merge: true, uniqueKeys: false, strict: false, prettyErrors: false });
   const errors: YamlIssue[] = [];
@@ -146,6 +156,7 @@ export function loadPipelineYaml(text: string): LoadedYaml {
 
 // The 1-based position of the node at `path` (or its nearest ancestor that exists).
 export function positionOf(doc: Document, lc: LineCounter, path: (string | number)[]): { line: number; col: number } {
+  const { isMap, isScalar } = yamlLib();
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
     if (node && typeof node === 'object' && 'range' in node && node.range) {

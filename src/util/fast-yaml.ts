@@ -1,0 +1,735 @@
+// A fast parser for the YAML that pipelines and test lists are made of: block mappings and
+// sequences, plain/quoted/block scalars, single-line flow collections, comments and `---`
+// documents, resolved with the YAML 1.2 core schema exactly as npm `yaml` resolves them. Anything
+// else (anchors, aliases, tags, merge keys, complex keys, multi-line flow collections, tabs as
+// indentation, anything malformed) makes it give up and return undefined; the caller then uses npm
+// `yaml`, which also gives the error positions. A cold Node process parses a 240 KB pipeline with
+// this several times faster than with the general parser, and a test compares the two on every
+// YAML file the suite knows.
+//
+// Multi-line quoted scalars may continue at any indentation (as go-yaml and PyYAML accept).
+
+export interface FastYamlOptions {
+  // Maps as Map (keys resolved like values) instead of plain objects.
+  mapAsMap?: boolean;
+  // Integers as BigInt (to tell 1 from 1.0).
+  intAsBigInt?: boolean;
+}
+
+export interface RepeatedKey {
+  line: number;
+  col: number;
+  key: string;
+}
+
+export interface FastYamlResult {
+  docs: unknown[];
+  repeatedKeys: RepeatedKey[];
+}
+
+class GiveUp extends Error {}
+const giveUp = (): never => {
+  throw new GiveUp();
+};
+
+const NULL_RE = /^(?:~|[Nn]ull|NULL)?$/;
+const BOOL_RE = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+const INT_RE = /^[-+]?[0-9]+$/;
+const OCT_RE = /^0o[0-7]+$/;
+const HEX_RE = /^0x[0-9a-fA-F]+$/;
+const NAN_INF_RE = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
+const FLOAT_EXP_RE = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/;
+const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
+
+// Plain scalar → value, YAML 1.2 core schema (npm `yaml`'s default).
+export function resolvePlain(s: string, intAsBigInt: boolean): unknown {
+  const c = s.charCodeAt(0);
+  // Fast exit: most scalars start with a letter other than those of null/true/false/nan/inf.
+  if (s.length > 5 && ((c >= 97 && c <= 122) || (c >= 65 && c <= 90))) return s;
+  if (NULL_RE.test(s)) return null;
+  if (BOOL_RE.test(s)) return s[0] === 't' || s[0] === 'T';
+  if (OCT_RE.test(s)) return intAsBigInt ? BigInt(s) : parseInt(s.substring(2), 8);
+  if (INT_RE.test(s)) {
+    if (intAsBigInt && s[0] === '+') giveUp();
+    return intAsBigInt ? BigInt(s) : parseInt(s, 10);
+  }
+  if (HEX_RE.test(s)) return intAsBigInt ? BigInt(s) : parseInt(s.substring(2), 16);
+  if (NAN_INF_RE.test(s)) return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  if (FLOAT_EXP_RE.test(s) || FLOAT_RE.test(s)) return parseFloat(s);
+  return s;
+}
+
+const isWs = (c: string | undefined) => c === ' ' || c === '\t';
+
+class Parser {
+  private readonly lines: string[];
+  private i = 0;
+  readonly repeated: RepeatedKey[] = [];
+
+  constructor(
+    text: string,
+    private readonly opts: FastYamlOptions,
+  ) {
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    this.lines = text.split('\n');
+    for (let k = 0; k < this.lines.length; k++) {
+      const l = this.lines[k]!;
+      if (l.endsWith('\r')) this.lines[k] = l.slice(0, -1);
+    }
+    this.text = this.lines.join('\n');
+    this.lineStarts = new Array<number>(this.lines.length);
+    let off = 0;
+    for (let k = 0; k < this.lines.length; k++) {
+      this.lineStarts[k] = off;
+      off += this.lines[k]!.length + 1;
+    }
+  }
+
+  private readonly text: string;
+  private readonly lineStarts: number[];
+
+  // The line holding text offset `pos`.
+  private lineAt(pos: number): number {
+    let lo = 0;
+    let hi = this.lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.lineStarts[mid]! <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private indentOf(l: string): number {
+    let n = 0;
+    while (l.charCodeAt(n) === 32) n++;
+    if (l[n] === '\t') giveUp();
+    return n;
+  }
+
+  // Is line k blank or a comment only?
+  private isBlank(k: number): boolean {
+    const l = this.lines[k]!;
+    let n = 0;
+    while (l[n] === ' ' || l[n] === '\t') n++;
+    return n === l.length || l[n] === '#';
+  }
+
+  private skipBlank(): void {
+    while (this.i < this.lines.length && this.isBlank(this.i)) this.i++;
+  }
+
+  documents(): unknown[] {
+    const docs: unknown[] = [];
+    for (;;) {
+      this.skipBlank();
+      if (this.i >= this.lines.length) break;
+      let line = this.lines[this.i]!;
+      if (line.startsWith('%')) giveUp();
+      let explicit = false;
+      if (line === '---' || line.startsWith('--- ') || line.startsWith('---\t')) {
+        const rest = line.slice(3).trim();
+        if (rest !== '' && !rest.startsWith('#')) giveUp();
+        explicit = true;
+        this.i++;
+        this.skipBlank();
+      }
+      if (this.i >= this.lines.length || this.isDocMarker(this.lines[this.i]!)) {
+        if (explicit) docs.push(null);
+        if (this.i < this.lines.length && this.lines[this.i]!.startsWith('...')) this.i++;
+        continue;
+      }
+      line = this.lines[this.i]!;
+      const value = this.blockNode(-1);
+      docs.push(value);
+      this.skipBlank();
+      if (this.i < this.lines.length) {
+        const l = this.lines[this.i]!;
+        if (l.startsWith('...')) {
+          if (l.slice(3).trim() !== '' && !l.slice(3).trim().startsWith('#')) giveUp();
+          this.i++;
+        } else if (!this.isDocMarker(l)) giveUp();
+      }
+    }
+    return docs;
+  }
+
+  private isDocMarker(l: string): boolean {
+    return ((l.startsWith('---') || l.startsWith('...')) && (l.length === 3 || isWs(l[3]))) as boolean;
+  }
+
+  // The node starting at the next content line, if it is indented more than `parent`.
+  private blockNode(parent: number): unknown {
+    this.skipBlank();
+    if (this.i >= this.lines.length) return null;
+    const line = this.lines[this.i]!;
+    if (this.isDocMarker(line)) return null;
+    const n = this.indentOf(line);
+    if (n <= parent) return null;
+    return this.nodeAt(n, parent);
+  }
+
+  // The node whose first content is at column n of the current line.
+  private nodeAt(n: number, parent: number): unknown {
+    const line = this.lines[this.i]!;
+    if (line[n] === '-' && (n + 1 === line.length || isWs(line[n + 1]))) return this.sequence(n);
+    if (this.keyEnd(line, n) >= 0) return this.mapping(n);
+    const v = this.inlineValue(n, parent);
+    return v;
+  }
+
+  // If a mapping key starts at column n, the column of its `:`; else -1.
+  private keyEnd(line: string, n: number): number {
+    const c = line[n];
+    if (c === '"' || c === "'") {
+      const end = this.quotedEndOnLine(line, n);
+      if (end < 0) return -1;
+      let k = end + 1;
+      while (line[k] === ' ') k++;
+      return line[k] === ':' && (k + 1 === line.length || isWs(line[k + 1])) ? k : -1;
+    }
+    if (c === undefined || '[]{}#&*!|>%@`,?'.includes(c)) return -1;
+    if (c === '-' && (n + 1 === line.length || isWs(line[n + 1]))) return -1;
+    for (let k = n; k < line.length; k++) {
+      const ch = line[k];
+      if (ch === ':' && (k + 1 === line.length || isWs(line[k + 1]))) return k;
+      if (ch === '#' && isWs(line[k - 1])) return -1;
+    }
+    return -1;
+  }
+
+  private quotedEndOnLine(line: string, n: number): number {
+    const q = line[n];
+    for (let k = n + 1; k < line.length; k++) {
+      const ch = line[k];
+      if (q === '"' && ch === '\\') {
+        k++;
+        continue;
+      }
+      if (ch === q) {
+        if (q === "'" && line[k + 1] === "'") {
+          k++;
+          continue;
+        }
+        return k;
+      }
+    }
+    return -1;
+  }
+
+  private newMap(): { set(k: unknown, v: unknown, line: number, col: number, raw: string): void; value: unknown } {
+    if (this.opts.mapAsMap) {
+      const m = new Map<unknown, unknown>();
+      return {
+        value: m,
+        set: (k, v, line, col, raw) => {
+          if (m.has(k)) this.repeated.push({ line, col, key: raw });
+          m.set(k, v);
+        },
+      };
+    }
+    const o: Record<string, unknown> = {};
+    return {
+      value: o,
+      set: (k, v, line, col, raw) => {
+        const key = k as string;
+        if (key === '__proto__') giveUp();
+        if (Object.prototype.hasOwnProperty.call(o, key)) this.repeated.push({ line, col, key: raw });
+        o[key] = v;
+      },
+    };
+  }
+
+  private key(raw: string, quoted: boolean): unknown {
+    if (quoted) return raw;
+    const v = resolvePlain(raw, this.opts.intAsBigInt === true);
+    if (this.opts.mapAsMap) return v;
+    if (typeof v !== 'string') giveUp();
+    return v;
+  }
+
+  private mapping(n: number): unknown {
+    const map = this.newMap();
+    for (;;) {
+      this.skipBlank();
+      if (this.i >= this.lines.length) break;
+      const line = this.lines[this.i]!;
+      if (this.isDocMarker(line)) break;
+      const ind = this.indentOf(line);
+      if (ind < n) break;
+      if (ind > n) giveUp();
+      const colon = this.keyEnd(line, n);
+      if (colon < 0) giveUp();
+      let rawKey: string;
+      let quoted = false;
+      if (line[n] === '"' || line[n] === "'") {
+        const end = this.quotedEndOnLine(line, n);
+        rawKey = line[n] === '"' ? unescapeDouble(line.slice(n + 1, end)) : line.slice(n + 1, end).replace(/''/g, "'");
+        quoted = true;
+      } else {
+        rawKey = line.slice(n, colon).trimEnd();
+        if (rawKey === '<<') giveUp();
+      }
+      const key = this.key(rawKey, quoted);
+      const keyLine = this.i + 1;
+      let k = colon + 1;
+      while (isWs(line[k])) k++;
+      let value: unknown;
+      if (k >= line.length || line[k] === '#') {
+        this.i++;
+        this.skipBlank();
+        if (this.i < this.lines.length && !this.isDocMarker(this.lines[this.i]!)) {
+          const next = this.lines[this.i]!;
+          const ni = this.indentOf(next);
+          // A sequence may sit at the key's own indentation.
+          if (ni === n && next[n] === '-' && (n + 1 === next.length || isWs(next[n + 1]))) value = this.sequence(n);
+          else if (ni > n) value = this.nodeAt(ni, n);
+          else value = null;
+        } else value = null;
+      } else {
+        if (line[k] === '-' && (k + 1 === line.length || isWs(line[k + 1]))) giveUp();
+        if (this.keyEnd(line, k) >= 0) giveUp(); // `a: b: c`
+        value = this.inlineValue(k, n);
+      }
+      map.set(key, value, keyLine, n + 1, rawKey);
+    }
+    return map.value;
+  }
+
+  private sequence(n: number): unknown[] {
+    const out: unknown[] = [];
+    for (;;) {
+      this.skipBlank();
+      if (this.i >= this.lines.length) break;
+      const line = this.lines[this.i]!;
+      if (this.isDocMarker(line)) break;
+      const ind = this.indentOf(line);
+      if (ind < n) break;
+      if (ind > n) giveUp();
+      if (!(line[n] === '-' && (n + 1 === line.length || isWs(line[n + 1])))) break;
+      let k = n + 1;
+      while (line[k] === ' ') k++;
+      if (line[k] === '\t') giveUp();
+      if (k >= line.length || line[k] === '#') {
+        this.i++;
+        out.push(this.blockNode(n));
+        continue;
+      }
+      // Compact nested node: treat its first line as if indented to column k.
+      this.lines[this.i] = ' '.repeat(k) + line.slice(k);
+      out.push(this.nodeAt(k, n));
+    }
+    return out;
+  }
+
+  // A value starting at column k of the current line; `parent` is the indentation of the
+  // mapping key or sequence dash it belongs to. Consumes the lines it spans.
+  private inlineValue(k: number, parent: number): unknown {
+    const line = this.lines[this.i]!;
+    const c = line[k]!;
+    if (c === '"' || c === "'") return this.quoted(k);
+    if (c === '|' || c === '>') return this.blockScalar(k, parent);
+    if (c === '[' || c === '{') {
+      const f = new FlowParser(this.text, this.lineStarts[this.i]! + k, this.opts, this.repeated, this.i + 1, parent);
+      const v = f.value();
+      // Only white space or a comment may follow on the closing line.
+      const endLine = this.lineAt(f.pos);
+      const rest = this.text.slice(f.pos, this.lineStarts[endLine]! + this.lines[endLine]!.length);
+      if (rest.trim() !== '' && !/^[ \t]+#/.test(rest)) giveUp();
+      this.i = endLine + 1;
+      return v;
+    }
+    if ('&*!%@`'.includes(c)) giveUp();
+    // Plain scalar, possibly continued on more-indented lines.
+    let text = plainEnd(line, k);
+    this.i++;
+    let pendingBreaks = 0;
+    for (;;) {
+      if (this.i >= this.lines.length) break;
+      const l = this.lines[this.i]!;
+      const trimmed = l.trim();
+      if (trimmed === '') {
+        pendingBreaks++;
+        this.i++;
+        continue;
+      }
+      const ind = this.indentOf(l);
+      if (ind <= parent || trimmed.startsWith('#') || this.isDocMarker(l)) break;
+      if (this.keyEnd(l, ind) >= 0 || / #/.test(l) || (l[ind] === '-' && isWs(l[ind + 1]))) giveUp();
+      text += pendingBreaks ? '\n'.repeat(pendingBreaks) : ' ';
+      text += trimmed;
+      pendingBreaks = 0;
+      this.i++;
+    }
+    // Blank lines after the scalar are not part of it.
+    if (pendingBreaks) this.i -= pendingBreaks;
+    return resolvePlain(text, this.opts.intAsBigInt === true);
+  }
+
+  private quoted(k: number): string {
+    const q = this.lines[this.i]![k]!;
+    let out = '';
+    let line = this.i;
+    let col = k + 1;
+    for (;;) {
+      const l = this.lines[line]!;
+      let seg = '';
+      let closed = -1;
+      let escapedBreak = false;
+      for (let j = col; j < l.length; j++) {
+        const ch = l[j]!;
+        if (q === "'") {
+          if (ch === "'") {
+            if (l[j + 1] === "'") {
+              seg += "'";
+              j++;
+              continue;
+            }
+            closed = j;
+            break;
+          }
+          seg += ch;
+        } else {
+          if (ch === '\\') {
+            if (j + 1 >= l.length) {
+              escapedBreak = true;
+              break;
+            }
+            const [s, len] = escapeAt(l, j);
+            seg += s;
+            j += len - 1;
+            continue;
+          }
+          if (ch === '"') {
+            closed = j;
+            break;
+          }
+          seg += ch;
+        }
+      }
+      if (closed >= 0) {
+        out += seg;
+        const rest = l.slice(closed + 1);
+        if (rest.trim() !== '' && !/^\s+#/.test(rest)) giveUp();
+        this.i = line + 1;
+        return out;
+      }
+      // The scalar continues: fold the line break. Raw white space before the break goes
+      // (escaped white space stays); leading white space of the next line goes.
+      if (!escapedBreak) {
+        const raw = l.length - l.replace(/[ \t]+$/, '').length;
+        if (raw && l[l.length - raw - 1] === '\\') giveUp();
+        out += raw ? seg.slice(0, seg.length - raw) : seg;
+      } else out += seg;
+      let empties = 0;
+      line++;
+      while (line < this.lines.length && this.lines[line]!.trim() === '') {
+        empties++;
+        line++;
+      }
+      if (line >= this.lines.length) giveUp();
+      if (this.isDocMarker(this.lines[line]!)) giveUp();
+      if (!escapedBreak) out += empties ? '\n'.repeat(empties) : ' ';
+      else if (empties) out += '\n'.repeat(empties);
+      const next = this.lines[line]!;
+      col = next.length - next.replace(/^[ \t]+/, '').length;
+    }
+  }
+
+  private blockScalar(k: number, parent: number): string {
+    const line = this.lines[this.i]!;
+    const folded = line[k] === '>';
+    let chomp: 'clip' | 'strip' | 'keep' = 'clip';
+    let j = k + 1;
+    for (; j < line.length && !isWs(line[j]); j++) {
+      const ch = line[j]!;
+      if (ch === '-' && chomp === 'clip') chomp = 'strip';
+      else if (ch === '+' && chomp === 'clip') chomp = 'keep';
+      else giveUp(); // explicit indentation indicators are left to npm `yaml`
+    }
+    const rest = line.slice(j).trim();
+    if (rest !== '' && !rest.startsWith('#')) giveUp();
+    this.i++;
+    // Content indentation: that of the first non-empty line, which must be deeper than the parent.
+    let indent = -1;
+    const start = this.i;
+    let end = this.i;
+    let maxLeadingEmpty = 0;
+    for (let m = this.i; m < this.lines.length; m++) {
+      const l = this.lines[m]!;
+      if (l.trim() === '') {
+        if (indent < 0) maxLeadingEmpty = Math.max(maxLeadingEmpty, l.length);
+        end = m + 1;
+        continue;
+      }
+      const ind = this.indentOf(l);
+      if (indent < 0) {
+        if (ind <= parent || this.isDocMarker(l)) break;
+        indent = ind;
+        if (maxLeadingEmpty > indent) giveUp();
+      }
+      if (ind < indent) break;
+      end = m + 1;
+    }
+    if (indent < 0) {
+      // No content: only empty lines (kept with `+`).
+      this.i = end;
+      return chomp === 'keep' ? '\n'.repeat(end - start) : '';
+    }
+    // A line of at most `indent` spaces is empty; anything longer is content (even if blank).
+    const body = this.lines.slice(start, end).map((l) => (l.trim() === '' && l.length <= indent ? null : l.slice(indent)));
+    let last = body.length - 1;
+    while (last >= 0 && body[last] === null) last--;
+    const trailing = body.length - 1 - last;
+    const content = body.slice(0, last + 1);
+    const text = folded ? foldLines(content) : content.map((l) => l ?? '').join('\n');
+    let tail = '';
+    if (chomp === 'clip') tail = content.length ? '\n' : '';
+    else if (chomp === 'keep') tail = (content.length ? '\n' : '') + '\n'.repeat(trailing);
+    this.i = end;
+    return text + tail;
+  }
+}
+
+// Folds block-scalar lines: a break between two normal lines becomes a space, unless empty lines
+// sit between them; lines starting with white space ("more indented") keep their breaks.
+function foldLines(lines: (string | null)[]): string {
+  let out = '';
+  let prevNormal = false;
+  let empties = 0;
+  let first = true;
+  for (const l of lines) {
+    if (l === null) {
+      empties++;
+      continue;
+    }
+    const normal = !isWs(l[0]) && l !== '';
+    if (first) out += '\n'.repeat(empties);
+    else if (prevNormal && normal) out += empties ? '\n'.repeat(empties) : ' ';
+    else out += '\n' + '\n'.repeat(empties);
+    out += l;
+    prevNormal = normal;
+    empties = 0;
+    first = false;
+  }
+  return out;
+}
+
+// End of a plain scalar on one line (before ` #`), trimmed.
+function plainEnd(line: string, k: number): string {
+  let e = line.length;
+  for (let j = k; j < line.length; j++) {
+    if (line[j] === '#' && isWs(line[j - 1])) {
+      e = j;
+      break;
+    }
+  }
+  return line.slice(k, e).trim();
+}
+
+const ESCAPES: Record<string, string> = {
+  '0': '\0', a: '\x07', b: '\b', t: '\t', '\t': '\t', n: '\n', v: '\v', f: '\f', r: '\r', e: '\x1b', ' ': ' ', '"': '"', '/': '/', '\\': '\\', N: '\u0085', _: '\u00a0', L: '\u2028', P: '\u2029',
+};
+
+function escapeAt(l: string, j: number): [string, number] {
+  const ch = l[j + 1]!;
+  if (ch in ESCAPES) return [ESCAPES[ch]!, 2];
+  const len = ch === 'x' ? 2 : ch === 'u' ? 4 : ch === 'U' ? 8 : 0;
+  if (!len) giveUp();
+  const hex = l.slice(j + 2, j + 2 + len);
+  if (hex.length !== len || !/^[0-9a-fA-F]+$/.test(hex)) giveUp();
+  return [String.fromCodePoint(parseInt(hex, 16)), 2 + len];
+}
+
+function unescapeDouble(s: string): string {
+  let out = '';
+  for (let j = 0; j < s.length; j++) {
+    if (s[j] === '\\') {
+      const [x, len] = escapeAt(s, j);
+      out += x;
+      j += len - 1;
+    } else out += s[j];
+  }
+  return out;
+}
+
+// Flow collections ([a, "b", {c: d}]), possibly over several lines.
+class FlowParser {
+  constructor(
+    private readonly s: string,
+    public pos: number,
+    private readonly opts: FastYamlOptions,
+    private readonly repeated: RepeatedKey[],
+    private readonly lineNo: number,
+    // Continuation lines must be indented more than this.
+    private readonly parent: number,
+  ) {}
+
+  // Skips white space, line breaks and comments; checks continuation lines' indentation.
+  ws(): void {
+    for (;;) {
+      const c = this.s[this.pos];
+      if (c === ' ' || c === '\t') this.pos++;
+      else if (c === '\n') {
+        this.pos++;
+        let ind = 0;
+        while (this.s[this.pos + ind] === ' ') ind++;
+        const next = this.s[this.pos + ind];
+        if (next !== '\n' && next !== undefined && next !== '#' && ind <= this.parent) giveUp();
+        if (this.s.startsWith('---', this.pos) || this.s.startsWith('...', this.pos)) giveUp();
+      } else if (c === '#' && (this.pos === 0 || /[ \t\n]/.test(this.s[this.pos - 1]!))) {
+        while (this.pos < this.s.length && this.s[this.pos] !== '\n') this.pos++;
+      } else return;
+    }
+  }
+
+  value(): unknown {
+    this.ws();
+    const c = this.s[this.pos];
+    if (c === undefined) giveUp();
+    if (c === '[') return this.seq();
+    if (c === '{') return this.map();
+    if (c === '"' || c === "'") return this.quoted();
+    if ('&*!%@`|>#,]}?'.includes(c!)) giveUp();
+    return resolvePlain(this.plain(), this.opts.intAsBigInt === true);
+  }
+
+  private plain(): string {
+    const st = this.pos;
+    for (;;) {
+      const c = this.s[this.pos];
+      if (c === undefined || c === ',' || c === ']' || c === '}' || c === '[' || c === '{' || c === '\n') break;
+      if (c === ':' && /[ \t\n,\]}]/.test(this.s[this.pos + 1] ?? ',')) break;
+      if (c === '#' && /[ \t]/.test(this.s[this.pos - 1] ?? '')) break;
+      this.pos++;
+    }
+    const t = this.s.slice(st, this.pos).trim();
+    if (t === '') giveUp();
+    if (this.s[this.pos] === '\n') {
+      // A plain scalar folding over a line break in a flow collection: left to npm `yaml`.
+      let k = this.pos;
+      while (/[ \t\n]/.test(this.s[k] ?? '')) k++;
+      const n = this.s[k];
+      if (!(n === undefined || n === ',' || n === ']' || n === '}' || n === '#' || n === ':')) giveUp();
+    }
+    return t;
+  }
+
+  private quoted(): string {
+    const q = this.s[this.pos]!;
+    let out = '';
+    let j = this.pos + 1;
+    for (;;) {
+      const ch = this.s[j];
+      if (ch === undefined) giveUp();
+      if (ch === '\n') {
+        // Fold: trailing white space before the break and leading white space after it go;
+        // one break is a space, each empty line a newline.
+        out = out.replace(/[ \t]+$/, '');
+        let breaks = 0;
+        while (this.s[j] === '\n' || this.s[j] === ' ' || this.s[j] === '\t') {
+          if (this.s[j] === '\n') {
+            breaks++;
+            if (this.s.startsWith('---', j + 1) || this.s.startsWith('...', j + 1)) giveUp();
+          }
+          j++;
+        }
+        out += breaks > 1 ? '\n'.repeat(breaks - 1) : ' ';
+        continue;
+      }
+      if (q === "'" && ch === "'") {
+        if (this.s[j + 1] === "'") {
+          out += "'";
+          j += 2;
+          continue;
+        }
+        this.pos = j + 1;
+        return out;
+      }
+      if (q === '"' && ch === '\\') {
+        if (this.s[j + 1] === '\n') {
+          // An escaped line break joins the lines without a space.
+          j += 2;
+          while (this.s[j] === ' ' || this.s[j] === '\t') j++;
+          continue;
+        }
+        const [x, len] = escapeAt(this.s, j);
+        out += x;
+        j += len;
+        continue;
+      }
+      if (q === '"' && ch === '"') {
+        this.pos = j + 1;
+        return out;
+      }
+      out += ch;
+      j++;
+    }
+  }
+
+  private seq(): unknown[] {
+    this.pos++;
+    const out: unknown[] = [];
+    for (;;) {
+      this.ws();
+      if (this.s[this.pos] === ']') {
+        this.pos++;
+        return out;
+      }
+      const v = this.value();
+      this.ws();
+      if (this.s[this.pos] === ':') giveUp(); // a single-pair mapping inside a sequence
+      out.push(v);
+      if (this.s[this.pos] === ',') this.pos++;
+      else if (this.s[this.pos] !== ']') giveUp();
+    }
+  }
+
+  private map(): unknown {
+    this.pos++;
+    const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
+    const o: Record<string, unknown> = {};
+    for (;;) {
+      this.ws();
+      if (this.s[this.pos] === '}') {
+        this.pos++;
+        return m ?? o;
+      }
+      const c = this.s[this.pos];
+      if (c === '?' || c === '[' || c === '{') giveUp();
+      const quoted = c === '"' || c === "'";
+      const raw = quoted ? this.quoted() : this.plain();
+      const key = quoted ? raw : resolvePlain(raw, this.opts.intAsBigInt === true);
+      if (!m && (typeof key !== 'string' || key === '__proto__')) giveUp();
+      this.ws();
+      let v: unknown = null;
+      if (this.s[this.pos] === ':') {
+        this.pos++;
+        this.ws();
+        if (this.s[this.pos] !== ',' && this.s[this.pos] !== '}') v = this.value();
+      } else giveUp();
+      if (m) {
+        if (m.has(key)) this.repeated.push({ line: this.lineNo, col: 1, key: raw });
+        m.set(key, v);
+      } else {
+        if (Object.prototype.hasOwnProperty.call(o, key as string)) this.repeated.push({ line: this.lineNo, col: 1, key: raw });
+        o[key as string] = v;
+      }
+      this.ws();
+      if (this.s[this.pos] === ',') this.pos++;
+      else if (this.s[this.pos] !== '}') giveUp();
+    }
+  }
+}
+
+// Parses `text`, or returns undefined when it uses YAML this parser leaves to npm `yaml`.
+export function fastParseYaml(text: string, opts: FastYamlOptions = {}): FastYamlResult | undefined {
+  try {
+    const p = new Parser(text, opts);
+    const docs = p.documents();
+    return { docs, repeatedKeys: p.repeated };
+  } catch (err) {
+    if (err instanceof GiveUp) return undefined;
+    throw err;
+  }
+}
