@@ -1,24 +1,30 @@
 #!/usr/bin/env node
 // The `bkci` executable: the real process's Io handed to runCli.
-import { realSleep, wantsColor } from '../util/io.js';
-import { runCli } from './main.js';
+const argv = process.argv.slice(2);
 
-// A closed pipe (`bkci ... | head`) is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw err;
-});
+// `bkci --version` answers before the command tree (commander and every command group) loads.
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  const { VERSION } = await import('./version.js');
+  process.stdout.write(VERSION + '\n');
+} else {
+  const [{ realSleep, wantsColor }, { runCli }] = await Promise.all([import('../util/io.js'), import('./main.js')]);
 
-const code = await runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stdin: process.stdin,
-  env: process.env,
-  cwd: process.cwd(),
-  stdoutIsTTY: process.stdout.isTTY === true,
-  stderrIsTTY: process.stderr.isTTY === true,
-  color: wantsColor(process.stderr.isTTY === true, process.env),
-  now: () => new Date(),
-  sleep: realSleep,
-});
-process.exitCode = code;
+  // A closed pipe (`bkci ... | head`) is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+
+  process.exitCode = await runCli(argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    cwd: process.cwd(),
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
+    color: wantsColor(process.stderr.isTTY === true, process.env),
+    now: () => new Date(),
+    sleep: realSleep,
+  });
+}
