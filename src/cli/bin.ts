@@ -1,5 +1,10 @@
 #!/usr/bin/env node
 // The `bkci` executable: the real process's Io handed to runCli.
+import module from 'node:module';
+
+// Node >= 22.1 keeps compiled code between runs (a no-op on Node 20, which lacks the API).
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+
 const argv = process.argv.slice(2);
 
 // `bkci --version` answers before the command tree (commander and every command group) loads.
