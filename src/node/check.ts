@@ -131,10 +131,13 @@ async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): P
 
 async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
   const uuids = (env.BKCI_GPU_UUIDS ?? env.NVIDIA_VISIBLE_DEVICES ?? '').split(',').filter(Boolean);
-  const health = await tool('nvidia-smi', NVIDIA_HEALTH_QUERY, io);
+  // `-i`: under the unit's DevicePolicy=closed only this agent's GPUs can be opened; asking
+  // nvidia-smi about the others would fail.
+  const only = ['-i', uuids.join(',')];
+  const health = await tool('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
   if (health === undefined) return uuids.map((id) => ({ id, present: false, processes: [] }));
   const rows = new Map<string, NvidiaHealth>(parseNvidiaHealth(health).map((h) => [h.uuid, h]));
-  const apps = parseNvidiaApps((await tool('nvidia-smi', NVIDIA_APPS_QUERY, io)) ?? '');
+  const apps = parseNvidiaApps((await tool('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io)) ?? '');
   return uuids.map((id) => {
     const h = rows.get(id);
     if (!h) return { id, present: false, processes: [] };

@@ -133,11 +133,15 @@ export function renderEnvironmentHook(vendor: Vendor | 'none'): string {
   const vendorCheck =
     vendor === 'nvidia'
       ? `
-# Every GPU of this agent must still be known to the driver.
+# Every GPU of this agent must still answer the driver (asked one by one: the unit's device policy
+# lets this agent open only its own GPUs).
 if command -v nvidia-smi >/dev/null 2>&1; then
-  listed="$(nvidia-smi -L 2>&1)" || { echo "bkci: nvidia-smi fails on agent $BKCI_AGENT: $listed; refusing to run the job" >&2; exit 1; }
-  for id in \${NVIDIA_VISIBLE_DEVICES//,/ }; do
-    grep -qF "$id" <<<"$listed" || { echo "bkci: GPU $id of agent $BKCI_AGENT is missing; refusing to run the job" >&2; exit 1; }
+  for id in \${BKCI_GPU_UUIDS//,/ }; do
+    seen="$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i "$id" 2>&1)" || seen=""
+    if [[ "$seen" != *"$id"* ]]; then
+      echo "bkci: GPU $id of agent $BKCI_AGENT is missing; refusing to run the job" >&2
+      exit 1
+    fi
   done
 fi
 `

@@ -364,7 +364,7 @@ describe('the environment hook', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/device \/dev\/nvidia0 of agent gpu0 is missing; refusing to run the job/);
     const envFile = join(root, 'etc/buildkite-agent/bkci/agents/gpu0.env');
-    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia0`).replace(/^NVIDIA_VISIBLE_DEVICES=.*$/m, 'NVIDIA_VISIBLE_DEVICES=GPU-gone'));
+    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia0`).replace(/^BKCI_GPU_UUIDS=.*$/m, 'BKCI_GPU_UUIDS=GPU-gone'));
     r = spawnSync('bash', [hook], { env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu0' }, encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/GPU GPU-gone of agent gpu0 is missing/);
@@ -416,5 +416,53 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
     expect(plan3.commands.map((c) => c.argv.join(' '))).toContain('systemctl restart bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service');
     await applyPlan(plan3, { root, runCommands: true, start: false, staging: false, user: 'ci' }, io);
     expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(['systemctl daemon-reload']);
+  });
+});
+
+describe('more hosts and refusals', () => {
+  it('the health check asks nvidia-smi only about the agent’s own GPUs (the unit lets it open no others)', async () => {
+    const root = tmp('bkci-root-');
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.h100, host, { recursive: true });
+    await setup(host, root);
+    const real = join(host, 'bin/nvidia-smi.real');
+    cpSync(join(host, 'bin/nvidia-smi'), real);
+    // Like NVML under DevicePolicy=closed: a query over every GPU fails.
+    writeFileSync(join(host, 'bin/nvidia-smi'), `#!/bin/sh\ncase "$*" in *--query-*) case "$*" in *" -i "*) ;; *) echo "Unable to determine the device handle for GPU0000:3A:00.0: Insufficient Permissions" >&2; exit 15 ;; esac ;; esac\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const r = await runBkci(['node', 'check', 'gpu3', '--root', root, '--host-root', host], { env: hostEnv(host) });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
+  it('--mig: one agent per MIG device, units still verify', async () => {
+    const root = tmp('bkci-root-');
+    const r = await setup(HOSTS.mig, root, ['--mig', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).agents).toHaveLength(6);
+    expect(readFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu0-mig1.service.d/50-bkci.conf'), 'utf8')).toContain('DeviceAllow=char-nvidia-caps r');
+    verifyUnits(root, ['gpu0-mig0', 'gpu1-mig1', 'gpu3']);
+  });
+
+  it('a GPU vendor whose tool lists no GPUs is exit 2', async () => {
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.l40s, host, { recursive: true });
+    writeFileSync(join(host, 'out/nvidia-query.csv'), '');
+    writeFileSync(join(host, 'out/nvidia-L.txt'), '');
+    const root = join(tmp('bkci-root-'), 'stage');
+    const r = await setup(host, root, ['--vendor', 'nvidia']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/nvidia-smi reports no NVIDIA GPUs/);
+    expect(() => statSync(root)).toThrow();
+  });
+
+  it('AMD and Ascend stage and verify with their device nodes', async () => {
+    const root = tmp('bkci-root-');
+    expect((await setup(HOSTS.amd, root, ['--gpus-per-agent', '4'])).code).toBe(0);
+    const dropIn = readFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu1-6.service.d/50-bkci.conf'), 'utf8');
+    expect(dropIn).toMatch(/DeviceAllow=\/dev\/kfd rw/);
+    expect(dropIn.match(/DeviceAllow=\/dev\/dri\/renderD\d+ rw/g)).toHaveLength(4);
+    const env = readFileSync(join(root, 'etc/buildkite-agent/bkci/agents/gpu1-6.env'), 'utf8');
+    expect(env).toMatch(/^HIP_VISIBLE_DEVICES=0,1,2,3$/m);
+    expect(env).toMatch(/^ROCR_VISIBLE_DEVICES=GPU-[0-9a-f]{16}(,GPU-[0-9a-f]{16}){3}$/m);
+    verifyUnits(root, ['gpu1-6', 'gpu0-7']);
   });
 });
