@@ -7,6 +7,7 @@ import type { ApiFlags } from '../api/config.js';
 import type { Build } from '../api/types.js';
 import { CheckFailed, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
+import { formatDuration } from '../util/duration.js';
 import { table } from '../util/output.js';
 import { registerSecret } from '../util/redact.js';
 import { VERSION } from './version.js';
@@ -56,6 +57,14 @@ export function parseBuildRef(arg: string, flags: CommonFlags): number {
   }
   if (!/^\d+$/.test(arg) || Number(arg) < 1) throw new UsageError(`build ${JSON.stringify(arg)}: expected a build number or a build URL`, 'e.g. bkci build get 1234');
   return Number(arg);
+}
+
+// How long something ran (`12m`, `1h30m`), up to now while it runs; empty before it starts.
+function span(start: string | null | undefined, end: string | null | undefined, io: Io): string {
+  if (!start) return '';
+  const a = Date.parse(start);
+  const b = end ? Date.parse(end) : io.now().getTime();
+  return Number.isNaN(a) || Number.isNaN(b) ? '' : formatDuration(b - a);
 }
 
 function printJson(io: Io, data: unknown): void {
@@ -137,11 +146,11 @@ export function registerBuildCommands(program: Command, io: Io): void {
       if (flags.json) return printJson(io, b);
       const { scriptJobs, jobLabel } = await import('../api/builds.js');
       io.stdout.write(
-        `build #${b.number} ${b.state}\nbranch  ${b.branch ?? ''}\ncommit  ${b.commit ?? ''}\nmessage ${(b.message ?? '').split('\n')[0]}\nurl     ${b.web_url ?? ''}\n\n` +
+        `build #${b.number} ${b.state}\nbranch  ${b.branch ?? ''}\ncommit  ${b.commit ?? ''}\nmessage ${(b.message ?? '').split('\n')[0]}\ntook    ${span(b.started_at, b.finished_at, io) || '-'}\nurl     ${b.web_url ?? ''}\n\n` +
           table(
             io,
-            ['job', 'state', 'agent', 'id'],
-            scriptJobs(b).map((j) => [jobLabel(j), j.soft_failed && j.state === 'failed' ? 'soft_failed' : (j.state ?? ''), j.agent?.name ?? '', j.id]),
+            ['job', 'state', 'duration', 'agent', 'id'],
+            scriptJobs(b).map((j) => [jobLabel(j), j.soft_failed && j.state === 'failed' ? 'soft_failed' : (j.state ?? ''), span(j.started_at, j.finished_at, io), j.agent?.name ?? '', j.id]),
           ),
       );
     });
@@ -165,7 +174,13 @@ export function registerBuildCommands(program: Command, io: Io): void {
         if (out.length >= limit) break;
       }
       if (flags.json) return printJson(io, out);
-      io.stdout.write(table(io, ['number', 'state', 'branch', 'commit', 'created', 'message'], out.map((b) => [String(b.number), b.state, b.branch ?? '', (b.commit ?? '').slice(0, 10), b.created_at ?? '', (b.message ?? '').split('\n')[0]!.slice(0, 60)])));
+      io.stdout.write(
+        table(
+          io,
+          ['number', 'state', 'branch', 'commit', 'created', 'duration', 'message'],
+          out.map((b) => [String(b.number), b.state, b.branch ?? '', (b.commit ?? '').slice(0, 10), b.created_at ?? '', span(b.started_at, b.finished_at, io), (b.message ?? '').split('\n')[0]!.slice(0, 60)]),
+        ),
+      );
     });
   });
 
@@ -185,7 +200,6 @@ export function registerBuildCommands(program: Command, io: Io): void {
       .argument('<build>', 'build number or URL')
       .option('--job <id>', 'only this job (id or step key), without a header')
       .option('--failed', 'only the failed jobs'),
-    false,
   ).action(async (ref: string, flags: CommonFlags & { job?: string; failed?: boolean }) => {
     const n = parseBuildRef(ref, flags);
     await withApi(flags, io, true, async (api) => {
@@ -193,11 +207,17 @@ export function registerBuildCommands(program: Command, io: Io): void {
       const b = await api.getBuild(n);
       const jobs = jobsForLogs(b, flags);
       if (jobs.length === 0) io.log.warn({ build: n }, flags.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
+      const collected: { job: string; name: string; state: string | null; log: string }[] = [];
       for (const j of jobs) {
-        if (!flags.job) io.stdout.write(`${jobs.indexOf(j) > 0 ? '\n' : ''}=== ${jobLabel(j)} (${j.state ?? 'unknown'}, job ${j.id}) ===\n`);
         const text = await api.jobLog(n, j.id);
+        if (flags.json) {
+          collected.push({ job: j.id, name: jobLabel(j), state: j.state ?? null, log: text });
+          continue;
+        }
+        if (!flags.job) io.stdout.write(`${jobs.indexOf(j) > 0 ? '\n' : ''}=== ${jobLabel(j)} (${j.state ?? 'unknown'}, job ${j.id}) ===\n`);
         io.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
       }
+      if (flags.json) printJson(io, collected);
     });
   });
 

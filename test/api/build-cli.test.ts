@@ -190,6 +190,26 @@ describe('retries', () => {
   });
 });
 
+describe('timeouts', () => {
+  it('a GET that never answers times out and is retried', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/3$/, 'hang', { times: 2 });
+    const r = await run(['build', 'get', '3', '--json'], { BKCI_HTTP_TIMEOUT: '0.3' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/timed out; retrying/);
+    expect(apiCalls('GET', /\/builds\/3$/)).toHaveLength(3);
+  });
+
+  it('a create that times out is looked up, not blindly resent', async () => {
+    bk.fault('POST', /\/builds$/, 'hang');
+    const r = await run(['build', 'submit', '--branch', 'main'], { BKCI_HTTP_TIMEOUT: '0.3' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/timed out.*may or may not have been processed/);
+    expect(apiCalls('GET', /\/builds$/).length).toBeGreaterThan(0);
+    expect(bk.buildCount()).toBe(1);
+  });
+});
+
 describe('build list', () => {
   it('follows Link rel="next" over several pages and stops at --limit', async () => {
     for (let i = 0; i < 5; i++) bk.addBuild({ states: ['passed'], branch: i % 2 ? 'dev' : 'main' });
@@ -285,6 +305,13 @@ describe('cancel, logs, retry', () => {
     expect(r.stderr).toMatch(/already finished/);
   });
 
+  it('get shows the jobs with their durations', async () => {
+    bk.addBuild({ states: ['passed'], number: 4, jobs: [{ name: 'unit', state: 'passed' }] });
+    const r = await runBkci(['build', 'get', '4'], { env: bk.env, tty: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/JOB +STATE +DURATION +AGENT +ID\nunit +passed +12m30s +my-agent/);
+  });
+
   it('cancel of a running build', async () => {
     bk.addBuild({ states: ['running'], number: 4 });
     const r = await run(['build', 'cancel', '4']);
@@ -309,6 +336,8 @@ describe('cancel, logs, retry', () => {
     expect(r.stdout).toContain('out of memory');
     r = await run(['build', 'logs', '6', '--job', 'lint']);
     expect(r.stdout).toBe('lint ok\n');
+    r = await run(['build', 'logs', '6', '--failed', '--json']);
+    expect(JSON.parse(r.stdout)).toEqual([{ job: expect.any(String), name: 'gpu tests', state: 'failed', log: 'CUDA error: out of memory' }]);
     r = await run(['build', 'logs', '6', '--job', 'nope']);
     expect(r.code).toBe(2);
   });

@@ -19,7 +19,7 @@ export interface Recorded {
   body: string;
 }
 
-export type FaultKind = 'drop' | 'drop-after' | 'status';
+export type FaultKind = 'drop' | 'drop-after' | 'status' | 'hang';
 export interface Fault {
   method: string;
   path: RegExp;
@@ -197,6 +197,7 @@ export class FakeBuildkite {
     if (fault) {
       fault.times--;
       if (fault.kind === 'drop') return void req.socket.destroy();
+      if (fault.kind === 'hang') return; // never answers; the client's timeout must fire
       if (fault.kind === 'status') return send(res, fault.status ?? 500, fault.body ?? { message: 'fault' }, fault.headers);
       dropAfter = true;
     }
