@@ -50,7 +50,8 @@ const LENIENT_FILTERS = new Set(['default', 'd']);
 
 class Renderer {
   private out: string[] = [];
-  private blocks = new Map<string, Stmt[]>();
+  // Each block's bodies from the most derived template to the base (for `super()`).
+  private blocks = new Map<string, Stmt[][]>();
   private depth = 0;
   private lenient = 0;
   constructor(
@@ -79,7 +80,7 @@ class Renderer {
     let current = body;
     let node: Extract<Stmt, { t: 'extends' }> | undefined = ext;
     for (let guard = 0; node && guard < 32; guard++) {
-      for (const s of current) if (s.t === 'block' && !this.blocks.has(s.name)) this.blocks.set(s.name, s.body);
+      for (const s of current) if (s.t === 'block') this.blocks.set(s.name, [...(this.blocks.get(s.name) ?? []), s.body]);
       for (const s of current) if (s.t === 'set' || s.t === 'macro' || s.t === 'import' || s.t === 'fromimport') this.exec([s], frame);
       const loaded = this.loadTemplate(this.eval(node.template, frame), node);
       this.name = loaded.name;
@@ -178,9 +179,30 @@ class Renderer {
       case 'extends':
         return;
       case 'block':
-        this.exec(this.blocks.get(s.name) ?? s.body, new Frame(frame));
+        this.execBlock([...(this.blocks.get(s.name) ?? []), s.body], frame);
         return;
     }
+  }
+
+  // Renders the first body of a block's chain; `super()` in it renders the next one.
+  private execBlock(chain: Stmt[][], frame: Frame): void {
+    const inner = new Frame(frame);
+    if (chain.length > 1) {
+      inner.vars.set(
+        'super',
+        new JCallable('super', () => {
+          const saved = this.out;
+          this.out = [];
+          try {
+            this.execBlock(chain.slice(1), frame);
+            return this.markSafe(this.out.join(''));
+          } finally {
+            this.out = saved;
+          }
+        }),
+      );
+    }
+    this.exec(chain[0]!, inner);
   }
 
   private importModule(template: Expr, frame: Frame, at: { line: number; col: number }): Map<unknown, unknown> {
