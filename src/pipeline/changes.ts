@@ -16,14 +16,15 @@ export async function gitChangedFiles(cwd: string, base: string): Promise<string
   if (mb.exitCode !== 0) {
     throw new InputError(`--diff-base ${base}: git merge-base failed: ${String(mb.stderr).trim() || 'not a git checkout?'}`, 'fetch the base branch (git fetch origin main) or pass --changed-files');
   }
-  const diff = await execa('git', ['diff', '--name-only', '--diff-filter=ACMDR', String(mb.stdout).trim()], { cwd, reject: false });
+  // -z: paths exactly as they are (no quoting of spaces or non-ASCII names).
+  const diff = await execa('git', ['diff', '--name-only', '-z', '--diff-filter=ACMDR', String(mb.stdout).trim()], { cwd, reject: false, stripFinalNewline: false });
   if (diff.exitCode !== 0) throw new InputError(`--diff-base ${base}: git diff failed: ${String(diff.stderr).trim()}`);
-  return parseChangedFiles(String(diff.stdout));
+  return String(diff.stdout).split('\0').filter(Boolean);
 }
 
 // Tracked files of the checkout at cwd, or undefined outside a git checkout.
 export async function gitTrackedFiles(cwd: string): Promise<string[] | undefined> {
   const { execa } = await import('execa');
-  const r = await execa('git', ['ls-files'], { cwd, reject: false });
-  return r.exitCode === 0 ? parseChangedFiles(String(r.stdout)) : undefined;
+  const r = await execa('git', ['ls-files', '-z'], { cwd, reject: false, stripFinalNewline: false });
+  return r.exitCode === 0 ? String(r.stdout).split('\0').filter(Boolean) : undefined;
 }
