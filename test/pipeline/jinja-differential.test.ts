@@ -22,6 +22,10 @@ const EXPRS = [
 ];
 
 const STATEMENTS: string[] = [
+  '{{ 6 is divisibleby 3 }} {{ 7 is divisibleby 3 }} {{ "x" if 4 is divisibleby 2 else "y" }} {{ 5 is divisibleby 3 or true }} {{ nums is not sameas nums }}',
+  '{{ "ab" is startingwith "a" }} {{ "ab" is endingwith "a" }} {{ s is in "xabcx" }}',
+  '[{{ missing | default(none) }}] [{{ none | default(none, true) }}] [{{ (missing | default(none)) is none }}]',
+  '{{ m | pprint }}|{{ [] | pprint }}|{{ none | pprint }}|{{ people[0] | pprint }}|{{ "q\"\t" | pprint }}|{{ missing | pprint }}|{{ 1.0 | pprint }}',
   '{% set ns = namespace(n=0) %}{% for i in nums %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}',
   '{% set ns = namespace(found=false) %}{% for p in people %}{% if p.age > 35 %}{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.found }}',
   '{{ s[:2] }}|{{ s[1:] }}|{{ nums[:2] }}|{{ nums[-1] }}|{{ s[-2:] }}|{{ nums[::2] }}',

@@ -118,6 +118,45 @@ export function toJson(v: unknown, indent: number | undefined, htmlSafe: boolean
   return htmlSafe ? out.replace(/[<>&']/g, (c) => '\\u00' + c.charCodeAt(0).toString(16).padStart(2, '0')) : out;
 }
 
+// minijinja's pprint: Rust's pretty `{:#?}` of the value (4-space indents, trailing commas).
+function pprint(v: unknown, depth: number): string {
+  const pad = '    '.repeat(depth + 1);
+  const end = '    '.repeat(depth);
+  if (v instanceof SafeStr) return rustDebugString(v.s);
+  if (typeof v === 'string') return rustDebugString(v);
+  if (v instanceof Namespace) return pprint(sortedMap(v.vars), depth);
+  switch (kindOf(v)) {
+    case 'seq':
+    case 'iterator': {
+      const items = seqItems(v);
+      return items.length ? '[\n' + items.map((i) => `${pad}${pprint(i, depth + 1)},\n`).join('') + end + ']' : '[]';
+    }
+    case 'map': {
+      const m = v as Map<unknown, unknown>;
+      return m.size ? '{\n' + [...m].map(([k, i]) => `${pad}${pprint(k, depth + 1)}: ${pprint(i, depth + 1)},\n`).join('') + end + '}' : '{}';
+    }
+    case 'undefined':
+      return 'undefined';
+    default:
+      return toStr(v);
+  }
+}
+
+function rustDebugString(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += '\\' + ch;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (c === 0) out += '\\0';
+    else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
+    else out += ch;
+  }
+  return out + '"';
+}
+
 function jsonString(s: string): string {
   return JSON.stringify(s);
 }
@@ -407,7 +446,8 @@ const FILTERS: Record<string, Filter> = {
   default: (v, a) => {
     const d = a.get(0, 'default_value');
     const bool = isTrue(a.get(1, 'boolean'));
-    if (v === undefined || (bool && !isTrue(v))) return d === undefined ? '' : d;
+    // minijinja reads a `none` argument as "no default given": the default is then "".
+    if (v === undefined || (bool && !isTrue(v))) return d === undefined || d === null ? '' : d;
     return v;
   },
   indent: (v, a) => indent(v, a),
@@ -484,7 +524,7 @@ const FILTERS: Record<string, Filter> = {
     const ind = a.get(0, 'indent');
     return toJson(v, ind === undefined || ind === null ? undefined : int(ind, 'indent'), true);
   },
-  pprint: (v) => (typeof v === 'string' ? JSON.stringify(v) : toStr(v)),
+  pprint: (v) => pprint(v, 0),
   batch: (v, a) => {
     const n = int(a.get(0, 'count'), 'count');
     if (n <= 0) throw new EvalError('invalid argument: count must be positive');

@@ -726,6 +726,14 @@ class JinjaParser {
     return { args, kwargs };
   }
 
+  // `x is divisibleby 3`, `s is startingwith "a"`: one argument without parentheses, as Jinja2 and
+  // minijinja read it (a name that continues the expression, like `and`/`or`/`else`, is not one).
+  private startsTestArgument(t: Token | null | undefined): boolean {
+    if (!t) return false;
+    if (t.type === lexer.TOKEN_SYMBOL) return !['and', 'or', 'else', 'if', 'is', 'in', 'not'].includes(t.value);
+    return [lexer.TOKEN_STRING, lexer.TOKEN_INT, lexer.TOKEN_FLOAT, lexer.TOKEN_LEFT_BRACKET, lexer.TOKEN_LEFT_CURLY, lexer.TOKEN_BOOLEAN, lexer.TOKEN_NONE].includes(t.type);
+  }
+
   private parseFilterChain(input: Expr | null): Expr {
     let e = input;
     for (;;) {
@@ -747,6 +755,7 @@ class JinjaParser {
         let args: Expr[] = [];
         let kwargs: [string, Expr][] = [];
         if (this.skipType(lexer.TOKEN_LEFT_PAREN)) ({ args, kwargs } = this.parseArgs());
+        else if (this.startsTestArgument(this.p.peekToken())) args = [this.parsePostfix(this.parsePrimary())];
         e = { t: 'test', name: n.value, input: e, args, kwargs, negate, ...this.pos(n) };
       } else {
         if (!e) this.fail('expected a filter');
