@@ -31,7 +31,9 @@ describe('formats', () => {
       { index: 0, uuid: 'GPU-aaa', name: 'NVIDIA H100 80GB HBM3', busId: '00000000:8D:00.0', memoryMiB: 81559 },
       { index: 1, uuid: 'GPU-bbb', name: 'NVIDIA A100, PCIe, 40GB', busId: '00000000:0F:00.0', memoryMiB: undefined },
     ]);
-    expect(() => parseNvidiaQuery('No devices were found\n')).toThrow();
+    const skipped: string[] = [];
+    expect(parseNvidiaQuery('WARNING: infoROM is corrupted at gpu 0000:8D:00.0\n0, GPU-aaa, H100, 00000000:8D:00.0, 81559\n', skipped)).toHaveLength(1);
+    expect(skipped).toEqual(['WARNING: infoROM is corrupted at gpu 0000:8D:00.0']);
     const L = parseNvidiaList('GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-x)\n  MIG 3g.20gb     Device  0: (UUID: MIG-a)\n  MIG 3g.20gb     Device  1: (UUID: MIG-b)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-y)\n');
     expect(L.get('GPU-x')).toEqual([
       { name: '3g.20gb', uuid: 'MIG-a' },
@@ -49,6 +51,7 @@ describe('formats', () => {
     const json = parseAmdSmiList('[{"gpu": 0, "bdf": "0000:0b:00.0", "uuid": "u0", "kfd_id": 7, "node_id": 3, "partition_id": 0}]');
     const text = parseAmdSmiList('GPU: 0\n    BDF: 0000:0b:00.0\n    UUID: u0\n    KFD_ID: 7\n    NODE_ID: 3\n    PARTITION_ID: 0\n\nGPU: 1\n    BDF: 0000:0c:00.0\n    UUID: u1\n');
     expect(json).toEqual([{ index: 0, busId: '0000:0b:00.0', uuid: 'u0' }]);
+    expect(parseAmdSmiList('WARNING: User is missing the following required groups: render, video\n[{"gpu": 1, "bdf": "0000:0c:00.0", "uuid": "u1"}]\n')).toEqual([{ index: 1, busId: '0000:0c:00.0', uuid: 'u1' }]);
     expect(text).toEqual([
       { index: 0, busId: '0000:0b:00.0', uuid: 'u0' },
       { index: 1, busId: '0000:0c:00.0', uuid: 'u1' },

@@ -10,7 +10,9 @@ export interface AmdSmiGpu {
 }
 
 export function parseAmdSmiList(text: string): AmdSmiGpu[] {
-  const t = text.trim();
+  // amd-smi may print warnings before its JSON: start at the first line that opens it.
+  const start = text.search(/^\s*[[{]/m);
+  const t = (start >= 0 ? text.slice(start) : text).trim();
   if (t.startsWith('[') || t.startsWith('{')) {
     const data = JSON.parse(t) as unknown;
     const list = Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? []);

@@ -61,7 +61,9 @@ async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>, ve
 }
 
 async function detectNvidia(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' | 'log'>, warnings: string[]): Promise<Gpu[]> {
-  const rows = parseNvidiaQuery(await tool('nvidia-smi', NVIDIA_QUERY, io, 'nvidia'));
+  const skipped: string[] = [];
+  const rows = parseNvidiaQuery(await tool('nvidia-smi', NVIDIA_QUERY, io, 'nvidia'), skipped);
+  for (const line of skipped) warnings.push(`nvidia-smi printed a line that is not a GPU: ${line}`);
   const migs = parseNvidiaList(await tool('nvidia-smi', ['-L'], io, 'nvidia'));
   const gpus: Gpu[] = [];
   for (const r of rows) {

@@ -13,17 +13,21 @@ export interface NvidiaSmiGpu {
 export const NVIDIA_QUERY = ['--query-gpu=index,uuid,name,pci.bus_id,memory.total', '--format=csv,noheader,nounits'];
 
 // `0, GPU-6c2f..., NVIDIA H100 80GB HBM3, 00000000:8D:00.0, 81559` per line. The name may hold commas.
-export function parseNvidiaQuery(text: string): NvidiaSmiGpu[] {
+// Lines that are not GPU rows (driver warnings such as "WARNING: infoROM is corrupted") are
+// returned in `skipped` rather than failing the whole detection.
+export function parseNvidiaQuery(text: string, skipped: string[] = []): NvidiaSmiGpu[] {
   const out: NvidiaSmiGpu[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const f = line.split(',').map((s) => s.trim());
-    if (f.length < 5) throw new Error(`unexpected nvidia-smi line: ${JSON.stringify(line)}`);
     const [index, uuid] = f;
+    if (f.length < 5 || !/^\d+$/.test(index!) || !/^GPU-/.test(uuid!)) {
+      skipped.push(line.trim());
+      continue;
+    }
     const mem = f[f.length - 1]!;
     const bus = f[f.length - 2]!;
     const name = f.slice(2, f.length - 2).join(', ');
-    if (!/^\d+$/.test(index!) || !/^GPU-/.test(uuid!)) throw new Error(`unexpected nvidia-smi line: ${JSON.stringify(line)}`);
     out.push({ index: Number(index), uuid: uuid!, name, busId: bus, memoryMiB: /^\d+$/.test(mem) ? Number(mem) : undefined });
   }
   return out;
