@@ -127,6 +127,8 @@ export class ApiClient {
       const link = headerValue(response.headers, 'link');
       const rel = link ? parseLinkHeader(link).get('next') : undefined;
       next = rel ? new URL(rel, response.url) : undefined;
+      // The token goes with every page: never to a host other than the API's.
+      if (next && next.origin !== this.base.origin) throw new ApiError(`the API's Link header points to another host (${next.origin}); not following it with the token`, response.status, undefined);
     }
   }
 
@@ -238,7 +240,9 @@ export class ApiClient {
         const msg = `${where}: the API answered ${res.statusCode}${apiMessage(text) ? `: ${apiMessage(text)}` : ''}`;
         if (!idempotent) throw new AmbiguousRequestError(msg);
         if (attempt >= this.maxAttempts) throw new ApiError(`${msg} (gave up after ${attempt} attempts)`, res.statusCode, apiMessage(text), 'Buildkite may be having an incident; try again later');
-        await this.backoff(attempt, msg);
+        // A 503 may say when to come back; honour it (up to a minute) if it is longer than the backoff.
+        const after = headerValue(res.headers, 'retry-after') !== undefined ? Math.min(60, rateLimitWait(res.headers, '')) * 1000 : 0;
+        await this.backoff(attempt, msg, after);
         continue;
       }
       if (res.statusCode >= 400 || (res.statusCode >= 300 && !opts.redirects)) {
@@ -257,8 +261,8 @@ export class ApiClient {
     }
   }
 
-  private async backoff(attempt: number, why: string): Promise<void> {
-    const ms = backoffDelay(attempt, this.random);
+  private async backoff(attempt: number, why: string, atLeast = 0): Promise<void> {
+    const ms = Math.max(atLeast, backoffDelay(attempt, this.random));
     this.io.log.warn({ attempt, retryInMs: ms }, redact(`${why}; retrying`));
     await this.io.sleep(ms);
   }

@@ -190,6 +190,49 @@ describe('retries', () => {
   });
 });
 
+describe('a misbehaving server', () => {
+  it('a 503 with Retry-After waits that long', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/3$/, 'status', { status: 503, headers: { 'retry-after': '9' }, body: '<html>maintenance</html>' });
+    const r = await run(['build', 'get', '3', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.sleeps[0]).toBe(9000);
+  });
+
+  it('an answer that is not JSON, or not a build, is exit 1 naming what is wrong', async () => {
+    bk.fault('GET', /\/builds\/3$/, 'status', { status: 200, body: { number: 'three', state: 1 } });
+    let r = await run(['build', 'get', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/answer for build 3 is not what bkci expects: id: /);
+    const { createServer } = await import('node:http');
+    const srv = createServer((_q, s) => {
+      s.writeHead(200, { 'content-type': 'text/html' });
+      s.end('<html>login</html>');
+    });
+    await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+    const port = (srv.address() as { port: number }).port;
+    r = await run(['build', 'get', '3'], { BUILDKITE_API_URL: `http://127.0.0.1:${port}/v2` });
+    srv.close();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/not JSON: <html>login/);
+  });
+
+  it('never follows a Link to another host with the token', async () => {
+    for (let i = 0; i < 3; i++) bk.addBuild({ states: ['passed'] });
+    bk.fault('GET', /\/builds$/, 'status', { status: 200, body: [], headers: { link: '<http://evil.example/v2/x?page=2>; rel="next"' } });
+    const r = await run(['build', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/points to another host/);
+  });
+
+  it('a refused connection is retried, then exit 1', async () => {
+    const r = await run(['build', 'get', '3'], { BUILDKITE_API_URL: 'http://127.0.0.1:9/v2' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ECONNREFUSED[\s\S]*gave up after 5 attempts/);
+    expect(r.sleeps).toHaveLength(4);
+  });
+});
+
 describe('timeouts', () => {
   it('a GET that never answers times out and is retried', async () => {
     bk.addBuild({ states: ['passed'], number: 3 });
