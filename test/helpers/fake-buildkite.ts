@@ -81,8 +81,14 @@ export class FakeBuildkite {
   }
 
   async start(): Promise<this> {
-    this.api = createServer((req, res) => void this.handleApi(req, res));
-    this.storage = createServer((req, res) => void this.handleStorage(req, res));
+    // A bug in the fake answers 599 with the error instead of leaving the client waiting.
+    const guard = (h: (q: IncomingMessage, s: ServerResponse) => Promise<void>) => (q: IncomingMessage, s: ServerResponse) =>
+      void h(q, s).catch((err: unknown) => {
+        if (!s.headersSent) send(s, 599, { message: `fake server error: ${String(err)}` });
+        else s.destroy();
+      });
+    this.api = createServer(guard((req, res) => this.handleApi(req, res)));
+    this.storage = createServer(guard((req, res) => this.handleStorage(req, res)));
     this.apiOrigin = await listen(this.api);
     this.storageOrigin = await listen(this.storage);
     return this;
