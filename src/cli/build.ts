@@ -106,7 +106,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
       build
         .command('submit')
         .description('start a build; with --wait, wait for it and exit with its result')
-        .requiredOption('--branch <branch>', 'branch to build (owner:branch for a fork)')
+        .requiredOption('--branch <branch>', 'branch to build (owner:branch for a fork; default: $BUILDKITE_BRANCH)', io.env.BUILDKITE_BRANCH || undefined)
         .option('--commit <sha>', 'commit to build', 'HEAD')
         .option('--message <text>', 'build message')
         .option('--env <K=V>', 'build environment variable; repeatable', collect, [])

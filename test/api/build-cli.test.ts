@@ -44,6 +44,16 @@ describe('build submit', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ number: 100, branch: 'dev', commit: 'abc123' });
   });
 
+  it('--branch defaults to BUILDKITE_BRANCH, and is required without it', async () => {
+    let r = await run(['build', 'submit', '--json'], { BUILDKITE_BRANCH: 'release/1.2' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).branch).toBe('release/1.2');
+    r = await run(['build', 'submit']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--branch/);
+    expect(bk.buildCount()).toBe(1);
+  });
+
   it('refuses a fork branch with HEAD before any request (exit 2)', async () => {
     const r = await run(['build', 'submit', '--branch', 'alice:fix']);
     expect(r.code).toBe(2);
