@@ -30,10 +30,31 @@ export interface Downloaded {
   file: string;
   bytes: number;
   sha1: string;
+  // The file was already there with the right sha1: nothing was downloaded or written.
+  skipped: boolean;
+}
+
+async function sha1Of(file: string): Promise<{ sha1: string; bytes: number } | undefined> {
+  const { createReadStream } = await import('node:fs');
+  const hash = createHash('sha1');
+  let bytes = 0;
+  try {
+    for await (const c of createReadStream(file)) {
+      hash.update(c as Buffer);
+      bytes += (c as Buffer).length;
+    }
+  } catch {
+    return undefined;
+  }
+  return { sha1: hash.digest('hex'), bytes };
 }
 
 export async function downloadArtifact(client: ApiClient, a: Artifact, dir: string): Promise<Downloaded> {
   const file = localPath(dir, a.path);
+  if (a.sha1sum) {
+    const have = await sha1Of(file);
+    if (have && have.sha1 === a.sha1sum.toLowerCase()) return { path: a.path, file, bytes: have.bytes, sha1: have.sha1, skipped: true };
+  }
   await mkdir(dirname(file), { recursive: true });
   return client.download(a.download_url, async (body) => {
     const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.part`);
@@ -54,7 +75,7 @@ export async function downloadArtifact(client: ApiClient, a: Artifact, dir: stri
       }
       await chmod(tmp, 0o644);
       await rename(tmp, file);
-      return { path: a.path, file, bytes, sha1 };
+      return { path: a.path, file, bytes, sha1, skipped: false };
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw err;

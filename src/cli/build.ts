@@ -245,7 +245,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
       const done = [];
       for (const a of chosen) {
         const d = await downloadArtifact(api.client, a, dir);
-        io.log.info({ path: a.path, bytes: d.bytes }, `downloaded ${a.path}`);
+        io.log.info({ path: a.path, bytes: d.bytes }, d.skipped ? `${a.path} is already there (sha1 matches)` : `downloaded ${a.path}`);
         done.push(d);
       }
       if (flags.json) printJson(io, done);

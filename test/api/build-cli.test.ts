@@ -1,6 +1,6 @@
 // The real CLI against the fake Buildkite server over loopback HTTP.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -446,6 +446,13 @@ describe('artifacts', () => {
     for (const q of apiCalls('GET', /\/download$/)) expect(q.headers.authorization).toBe(`Bearer ${bk.token}`);
     expect(readdirSync(join(dir, 'results')).filter((f) => f.endsWith('.part'))).toEqual([]);
     noToken(r);
+    // A second download finds the files in place (sha1 matches) and fetches nothing.
+    const mtime = statSync(join(dir, 'results/result.json')).mtimeMs;
+    const again = await run(['build', 'artifacts', '11', '--download', dir, '--glob', 'results/**', '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).map((d: { skipped: boolean }) => d.skipped)).toEqual([true, true]);
+    expect(bk.storageRequests).toHaveLength(2);
+    expect(statSync(join(dir, 'results/result.json')).mtimeMs).toBe(mtime);
   });
 
   it('a sha1 mismatch fails with exit 1 and keeps no file', async () => {
