@@ -93,9 +93,9 @@ Examples:
       }
       const out = flags.format === 'json' ? JSON.stringify(documents && documents.length === 1 ? documents[0] : documents, null, 2) + '\n' : result.text;
       if (flags.output) {
-        const [{ resolve }, { atomicWrite }] = await Promise.all([import('node:path'), import('../util/atomic-write.js')]);
-        await atomicWrite(resolve(io.cwd, flags.output), out, 0o644);
-        io.log.info({ file: flags.output }, 'pipeline written');
+        const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../util/atomic-write.js')]);
+        const wrote = await writeIfChanged(resolve(io.cwd, flags.output), out, 0o644);
+        io.log.info({ file: flags.output }, wrote ? 'pipeline written' : 'pipeline unchanged: nothing written');
       } else {
         io.stdout.write(out);
       }

@@ -1,6 +1,6 @@
 // The pipeline commands through the real CLI entry: exit codes, messages naming the place, stdout
 // carrying only the product.
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -87,6 +87,10 @@ describe('bkci pipeline render', () => {
     const r = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '-o', 'out.yml'], { cwd: d });
     expect(r).toMatchObject({ code: 0, stdout: '' });
     expect(readFileSync(join(d, 'out.yml'), 'utf8')).toMatch(/^steps:/);
+    const mtime = statSync(join(d, 'out.yml')).mtimeMs;
+    const again = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '-o', 'out.yml'], { cwd: d });
+    expect(again.stderr).toMatch(/unchanged: nothing written/);
+    expect(statSync(join(d, 'out.yml')).mtimeMs).toBe(mtime);
     const j = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '--format', 'json']);
     expect((JSON.parse(j.stdout) as { steps: unknown[] }).steps.length).toBeGreaterThan(3);
   });
