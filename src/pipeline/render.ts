@@ -78,6 +78,9 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const templatePath = resolveTemplatePath(req.template, io.cwd);
   const dataPath = resolveDataPath(req.data, io.cwd);
   if (templatePath === '-' && dataPath === '-') throw new InputError('TEMPLATE and DATA cannot both be read from stdin');
+  if (templatePath === BUNDLED_TEMPLATE && !dataPath) {
+    throw new InputError('no test list: the bundled template renders the steps of a DATA file', `pass one (bkci pipeline render templates/default.j2 tests.yaml) or create .buildkite/test-pipeline.yaml in ${io.cwd}`);
+  }
   const source = await readInput(templatePath, io, 'template');
   const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath) : new Map<string, unknown>();
 

@@ -82,6 +82,13 @@ describe('bkci pipeline render', () => {
     expect(anyway.code).toBe(0);
   });
 
+  it('without a template or test list in .buildkite/, says what to pass (exit 2)', async () => {
+    const r = await runBkci(['pipeline', 'render'], { cwd: tmp({}) });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/no test list[\s\S]*\.buildkite\/test-pipeline\.yaml/);
+  });
+
   it('writes -o atomically and --format json prints the parsed pipeline', async () => {
     const d = tmp({});
     const r = await runBkci(['pipeline', 'render', TEMPLATE, EXAMPLE, '-o', 'out.yml'], { cwd: d });
