@@ -215,8 +215,10 @@ export class ApiClient {
     for (;;) {
       attempt++;
       let res: Dispatcher.ResponseData;
+      const started = Date.now();
       try {
         res = await undici.request(url, { method, headers, body: payload, dispatcher, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+        this.io.log.debug({ method, url: `${url.origin}${url.pathname}${url.search}`, status: res.statusCode, ms: Date.now() - started, authorization: opts.noAuth ? 'none' : 'Bearer [REDACTED]' }, 'api request');
       } catch (err) {
         if (!isNetworkError(err)) throw err;
         const reason = describeNetworkError(err);

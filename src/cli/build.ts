@@ -67,6 +67,15 @@ function span(start: string | null | undefined, end: string | null | undefined, 
   return Number.isNaN(a) || Number.isNaN(b) ? '' : formatDuration(b - a);
 }
 
+// A timestamp: "3m ago" on a terminal, ISO 8601 when piped.
+function when(ts: string | null | undefined, io: Io): string {
+  if (!ts) return '';
+  const t = Date.parse(ts);
+  if (!io.stdoutIsTTY || Number.isNaN(t)) return ts;
+  const ago = io.now().getTime() - t;
+  return ago < 60_000 ? 'just now' : ago < 86_400_000 ? `${formatDuration(Math.floor(ago / 60_000) * 60_000)} ago` : `${Math.floor(ago / 86_400_000)}d ago`;
+}
+
 function printJson(io: Io, data: unknown): void {
   io.stdout.write(JSON.stringify(data, null, 2) + '\n');
 }
@@ -178,7 +187,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
         table(
           io,
           ['number', 'state', 'branch', 'commit', 'created', 'duration', 'message'],
-          out.map((b) => [String(b.number), b.state, b.branch ?? '', (b.commit ?? '').slice(0, 10), b.created_at ?? '', span(b.started_at, b.finished_at, io), (b.message ?? '').split('\n')[0]!.slice(0, 60)]),
+          out.map((b) => [String(b.number), b.state, b.branch ?? '', (b.commit ?? '').slice(0, 10), when(b.created_at, io), span(b.started_at, b.finished_at, io), (b.message ?? '').split('\n')[0]!.slice(0, 60)]),
         ),
       );
     });
