@@ -248,16 +248,22 @@ class Parser {
     return v;
   }
 
+  // The next content line of a collection at indentation n, or undefined where the collection
+  // ends (less indentation, a document marker, the end); deeper indentation here is an error.
+  private entryLine(n: number): string | undefined {
+    this.skipBlank();
+    if (this.i >= this.lines.length) return undefined;
+    const line = this.lines[this.i]!;
+    if (this.isDocMarker(line)) return undefined;
+    const ind = this.indentOf(line);
+    if (ind < n) return undefined;
+    if (ind > n) giveUp();
+    return line;
+  }
+
   private mapping(n: number): unknown {
     const map = this.newMap();
-    for (;;) {
-      this.skipBlank();
-      if (this.i >= this.lines.length) break;
-      const line = this.lines[this.i]!;
-      if (this.isDocMarker(line)) break;
-      const ind = this.indentOf(line);
-      if (ind < n) break;
-      if (ind > n) giveUp();
+    for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
       const colon = this.keyEnd(line, n);
       if (colon < 0) giveUp();
       let rawKey: string;
@@ -298,14 +304,7 @@ class Parser {
 
   private sequence(n: number): unknown[] {
     const out: unknown[] = [];
-    for (;;) {
-      this.skipBlank();
-      if (this.i >= this.lines.length) break;
-      const line = this.lines[this.i]!;
-      if (this.isDocMarker(line)) break;
-      const ind = this.indentOf(line);
-      if (ind < n) break;
-      if (ind > n) giveUp();
+    for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
       if (!(line[n] === '-' && (n + 1 === line.length || isWs(line[n + 1])))) break;
       let k = n + 1;
       while (line[k] === ' ') k++;

@@ -5,7 +5,7 @@ import { getAttr, getItem } from './access.js';
 import { applyTest } from './tests.js';
 import {
   type CallArgs, compareValues, formatFloat, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
-  mkFloat, Namespace, num, seqItems, sortedMap, toStr, typeName, valuesEqual,
+  mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, toStr, typeName, valuesEqual,
 } from './values.js';
 
 // A string marked safe from autoescaping (only used when autoescape is on).
@@ -122,8 +122,8 @@ export function toJson(v: unknown, indent: number | undefined, htmlSafe: boolean
 function pprint(v: unknown, depth: number): string {
   const pad = '    '.repeat(depth + 1);
   const end = '    '.repeat(depth);
-  if (v instanceof SafeStr) return rustDebugString(v.s);
-  if (typeof v === 'string') return rustDebugString(v);
+  if (v instanceof SafeStr) return quoteStr(v.s);
+  if (typeof v === 'string') return quoteStr(v);
   if (v instanceof Namespace) return pprint(sortedMap(v.vars), depth);
   switch (kindOf(v)) {
     case 'seq':
@@ -140,21 +140,6 @@ function pprint(v: unknown, depth: number): string {
     default:
       return toStr(v);
   }
-}
-
-function rustDebugString(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === '\\') out += '\\' + ch;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (c === 0) out += '\\0';
-    else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
-    else out += ch;
-  }
-  return out + '"';
 }
 
 function jsonString(s: string): string {
