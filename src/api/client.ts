@@ -279,8 +279,9 @@ export function backoffDelay(attempt: number, random: () => number): number {
 // Seconds to wait on a 429: RateLimit-Reset, else Retry-After (seconds or an HTTP date), else the
 // body's `reset`, else 60. Never less than 1.
 export function rateLimitWait(headers: Response['headers'], body: string, now = Date.now()): number {
-  const reset = Number(headerValue(headers, 'ratelimit-reset'));
-  if (Number.isFinite(reset) && reset > 0) return Math.ceil(reset);
+  const resetText = headerValue(headers, 'ratelimit-reset');
+  const reset = resetText === undefined || resetText.trim() === '' ? NaN : Number(resetText);
+  if (Number.isFinite(reset) && reset >= 0) return Math.max(1, Math.ceil(reset));
   const after = headerValue(headers, 'retry-after');
   if (after !== undefined) {
     const n = Number(after);

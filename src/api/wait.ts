@@ -4,7 +4,11 @@ import { CheckFailed } from '../util/errors.js';
 import { formatDuration } from '../util/duration.js';
 import type { Io } from '../util/io.js';
 import { judgeBuild, progressOf, type BuildkiteApi, type Verdict } from './builds.js';
+import { ApiError, NetworkError } from './client.js';
 import type { Build } from './types.js';
+
+// Polls in a row that may fail (after the client's own retries) before `wait` gives up.
+const MAX_POLL_FAILURES = 10;
 
 export interface WaitOptions {
   timeoutMs?: number;
@@ -31,9 +35,22 @@ export async function waitForBuild(api: BuildkiteApi, n: number, io: Io, opts: W
   const clear = () => {
     if (opts.spinner && lastLine) io.stderr.write('\r\u001b[K');
   };
+  let failures = 0;
   try {
     for (;;) {
-      const build = await api.getBuild(n);
+      let build: Build;
+      try {
+        build = await api.getBuild(n);
+        failures = 0;
+      } catch (err) {
+        // An API outage during a long wait is waited out (the client has already retried);
+        // a refusal (4xx) or too many failures in a row ends the wait.
+        const transient = err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
+        if (!transient || ++failures >= MAX_POLL_FAILURES || io.now().getTime() >= deadline) throw err;
+        io.log.warn({ build: n, failures }, `cannot read build #${n} (${(err as Error).message}); still waiting`);
+        await io.sleep(Math.min(maxInterval, Math.max(0, deadline - io.now().getTime())));
+        continue;
+      }
       const verdict = judgeBuild(build, opts.failFast);
       const p = progressOf(build);
       const elapsed = formatDuration(io.now().getTime() - start);

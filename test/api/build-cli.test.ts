@@ -313,6 +313,21 @@ describe('build wait', () => {
     expect(r.stderr).toContain(`build #1 ${state}`);
   });
 
+  it('waits out an API outage in the middle of a wait', async () => {
+    bk.addBuild({ states: ['running', 'running', 'passed'], jobs, number: 1 });
+    bk.fault('GET', /\/builds\/1$/, 'status', { status: 502, times: 7, body: { message: 'Bad Gateway' } });
+    const r = await run(['build', 'wait', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/cannot read build #1 .*502.*still waiting/);
+    expect(r.stdout).toMatch(/^#1 passed/);
+  });
+
+  it('a 404 during a wait ends it at once (exit 2)', async () => {
+    const r = await run(['build', 'wait', '77']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not found: build 77/);
+  });
+
   it('names the failed jobs', async () => {
     bk.addBuild({ states: ['failed'], jobs: [{ name: 'kernels', state: 'failed' }, { name: 'models', state: 'passed' }], number: 1 });
     const r = await run(['build', 'wait', '1']);

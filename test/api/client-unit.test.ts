@@ -29,6 +29,7 @@ describe('rateLimitWait', () => {
     expect(rateLimitWait({}, '{"message":"x","reset":17}')).toBe(17);
     expect(rateLimitWait({}, 'oops')).toBe(60);
     expect(rateLimitWait({ 'ratelimit-reset': '0.2' }, '')).toBe(1);
+    expect(rateLimitWait({ 'ratelimit-reset': '0' }, '')).toBe(1);
   });
 });
 
