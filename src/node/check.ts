@@ -63,6 +63,8 @@ export interface GpuReport {
   eccUncorrected?: number;
   retiredPending?: boolean;
   remapFailure?: boolean;
+  // Something the check could not see (reported, not failed).
+  note?: string;
 }
 
 export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: string; free: number; min: number } | undefined, devicesMissing: string[], maxUsedMiB: number): CheckResult {
@@ -79,7 +81,8 @@ export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: stri
     if (g.eccUncorrected) problems.push(`${g.eccUncorrected} uncorrected ECC error${g.eccUncorrected === 1 ? '' : 's'}`);
     if (g.retiredPending) problems.push('retired pages pending (reset the GPU)');
     if (g.remapFailure) problems.push('row remapping failed (the GPU needs service)');
-    items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : 'present, idle, no uncorrected errors' });
+    const detail = problems.length ? problems.join('; ') : 'present, idle, no uncorrected errors';
+    items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: g.note ? `${detail} (${g.note})` : detail });
   }
   if (devicesMissing.length) items.push({ check: 'devices', ok: false, detail: `missing device node${devicesMissing.length === 1 ? '' : 's'}: ${devicesMissing.join(', ')}` });
   if (disk) {
@@ -135,13 +138,27 @@ async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | '
   // nvidia-smi about the others would fail.
   const only = ['-i', uuids.join(',')];
   const health = await tool('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
-  if (health === undefined) return uuids.map((id) => ({ id, present: false, processes: [] }));
+  if (health === undefined) {
+    // Without the health query (an old driver), presence still comes from the GPU list.
+    const list = await tool('nvidia-smi', ['-L'], io);
+    return uuids.map((id) => (list?.includes(id) ? { id, present: true, processes: [], note: 'health fields unavailable from nvidia-smi' } : { id, present: false, processes: [] }));
+  }
   const rows = new Map<string, NvidiaHealth>(parseNvidiaHealth(health).map((h) => [h.uuid, h]));
-  const apps = parseNvidiaApps((await tool('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io)) ?? '');
+  const appsText = await tool('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io);
+  const apps = parseNvidiaApps(appsText ?? '');
   return uuids.map((id) => {
     const h = rows.get(id);
     if (!h) return { id, present: false, processes: [] };
-    return { id, present: true, processes: apps.filter((a) => a.uuid === id).map((a) => a.pid), memoryUsedMiB: h.memoryUsedMiB, eccUncorrected: h.eccUncorrected, retiredPending: h.retiredPending, remapFailure: h.remapFailure };
+    return {
+      id,
+      present: true,
+      processes: apps.filter((a) => a.uuid === id).map((a) => a.pid),
+      memoryUsedMiB: h.memoryUsedMiB,
+      eccUncorrected: h.eccUncorrected,
+      retiredPending: h.retiredPending,
+      remapFailure: h.remapFailure,
+      ...(appsText === undefined ? { note: 'compute processes could not be listed' } : {}),
+    };
   });
 }
 

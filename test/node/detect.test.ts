@@ -165,3 +165,41 @@ describe('detectHost on fixture hosts', () => {
     expect(f.cores).toEqual([[0], [1], [2], [3]]);
   });
 });
+
+describe('other forms of the vendor tools', () => {
+  it('reads amd-smi static --json and rocm-smi --showbus in text', async () => {
+    const { parseAmdSmiStatic, parseRocmSmiBus } = await import('../../src/node/detect/amd.js');
+    expect(parseAmdSmiStatic('[{"gpu": 0, "asic": {"market_name": "MI300X"}, "bus": {"bdf": "0000:0c:00.0", "max_pcie_width": 16}}]')).toEqual([{ index: 0, busId: '0000:0c:00.0' }]);
+    expect(parseRocmSmiBus('============ ROCm System Management Interface ============\nGPU[0]\t\t: PCI Bus: 0000:0C:00.0\nGPU[1]\t\t: PCI Bus: 0000:22:00.0\n=== End of ROCm SMI Log ===\n')).toEqual([
+      { index: 0, busId: '0000:0C:00.0' },
+      { index: 1, busId: '0000:22:00.0' },
+    ]);
+    expect(parseRocmSmiBus('{"card0": {"PCI Bus": "0000:0C:00.0"}}')).toEqual([{ index: 0, busId: '0000:0C:00.0' }]);
+  });
+
+  it('falls back to rocm-smi when amd-smi is absent, and tolerates an nvidia-smi without -L', async () => {
+    const { cpSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const host = mkdtempSync(join(tmpdir(), 'bkci-host-'));
+    cpSync(HOSTS.amd, host, { recursive: true });
+    rmSync(join(host, 'bin/amd-smi'));
+    writeFileSync(
+      join(host, 'bin/rocm-smi'),
+      '#!/bin/sh\n[ "$1" = "--showbus" ] || exit 2\n[ "$2" = "--json" ] && exit 1\nprintf "GPU[0]\\t\\t: PCI Bus: 0000:9F:00.0\\nGPU[1]\\t\\t: PCI Bus: 0000:0C:00.0\\n"\n',
+      { mode: 0o755 },
+    );
+    const f = await detectHost(host, 'auto', quietIo(hostEnv(host)));
+    expect(f.vendor).toBe('amd');
+    expect(f.gpus.map((g) => [g.index, g.numaNode])).toEqual([
+      [0, 1],
+      [1, 0],
+    ]);
+    const nv = mkdtempSync(join(tmpdir(), 'bkci-host-'));
+    cpSync(HOSTS.l40s, nv, { recursive: true });
+    writeFileSync(join(nv, 'out/nvidia-L.txt'), '');
+    writeFileSync(join(nv, 'bin/nvidia-smi'), `#!/bin/sh\n[ "$1" = "-L" ] && { echo "unsupported" >&2; exit 2; }\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`, { mode: 0o755 });
+    const g = await detectHost(nv, 'nvidia', quietIo(hostEnv(nv)));
+    expect(g.gpus).toHaveLength(2);
+    expect(g.warnings).toContain('nvidia-smi -L failed; assuming no MIG devices');
+  });
+});

@@ -277,8 +277,11 @@ describe('node check (the health gate)', () => {
 
   it('fails when the GPU or its device node is missing', async () => {
     const s = await staged(HOSTS.h100);
+    // A GPU fallen off the bus: gone from every nvidia-smi listing.
     const health = readFileSync(join(s.host, 'out/nvidia-health.csv'), 'utf8').split('\n');
     writeFileSync(join(s.host, 'out/nvidia-health.csv'), health.slice(1).join('\n'));
+    const list = readFileSync(join(s.host, 'out/nvidia-L.txt'), 'utf8').split('\n');
+    writeFileSync(join(s.host, 'out/nvidia-L.txt'), list.slice(1).join('\n'));
     let r = await s.check('gpu0');
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing/);
@@ -297,6 +300,14 @@ describe('node check (the health gate)', () => {
     const a = await staged(HOSTS.amd);
     const ok = await a.check('gpu3');
     expect(ok.code, ok.stdout).toBe(0);
+  });
+
+  it('an nvidia-smi without the health query still proves presence (reported, not failed)', async () => {
+    const s = await staged(HOSTS.l40s);
+    writeFileSync(join(s.host, 'bin/nvidia-smi'), `#!/bin/sh\ncase "$*" in *memory.used*) exit 2 ;; esac\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`, { mode: 0o755 });
+    const r = await s.check('gpu1');
+    expect(r.code, r.stdout).toBe(0);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/health fields unavailable/);
   });
 
   it('an unknown agent is exit 2', async () => {

@@ -38,12 +38,29 @@ export function parseAmdSmiList(text: string): AmdSmiGpu[] {
   return out;
 }
 
-// `rocm-smi --showbus --json`: {"card0": {"PCI Bus": "0000:0C:00.0"}, ...}
+// `amd-smi static --json`: [{"gpu": 0, "bus": {"bdf": "0000:0c:00.0", ...}, ...}, ...]
+export function parseAmdSmiStatic(text: string): AmdSmiGpu[] {
+  const start = text.search(/^\s*[[{]/m);
+  const data = JSON.parse(start >= 0 ? text.slice(start) : text) as unknown;
+  const list = (Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? [])) as Record<string, unknown>[];
+  return list
+    .map((g) => ({ index: Number(g.gpu), busId: String((g.bus as { bdf?: unknown } | undefined)?.bdf ?? '') }))
+    .filter((g) => Number.isInteger(g.index) && g.busId !== '');
+}
+
+// `rocm-smi --showbus --json`: {"card0": {"PCI Bus": "0000:0C:00.0"}, ...}; or its text form,
+// `GPU[0]		: PCI Bus: 0000:0C:00.0`.
 export function parseRocmSmiBus(text: string): AmdSmiGpu[] {
-  const data = JSON.parse(text) as Record<string, Record<string, string>>;
-  return Object.entries(data)
-    .filter(([k]) => /^card\d+$/.test(k))
-    .map(([k, v]) => ({ index: Number(k.slice(4)), busId: String(v['PCI Bus'] ?? Object.values(v)[0]) }));
+  const start = text.search(/^\s*\{/m);
+  if (start >= 0) {
+    const data = JSON.parse(text.slice(start)) as Record<string, Record<string, string>>;
+    return Object.entries(data)
+      .filter(([k]) => /^card\d+$/.test(k))
+      .map(([k, v]) => ({ index: Number(k.slice(4)), busId: String(v['PCI Bus'] ?? Object.values(v)[0]) }));
+  }
+  const out: AmdSmiGpu[] = [];
+  for (const m of text.matchAll(/^GPU\[(\d+)\]\s*:\s*PCI Bus:\s*(\S+)/gm)) out.push({ index: Number(m[1]), busId: m[2]! });
+  return out;
 }
 
 export interface KfdNode {

@@ -3,7 +3,7 @@
 import { hostname as osHostname } from 'node:os';
 import { InputError, UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
-import { AMD_SHARED_DEVICES, parseAmdSmiList, parseKfdProperties, parseRocmSmiBus, type AmdSmiGpu, type KfdNode } from './amd.js';
+import { AMD_SHARED_DEVICES, parseAmdSmiList, parseAmdSmiStatic, parseKfdProperties, parseRocmSmiBus, type AmdSmiGpu, type KfdNode } from './amd.js';
 import { ASCEND_SHARED_DEVICES, parseNpuSmiInfo, parseNpuSmiMapping } from './ascend.js';
 import { NVIDIA_QUERY, NVIDIA_SHARED_DEVICES, parseDeviceMinor, parseNvidiaList, parseNvidiaQuery } from './nvidia.js';
 import { HostTree, normalizeBusId, pciAccelerators, pciNumaNode, PCI_VENDOR, readCores, readNumaNodes } from './sysfs.js';
@@ -64,7 +64,10 @@ async function detectNvidia(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
   const skipped: string[] = [];
   const rows = parseNvidiaQuery(await tool('nvidia-smi', NVIDIA_QUERY, io, 'nvidia'), skipped);
   for (const line of skipped) warnings.push(`nvidia-smi printed a line that is not a GPU: ${line}`);
-  const migs = parseNvidiaList(await tool('nvidia-smi', ['-L'], io, 'nvidia'));
+  // MIG devices come from -L; a tool that cannot list them means none are used.
+  const listing = await runTool((await which('nvidia-smi', io.env))!, ['-L'], io);
+  if (!listing.ok) warnings.push('nvidia-smi -L failed; assuming no MIG devices');
+  const migs = parseNvidiaList(listing.ok ? listing.stdout : '');
   const gpus: Gpu[] = [];
   for (const r of rows) {
     const busId = normalizeBusId(r.busId);
@@ -82,9 +85,7 @@ async function detectNvidia(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
 }
 
 async function detectAmd(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' | 'log'>, warnings: string[]): Promise<Gpu[]> {
-  let listed: AmdSmiGpu[];
-  if (await which('amd-smi', io.env)) listed = parseAmdSmiList(await tool('amd-smi', ['list', '--json'], io, 'amd'));
-  else listed = parseRocmSmiBus(await tool('rocm-smi', ['--showbus', '--json'], io, 'amd'));
+  const listed = await listAmdGpus(io);
   // KFD topology: GPU nodes in node order give the ROCR ordinals; unique_id gives the stable id.
   const kfd: KfdNode[] = [];
   for (const d of await host.list('sys/class/kfd/kfd/topology/nodes')) {
@@ -113,6 +114,37 @@ async function detectAmd(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' |
     gpus.push({ vendor: 'amd', index: g.index, isolationId, uuid: g.uuid, name, busId, numaNode: numa.node, devices, mig: [] });
   }
   return gpus;
+}
+
+// The AMD GPUs by index and bus id, from whichever form the installed tools give: `amd-smi list
+// --json`, its text form, `amd-smi static --json`, or the older `rocm-smi --showbus` (JSON or text).
+async function listAmdGpus(io: Pick<Io, 'env' | 'log'>): Promise<AmdSmiGpu[]> {
+  const attempts: [string, string[], (t: string) => AmdSmiGpu[]][] = [
+    ['amd-smi', ['list', '--json'], parseAmdSmiList],
+    ['amd-smi', ['list'], parseAmdSmiList],
+    ['amd-smi', ['static', '--json'], parseAmdSmiStatic],
+    ['rocm-smi', ['--showbus', '--json'], parseRocmSmiBus],
+    ['rocm-smi', ['--showbus'], parseRocmSmiBus],
+  ];
+  const failures: string[] = [];
+  for (const [cmd, args, parse] of attempts) {
+    const path = await which(cmd, io.env);
+    if (!path) continue;
+    const r = await runTool(path, args, io);
+    if (!r.ok) {
+      failures.push(`${cmd} ${args.join(' ')}: exit ${r.exitCode ?? '?'}`);
+      continue;
+    }
+    try {
+      const gpus = parse(r.stdout);
+      if (gpus.length) return gpus;
+    } catch (err) {
+      failures.push(`${cmd} ${args.join(' ')}: ${(err as Error).message}`);
+    }
+  }
+  if (!(await which('amd-smi', io.env)) && !(await which('rocm-smi', io.env))) throw new UsageError('--vendor amd: neither amd-smi nor rocm-smi is on PATH', 'install the ROCm tools, or pick the right --vendor');
+  if (failures.length) throw new InputError(`cannot list the AMD GPUs (${failures.join('; ')})`, 'check that the amdgpu driver is loaded');
+  return [];
 }
 
 async function detectAscend(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' | 'log'>, warnings: string[]): Promise<Gpu[]> {
