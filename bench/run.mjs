@@ -2,6 +2,8 @@
 // `npm run bench`: whole-process wall times (median of N runs) of bkci against the other ways of
 // rendering vLLM's template, plus a 5,000-step render+validate and `bkci --version`.
 // Writes bench/results.md and prints it. Needs `npm run build` first and ../shared/vllm.
+// `bkci` is the bundled CLI (dist/bundle/bin.js, the package's bin); one row runs the unbundled
+// tsc output for comparison.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
@@ -11,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const vllm = join(root, '../shared/vllm');
 const runs = Number(process.env.BENCH_RUNS ?? 9);
-const bin = join(root, 'dist/cli/bin.js');
+const bin = join(root, 'dist/bundle/bin.js');
+const unbundled = join(root, 'dist/cli/bin.js');
 const tmp = mkdtempSync(join(tmpdir(), 'bkci-bench-'));
 
 const set = JSON.parse(readFileSync(join(vllm, 'variable-sets.json'), 'utf8')).sets[1];
@@ -90,6 +93,7 @@ const bare = time(node, ['-e', '0']);
 add('node -e 0 (floor)', bare);
 const bk = time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs]);
 add('bkci: vLLM render + validate', bk);
+add('bkci (unbundled dist/cli): vLLM render + validate', time(node, [unbundled, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs]));
 add('bkci: vLLM render --no-validate', time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), '--no-validate', ...defs]));
 let j2;
 if (py) {

@@ -43,11 +43,13 @@ function positiveInt(v: string, flag: string, min = 1): number {
   return Number(v);
 }
 
-// How systemd runs this bkci for the health gate: --bkci-bin, else node + this package's bin.
+// How systemd runs this bkci for the health check: --bkci-bin, else node + the bin.js beside this
+// module (dist/bundle/ or dist/cli/; from the TypeScript sources, the compiled dist/cli/bin.js).
 function selfCommand(flag: string | undefined): string[] {
   if (flag) return [flag];
-  const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-  return [process.execPath, resolve(pkgRoot, 'dist/cli/bin.js')];
+  const here = dirname(fileURLToPath(import.meta.url));
+  const bin = /[\\/]src[\\/]cli$/.test(here) ? resolve(here, '../../dist/cli/bin.js') : resolve(here, 'bin.js');
+  return [process.execPath, bin];
 }
 
 async function readAgentToken(flags: SetupFlags, io: Io): Promise<string> {

@@ -553,9 +553,9 @@ describe('summary and queue status', () => {
 });
 
 describe('as a real process', () => {
-  it('bin/bkci submits and waits, exits with the result, and does not hang on open connections', async () => {
+  it('the bundled bkci submits and waits, exits with the result, and does not hang on open connections', async () => {
     const { execa } = await import('execa');
-    const bin = join(import.meta.dirname, '../../dist/cli/bin.js');
+    const bin = join(import.meta.dirname, '../../dist/bundle/bin.js');
     const r = await execa(process.execPath, [bin, 'build', 'submit', '--branch', 'main', '--wait', '--json'], { env: { ...bk.env, BKCI_POLL_INTERVAL: '0.05' }, extendEnv: false, reject: false, timeout: 20_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).state).toBe('passed');

@@ -1,0 +1,52 @@
+// The package's bin is the bundled CLI (dist/bundle/bin.js, built by `npm run build`): the same
+// commands as a real process, as users and CI run them.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { hostEnv, HOSTS } from '../node/helpers.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'dist/bundle/bin.js');
+const VLLM = join(ROOT, '../shared/vllm');
+const sets = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets;
+
+const bkci = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) =>
+  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env }, input: opts.input, maxBuffer: 64 << 20 });
+
+describe('the bundled bkci', () => {
+  it('is the package bin', () => {
+    expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin.bkci).toBe('dist/bundle/bin.js');
+    expect(execFileSync(process.execPath, [BIN, '--version']).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it.each(sets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte, blank lines stripped as bootstrap.sh did', (_n, set) => {
+    const r = bkci(['pipeline', 'render', join(VLLM, 'test-template-ci.j2'), join(VLLM, 'test-pipeline.yaml'), '--strip-blank-lines', ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`])]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(readFileSync(join(VLLM, `expected/${set.name}.pipeline.yaml`), 'utf8'));
+  });
+
+  it('renders the bundled example and rejects an invalid pipeline with exit 1 and a position', () => {
+    const ok = bkci(['pipeline', 'render', join(ROOT, 'templates/default.j2'), join(ROOT, 'examples/test-pipeline.yaml')]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^steps:/);
+    const bad = bkci(['pipeline', 'validate', '-'], { input: 'steps:\n  - label: x\n    command: y\n    agent: {queue: gpu}\n' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/<stdin>:4:5: .*`agent` is not a valid property.*did you mean `agents`/);
+  });
+
+  it('plans a node, naming itself in the health check', () => {
+    const r = bkci(['node', 'setup', '--queue', 'h100', '--host-root', HOSTS.l40s, '--root', '/nonexistent-stage', '--agent-bin', '/bin/true', '--dry-run', '--json'], {
+      env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_bundletesttoken' }),
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).agents).toHaveLength(2);
+    expect(r.stdout + r.stderr).not.toContain('bkat_bundletesttoken');
+    const root = mkdtempSync(join(tmpdir(), 'bkci-bundle-'));
+    const staged = bkci(['node', 'setup', '--queue', 'h100', '--host-root', HOSTS.l40s, '--root', root, '--agent-bin', '/bin/true'], { env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_bundletesttoken' }) });
+    expect(staged.status, staged.stderr).toBe(0);
+    expect(readFileSync(join(root, 'etc/systemd/system/bkci-agent@.service'), 'utf8')).toContain(`ExecStartPre=${process.execPath} ${BIN} node check %i`);
+  });
+});
