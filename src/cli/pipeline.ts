@@ -58,6 +58,9 @@ Examples:
     )
     .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags) => {
       if (flags.changedFiles !== undefined && flags.diffBase !== undefined) throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
+      // The validator (and zod) load while the template renders.
+      const validatorLoading = flags.validate ? import('../pipeline/validate.js') : undefined;
+      validatorLoading?.catch(() => undefined);
       const { renderPipeline } = await import('../pipeline/render.js');
       const result = await renderPipeline(
         {
@@ -80,7 +83,7 @@ Examples:
       let documents: unknown[] | undefined;
       if (flags.validate || flags.format === 'json') {
         // zod and the model load only when validating.
-        const { validatePipelineText } = await import('../pipeline/validate.js');
+        const { validatePipelineText } = await (validatorLoading ?? import('../pipeline/validate.js'));
         const v = validatePipelineText(result.text);
         documents = v.documents;
         if (flags.validate) {
