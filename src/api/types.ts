@@ -1,6 +1,6 @@
 // The parts of Buildkite's REST objects bkci reads, checked on arrival so a misbehaving server
 // gives a clear error naming the field instead of a crash further on. Unknown fields pass through.
-import { z } from 'zod';
+import * as z from 'zod';
 import { ApiError } from './client.js';
 
 const str = z.string();

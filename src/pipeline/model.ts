@@ -2,9 +2,10 @@
 // and Buildkite's server rules: every step object is strict (unknown properties are rejected as the
 // server's 422 does). Values the agent interpolates before upload (`$VAR`, `${VAR:-x}`) are accepted
 // wherever a number or boolean is expected.
-import { z } from 'zod';
+import * as z from 'zod';
 
-const interpolated = z.string().regex(/\$/);
+// A string here is only accepted when the agent will interpolate it into the value (`${N:-3}`).
+const interpolated = z.string().regex(/\$/, { message: 'expected a number or boolean here (a string is accepted only with a $VARIABLE the agent interpolates)' });
 const str = z.string();
 const strOrList = z.union([str, z.array(str)]);
 const boolish = z.union([z.boolean(), z.enum(['true', 'false']), interpolated]);
