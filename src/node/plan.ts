@@ -297,7 +297,8 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       ...(facts.vendor === 'nvidia' ? { BKCI_GPU_UUIDS: [...new Set(g.slots.map((s) => s.gpu.uuid ?? s.gpu.isolationId))].join(',') } : {}),
       ...isolationEnv(facts.vendor, ids),
     };
-    const tagGpu = g.slots.length ? instance.slice(3) : 'none';
+    // Every GPU of the agent, `+`-joined (a `-` range in the instance name can hide a gap: gpu0-2).
+    const tagGpu = g.slots.length ? gpuLabels.join('+') : 'none';
     const tags = [`queue=${opts.queue}`, `gpu=${tagGpu}`, `gpu-vendor=${facts.vendor}`, `numa=${g.node}`, ...opts.tags.map(([k, v]) => `${k}=${v}`)];
     return {
       instance,

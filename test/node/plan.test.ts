@@ -98,6 +98,7 @@ describe('planAgents', () => {
       const nodes = new Set(x.gpuIndices.map((i) => f.gpus.find((g) => g.index === i)!.numaNode));
       expect(nodes.size).toBe(1);
       expect(x.env.HIP_VISIBLE_DEVICES).toBe('0,1');
+      expect(x.tags[1]).toBe(`gpu=${x.gpuIndices.join('+')}`);
       expect(x.env.ROCR_VISIBLE_DEVICES.split(',')).toEqual(x.isolationIds);
       expect(x.env).not.toHaveProperty('CUDA_VISIBLE_DEVICES');
     }
