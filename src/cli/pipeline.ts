@@ -84,7 +84,7 @@ Examples:
       if (flags.validate || flags.format === 'json') {
         // zod and the model load only when validating.
         const { validatePipelineText } = await (validatorLoading ?? import('../pipeline/validate.js'));
-        const v = validatePipelineText(result.text);
+        const v = await validatePipelineText(result.text);
         documents = v.documents;
         if (flags.validate) {
           writeFindings(io, '<rendered pipeline>', v.findings);
@@ -113,7 +113,7 @@ Examples:
     .action(async (file: string, flags: { json?: boolean }) => {
       const [{ validatePipelineText }, { readInput }] = await Promise.all([import('../pipeline/validate.js'), import('../util/io.js')]);
       const text = await readInput(file, io, 'pipeline');
-      const v = validatePipelineText(text);
+      const v = await validatePipelineText(text);
       const name = file === '-' ? '<stdin>' : file;
       if (flags.json) io.stdout.write(JSON.stringify({ file: name, valid: v.valid, jobs: v.jobs, findings: v.findings }, null, 2) + '\n');
       else {

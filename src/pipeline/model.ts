@@ -207,3 +207,16 @@ export const STEP_MODELS: Record<StepType, z.ZodObject> = {
 export function allowedKeys(type: StepType): string[] {
   return Object.keys(STEP_MODELS[type].shape);
 }
+
+// The model as JSON Schemas (zod's own translation; the two refinements above, UUID-shaped keys and
+// one plugin per entry, have no JSON Schema form and are checked beside it in precheck.ts).
+export function modelJsonSchemas(): { top: unknown; steps: Record<StepType, unknown> } {
+  const js = (m: z.ZodType) => {
+    const { $schema: _drop, ...rest } = z.toJSONSchema(m) as Record<string, unknown>;
+    return rest;
+  };
+  return {
+    top: js(pipelineTop),
+    steps: Object.fromEntries(Object.entries(STEP_MODELS).map(([k, m]) => [k, js(m)])) as Record<StepType, unknown>,
+  };
+}

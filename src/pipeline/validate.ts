@@ -5,7 +5,10 @@ import { isRecord } from '../util/guards.js';
 import type { z } from 'zod';
 import { fastParseYaml } from '../util/fast-yaml.js';
 import { loadPipelineYaml, positionOf, type LoadedYaml } from './yaml-load.js';
-import { allowedKeys, pipelineTop, STEP_MODELS, type StepType } from './model.js';
+import type { StepType } from './model.js';
+import { stepPasses, topPasses } from './precheck.js';
+
+type Model = typeof import('./model.js');
 
 export interface Finding {
   severity: 'error' | 'warning';
@@ -82,10 +85,14 @@ export function stepType(step: Record<string, unknown>): { type: StepType; body:
 class Validator {
   findings: Finding[] = [];
   jobs = 0;
+  // Set when the quick check could not pass something: the caller re-runs with zod.
+  unsure = false;
   constructor(
     private readonly locate: (p: Path) => { line: number; col: number },
     // Step keys seen so far (shared by every document of one upload).
     private readonly keys: Map<string, string>,
+    // zod's model, or undefined for the quick check against its JSON Schema.
+    readonly model: Model | undefined,
   ) {}
 
   add(severity: Finding['severity'], path: Path, message: string): void {
@@ -99,7 +106,7 @@ class Validator {
       if (issue.code === 'unrecognized_keys') {
         for (const k of issue.keys) {
           const where = [...base, ...(issue.path as Path)];
-          const options = issue.path.length === 0 && type ? allowedKeys(type) : [];
+          const options = issue.path.length === 0 && type && this.model ? this.model.allowedKeys(type) : [];
           const hint = didYouMean(k, options);
           const on = issue.path.length === 0 && stepName ? `on the \`${stepName}\` step` : `in ${formatPath(where)}`;
           this.add('error', [...where, k], `\`${k}\` is not a valid property ${on}${hint ? ` (did you mean \`${hint}\`?)` : ''}`);
@@ -129,8 +136,12 @@ class Validator {
       this.add('error', path, 'a group cannot contain another group');
       return;
     }
-    const r = STEP_MODELS[t.type].safeParse(t.body);
-    if (!r.success) this.zodIssues(r.error, bodyPath, t.type === 'command' ? 'command' : t.type, t.type);
+    if (!this.model) {
+      if (!stepPasses(t.type, t.body)) this.unsure = true;
+    } else {
+      const r = this.model.STEP_MODELS[t.type].safeParse(t.body);
+      if (!r.success) this.zodIssues(r.error, bodyPath, t.type === 'command' ? 'command' : t.type, t.type);
+    }
     for (const k of ['key', 'identifier', 'id'] as const) {
       const v = t.body[k];
       if (typeof v !== 'string') continue;
@@ -202,37 +213,51 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 // Validates pipeline YAML text; positions refer to `source`. The fast parser reads the common
 // YAML of pipelines; npm `yaml` reads the rest, and is consulted for positions only when there is
-// something to report.
-export function validatePipelineText(text: string): ValidationResult {
-  const findings: Finding[] = [];
+// something to report. Steps are checked against the JSON Schema of the zod model first; zod
+// itself loads only when that check cannot pass something, and then judges the whole upload.
+export async function validatePipelineText(text: string): Promise<ValidationResult> {
+  const yamlFindings: Finding[] = [];
   let values: unknown[];
   let loaded: LoadedYaml | undefined;
   const fast = fastParseYaml(text);
   if (fast) {
     values = fast.docs;
-    for (const r of fast.repeatedKeys) findings.push({ severity: 'warning', path: '(yaml)', line: r.line, col: r.col, message: `repeated key \`${r.key}\`: the agent keeps the last value` });
+    for (const r of fast.repeatedKeys) yamlFindings.push({ severity: 'warning', path: '(yaml)', line: r.line, col: r.col, message: `repeated key \`${r.key}\`: the agent keeps the last value` });
   } else {
     loaded = loadPipelineYaml(text);
-    for (const e of loaded.errors) findings.push({ severity: 'error', path: '(yaml)', line: e.line, col: e.col, message: e.message });
-    for (const w of loaded.warnings) findings.push({ severity: 'warning', path: '(yaml)', line: w.line, col: w.col, message: w.message });
+    for (const e of loaded.errors) yamlFindings.push({ severity: 'error', path: '(yaml)', line: e.line, col: e.col, message: e.message });
+    for (const w of loaded.warnings) yamlFindings.push({ severity: 'warning', path: '(yaml)', line: w.line, col: w.col, message: w.message });
     values = loaded.docs.map((d) => d.value);
   }
   const located = (): LoadedYaml => (loaded ??= loadPipelineYaml(text));
-  let jobs = 0;
-  const keysAcrossDocs = new Map<string, string>();
-  values.forEach((value, k) => {
-    const v = new Validator((p) => {
-      const l = located();
-      const d = l.docs[k];
-      return d ? positionOf(d.doc, l.lineCounter, p) : { line: 1, col: 1 };
-    }, keysAcrossDocs);
-    validateDocument(v, value);
-    findings.push(...v.findings);
-    jobs += v.jobs;
-  });
-  if (jobs > MAX_JOBS_PER_UPLOAD) {
-    findings.push({ severity: 'error', path: 'steps', line: 1, col: 1, message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)` });
-  }
+  const judge = (model: Model | undefined) => {
+    const findings = [...yamlFindings];
+    let jobs = 0;
+    let unsure = false;
+    const keysAcrossDocs = new Map<string, string>();
+    values.forEach((value, k) => {
+      const v = new Validator(
+        (p) => {
+          const l = located();
+          const d = l.docs[k];
+          return d ? positionOf(d.doc, l.lineCounter, p) : { line: 1, col: 1 };
+        },
+        keysAcrossDocs,
+        model,
+      );
+      validateDocument(v, value);
+      findings.push(...v.findings);
+      jobs += v.jobs;
+      unsure ||= v.unsure;
+    });
+    if (jobs > MAX_JOBS_PER_UPLOAD) {
+      findings.push({ severity: 'error', path: 'steps', line: 1, col: 1, message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)` });
+    }
+    return { findings, jobs, unsure };
+  };
+  let result = judge(undefined);
+  if (result.unsure) result = judge(await import('./model.js'));
+  const { findings, jobs } = result;
   return { valid: !findings.some((f) => f.severity === 'error'), findings, documents: values, jobs };
 }
 
@@ -249,8 +274,9 @@ function validateDocument(v: Validator, value: unknown): void {
     v.add('error', [], 'a pipeline must be a mapping with `steps:` or a list of steps');
     return;
   }
-  const r = pipelineTop.safeParse(value);
-  if (!r.success) {
+  const r = v.model ? v.model.pipelineTop.safeParse(value) : undefined;
+  if (!v.model && !topPasses(value)) v.unsure = true;
+  if (r && !r.success) {
     for (const issue of r.error.issues) {
       if (issue.path[0] === 'steps' && issue.code === 'invalid_type' && value.steps === undefined) v.add('error', [], 'missing `steps`');
       else v.add('error', issue.path as Path, describeIssue(issue));

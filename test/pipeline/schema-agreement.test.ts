@@ -14,10 +14,10 @@ const schemaValid = ajv.compile(schema);
 
 describe('official examples', () => {
   const files = readdirSync(join(SHARED, 'pipeline-examples')).filter((f) => f.endsWith('.yml'));
-  it.each(files)('%s gets the schema verdict', (f) => {
+  it.each(files)('%s gets the schema verdict', async (f) => {
     const text = readFileSync(join(SHARED, 'pipeline-examples', f), 'utf8');
     const expected = schemaValid(YAML.parse(text, { merge: true }));
-    const r = validatePipelineText(text);
+    const r = await validatePipelineText(text);
     expect(r.findings.filter((x) => x.severity === 'error')).toEqual([]);
     expect(r.valid).toBe(expected);
   });
@@ -103,9 +103,9 @@ describe('generated corpus', () => {
     expect(verdicts.filter((v) => !v).length).toBeGreaterThan(50);
   });
 
-  it('gives the schema verdict on every pipeline', () => {
-    const disagreements = all
-      .map((c) => ({ ...c, schema: schemaValid(c.pipeline), bkci: validatePipelineText(YAML.stringify(c.pipeline)) }))
+  it('gives the schema verdict on every pipeline', async () => {
+    const judged = await Promise.all(all.map(async (c) => ({ ...c, schema: schemaValid(c.pipeline), bkci: await validatePipelineText(YAML.stringify(c.pipeline)) })));
+    const disagreements = judged
       .filter((c) => c.schema !== c.bkci.valid)
       .map((c) => ({ kind: c.kind, schema: c.schema, findings: c.bkci.findings, pipeline: JSON.stringify(c.pipeline) }));
     expect(disagreements).toEqual([]);
@@ -121,21 +121,21 @@ describe('server rules the schema misses', () => {
     ['too many jobs', 'steps:\n  - command: a\n    parallelism: 501\n', /501 jobs; Buildkite allows 500/],
     ['a matrix with too many elements', `steps:\n  - command: a\n    matrix: [${Array.from({ length: 21 }, (_v, i) => i).join(', ')}]\n`, /21 elements/],
   ];
-  it.each(cases)('rejects %s', (_n, text, re) => {
-    const r = validatePipelineText(text);
+  it.each(cases)('rejects %s', async (_n, text, re) => {
+    const r = await validatePipelineText(text);
     expect(r.valid).toBe(false);
     expect(r.findings.map((f) => `${f.line}:${f.col} ${f.message}`).join('\n')).toMatch(re);
   });
 
-  it('accepts what the agent interpolates before upload', () => {
-    const r = validatePipelineText('steps:\n  - command: a\n    key: "${TPU_VERSION:-v6}_build"\n    parallelism: $N\n');
+  it('accepts what the agent interpolates before upload', async () => {
+    const r = await validatePipelineText('steps:\n  - command: a\n    key: "${TPU_VERSION:-v6}_build"\n    parallelism: $N\n');
     expect(r.findings).toEqual([]);
   });
 
-  it('accepts go-yaml forms: merge keys, repeated keys (warning), yes/no strings, a bare sequence', () => {
-    const r = validatePipelineText('x: &d {agents: {queue: q}}\nsteps:\n  - <<: *d\n    command: a\n    label: yes\n    label: no\n');
+  it('accepts go-yaml forms: merge keys, repeated keys (warning), yes/no strings, a bare sequence', async () => {
+    const r = await validatePipelineText('x: &d {agents: {queue: q}}\nsteps:\n  - <<: *d\n    command: a\n    label: yes\n    label: no\n');
     expect(r.valid).toBe(true);
     expect(r.findings.map((f) => f.severity)).toEqual(['warning']);
-    expect(validatePipelineText('- command: a\n- wait\n').valid).toBe(true);
+    expect((await validatePipelineText('- command: a\n- wait\n')).valid).toBe(true);
   });
 });

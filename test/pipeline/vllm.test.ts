@@ -34,9 +34,9 @@ describe('vLLM test-template-ci.j2', () => {
 
   const files = sets.flatMap((s) => [`${s.name}.minijinja.yaml`, `${s.name}.pipeline.yaml`]).map((f) => join(VLLM, 'expected', f));
 
-  it('validates every expected render', () => {
+  it('validates every expected render', async () => {
     for (const f of files) {
-      const v = validatePipelineText(readFileSync(f, 'utf8'));
+      const v = await validatePipelineText(readFileSync(f, 'utf8'));
       expect(v.findings.filter((x) => x.severity === 'error'), f).toEqual([]);
       expect(v.valid).toBe(true);
       expect(v.jobs).toBeGreaterThan(100);
