@@ -190,10 +190,13 @@ class Parser {
     }
     if (c === undefined || '[]{}#&*!|>%@`,?'.includes(c)) return -1;
     if (c === '-' && (n + 1 === line.length || isWs(line[n + 1]))) return -1;
-    for (let k = n; k < line.length; k++) {
-      const ch = line[k];
-      if (ch === ':' && (k + 1 === line.length || isWs(line[k + 1]))) return k;
-      if (ch === '#' && isWs(line[k - 1])) return -1;
+    // The first `: ` (or `:` at the end) before any ` #` comment.
+    for (let k = line.indexOf(':', n); k >= 0; k = line.indexOf(':', k + 1)) {
+      if (k + 1 === line.length || isWs(line[k + 1])) {
+        const hash = line.indexOf('#', n);
+        if (hash >= 0 && hash < k && /[ \t]#/.test(line.slice(n, k))) return -1;
+        return k;
+      }
     }
     return -1;
   }
@@ -517,8 +520,8 @@ function foldLines(lines: (string | null)[]): string {
 // End of a plain scalar on one line (before ` #`), trimmed.
 function plainEnd(line: string, k: number): string {
   let e = line.length;
-  for (let j = k; j < line.length; j++) {
-    if (line[j] === '#' && isWs(line[j - 1])) {
+  for (let j = line.indexOf('#', k); j >= 0; j = line.indexOf('#', j + 1)) {
+    if (j > k && isWs(line[j - 1])) {
       e = j;
       break;
     }

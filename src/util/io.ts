@@ -41,9 +41,10 @@ export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
 // naming the path.
 export async function readInput(path: string, io: Pick<Io, 'stdin' | 'cwd'>, what: string): Promise<string> {
   if (path === '-') return readStream(io.stdin);
-  const [{ readFile }, { resolve }, { InputError }] = await Promise.all([import('node:fs/promises'), import('node:path'), import('./errors.js')]);
+  const [{ readFileSync }, { resolve }, { InputError }] = await Promise.all([import('node:fs'), import('node:path'), import('./errors.js')]);
   try {
-    return await readFile(resolve(io.cwd, path), 'utf8');
+    // A synchronous read: a CLI has nothing else to do meanwhile, and it skips the thread pool.
+    return readFileSync(resolve(io.cwd, path), 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new InputError(`${path}: cannot read the ${what}: ${code === 'ENOENT' ? 'no such file' : code ?? String(err)}`, `check the path (relative to ${io.cwd})`);
