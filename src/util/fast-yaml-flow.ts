@@ -1,0 +1,171 @@
+// Flow collections for the fast YAML parser: `[a, "b", {c: d}]`, possibly over several lines.
+import { escapeAt, giveUp, isWs, resolvePlain, type FastYamlOptions, type RepeatedKey } from './fast-yaml-scalars.js';
+
+// Flow collections ([a, "b", {c: d}]), possibly over several lines.
+export class FlowParser {
+  constructor(
+    private readonly s: string,
+    public pos: number,
+    private readonly opts: FastYamlOptions,
+    private readonly repeated: RepeatedKey[],
+    private readonly lineNo: number,
+    // Continuation lines must be indented more than this.
+    private readonly parent: number,
+  ) {}
+
+  // Skips white space, line breaks and comments; checks continuation lines' indentation.
+  ws(): void {
+    for (;;) {
+      const c = this.s[this.pos];
+      if (c === ' ' || c === '\t') this.pos++;
+      else if (c === '\n') {
+        this.pos++;
+        let ind = 0;
+        while (this.s[this.pos + ind] === ' ') ind++;
+        const next = this.s[this.pos + ind];
+        if (next !== '\n' && next !== undefined && next !== '#' && ind <= this.parent) giveUp();
+        if (this.s.startsWith('---', this.pos) || this.s.startsWith('...', this.pos)) giveUp();
+      } else if (c === '#' && (this.pos === 0 || /[ \t\n]/.test(this.s[this.pos - 1]!))) {
+        while (this.pos < this.s.length && this.s[this.pos] !== '\n') this.pos++;
+      } else return;
+    }
+  }
+
+  value(): unknown {
+    this.ws();
+    const c = this.s[this.pos];
+    if (c === undefined) giveUp();
+    if (c === '[') return this.seq();
+    if (c === '{') return this.map();
+    if (c === '"' || c === "'") return this.quoted();
+    if ('&*!%@`|>#,]}?'.includes(c!)) giveUp();
+    return resolvePlain(this.plain(), this.opts.intAsBigInt === true);
+  }
+
+  private plain(): string {
+    const st = this.pos;
+    for (;;) {
+      const c = this.s[this.pos];
+      if (c === undefined || c === ',' || c === ']' || c === '}' || c === '[' || c === '{' || c === '\n') break;
+      if (c === ':' && /[ \t\n,\]}]/.test(this.s[this.pos + 1] ?? ',')) break;
+      if (c === '#' && /[ \t]/.test(this.s[this.pos - 1] ?? '')) break;
+      this.pos++;
+    }
+    const t = this.s.slice(st, this.pos).trim();
+    if (t === '') giveUp();
+    if (this.s[this.pos] === '\n') {
+      // A plain scalar folding over a line break in a flow collection: left to npm `yaml`.
+      let k = this.pos;
+      while (/[ \t\n]/.test(this.s[k] ?? '')) k++;
+      const n = this.s[k];
+      if (!(n === undefined || n === ',' || n === ']' || n === '}' || n === '#' || n === ':')) giveUp();
+    }
+    return t;
+  }
+
+  private quoted(): string {
+    const q = this.s[this.pos]!;
+    let out = '';
+    let j = this.pos + 1;
+    for (;;) {
+      const ch = this.s[j];
+      if (ch === undefined) giveUp();
+      if (ch === '\n') {
+        // Fold: trailing white space before the break and leading white space after it go;
+        // one break is a space, each empty line a newline.
+        out = out.replace(/[ \t]+$/, '');
+        let breaks = 0;
+        while (this.s[j] === '\n' || this.s[j] === ' ' || this.s[j] === '\t') {
+          if (this.s[j] === '\n') {
+            breaks++;
+            if (this.s.startsWith('---', j + 1) || this.s.startsWith('...', j + 1)) giveUp();
+          }
+          j++;
+        }
+        out += breaks > 1 ? '\n'.repeat(breaks - 1) : ' ';
+        continue;
+      }
+      if (q === "'" && ch === "'") {
+        if (this.s[j + 1] === "'") {
+          out += "'";
+          j += 2;
+          continue;
+        }
+        this.pos = j + 1;
+        return out;
+      }
+      if (q === '"' && ch === '\\') {
+        if (this.s[j + 1] === '\n') {
+          // An escaped line break joins the lines without a space.
+          j += 2;
+          while (this.s[j] === ' ' || this.s[j] === '\t') j++;
+          continue;
+        }
+        const [x, len] = escapeAt(this.s, j);
+        out += x;
+        j += len;
+        continue;
+      }
+      if (q === '"' && ch === '"') {
+        this.pos = j + 1;
+        return out;
+      }
+      out += ch;
+      j++;
+    }
+  }
+
+  private seq(): unknown[] {
+    this.pos++;
+    const out: unknown[] = [];
+    for (;;) {
+      this.ws();
+      if (this.s[this.pos] === ']') {
+        this.pos++;
+        return out;
+      }
+      const v = this.value();
+      this.ws();
+      if (this.s[this.pos] === ':') giveUp(); // a single-pair mapping inside a sequence
+      out.push(v);
+      if (this.s[this.pos] === ',') this.pos++;
+      else if (this.s[this.pos] !== ']') giveUp();
+    }
+  }
+
+  private map(): unknown {
+    this.pos++;
+    const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
+    const o: Record<string, unknown> = {};
+    for (;;) {
+      this.ws();
+      if (this.s[this.pos] === '}') {
+        this.pos++;
+        return m ?? o;
+      }
+      const c = this.s[this.pos];
+      if (c === '?' || c === '[' || c === '{') giveUp();
+      const quoted = c === '"' || c === "'";
+      const raw = quoted ? this.quoted() : this.plain();
+      const key = quoted ? raw : resolvePlain(raw, this.opts.intAsBigInt === true);
+      if (!m && (typeof key !== 'string' || key === '__proto__')) giveUp();
+      this.ws();
+      let v: unknown = null;
+      if (this.s[this.pos] === ':') {
+        this.pos++;
+        this.ws();
+        if (this.s[this.pos] !== ',' && this.s[this.pos] !== '}') v = this.value();
+      } else giveUp();
+      if (m) {
+        if (m.has(key)) this.repeated.push({ line: this.lineNo, col: 1, key: raw });
+        m.set(key, v);
+      } else {
+        if (Object.prototype.hasOwnProperty.call(o, key as string)) this.repeated.push({ line: this.lineNo, col: 1, key: raw });
+        o[key as string] = v;
+      }
+      this.ws();
+      if (this.s[this.pos] === ',') this.pos++;
+      else if (this.s[this.pos] !== '}') giveUp();
+    }
+  }
+}

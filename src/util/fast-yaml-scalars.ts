@@ -1,0 +1,81 @@
+// Shared pieces of the fast YAML parser: giving up, plain-scalar resolution (YAML 1.2 core schema,
+// as npm `yaml` resolves it) and double-quoted escapes.
+
+export interface FastYamlOptions {
+  // Maps as Map (keys resolved like values) instead of plain objects.
+  mapAsMap?: boolean;
+  // Integers as BigInt (to tell 1 from 1.0).
+  intAsBigInt?: boolean;
+}
+
+export interface RepeatedKey {
+  line: number;
+  col: number;
+  key: string;
+}
+
+export interface FastYamlResult {
+  docs: unknown[];
+  repeatedKeys: RepeatedKey[];
+}
+
+export class GiveUp extends Error {}
+export const giveUp = (): never => {
+  throw new GiveUp();
+};
+
+const NULL_RE = /^(?:~|[Nn]ull|NULL)?$/;
+const BOOL_RE = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+const INT_RE = /^[-+]?[0-9]+$/;
+const OCT_RE = /^0o[0-7]+$/;
+const HEX_RE = /^0x[0-9a-fA-F]+$/;
+const NAN_INF_RE = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
+const FLOAT_EXP_RE = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/;
+const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
+
+// Plain scalar → value, YAML 1.2 core schema (npm `yaml`'s default).
+export function resolvePlain(s: string, intAsBigInt: boolean): unknown {
+  const c = s.charCodeAt(0);
+  // Fast exit: most scalars start with a letter other than those of null/true/false/nan/inf.
+  if (s.length > 5 && ((c >= 97 && c <= 122) || (c >= 65 && c <= 90))) return s;
+  if (NULL_RE.test(s)) return null;
+  if (BOOL_RE.test(s)) return s[0] === 't' || s[0] === 'T';
+  if (OCT_RE.test(s)) return intAsBigInt ? BigInt(s) : parseInt(s.substring(2), 8);
+  if (INT_RE.test(s)) {
+    if (intAsBigInt && s[0] === '+') giveUp();
+    return intAsBigInt ? BigInt(s) : parseInt(s, 10);
+  }
+  if (HEX_RE.test(s)) return intAsBigInt ? BigInt(s) : parseInt(s.substring(2), 16);
+  if (NAN_INF_RE.test(s)) return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  if (FLOAT_EXP_RE.test(s) || FLOAT_RE.test(s)) return parseFloat(s);
+  return s;
+}
+
+export const isWs = (c: string | undefined) => c === ' ' || c === '\t';
+
+
+const ESCAPES: Record<string, string> = {
+  '0': '\0', a: '\x07', b: '\b', t: '\t', '\t': '\t', n: '\n', v: '\v', f: '\f', r: '\r', e: '\x1b', ' ': ' ', '"': '"', '/': '/', '\\': '\\', N: '\u0085', _: '\u00a0', L: '\u2028', P: '\u2029',
+};
+
+export function escapeAt(l: string, j: number): [string, number] {
+  const ch = l[j + 1]!;
+  if (ch in ESCAPES) return [ESCAPES[ch]!, 2];
+  const len = ch === 'x' ? 2 : ch === 'u' ? 4 : ch === 'U' ? 8 : 0;
+  if (!len) giveUp();
+  const hex = l.slice(j + 2, j + 2 + len);
+  if (hex.length !== len || !/^[0-9a-fA-F]+$/.test(hex)) giveUp();
+  return [String.fromCodePoint(parseInt(hex, 16)), 2 + len];
+}
+
+export function unescapeDouble(s: string): string {
+  let out = '';
+  for (let j = 0; j < s.length; j++) {
+    if (s[j] === '\\') {
+      const [x, len] = escapeAt(s, j);
+      out += x;
+      j += len - 1;
+    } else out += s[j];
+  }
+  return out;
+}
