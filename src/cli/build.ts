@@ -8,7 +8,7 @@ import type { Build } from '../api/types.js';
 import { CheckFailed, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { formatDuration } from '../util/duration.js';
-import { table } from '../util/output.js';
+import { table, writeResult } from '../util/output.js';
 import { registerSecret } from '../util/redact.js';
 import { VERSION } from './version.js';
 
@@ -84,6 +84,11 @@ function buildLine(b: Build): string {
   return `#${b.number} ${b.state}${b.web_url ? `  ${b.web_url}` : ''}\n`;
 }
 
+// A build on stdout: `#N state  url`, or the API's object with --json.
+function printBuild(io: Io, b: Build, json: boolean | undefined): void {
+  writeResult(io, json ? 'json' : 'text', b, buildLine);
+}
+
 interface WaitFlags extends CommonFlags {
   timeout?: string;
   failFast?: boolean;
@@ -95,8 +100,7 @@ async function waitAndReport(api: BuildkiteApi, n: number, io: Io, flags: WaitFl
   const quiet = ['error', 'fatal', 'silent'].includes(io.log.level);
   const poll = io.env.BKCI_POLL_INTERVAL ? parseDuration(io.env.BKCI_POLL_INTERVAL, 'BKCI_POLL_INTERVAL') : undefined;
   const { build, verdict } = await waitForBuild(api, n, io, { timeoutMs, failFast: flags.failFast === true, spinner: io.stderrIsTTY && !quiet, firstIntervalMs: poll });
-  if (flags.json) printJson(io, build);
-  else io.stdout.write(buildLine(build));
+  printBuild(io, build, flags.json);
   if (!verdict.ok) {
     const failed = progressOf(build).failed;
     throw new CheckFailed(`build #${build.number} ${verdict.reason}${failed.length ? `; failed jobs: ${failed.join(', ')}` : ''}`, `see the logs with \`bkci build logs ${build.number} --failed\``);
@@ -133,8 +137,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
         const b = await api.createBuild({ branch: flags.branch, commit: flags.commit, message: flags.message ?? `bkci: ${flags.branch}`, env, metaData });
         io.log.info({ build: b.number, url: b.web_url }, `created build #${b.number}`);
         if (!flags.wait) {
-          if (flags.json) printJson(io, b);
-          else io.stdout.write(buildLine(b));
+          printBuild(io, b, flags.json);
           return;
         }
         await waitAndReport(api, b.number, io, flags);
@@ -197,8 +200,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
     const n = parseBuildRef(ref, flags);
     await withApi(flags, io, true, async (api) => {
       const b = await api.cancelBuild(n);
-      if (flags.json) printJson(io, b);
-      else io.stdout.write(buildLine(b));
+      printBuild(io, b, flags.json);
     });
   });
 
@@ -296,8 +298,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
         target = b.number;
         io.log.info({ from: n, build: b.number }, `rebuilt #${n} as #${b.number}`);
         if (!flags.wait) {
-          if (flags.json) printJson(io, b);
-          else io.stdout.write(buildLine(b));
+          printBuild(io, b, flags.json);
           return;
         }
       }
