@@ -66,6 +66,8 @@ export class FlowParser {
   private quoted(): string {
     const q = this.s[this.pos]!;
     let out = '';
+    // Length of `out` up to the last escape: folding never trims what an escape produced.
+    let kept = 0;
     let j = this.pos + 1;
     for (;;) {
       const ch = this.s[j];
@@ -73,7 +75,10 @@ export class FlowParser {
       if (ch === '\n') {
         // Fold: trailing white space before the break and leading white space after it go;
         // one break is a space, each empty line a newline.
-        out = out.replace(/[ \t]+$/, '');
+        // Escaped white space (`\ `, `\t`) before the break stays.
+        let end = out.length;
+        while (end > kept && (out[end - 1] === ' ' || out[end - 1] === '\t')) end--;
+        out = out.slice(0, end);
         let breaks = 0;
         while (this.s[j] === '\n' || this.s[j] === ' ' || this.s[j] === '\t') {
           if (this.s[j] === '\n') {
@@ -103,6 +108,7 @@ export class FlowParser {
         }
         const [x, len] = escapeAt(this.s, j);
         out += x;
+        kept = out.length;
         j += len;
         continue;
       }

@@ -99,6 +99,8 @@ describe('fastParseYaml', () => {
     'k: [a, b, ]\n',
     'k: {a: 1, b: }\n',
     '"1": one\n2: two\ntrue: yes\n',
+    'k: ["x\n\n  \\ \n  more\n  inde\\\n  nted\n\n  back"]\n',
+    'k: {a: "tab\\t\n  next", b: "sp\\ \n  z"}\n',
   ];
 
   it.each(cases.map((c, i) => [i, c]))('edge case %i agrees or gives up', (_i, text) => {
