@@ -7,6 +7,7 @@ import { atomicWrite } from '../util/atomic-write.js';
 import { BkciError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import type { Manifest, NodePlan, PlannedCommand } from './plan.js';
+import { toolEnv } from './detect/tools.js';
 import { under } from './state.js';
 import { PATHS } from './units.js';
 
@@ -29,7 +30,7 @@ export interface ApplyResult {
 export async function runCommand(argv: string[], io: Io): Promise<void> {
   const { execa } = await import('execa');
   io.log.info({ cmd: argv.join(' ') }, `running ${argv.join(' ')}`);
-  const r = await execa(argv[0]!, argv.slice(1), { env: io.env as Record<string, string>, extendEnv: false, reject: false, stdin: 'ignore' });
+  const r = await execa(argv[0]!, argv.slice(1), { env: toolEnv(io.env), extendEnv: false, reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) throw new BkciError(`${argv.join(' ')} failed (exit ${r.exitCode ?? (r as { code?: string }).code}): ${String(r.stderr).trim()}`, 'see the journal: journalctl -xe');
 }
 

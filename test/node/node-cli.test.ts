@@ -477,3 +477,17 @@ describe('more hosts and refusals', () => {
     verifyUnits(root, ['gpu1-6', 'gpu0-7']);
   });
 });
+
+describe('credentials', () => {
+  it('vendor tools run without the agent token in their environment', async () => {
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.l40s, host, { recursive: true });
+    const seen = join(host, 'env-seen');
+    writeFileSync(join(host, 'bin/nvidia-smi'), `#!/bin/sh\nenv >> ${seen}\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`, { mode: 0o755 });
+    const r = await setup(host, tmp('bkci-root-'), ['--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    const env = readFileSync(seen, 'utf8');
+    expect(env).toContain('PATH=');
+    expect(env).not.toContain(TOKEN);
+  });
+});

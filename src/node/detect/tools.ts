@@ -30,9 +30,16 @@ async function isExecutable(p: string): Promise<boolean> {
   }
 }
 
+// The environment for tools that need no credentials: tokens, secrets and passwords left out.
+export function toolEnv(env: Io['env']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !/(TOKEN|SECRET|PASSWORD)$/i.test(k)) out[k] = v;
+  return out;
+}
+
 export async function runTool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>, timeoutMs = 60_000): Promise<ToolResult> {
   const { execa } = await import('execa');
-  const r = await execa(cmd, args, { env: io.env as Record<string, string>, extendEnv: false, reject: false, timeout: timeoutMs, stdin: 'ignore' });
+  const r = await execa(cmd, args, { env: toolEnv(io.env), extendEnv: false, reject: false, timeout: timeoutMs, stdin: 'ignore' });
   io.log.debug({ cmd, args, exitCode: r.exitCode }, 'ran a vendor tool');
   return { ok: r.exitCode === 0 && !r.failed, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode };
 }
