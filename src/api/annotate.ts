@@ -4,9 +4,11 @@ import type { Io } from '../util/io.js';
 
 export async function annotate(markdown: string, style: 'success' | 'error' | 'info' | 'warning', io: Io): Promise<void> {
   const { execa } = await import('execa');
+  // The agent uses its own job token (BUILDKITE_AGENT_ACCESS_TOKEN); the API token stays here.
+  const { BUILDKITE_API_TOKEN: _apiToken, ...env } = io.env;
   const r = await execa('buildkite-agent', ['annotate', '--style', style, '--context', 'bkci-summary'], {
     input: markdown,
-    env: io.env as Record<string, string>,
+    env: env as Record<string, string>,
     extendEnv: false,
     reject: false,
     cwd: io.cwd,

@@ -513,11 +513,13 @@ describe('summary and queue status', () => {
     bk.addBuild({ states: ['passed'], number: 21, jobs: [{ name: 'x', state: 'passed' }] });
     const bin = mkdtempSync(join(tmpdir(), 'bkci-agent-'));
     const out = join(bin, 'annotation');
-    writeFileSync(join(bin, 'buildkite-agent'), `#!/bin/sh\necho "$@" > ${out}.args\ncat > ${out}\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'buildkite-agent'), `#!/bin/sh\necho "$@" > ${out}.args\nenv > ${out}.env\ncat > ${out}\n`, { mode: 0o755 });
     let r = await run(['build', 'summary', '21', '--annotate'], { PATH: `${bin}:${process.env.PATH}`, BUILDKITE_JOB_ID: 'j1' });
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(out, 'utf8')).toContain('### Build #21: passed');
     expect(readFileSync(`${out}.args`, 'utf8')).toBe('annotate --style success --context bkci-summary\n');
+    expect(readFileSync(`${out}.env`, 'utf8')).toContain('BUILDKITE_JOB_ID=j1');
+    expect(readFileSync(`${out}.env`, 'utf8')).not.toContain(bk.token);
     r = await run(['build', 'summary', '21', '--annotate']);
     expect(r.code).toBe(2);
   });
