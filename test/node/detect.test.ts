@@ -203,3 +203,27 @@ describe('other forms of the vendor tools', () => {
     expect(g.warnings).toContain('nvidia-smi -L failed; assuming no MIG devices');
   });
 });
+
+describe('NUMA placement without a usable numa_node', () => {
+  it('places a GPU by its local_cpulist when numa_node is -1 or names a node without CPUs', async () => {
+    const { cpSync, mkdtempSync, writeFileSync, mkdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const host = mkdtempSync(join(tmpdir(), 'bkci-host-'));
+    cpSync(HOSTS.h100, host, { recursive: true });
+    writeFileSync(join(host, 'sys/bus/pci/devices/0000:ab:00.0/numa_node'), '-1\n');
+    // A memory-only node 2 (like a GPU's own memory exposed as a NUMA node).
+    mkdirSync(join(host, 'sys/devices/system/node/node2'), { recursive: true });
+    writeFileSync(join(host, 'sys/devices/system/node/node2/cpulist'), '\n');
+    writeFileSync(join(host, 'sys/devices/system/node/node2/meminfo'), 'Node 2 MemTotal:       100000000 kB\n');
+    writeFileSync(join(host, 'sys/bus/pci/devices/0000:18:00.0/numa_node'), '2\n');
+    const f = await detectHost(host, 'nvidia', quietIo(hostEnv(host)));
+    expect(f.nodes.map((n) => n.id)).toEqual([0, 1]);
+    expect(f.gpus.map((g) => g.numaNode)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
+    expect(f.warnings).toEqual([]);
+    // No NUMA information at all on a two-node host: the first node, with a warning.
+    writeFileSync(join(host, 'sys/bus/pci/devices/0000:ab:00.0/local_cpulist'), '0-95\n');
+    const g = await detectHost(host, 'nvidia', quietIo(hostEnv(host)));
+    expect(g.gpus[5]!.numaNode).toBe(0);
+    expect(g.warnings.join('\n')).toMatch(/GPU 5 \(0000:ab:00\.0\): no usable NUMA node/);
+  });
+});

@@ -72,7 +72,7 @@ async function detectNvidia(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
   for (const r of rows) {
     const busId = normalizeBusId(r.busId);
     const numa = await pciNumaNode(host, busId, nodes);
-    if (!numa.known && nodes.length > 1) warnings.push(`GPU ${r.index} (${busId}): no NUMA node in sysfs; assuming node ${numa.node}`);
+    if (!numa.known && nodes.length > 1) warnings.push(`GPU ${r.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
     const info = await host.read(`proc/driver/nvidia/gpus/${busId}/information`);
     let minor = info ? parseDeviceMinor(info) : undefined;
     if (minor === undefined) {
@@ -98,7 +98,7 @@ async function detectAmd(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' |
   for (const g of listed) {
     const busId = normalizeBusId(g.busId);
     const numa = await pciNumaNode(host, busId, nodes);
-    if (!numa.known && nodes.length > 1) warnings.push(`GPU ${g.index} (${busId}): no NUMA node in sysfs; assuming node ${numa.node}`);
+    if (!numa.known && nodes.length > 1) warnings.push(`GPU ${g.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
     const k = kfd.findIndex((n) => n.busId === busId);
     let isolationId: string;
     if (k >= 0 && kfd[k]!.uniqueId !== undefined) isolationId = `GPU-${kfd[k]!.uniqueId!.toString(16).padStart(16, '0')}`;
@@ -158,7 +158,7 @@ async function detectAscend(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
   for (const [ordinal, c] of chips.entries()) {
     const busId = normalizeBusId(c.busId);
     const numa = await pciNumaNode(host, busId, nodes);
-    if (!numa.known && nodes.length > 1) warnings.push(`NPU ${c.npu} chip ${c.chip} (${busId}): no NUMA node in sysfs; assuming node ${numa.node}`);
+    if (!numa.known && nodes.length > 1) warnings.push(`NPU ${c.npu} chip ${c.chip} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
     const logic = mapping.get(`${c.npu}:${c.chip}`) ?? ordinal;
     // Multi-chip cards: the index names the chip (npu*chips + chip keeps one number per chip).
     const index = chips.filter((x) => x.npu === c.npu).length > 1 ? logic : c.npu;

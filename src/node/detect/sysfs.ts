@@ -76,14 +76,21 @@ export async function readCores(host: HostTree, cpus: number[]): Promise<number[
   return cores;
 }
 
-// The NUMA node of a PCI device; -1 (no NUMA information) means the first node.
+// The NUMA node of a PCI device. Without a usable `numa_node` (-1, missing, or a node with no CPUs,
+// such as a GPU's own memory node), the node whose CPUs the device's `local_cpulist` names; else the
+// first node (one node: -1 simply means that one).
 export async function pciNumaNode(host: HostTree, busId: string, nodes: NumaNode[]): Promise<{ node: number; known: boolean }> {
   const text = await host.read(`sys/bus/pci/devices/${busId}/numa_node`);
   const n = text === undefined ? NaN : Number(text.trim());
-  const first = nodes[0]?.id ?? 0;
-  if (!Number.isInteger(n) || n < 0) return { node: first, known: text !== undefined };
-  if (!nodes.some((x) => x.id === n)) return { node: first, known: false };
-  return { node: n, known: true };
+  if (Number.isInteger(n) && nodes.some((x) => x.id === n)) return { node: n, known: true };
+  const local = await host.read(`sys/bus/pci/devices/${busId}/local_cpulist`);
+  if (local && nodes.length > 1) {
+    const cpus = new Set(parseCpuList(local));
+    const best = nodes.map((x) => ({ id: x.id, overlap: x.cpus.filter((c) => cpus.has(c)).length })).sort((a, b) => b.overlap - a.overlap)[0];
+    // Only a clear answer: the local CPUs lie on one node.
+    if (best && best.overlap > 0 && best.overlap === cpus.size) return { node: best.id, known: true };
+  }
+  return { node: nodes[0]?.id ?? 0, known: nodes.length <= 1 };
 }
 
 export interface PciDevice {
