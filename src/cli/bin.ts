@@ -31,5 +31,8 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
     color: wantsColor(process.stderr.isTTY === true, process.env),
     now: () => new Date(),
     sleep: realSleep,
+    uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
+    execPath: process.execPath,
+    nodeVersion: process.versions.node,
   });
 }

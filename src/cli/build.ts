@@ -39,7 +39,7 @@ async function withApi<T>(flags: CommonFlags, io: Io, needPipeline: boolean, fn:
   const [{ loadApiConfig }, { ApiClient }, { BuildkiteApi }] = await Promise.all([import('../api/config.js'), import('../api/client.js'), import('../api/builds.js')]);
   const cfg = await loadApiConfig(flags, io, { pipeline: needPipeline });
   const timeout = io.env.BKCI_HTTP_TIMEOUT ? Number(io.env.BKCI_HTTP_TIMEOUT) * 1000 : undefined;
-  const client = new ApiClient({ apiUrl: cfg.apiUrl, token: cfg.token, io, userAgent: `bkci/${VERSION} (node ${process.versions.node})`, timeoutMs: timeout });
+  const client = new ApiClient({ apiUrl: cfg.apiUrl, token: cfg.token, io, userAgent: `bkci/${VERSION}${io.nodeVersion ? ` (node ${io.nodeVersion})` : ''}`, timeoutMs: timeout });
   try {
     return await fn(new BuildkiteApi(client, cfg, io));
   } finally {

@@ -45,11 +45,11 @@ function positiveInt(v: string, flag: string, min = 1): number {
 
 // How systemd runs this bkci for the health check: --bkci-bin, else node + the bin.js beside this
 // module (dist/bundle/ or dist/cli/; from the TypeScript sources, the compiled dist/cli/bin.js).
-function selfCommand(flag: string | undefined): string[] {
+function selfCommand(flag: string | undefined, io: Io): string[] {
   if (flag) return [flag];
   const here = dirname(fileURLToPath(import.meta.url));
   const bin = /[\\/]src[\\/]cli$/.test(here) ? resolve(here, '../../dist/cli/bin.js') : resolve(here, 'bin.js');
-  return [process.execPath, bin];
+  return [io.execPath ?? 'node', bin];
 }
 
 async function readAgentToken(flags: SetupFlags, io: Io): Promise<string> {
@@ -122,7 +122,7 @@ Examples:
       const { root, staging } = rootOf(io, flags.root);
       const hostRoot = resolve(io.cwd, flags.hostRoot);
       const token = await readAgentToken(flags, io);
-      if (!staging && !flags.dryRun && typeof process.getuid === 'function' && process.getuid() !== 0) {
+      if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0) {
         throw new UsageError('bkci node setup writes under /etc and runs systemctl: run it as root (sudo)', 'or stage the files with --root DIR, or look first with --dry-run');
       }
       const { which } = await import('../node/detect/tools.js');
@@ -144,7 +144,7 @@ Examples:
         cpuReserve: positiveInt(flags.cpuReserve, '--cpu-reserve', 0),
         user: flags.user,
         agentBin,
-        bkciBin: selfCommand(flags.bkciBin),
+        bkciBin: selfCommand(flags.bkciBin, io),
         buildRoot: flags.buildRoot.replace(/\/+$/, ''),
         mig: flags.mig === true,
         minFreeDisk: parseBytes(flags.minFreeDisk, '--min-free-disk'),
@@ -204,7 +204,7 @@ Examples:
     .option('--json', 'print JSON')
     .action(async (flags: { root?: string; purge?: boolean; dryRun?: boolean; json?: boolean }) => {
       const { root, staging } = rootOf(io, flags.root);
-      if (!staging && !flags.dryRun && typeof process.getuid === 'function' && process.getuid() !== 0) throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
+      if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0) throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
       const [{ readManifest }, { planTeardown, applyTeardown }] = await Promise.all([import('../node/state.js'), import('../node/apply.js')]);
       const m = await readManifest(root);
       if (!m) {

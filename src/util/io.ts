@@ -16,6 +16,10 @@ export interface Io {
   now(): Date;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   log: Logger;
+  // The process's user id (undefined where there is none) and the Node.js binary running bkci.
+  uid?: number;
+  execPath?: string;
+  nodeVersion?: string;
 }
 
 export function wantsColor(isTTY: boolean, env: Io['env']): boolean {

@@ -11,7 +11,7 @@ export interface CliRun {
   sleeps: number[];
 }
 
-export async function runBkci(argv: string[], opts: { env?: Record<string, string>; stdin?: string; cwd?: string; tty?: boolean } = {}): Promise<CliRun> {
+export async function runBkci(argv: string[], opts: { env?: Record<string, string>; stdin?: string; cwd?: string; tty?: boolean; uid?: number } = {}): Promise<CliRun> {
   const out = new PassThrough();
   const err = new PassThrough();
   let stdout = '';
@@ -30,6 +30,9 @@ export async function runBkci(argv: string[], opts: { env?: Record<string, strin
     stderrIsTTY: opts.tty ?? false,
     color: false,
     now: () => new Date(now),
+    uid: opts.uid,
+    execPath: process.execPath,
+    nodeVersion: process.versions.node,
     sleep: async (ms: number) => {
       sleeps.push(ms);
       now += ms;

@@ -160,6 +160,15 @@ describe('node setup under --root', () => {
     expect(r.stderr).toMatch(/--queue is required/);
   });
 
+  it('without --root, a user other than root is refused (exit 2) before anything is read or written', async () => {
+    let r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100], { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }), uid: 1000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/run it as root \(sudo\)[\s\S]*--root DIR/);
+    r = await runBkci(['node', 'teardown'], { uid: 1000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/run it as root/);
+  });
+
   it('without --root, a missing buildkite-agent is exit 2 with the install hint', async () => {
     const r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100, '--dry-run'], { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }) });
     expect(r.code).toBe(2);
