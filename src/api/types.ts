@@ -28,7 +28,7 @@ export const JobSchema = z.looseObject({
 });
 
 export const BuildSchema = z.looseObject({
-  id: str,
+  id: optStr,
   number: z.number().int(),
   state: str,
   blocked_state: optStr,
@@ -45,7 +45,7 @@ export const BuildSchema = z.looseObject({
 });
 
 export const ArtifactSchema = z.looseObject({
-  id: str,
+  id: optStr,
   job_id: optStr,
   path: str,
   filename: optStr,
@@ -56,7 +56,7 @@ export const ArtifactSchema = z.looseObject({
 });
 
 export const AgentSchema = z.looseObject({
-  id: str,
+  id: optStr,
   name: str,
   connection_state: optStr,
   hostname: optStr,

@@ -249,7 +249,7 @@ export function registerBuildCommands(program: Command, io: Io): void {
       if (flags.glob && chosen.length === 0) io.log.warn({ glob: flags.glob }, 'no artifact matches the glob');
       if (!flags.download) {
         if (flags.json) return printJson(io, chosen);
-        io.stdout.write(table(io, ['path', 'size', 'state', 'job', 'id'], chosen.map((a) => [a.path, a.file_size != null ? formatBytes(a.file_size) : '', a.state ?? '', a.job_id ?? '', a.id])));
+        io.stdout.write(table(io, ['path', 'size', 'state', 'job', 'id'], chosen.map((a) => [a.path, a.file_size != null ? formatBytes(a.file_size) : '', a.state ?? '', a.job_id ?? '', a.id ?? ''])));
         return;
       }
       const dir = resolve(io.cwd, flags.download);

@@ -213,7 +213,7 @@ describe('a misbehaving server', () => {
     bk.fault('GET', /\/builds\/3$/, 'status', { status: 200, body: { number: 'three', state: 1 } });
     let r = await run(['build', 'get', '3']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/answer for build 3 is not what bkci expects: id: /);
+    expect(r.stderr).toMatch(/answer for build 3 is not what bkci expects: number: /);
     const { createServer } = await import('node:http');
     const srv = createServer((_q, s) => {
       s.writeHead(200, { 'content-type': 'text/html' });
