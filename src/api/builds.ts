@@ -2,7 +2,7 @@
 // waiting, which jobs to retry or print, the summary rows) are separate functions; BuildkiteApi
 // holds the requests.
 import { randomUUID } from 'node:crypto';
-import { UsageError } from '../util/errors.js';
+import { CheckFailed, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { AmbiguousRequestError, type ApiClient } from './client.js';
 import type { ApiConfig } from './config.js';
@@ -114,6 +114,29 @@ export class BuildkiteApi {
   async retryJob(n: number, jobId: string): Promise<Job> {
     const data = await this.client.json<unknown>('PUT', `${this.buildPath(n)}/jobs/${seg(jobId)}/retry`, { scope: 'write_builds', what: `job ${jobId} of build ${n}` });
     return parseAnswer(JobSchema, data, `the retried job ${jobId}`);
+  }
+
+  // Retries each failed script job of build n in place; returns old and new job ids.
+  async retryFailedJobs(n: number): Promise<{ job: string; name: string; retry: string }[]> {
+    const b = await this.getBuild(n);
+    const failed = scriptJobs(b).filter(isFailedJob);
+    if (failed.length === 0) throw new CheckFailed(`build #${n} has no failed jobs to retry (state ${b.state})`);
+    const retried = [];
+    for (const j of failed) {
+      const nj = await this.retryJob(n, j.id);
+      this.io.log.info({ job: jobLabel(j), newJob: nj.id }, `retried ${jobLabel(j)}`);
+      retried.push({ job: j.id, name: jobLabel(j), retry: nj.id });
+    }
+    return retried;
+  }
+
+  // The logs of the chosen jobs of build n (see jobsForLogs), in build order.
+  async jobLogs(n: number, pick: { job?: string; failed?: boolean }): Promise<{ job: Job; log: string }[]> {
+    const jobs = jobsForLogs(await this.getBuild(n), pick);
+    if (jobs.length === 0) this.io.log.warn({ build: n }, pick.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
+    const out = [];
+    for (const job of jobs) out.push({ job, log: await this.jobLog(n, job.id) });
+    return out;
   }
 
   jobLog(n: number, jobId: string): Promise<string> {

@@ -214,21 +214,13 @@ export function registerBuildCommands(program: Command, io: Io): void {
   ).action(async (ref: string, flags: CommonFlags & { job?: string; failed?: boolean }) => {
     const n = parseBuildRef(ref, flags);
     await withApi(flags, io, true, async (api) => {
-      const { jobsForLogs, jobLabel } = await import('../api/builds.js');
-      const b = await api.getBuild(n);
-      const jobs = jobsForLogs(b, flags);
-      if (jobs.length === 0) io.log.warn({ build: n }, flags.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
-      const collected: { job: string; name: string; state: string | null; log: string }[] = [];
-      for (const j of jobs) {
-        const text = await api.jobLog(n, j.id);
-        if (flags.json) {
-          collected.push({ job: j.id, name: jobLabel(j), state: j.state ?? null, log: text });
-          continue;
-        }
-        if (!flags.job) io.stdout.write(`${jobs.indexOf(j) > 0 ? '\n' : ''}=== ${jobLabel(j)} (${j.state ?? 'unknown'}, job ${j.id}) ===\n`);
-        io.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
-      }
-      if (flags.json) printJson(io, collected);
+      const { jobLabel } = await import('../api/builds.js');
+      const logs = await api.jobLogs(n, flags);
+      if (flags.json) return printJson(io, logs.map(({ job, log }) => ({ job: job.id, name: jobLabel(job), state: job.state ?? null, log })));
+      logs.forEach(({ job, log }, i) => {
+        if (!flags.job) io.stdout.write(`${i > 0 ? '\n' : ''}=== ${jobLabel(job)} (${job.state ?? 'unknown'}, job ${job.id}) ===\n`);
+        io.stdout.write(log.endsWith('\n') || log === '' ? log : log + '\n');
+      });
     });
   });
 
@@ -276,18 +268,9 @@ export function registerBuildCommands(program: Command, io: Io): void {
   ).action(async (ref: string, flags: WaitFlags & { failed?: boolean; wait?: boolean }) => {
     const n = parseBuildRef(ref, flags);
     await withApi(flags, io, true, async (api) => {
-      const { scriptJobs, isFailedJob, jobLabel } = await import('../api/builds.js');
       let target = n;
       if (flags.failed) {
-        const b = await api.getBuild(n);
-        const failed = scriptJobs(b).filter(isFailedJob);
-        if (failed.length === 0) throw new CheckFailed(`build #${n} has no failed jobs to retry (state ${b.state})`);
-        const retried = [];
-        for (const j of failed) {
-          const nj = await api.retryJob(n, j.id);
-          io.log.info({ job: jobLabel(j), newJob: nj.id }, `retried ${jobLabel(j)}`);
-          retried.push({ job: j.id, name: jobLabel(j), retry: nj.id });
-        }
+        const retried = await api.retryFailedJobs(n);
         if (!flags.wait) {
           if (flags.json) printJson(io, { build: n, retried });
           else io.stdout.write(retried.map((r) => `${r.name}\t${r.retry}\n`).join(''));
