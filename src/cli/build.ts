@@ -260,16 +260,18 @@ export function registerBuildCommands(program: Command, io: Io): void {
     apiOptions(
       build
         .command('retry')
-        .description('retry a build: --failed retries its failed jobs in place, otherwise the whole build is rebuilt as a new build')
+        .description('retry the failed jobs of a build in place (PUT .../jobs/{id}/retry); --rebuild starts a new build instead')
         .argument('<build>', 'build number or URL')
-        .option('--failed', 'retry only the failed jobs (PUT .../jobs/{id}/retry)')
+        .option('--failed', 'retry the failed jobs (the default, accepted for clarity)')
+        .option('--rebuild', 'rebuild the whole build as a new build (PUT .../rebuild)')
         .option('--wait', 'then wait for the build and exit with its result'),
     ),
-  ).action(async (ref: string, flags: WaitFlags & { failed?: boolean; wait?: boolean }) => {
+  ).action(async (ref: string, flags: WaitFlags & { failed?: boolean; rebuild?: boolean; wait?: boolean }) => {
     const n = parseBuildRef(ref, flags);
+    if (flags.failed && flags.rebuild) throw new UsageError('--failed and --rebuild cannot be used together', 'retry the failed jobs in place, or rebuild everything as a new build');
     await withApi(flags, io, true, async (api) => {
       let target = n;
-      if (flags.failed) {
+      if (!flags.rebuild) {
         const retried = await api.retryFailedJobs(n);
         if (!flags.wait) {
           if (flags.json) printJson(io, { build: n, retried });

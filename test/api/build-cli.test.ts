@@ -420,9 +420,14 @@ describe('cancel, logs, retry', () => {
     expect(r.stdout).toMatch(/#8 passed/);
   });
 
-  it('retry without --failed rebuilds as a new build', async () => {
+  it('retry without --failed retries the failed jobs too; --rebuild starts a new build', async () => {
+    bk.addBuild({ states: ['failed'], number: 9, jobs: [{ name: 'a', state: 'failed' }] });
+    const plain = await run(['build', 'retry', '9', '--json']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout).retried).toHaveLength(1);
+    expect(apiCalls('PUT', /\/builds\/9\/jobs\/.*\/retry$/)).toHaveLength(1);
     bk.addBuild({ states: ['failed'], number: 8 });
-    const r = await run(['build', 'retry', '8', '--json']);
+    const r = await run(['build', 'retry', '8', '--rebuild', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).rebuilt_from.number).toBe(8);
   });
