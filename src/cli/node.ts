@@ -243,7 +243,7 @@ Examples:
   node
     .command('check')
     .description("the health gate: exit 1 when AGENT's GPUs are unfit for a job (missing, busy, ECC errors) or its disk is full")
-    .argument('<agent>', 'agent instance (gpu0, gpu0-1, cpu0; see bkci node status)')
+    .argument('<agent>', 'agent instance (gpu0, gpu0-1, cpu0) or agent name (see bkci node status)')
     .option('--root <dir>', 'read a staged tree under DIR')
     .option('--host-root <dir>', 'read /dev under DIR', '/')
     .option('--max-used-memory <MiB>', 'GPU memory in use that still counts as idle', '1024')

@@ -12,7 +12,7 @@ import { normalizeBusId } from './detect/sysfs.js';
 import { NVIDIA_APPS_QUERY, NVIDIA_HEALTH_QUERY, parseNvidiaApps, parseNvidiaHealth, type NvidiaHealth } from './detect/nvidia.js';
 import { parseAmdSmiList } from './detect/amd.js';
 import { runTool, which } from './detect/tools.js';
-import { under } from './state.js';
+import { readManifest, under } from './state.js';
 import { PATHS } from './units.js';
 
 export interface CheckOptions {
@@ -43,12 +43,14 @@ export function parseEnvFile(text: string): Record<string, string> {
   return env;
 }
 
+// An agent's environment file, by instance (gpu0) or by agent name (host-gpu0).
 export async function readAgentEnv(root: string, agent: string): Promise<Record<string, string>> {
   if (!/^[A-Za-z0-9._-]+$/.test(agent)) throw new UsageError(`agent ${JSON.stringify(agent)}: not an agent instance name`, 'use the instance, e.g. gpu0 (see bkci node status)');
+  const instance = (await readManifest(root).catch(() => undefined))?.agents.find((a) => a.name === agent)?.instance ?? agent;
   try {
-    return parseEnvFile(await readFile(under(root, PATHS.agentEnv(agent)), 'utf8'));
+    return parseEnvFile(await readFile(under(root, PATHS.agentEnv(instance)), 'utf8'));
   } catch {
-    throw new UsageError(`no bkci agent ${agent}: ${under(root, PATHS.agentEnv(agent))} does not exist`, 'see bkci node status for the agents on this host');
+    throw new UsageError(`no bkci agent ${agent}: ${under(root, PATHS.agentEnv(instance))} does not exist`, 'see bkci node status for the agents on this host');
   }
 }
 

@@ -259,11 +259,12 @@ describe('node check (the health gate)', () => {
     return { root, host: copy, check: (agent: string) => runBkci(['node', 'check', agent, '--root', root, '--host-root', copy, '--json'], { env: hostEnv(copy) }) };
   }
 
-  it('passes on an idle healthy GPU', async () => {
+  it('passes on an idle healthy GPU, named by instance or by agent name', async () => {
     const s = await staged(HOSTS.h100);
     const r = await s.check('gpu0');
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).ok).toBe(true);
+    expect((await s.check('gpu-node-17-gpu1')).code).toBe(0);
   });
 
   it('fails on processes left on the GPU, used memory, uncorrected ECC, a remap failure', async () => {
