@@ -157,7 +157,22 @@ Examples:
       for (const w of plan.warnings) io.log.warn(w);
       io.log.info({ vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: facts.nodes.length, agents: plan.agents.length }, `found ${facts.gpus.length} ${facts.vendor === 'none' ? '' : `${facts.vendor} `}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`);
       const view = {
-        agents: plan.agents.map((a) => ({ name: a.name, unit: a.unit, gpus: a.gpus, gpuIndices: a.gpuIndices, numaNode: a.numaNode, cpus: a.cpus, memNodes: a.memNodes, memoryMax: a.memoryMaxText, buildPath: a.buildPath, env: a.env, tags: a.tags })),
+        agents: plan.agents.map((a) => ({
+          name: a.name,
+          unit: a.unit,
+          // GPUs by the vendor tool's index (what operators call them), and by the ids the
+          // isolation variables use (UUIDs, ROCR ids, chip logic ids, MIG UUIDs).
+          gpus: a.gpuIndices,
+          gpuIds: a.isolationIds,
+          numaNode: a.numaNode,
+          cpus: a.cpus,
+          memNodes: a.memNodes,
+          memoryMax: a.memoryMaxText,
+          memoryMaxBytes: a.memoryMax,
+          buildPath: a.buildPath,
+          env: a.env,
+          tags: a.tags,
+        })),
         files: plan.files.map((f) => ({ path: f.path, mode: mode(f.mode), action: f.action })),
         dirs: plan.dirs.map((d) => ({ path: d.path, mode: mode(d.mode), owner: d.owner === 'agent' ? req.user : 'root', action: d.action })),
         removals: plan.removals,
@@ -258,8 +273,8 @@ Examples:
     });
 }
 
-function renderPlan(io: Io, view: { agents: { name: string; gpuIndices: number[]; numaNode: number; cpus: string; memoryMax: string; tags: string[] }[]; files: { path: string; mode: string; action: string }[]; dirs: { path: string; mode: string; owner: string; action: string }[]; removals: string[]; commands: string[] }, changed: boolean): string {
-  let out = table(io, ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'], view.agents.map((a) => [a.name, a.gpuIndices.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]));
+function renderPlan(io: Io, view: { agents: { name: string; gpus: number[]; numaNode: number; cpus: string; memoryMax: string; tags: string[] }[]; files: { path: string; mode: string; action: string }[]; dirs: { path: string; mode: string; owner: string; action: string }[]; removals: string[]; commands: string[] }, changed: boolean): string {
+  let out = table(io, ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'], view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]));
   out += '\n' + view.dirs.map((d) => `${d.action.padEnd(9)} ${d.mode} ${d.owner.padEnd(15)} ${d.path}/\n`).join('');
   out += view.files.map((f) => `${f.action.padEnd(9)} ${f.mode} ${'root'.padEnd(15)} ${f.path}\n`).join('');
   out += view.removals.map((p) => `remove    ${p}\n`).join('');

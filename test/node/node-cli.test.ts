@@ -133,6 +133,8 @@ describe('node setup under --root', () => {
     expect(r.code, r.stderr).toBe(0);
     const plan = JSON.parse(r.stdout);
     expect(Object.keys(plan.agents[0]).sort()).toEqual(expect.arrayContaining(['name', 'gpus', 'cpus', 'memNodes', 'memoryMax', 'env', 'tags']));
+    expect(plan.agents.map((a: { gpus: number[] }) => a.gpus)).toEqual([[0], [1], [2], [3], [4], [5], [6], [7]]);
+    expect(plan.agents[1].gpuIds).toEqual(['1']);
     expect(plan.files.find((f: { path: string }) => f.path.endsWith('token.env')).mode).toBe('0600');
     expect(() => statSync(root)).toThrow();
     expect(r.stdout).not.toContain(TOKEN);
