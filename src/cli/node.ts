@@ -269,7 +269,7 @@ Examples:
       const r = await checkAgent(agent, { root, hostRoot: resolve(io.cwd, flags.hostRoot), maxUsedMiB: positiveInt(flags.maxUsedMemory, '--max-used-memory', 0) }, io);
       if (flags.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else for (const i of r.items) io.stdout.write(`${i.ok ? 'ok  ' : 'FAIL'}  ${i.check}: ${i.detail}\n`);
-      if (!r.ok) throw new CheckFailed(`agent ${agent} is unfit for a job: ${r.items.filter((i) => !i.ok).map((i) => `${i.check}: ${i.detail}`).join('; ')}`, 'the agent stays offline until this passes; fix the GPU (or reset it) and systemd retries every 30s');
+      if (!r.ok) throw new CheckFailed(`agent ${agent} is unfit for a job: ${r.items.filter((i) => !i.ok).map((i) => `${i.check}: ${i.detail}`).join('; ')}`, 'the agent stays offline until this passes; fix the GPU (or reset it); systemd retries every 5 s');
     });
 }
 

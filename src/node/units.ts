@@ -100,8 +100,9 @@ EnvironmentFile=${CONF}/agents/%i.env
 # The health gate: refuses to start the agent while its GPU is missing, busy or failing.
 ExecStartPre=${o.bkciBin.join(' ')} node check %i
 ExecStart=${o.agentBin} start --config ${CONF}/agents/%i.cfg
+# disconnect-after-job: the agent exits after each job and is back 5 s later (after the check).
 Restart=always
-RestartSec=30
+RestartSec=5
 # SIGTERM lets buildkite-agent finish its job; the rest of the cgroup is killed only after that.
 KillMode=mixed
 TimeoutStartSec=5min
