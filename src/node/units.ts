@@ -85,7 +85,8 @@ export function renderTemplateUnit(o: TemplateOptions): string {
 [Unit]
 Description=Buildkite agent %i (bkci)
 Documentation=https://buildkite.com/docs/agent/v3
-After=network-online.target
+# After docker when the host has it (jobs in containers need it up); only an ordering otherwise.
+After=network-online.target docker.service
 Wants=network-online.target
 ConditionPathExists=${CONF}/agents/%i.cfg
 # Keep retrying: an agent whose GPU fails the health check comes back once the GPU is healthy.
