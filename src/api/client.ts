@@ -281,6 +281,8 @@ export function backoffDelay(attempt: number, random: () => number): number {
 export function rateLimitWait(headers: Response['headers'], body: string, now = Date.now()): number {
   const resetText = headerValue(headers, 'ratelimit-reset');
   const reset = resetText === undefined || resetText.trim() === '' ? NaN : Number(resetText);
+  // Seconds until the reset (Buildkite); a value that large is an epoch time instead.
+  if (Number.isFinite(reset) && reset >= 1e9) return Math.max(1, Math.ceil(reset - now / 1000));
   if (Number.isFinite(reset) && reset >= 0) return Math.max(1, Math.ceil(reset));
   const after = headerValue(headers, 'retry-after');
   if (after !== undefined) {

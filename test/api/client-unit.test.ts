@@ -30,6 +30,7 @@ describe('rateLimitWait', () => {
     expect(rateLimitWait({}, 'oops')).toBe(60);
     expect(rateLimitWait({ 'ratelimit-reset': '0.2' }, '')).toBe(1);
     expect(rateLimitWait({ 'ratelimit-reset': '0' }, '')).toBe(1);
+    expect(rateLimitWait({ 'ratelimit-reset': String(2_000_000_030) }, '', 2_000_000_000_000)).toBe(30);
   });
 });
 
