@@ -111,7 +111,7 @@ export class ApiClient {
   }
 
   async text(path: string, opts: RequestOptions = {}): Promise<string> {
-    return this.exchange('GET', this.url(path, opts.query), { ...opts, accept: opts.accept ?? 'text/plain' }, async (body) => body.text());
+    return this.exchange('GET', this.url(path, opts.query), { ...opts, accept: opts.accept ?? 'text/plain' }, async (body, res) => bodyText(body, res));
   }
 
   // Every item of a paginated list, following `Link: rel="next"` until it is absent.
@@ -136,7 +136,7 @@ export class ApiClient {
     let response: Response | undefined;
     const data = await this.exchange(method, url, { ...opts, accept: opts.accept ?? 'application/json' }, async (body, res) => {
       response = res;
-      const text = await body.text();
+      const text = await bodyText(body, res);
       if (text.trim() === '') return undefined as T;
       try {
         return JSON.parse(text) as T;
@@ -268,6 +268,18 @@ export class ApiClient {
     this.io.log.warn({ attempt, retryInMs: ms }, redact(`${why}; retrying`));
     await this.io.sleep(ms);
   }
+}
+
+// A response body as text, decoded if a server compressed it without being asked to.
+async function bodyText(body: Dispatcher.ResponseData['body'], res: Response): Promise<string> {
+  const encoding = (headerValue(res.headers, 'content-encoding') ?? '').trim().toLowerCase();
+  if (!encoding || encoding === 'identity') return body.text();
+  const raw = Buffer.from(await body.arrayBuffer());
+  const zlib = await import('node:zlib');
+  if (encoding === 'gzip' || encoding === 'x-gzip') return zlib.gunzipSync(raw).toString('utf8');
+  if (encoding === 'deflate') return zlib.inflateSync(raw).toString('utf8');
+  if (encoding === 'br') return zlib.brotliDecompressSync(raw).toString('utf8');
+  throw new ApiError(`the API answered with an unknown content encoding: ${encoding}`, res.status, undefined);
 }
 
 // Full-jitter exponential backoff: a random delay up to min(cap, base * 2^(attempt-1)), at least 100 ms.

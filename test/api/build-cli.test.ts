@@ -227,6 +227,22 @@ describe('a misbehaving server', () => {
     expect(r.stderr).toMatch(/not JSON: <html>login/);
   });
 
+  it('reads a gzip-compressed answer it did not ask for', async () => {
+    const { createServer } = await import('node:http');
+    const { gzipSync } = await import('node:zlib');
+    const build = { id: 'b', number: 5, state: 'passed', jobs: [] };
+    const srv = createServer((_q, s) => {
+      s.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      s.end(gzipSync(JSON.stringify(build)));
+    });
+    await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+    const port = (srv.address() as { port: number }).port;
+    const r = await run(['build', 'get', '5', '--json'], { BUILDKITE_API_URL: `http://127.0.0.1:${port}/v2` });
+    srv.close();
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).number).toBe(5);
+  });
+
   it('never follows a Link to another host with the token', async () => {
     for (let i = 0; i < 3; i++) bk.addBuild({ states: ['passed'] });
     bk.fault('GET', /\/builds$/, 'status', { status: 200, body: [], headers: { link: '<http://evil.example/v2/x?page=2>; rel="next"' } });
