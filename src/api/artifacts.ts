@@ -55,8 +55,9 @@ export async function downloadArtifact(client: ApiClient, a: Artifact, dir: stri
     const have = await sha1Of(file);
     if (have && have.sha1 === a.sha1sum.toLowerCase()) return { path: a.path, file, bytes: have.bytes, sha1: have.sha1, skipped: true };
   }
-  await mkdir(dirname(file), { recursive: true });
   return client.download(a.download_url, async (body) => {
+    // Directories only once there is something to write into them.
+    await mkdir(dirname(file), { recursive: true });
     const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.part`);
     const hash = createHash('sha1');
     let bytes = 0;

@@ -52,9 +52,10 @@ export class ApiError extends BkciError {
     readonly status: number,
     readonly apiMessage: string | undefined,
     hint?: string,
+    exitCode?: 1 | 2,
   ) {
     super(message, hint);
-    this.exitCode = status === 401 || status === 403 || status === 404 ? 2 : 1;
+    this.exitCode = exitCode ?? (status === 401 || status === 403 || status === 404 ? 2 : 1);
   }
 }
 
@@ -346,7 +347,8 @@ function errorFor(status: number, text: string, method: Method, url: URL, opts: 
   const msg = apiMessage(text);
   const where = `${method} ${url.pathname}`;
   const said = msg ? `: ${msg}` : '';
-  if (!apiOrigin) return new ApiError(`the artifact storage at ${url.origin} answered ${status}${said}`, status, msg, 'signed download URLs expire; run the command again');
+  // The storage host refusing a signed URL is a failed download (1), not a bad token or slug.
+  if (!apiOrigin) return new ApiError(`the artifact storage at ${url.origin} answered ${status}${said}`, status, msg, 'signed download URLs expire; run the command again', 1);
   switch (status) {
     case 401:
       return new ApiError(`the API rejected the token (401)${said}`, status, msg, 'check BUILDKITE_API_TOKEN (or --token-file): the token may be revoked, expired or mistyped');

@@ -500,6 +500,16 @@ describe('artifacts', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('a storage host refusing the signed URL is exit 1 with its answer', async () => {
+    seed();
+    bk.storageFail = 403;
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-art-'));
+    const r = await run(['build', 'artifacts', '11', '--download', dir, '--glob', 'results/result.json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/artifact storage at http:\/\/127\.0\.0\.1:\d+ answered 403[\s\S]*signed download URLs expire/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('refuses an artifact path that escapes the download directory', async () => {
     bk.addBuild({ states: ['passed'], number: 13, artifacts: [{ path: '../../etc/evil', content: 'x' }] });
     const dir = mkdtempSync(join(tmpdir(), 'bkci-art-'));

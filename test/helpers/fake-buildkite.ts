@@ -65,6 +65,8 @@ export class FakeBuildkite {
   faults: Fault[] = [];
   builds = new Map<number, StoredBuild>();
   agents: any[] = [];
+  // When set, the storage host answers this status (an expired signature, say).
+  storageFail: number | undefined;
   logs = new Map<string, string>();
   private nextNumber = 100;
   private api!: Server;
@@ -176,6 +178,7 @@ export class FakeBuildkite {
   private async handleStorage(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.storageOrigin);
     this.storageRequests.push({ method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers, body: '' });
+    if (this.storageFail) return send(res, this.storageFail, { message: 'Request has expired' });
     const id = url.pathname.replace(/^\/blob\//, '');
     for (const s of this.builds.values()) {
       const a = s.artifacts.find((x) => x.json.id === id);
