@@ -503,3 +503,24 @@ describe('credentials', () => {
     expect(env).not.toContain(TOKEN);
   });
 });
+
+describe('node status on a host with systemd (stand-in systemctl and journalctl)', () => {
+  it('shows each unit state and, for one that is down, the health check’s reason from the journal', async () => {
+    const { nodeStatus } = await import('../../src/node/status.js');
+    const { quietIo } = await import('./helpers.js');
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.l40s, root);
+    const bin = tmp('bkci-sysbin-');
+    writeFileSync(
+      join(bin, 'systemctl'),
+      '#!/bin/sh\ncase "$3" in *gpu0*) printf "ActiveState=active\\nSubState=running\\nResult=success\\n" ;; *) printf "ActiveState=activating\\nSubState=auto-restart\\nResult=exit-code\\n" ;; esac\n',
+      { mode: 0o755 },
+    );
+    writeFileSync(join(bin, 'journalctl'), '#!/bin/sh\necho "Started Buildkite agent gpu1 (bkci)."\necho "bkci: agent gpu1 is unfit for a job: gpu GPU-x: 2 compute processes left on it (pid 11, 12)"\n', { mode: 0o755 });
+    const s = await nodeStatus(root, quietIo({ PATH: `${bin}:/usr/bin:/bin` }), true);
+    expect(s.agents.map((a) => [a.instance, a.state, a.reason])).toEqual([
+      ['gpu0', 'active (running)', undefined],
+      ['gpu1', 'activating (auto-restart)', 'bkci: agent gpu1 is unfit for a job: gpu GPU-x: 2 compute processes left on it (pid 11, 12)'],
+    ]);
+  });
+});
