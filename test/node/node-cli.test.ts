@@ -524,3 +524,23 @@ describe('node status on a host with systemd (stand-in systemctl and journalctl)
     ]);
   });
 });
+
+describe('node doctor on a host with systemd (stand-ins)', () => {
+  it('checks the agent binary version, ownership against /etc/passwd and unit activity', async () => {
+    const { runDoctor } = await import('../../src/node/doctor.js');
+    const { quietIo } = await import('./helpers.js');
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.l40s, root);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/passwd'), `root:x:0:0:root:/root:/bin/bash\nbuildkite-agent:x:${process.getuid!()}:${process.getgid!()}::/var/lib/buildkite-agent:/usr/sbin/nologin\n`);
+    const bin = tmp('bkci-sysbin-');
+    writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\n[ "$1" = is-active ] || exit 2\ncase "$2" in *gpu1*) echo failed; exit 3 ;; *) echo active ;; esac\n', { mode: 0o755 });
+    const items = await runDoctor({ root, hostRoot: HOSTS.l40s, staging: false }, quietIo({ PATH: `${bin}:${hostEnv(HOSTS.l40s).PATH}` }));
+    const by = Object.fromEntries(items.map((i) => [i.check, i]));
+    expect(by['agent binary']).toMatchObject({ status: 'ok', detail: 'buildkite-agent version 3.99.0, build 1' });
+    expect(by['token file']!.status).toBe('ok');
+    expect(by['build paths']!.status).toBe('ok');
+    expect(by['units']).toMatchObject({ status: 'fail', detail: expect.stringContaining('bkci-agent@gpu1.service (failed)') });
+  });
+});
