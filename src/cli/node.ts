@@ -4,10 +4,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { CheckFailed, InputError, UsageError } from '../util/errors.js';
+import { CheckFailed, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { table } from '../util/output.js';
-import { registerSecret } from '../util/redact.js';
 
 interface SetupFlags {
   queue?: string;
@@ -50,22 +49,6 @@ function selfCommand(flag: string | undefined, io: Io): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
   const bin = /[\\/]src[\\/]cli$/.test(here) ? resolve(here, '../../dist/cli/bin.js') : resolve(here, 'bin.js');
   return [io.execPath ?? 'node', bin];
-}
-
-async function readAgentToken(flags: SetupFlags, io: Io): Promise<string> {
-  let token: string | undefined;
-  if (flags.tokenFile !== undefined) {
-    const { readFile } = await import('node:fs/promises');
-    try {
-      token = (await readFile(resolve(io.cwd, flags.tokenFile), 'utf8')).replace(/^\s*BUILDKITE_AGENT_TOKEN=/, '').trim();
-    } catch (err) {
-      throw new InputError(`--token-file ${flags.tokenFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
-    if (!token) throw new InputError(`--token-file ${flags.tokenFile} is empty`);
-  } else token = io.env.BUILDKITE_AGENT_TOKEN?.trim() || undefined;
-  if (!token) throw new UsageError('no agent token: pass --token-file FILE or set BUILDKITE_AGENT_TOKEN', 'the agent token is on the Agents page of your organization (Agent Tokens / cluster tokens), not an API token');
-  registerSecret(token);
-  return token;
 }
 
 function parseTags(text: string | undefined): [string, string][] {
@@ -121,7 +104,16 @@ Examples:
       const { parseBytes } = await import('../util/bytes.js');
       const { root, staging } = rootOf(io, flags.root);
       const hostRoot = resolve(io.cwd, flags.hostRoot);
-      const token = await readAgentToken(flags, io);
+      const { readToken } = await import('../util/token.js');
+      const token = await readToken(
+        {
+          file: flags.tokenFile,
+          variable: 'BUILDKITE_AGENT_TOKEN',
+          missing: 'no agent token: pass --token-file FILE or set BUILDKITE_AGENT_TOKEN',
+          hint: 'the agent token is on the Agents page of your organization (Agent Tokens / cluster tokens), not an API token',
+        },
+        io,
+      );
       if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0) {
         throw new UsageError('bkci node setup writes under /etc and runs systemctl: run it as root (sudo)', 'or stage the files with --root DIR, or look first with --dry-run');
       }
