@@ -4,6 +4,7 @@
 // continuation lines are indented less than their key (go-yaml and PyYAML accept those; npm `yaml`
 // rejects them). The text itself is never rewritten: only a parsing copy is re-indented.
 import { createRequire } from 'node:module';
+import { closingQuote } from '../util/fast-yaml-scalars.js';
 import type { Document, LineCounter, Node } from 'yaml';
 
 // npm `yaml` is loaded only when the fast parser gives up or a position is needed.
@@ -88,24 +89,11 @@ export function reindentQuotedScalars(text: string): string {
   return changed ? lines.join('\n') : text;
 }
 
-// Finds the end of a quoted scalar that starts after `quote` at (line, col).
+// Finds the end of a quoted scalar that starts after `quote` at (line, col), across lines.
 function scanQuoted(lines: string[], line: number, col: number, quote: string): { line: number; col: number } {
   for (let i = line; i < lines.length; i++) {
-    const l = lines[i]!;
-    for (let j = i === line ? col : 0; j < l.length; j++) {
-      const c = l[j];
-      if (quote === '"' && c === '\\') {
-        j++;
-        continue;
-      }
-      if (c === quote) {
-        if (quote === "'" && l[j + 1] === "'") {
-          j++;
-          continue;
-        }
-        return { line: i, col: j };
-      }
-    }
+    const end = closingQuote(lines[i]!, i === line ? col : 0, quote);
+    if (end >= 0) return { line: i, col: end };
   }
   return { line, col: lines[line]!.length };
 }

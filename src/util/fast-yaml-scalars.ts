@@ -79,3 +79,23 @@ export function unescapeDouble(s: string): string {
   }
   return out;
 }
+
+// Where a quoted scalar closes on one line: the index of the closing `quote` at or after `from`
+// (`\"` escapes in double quotes, `''` in single quotes), or -1 when it continues past the line.
+export function closingQuote(line: string, from: number, quote: string): number {
+  for (let k = from; k < line.length; k++) {
+    const ch = line[k];
+    if (quote === '"' && ch === '\\') {
+      k++;
+      continue;
+    }
+    if (ch === quote) {
+      if (quote === "'" && line[k + 1] === "'") {
+        k++;
+        continue;
+      }
+      return k;
+    }
+  }
+  return -1;
+}

@@ -10,7 +10,7 @@
 //
 // Multi-line quoted scalars may continue at any indentation (as go-yaml and PyYAML accept).
 import { FlowParser } from './fast-yaml-flow.js';
-import { escapeAt, GiveUp, giveUp, isWs, resolvePlain, unescapeDouble, type FastYamlOptions, type FastYamlResult, type RepeatedKey } from './fast-yaml-scalars.js';
+import { closingQuote, escapeAt, GiveUp, giveUp, isWs, resolvePlain, unescapeDouble, type FastYamlOptions, type FastYamlResult, type RepeatedKey } from './fast-yaml-scalars.js';
 
 export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedKey };
 
@@ -135,7 +135,7 @@ class Parser {
   private keyEnd(line: string, n: number): number {
     const c = line[n];
     if (c === '"' || c === "'") {
-      const end = this.quotedEndOnLine(line, n);
+      const end = closingQuote(line, n + 1, line[n]!);
       if (end < 0) return -1;
       let k = end + 1;
       while (line[k] === ' ') k++;
@@ -148,25 +148,6 @@ class Parser {
       if (k + 1 === line.length || isWs(line[k + 1])) {
         const hash = line.indexOf('#', n);
         if (hash >= 0 && hash < k && /[ \t]#/.test(line.slice(n, k))) return -1;
-        return k;
-      }
-    }
-    return -1;
-  }
-
-  private quotedEndOnLine(line: string, n: number): number {
-    const q = line[n];
-    for (let k = n + 1; k < line.length; k++) {
-      const ch = line[k];
-      if (q === '"' && ch === '\\') {
-        k++;
-        continue;
-      }
-      if (ch === q) {
-        if (q === "'" && line[k + 1] === "'") {
-          k++;
-          continue;
-        }
         return k;
       }
     }
@@ -225,7 +206,7 @@ class Parser {
       let rawKey: string;
       let quoted = false;
       if (line[n] === '"' || line[n] === "'") {
-        const end = this.quotedEndOnLine(line, n);
+        const end = closingQuote(line, n + 1, line[n]!);
         rawKey = line[n] === '"' ? unescapeDouble(line.slice(n + 1, end)) : line.slice(n + 1, end).replace(/''/g, "'");
         quoted = true;
       } else {
