@@ -7,7 +7,7 @@ import { atomicWrite } from '../util/atomic-write.js';
 import { BkciError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import type { Manifest, NodePlan, PlannedCommand } from './plan.js';
-import { toolEnv } from './detect/tools.js';
+import { runTool, toolEnv } from './detect/tools.js';
 import { under } from './state.js';
 import { PATHS } from './units.js';
 
@@ -35,9 +35,8 @@ export async function runCommand(argv: string[], io: Io): Promise<void> {
 }
 
 async function ids(user: string, io: Io): Promise<{ uid: number; gid: number }> {
-  const { execa } = await import('execa');
-  const [u, g] = await Promise.all([execa('id', ['-u', user], { reject: false, env: io.env as Record<string, string> }), execa('id', ['-g', user], { reject: false, env: io.env as Record<string, string> })]);
-  if (u.exitCode !== 0 || g.exitCode !== 0) throw new BkciError(`cannot look up user ${user}: ${String(u.stderr).trim()}`, `create it (useradd --system ${user}) or pass --user`);
+  const [u, g] = await Promise.all([runTool('id', ['-u', user], io), runTool('id', ['-g', user], io)]);
+  if (!u.ok || !g.ok) throw new BkciError(`cannot look up user ${user}: ${String(u.stderr).trim()}`, `create it (useradd --system ${user}) or pass --user`);
   return { uid: Number(u.stdout), gid: Number(g.stdout) };
 }
 

@@ -10,7 +10,7 @@ import { formatBytes } from '../util/bytes.js';
 import { parseNpuSmiInfo } from './detect/ascend.js';
 import { normalizeBusId } from './detect/sysfs.js';
 import { NVIDIA_APPS_QUERY, NVIDIA_HEALTH_QUERY, parseNvidiaApps, parseNvidiaHealth, type NvidiaHealth } from './detect/nvidia.js';
-import { parseAmdSmiList } from './detect/amd.js';
+import { amdSmiJsonList, parseAmdSmiList } from './detect/amd.js';
 import { runTool, which } from './detect/tools.js';
 import { readManifest, under } from './state.js';
 import { PATHS } from './units.js';
@@ -187,11 +187,8 @@ async function amdReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log
 }
 
 function jsonList(text: string | undefined): Record<string, unknown>[] {
-  if (!text) return [];
   try {
-    const d = JSON.parse(text) as unknown;
-    const l = Array.isArray(d) ? d : Object.values(d as object).find(Array.isArray);
-    return (l ?? []) as Record<string, unknown>[];
+    return (text && amdSmiJsonList(text)) || [];
   } catch {
     return [];
   }

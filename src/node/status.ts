@@ -2,7 +2,7 @@
 // it is down (the health check's last words in the journal), and drift: managed files edited,
 // re-moded or deleted by hand.
 import type { Io } from '../util/io.js';
-import { which } from './detect/tools.js';
+import { runTool, which } from './detect/tools.js';
 import type { AgentPlan, Manifest } from './plan.js';
 import { fileState, readManifest, under } from './state.js';
 
@@ -47,15 +47,14 @@ export async function findDrift(root: string, m: Manifest): Promise<Drift[]> {
 async function unitState(unit: string, io: Io): Promise<{ state: string; reason?: string }> {
   const systemctl = await which('systemctl', io.env);
   if (!systemctl) return { state: 'unknown (no systemctl)' };
-  const { execa } = await import('execa');
-  const r = await execa(systemctl, ['show', '--property=ActiveState,SubState,Result', unit], { reject: false, env: io.env as Record<string, string>, extendEnv: false });
-  if (r.exitCode !== 0) return { state: 'unknown' };
+  const r = await runTool(systemctl, ['show', '--property=ActiveState,SubState,Result', unit], io);
+  if (!r.ok) return { state: 'unknown' };
   const p = Object.fromEntries(String(r.stdout).split('\n').map((l) => l.split('=', 2) as [string, string]));
   const state = `${p.ActiveState ?? 'unknown'}${p.SubState && p.SubState !== p.ActiveState ? ` (${p.SubState})` : ''}`;
   if (p.ActiveState === 'active' && p.SubState === 'running') return { state };
   const journal = await which('journalctl', io.env);
   if (!journal) return { state };
-  const j = await execa(journal, ['--unit', unit, '--lines', '50', '--output', 'cat', '--no-pager'], { reject: false, env: io.env as Record<string, string>, extendEnv: false });
+  const j = await runTool(journal, ['--unit', unit, '--lines', '50', '--output', 'cat', '--no-pager'], io);
   const reason = String(j.stdout ?? '')
     .split('\n')
     .filter((l) => /^bkci: /.test(l) || /unfit/.test(l))

@@ -9,19 +9,25 @@ export interface AmdSmiGpu {
   uuid?: string;
 }
 
-export function parseAmdSmiList(text: string): AmdSmiGpu[] {
-  // amd-smi may print warnings before its JSON: start at the first line that opens it.
+// The list in amd-smi's JSON output: the top-level array, or the first array in a top-level object.
+// amd-smi may print warnings first, so parsing starts at the first line that opens the JSON.
+// Undefined when there is no JSON; a parse error throws.
+export function amdSmiJsonList(text: string): Record<string, unknown>[] | undefined {
   const start = text.search(/^\s*[[{]/m);
-  const t = (start >= 0 ? text.slice(start) : text).trim();
-  if (t.startsWith('[') || t.startsWith('{')) {
-    const data = JSON.parse(t) as unknown;
-    const list = Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? []);
-    return (list as Record<string, unknown>[]).map((g) => ({ index: Number(g.gpu), busId: String(g.bdf), uuid: g.uuid === undefined ? undefined : String(g.uuid) }));
+  if (start < 0) return undefined;
+  const data = JSON.parse(text.slice(start)) as unknown;
+  return (Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? [])) as Record<string, unknown>[];
+}
+
+export function parseAmdSmiList(text: string): AmdSmiGpu[] {
+  const list = amdSmiJsonList(text);
+  if (list) {
+    return list.map((g) => ({ index: Number(g.gpu), busId: String(g.bdf), uuid: g.uuid === undefined ? undefined : String(g.uuid) }));
   }
   // Text form: `GPU: 0` then indented `BDF: ...`, `UUID: ...` lines.
   const out: AmdSmiGpu[] = [];
   let cur: Partial<AmdSmiGpu> | undefined;
-  for (const line of t.split('\n')) {
+  for (const line of text.trim().split('\n')) {
     const g = /^GPU:\s*(\d+)/.exec(line);
     if (g) {
       if (cur?.busId !== undefined) out.push(cur as AmdSmiGpu);
@@ -40,10 +46,7 @@ export function parseAmdSmiList(text: string): AmdSmiGpu[] {
 
 // `amd-smi static --json`: [{"gpu": 0, "bus": {"bdf": "0000:0c:00.0", ...}, ...}, ...]
 export function parseAmdSmiStatic(text: string): AmdSmiGpu[] {
-  const start = text.search(/^\s*[[{]/m);
-  const data = JSON.parse(start >= 0 ? text.slice(start) : text) as unknown;
-  const list = (Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? [])) as Record<string, unknown>[];
-  return list
+  return (amdSmiJsonList(text) ?? [])
     .map((g) => ({ index: Number(g.gpu), busId: String((g.bus as { bdf?: unknown } | undefined)?.bdf ?? '') }))
     .filter((g) => Number.isInteger(g.index) && g.busId !== '');
 }
