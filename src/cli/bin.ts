@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `bkci` executable: the real process's Io handed to runCli.
 import module from 'node:module';
+import v8 from 'node:v8';
+import { tierUpFlags } from './v8-tuning.js';
 
 // Node >= 22.1 keeps compiled code between runs (a no-op on Node 20, which lacks the API).
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
@@ -12,6 +14,8 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   const { VERSION } = await import('./version.js');
   process.stdout.write(VERSION + '\n');
 } else {
+  const flags = tierUpFlags(process.versions.v8);
+  if (flags) v8.setFlagsFromString(flags);
   const [{ realSleep, wantsColor }, { runCli }] = await Promise.all([import('../util/io.js'), import('./main.js')]);
 
   // A closed pipe (`bkci ... | head`) is not an error.

@@ -14,6 +14,10 @@ import { closingQuote, escapeAt, GiveUp, giveUp, isWs, resolvePlain, unescapeDou
 
 export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedKey };
 
+const CONTENT = 0;
+const EMPTY = 1;
+const COMMENT = 2;
+
 class Parser {
   private readonly lines: string[];
   private i = 0;
@@ -25,21 +29,33 @@ class Parser {
   ) {
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     this.lines = text.split('\n');
-    for (let k = 0; k < this.lines.length; k++) {
-      const l = this.lines[k]!;
-      if (l.endsWith('\r')) this.lines[k] = l.slice(0, -1);
+    if (text.includes('\r')) {
+      for (let k = 0; k < this.lines.length; k++) {
+        const l = this.lines[k]!;
+        if (l.endsWith('\r')) this.lines[k] = l.slice(0, -1);
+      }
+      text = this.lines.join('\n');
     }
-    this.text = this.lines.join('\n');
-    this.lineStarts = new Array<number>(this.lines.length);
+    this.text = text;
+    const count = this.lines.length;
+    this.lineStarts = new Array<number>(count);
+    this.kind = new Uint8Array(count);
     let off = 0;
-    for (let k = 0; k < this.lines.length; k++) {
+    for (let k = 0; k < count; k++) {
+      const l = this.lines[k]!;
       this.lineStarts[k] = off;
-      off += this.lines[k]!.length + 1;
+      off += l.length + 1;
+      let n = 0;
+      let c = l.charCodeAt(0);
+      while (c === 32 || c === 9) c = l.charCodeAt(++n);
+      this.kind[k] = n === l.length ? EMPTY : c === 35 ? COMMENT : CONTENT;
     }
   }
 
   private readonly text: string;
   private readonly lineStarts: number[];
+  // Per line: CONTENT, EMPTY (white space only) or COMMENT (a comment only).
+  private readonly kind: Uint8Array;
 
   // The line holding text offset `pos`.
   private lineAt(pos: number): number {
@@ -62,10 +78,7 @@ class Parser {
 
   // Is line k blank or a comment only?
   private isBlank(k: number): boolean {
-    const l = this.lines[k]!;
-    let n = 0;
-    while (l[n] === ' ' || l[n] === '\t') n++;
-    return n === l.length || l[n] === '#';
+    return this.kind[k] !== CONTENT;
   }
 
   private skipBlank(): void {
@@ -282,15 +295,16 @@ class Parser {
     let pendingBreaks = 0;
     for (;;) {
       if (this.i >= this.lines.length) break;
-      const l = this.lines[this.i]!;
-      const trimmed = l.trim();
-      if (trimmed === '') {
+      if (this.kind[this.i] === EMPTY) {
         pendingBreaks++;
         this.i++;
         continue;
       }
+      const l = this.lines[this.i]!;
       const ind = this.indentOf(l);
-      if (ind <= parent || trimmed.startsWith('#') || this.isDocMarker(l)) break;
+      if (ind <= parent || this.kind[this.i] === COMMENT || this.isDocMarker(l)) break;
+      const trimmed = l.trim();
+      if (trimmed === '') giveUp(); // white space YAML does not count as such (e.g. U+00A0)
       if (this.keyEnd(l, ind) >= 0 || / #/.test(l) || (l[ind] === '-' && isWs(l[ind + 1]))) giveUp();
       text += pendingBreaks ? '\n'.repeat(pendingBreaks) : ' ';
       text += trimmed;
@@ -312,37 +326,47 @@ class Parser {
       let seg = '';
       let closed = -1;
       let escapedBreak = false;
-      for (let j = col; j < l.length; j++) {
-        const ch = l[j]!;
+      // Runs of ordinary characters are sliced, not copied one by one.
+      let j = col;
+      let from = col;
+      while (j < l.length) {
+        const c = l.charCodeAt(j);
         if (q === "'") {
-          if (ch === "'") {
-            if (l[j + 1] === "'") {
-              seg += "'";
-              j++;
-              continue;
-            }
-            closed = j;
-            break;
-          }
-          seg += ch;
-        } else {
-          if (ch === '\\') {
-            if (j + 1 >= l.length) {
-              escapedBreak = true;
-              break;
-            }
-            const [s, len] = escapeAt(l, j);
-            seg += s;
-            j += len - 1;
+          if (c !== 39) {
+            j++;
             continue;
           }
-          if (ch === '"') {
-            closed = j;
+          seg += l.slice(from, j);
+          if (l.charCodeAt(j + 1) === 39) {
+            seg += "'";
+            j += 2;
+            from = j;
+            continue;
+          }
+          closed = j;
+          break;
+        }
+        if (c === 92) {
+          seg += l.slice(from, j);
+          if (j + 1 >= l.length) {
+            escapedBreak = true;
+            from = j = l.length;
             break;
           }
-          seg += ch;
+          const [x, len] = escapeAt(l, j);
+          seg += x;
+          j += len;
+          from = j;
+          continue;
         }
+        if (c === 34) {
+          seg += l.slice(from, j);
+          closed = j;
+          break;
+        }
+        j++;
       }
+      if (closed < 0 && !escapedBreak) seg += l.slice(from);
       if (closed >= 0) {
         out += seg;
         const rest = l.slice(closed + 1);

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tierUpFlags } from '../../src/cli/v8-tuning.js';
 import { hostEnv, HOSTS } from '../node/helpers.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -26,6 +27,20 @@ describe('the bundled bkci', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(readFileSync(join(VLLM, `expected/${set.name}.pipeline.yaml`), 'utf8'));
+  });
+
+  it("tunes only flags this Node's V8 knows (an unknown one would print an error on every run)", () => {
+    expect(tierUpFlags('11.3.244.8-node.33')).toBe('--interrupt-budget=1000000');
+    expect(tierUpFlags('12.4.254.21-node.33')).toBe('--invocation-count-for-turbofan=30000');
+    expect(tierUpFlags('13.6.233.10-node.28')).toBeUndefined();
+    const flags = tierUpFlags(process.versions.v8);
+    if (flags !== undefined) {
+      const known = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8', maxBuffer: 16 << 20 });
+      for (const f of flags.split(' ')) expect(known).toContain(`  ${f.split('=')[0]} (`);
+    }
+    const r = bkci(['pipeline', 'validate', '-'], { input: 'steps:\n  - command: "true"\n' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
   });
 
   it('renders the bundled example and rejects an invalid pipeline with exit 1 and a position', () => {

@@ -2,14 +2,12 @@
 // handles whitespace control (`{%-`, `-%}`) and raw blocks; the expression and statement grammar
 // below follows Jinja2/minijinja instead of Nunjucks' own (operator precedence, `~` binding tighter
 // than `+`, filters and tests on unary expressions, slices, `set ns.attr`, loop filters, break).
-import lexerModule from 'nunjucks/src/lexer.js';
 import parserModule from 'nunjucks/src/parser.js';
 import type { Token, Tokenizer } from 'nunjucks/src/lexer.js';
 import type { BinOp, Expr, Param, Pos, Stmt, Target } from './ast.js';
 import { TemplateError } from './errors.js';
+import { lexer } from './lexer.js';
 
-// Nunjucks is CommonJS: its token constants are only on the default export.
-const lexer = lexerModule as unknown as typeof import('nunjucks/src/lexer.js');
 const { Parser } = parserModule as unknown as { Parser: new (t: Tokenizer) => NjParser };
 
 interface NjParser {
