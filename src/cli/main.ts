@@ -44,7 +44,7 @@ export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['l
   const level = logLevelFrom(flags, io.env);
   const log = io.log ?? createLogger(io.stderr, { level, pretty: io.stderrIsTTY, color: io.color }, () => require('pino'));
   const fullIo: Io = { ...io, log };
-  const program = buildProgram(fullIo);
+  const program = buildProgram(fullIo, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -8,7 +8,27 @@ import { VERSION } from './version.js';
 
 export { VERSION };
 
-export function buildProgram(io: Io): Command {
+// The command group argv names (its first word that is not a global flag), if any.
+export function commandGroup(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv[i + 1];
+    if (a === '--log-level') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+const GROUPS: Record<string, (program: Command, io: Io) => void> = {
+  pipeline: registerPipelineCommands,
+  node: registerNodeCommands,
+  build: registerBuildCommands,
+  queue: registerBuildCommands,
+};
+
+// The whole tree, or (given argv) only the group it names: the others are not needed to parse it,
+// and defining them is time a `pipeline render` in a CI bootstrap step would spend for nothing.
+export function buildProgram(io: Io, argv?: readonly string[]): Command {
   const program = new Command('bkci')
     .description('GPU CI on Buildkite: render and validate pipelines, provision per-GPU agents, drive builds')
     .version(VERSION, '-V, --version', 'print the version')
@@ -36,8 +56,8 @@ Examples:
 Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build, unfit GPU), 2 bad usage or input.
 Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
     );
-  registerPipelineCommands(program, io);
-  registerNodeCommands(program, io);
-  registerBuildCommands(program, io);
+  const only = argv && GROUPS[commandGroup(argv) ?? ''];
+  if (only) only(program, io);
+  else for (const register of new Set(Object.values(GROUPS))) register(program, io);
   return program;
 }

@@ -12,7 +12,6 @@ type Schema = Record<string, unknown>;
 
 const SCHEMAS = MODEL as unknown as { top: Schema; steps: Record<StepType, Schema> };
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const regexes = new Map<string, RegExp>();
 const KNOWN = new Set(['type', 'anyOf', 'enum', 'const', 'pattern', 'maxLength', 'minimum', 'maximum', 'minItems', 'items', 'properties', 'required', 'additionalProperties', 'propertyNames', 'default', 'description']);
 
 function typeMatches(t: string, v: unknown): boolean {
@@ -36,43 +35,90 @@ function typeMatches(t: string, v: unknown): boolean {
   }
 }
 
+type Check = (v: unknown) => boolean;
+const compiled = new WeakMap<Schema, Check>();
+
 export function matches(s: Schema, v: unknown): boolean {
-  for (const k in s) if (!KNOWN.has(k)) return false; // a keyword this checker does not know: ask zod
-  if (s.anyOf && !(s.anyOf as Schema[]).some((x) => matches(x, v))) return false;
+  return compile(s)(v);
+}
+
+// Each schema node becomes one function that tests only the keywords the node has, built once:
+// in a cold process that is several times cheaper than re-reading the schema for every value.
+function compile(s: Schema): Check {
+  let c = compiled.get(s);
+  if (!c) {
+    c = build(s);
+    compiled.set(s, c);
+  }
+  return c;
+}
+
+function build(s: Schema): Check {
+  for (const k in s) if (!KNOWN.has(k)) return () => false; // a keyword this checker does not know: ask zod
+  const checks: Check[] = [];
+  if (s.anyOf) {
+    const alts = (s.anyOf as Schema[]).map(compile);
+    checks.push((v) => alts.some((a) => a(v)));
+  }
   if (s.type !== undefined) {
     const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
-    if (!types.some((t) => typeMatches(t, v))) return false;
+    checks.push(types.length === 1 ? (v) => typeMatches(types[0]!, v) : (v) => types.some((t) => typeMatches(t, v)));
   }
-  if (s.enum && !(s.enum as unknown[]).includes(v)) return false;
-  if ('const' in s && s.const !== v) return false;
-  if (typeof v === 'string') {
-    if (typeof s.maxLength === 'number' && v.length > s.maxLength) return false;
-    if (typeof s.pattern === 'string') {
-      let re = regexes.get(s.pattern);
-      if (!re) regexes.set(s.pattern, (re = new RegExp(s.pattern)));
-      if (!re.test(v)) return false;
-    }
+  if (s.enum) {
+    const allowed = s.enum as unknown[];
+    checks.push((v) => allowed.includes(v));
   }
-  if (typeof v === 'number') {
-    if (typeof s.minimum === 'number' && v < s.minimum) return false;
-    if (typeof s.maximum === 'number' && v > s.maximum) return false;
+  if ('const' in s) checks.push((v) => s.const === v);
+  if (typeof s.maxLength === 'number') {
+    const max = s.maxLength;
+    checks.push((v) => typeof v !== 'string' || v.length <= max);
   }
-  if (Array.isArray(v)) {
-    if (typeof s.minItems === 'number' && v.length < s.minItems) return false;
-    if (s.items && !v.every((x) => matches(s.items as Schema, x))) return false;
+  if (typeof s.pattern === 'string') {
+    const re = new RegExp(s.pattern);
+    checks.push((v) => typeof v !== 'string' || re.test(v));
   }
-  if (isRecord(v) && (s.properties || s.additionalProperties !== undefined || s.required || s.propertyNames)) {
-    const props = (s.properties ?? {}) as Record<string, Schema>;
-    for (const r of (s.required ?? []) as string[]) if (!(r in v)) return false;
-    for (const [k, x] of Object.entries(v)) {
-      if (s.propertyNames && !matches(s.propertyNames as Schema, k)) return false;
-      if (Object.prototype.hasOwnProperty.call(props, k)) {
-        if (!matches(props[k]!, x)) return false;
-      } else if (s.additionalProperties === false) return false;
-      else if (isRecord(s.additionalProperties) && !matches(s.additionalProperties, x)) return false;
-    }
+  if (typeof s.minimum === 'number') {
+    const min = s.minimum;
+    checks.push((v) => typeof v !== 'number' || v >= min);
   }
-  return true;
+  if (typeof s.maximum === 'number') {
+    const max = s.maximum;
+    checks.push((v) => typeof v !== 'number' || v <= max);
+  }
+  if (typeof s.minItems === 'number') {
+    const min = s.minItems;
+    checks.push((v) => !Array.isArray(v) || v.length >= min);
+  }
+  if (s.items) {
+    const item = compile(s.items as Schema);
+    checks.push((v) => !Array.isArray(v) || v.every(item));
+  }
+  if (s.properties || s.additionalProperties !== undefined || s.required || s.propertyNames) {
+    const props = new Map(Object.entries((s.properties ?? {}) as Record<string, Schema>).map(([k, x]) => [k, compile(x)]));
+    const required = (s.required ?? []) as string[];
+    const names = s.propertyNames ? compile(s.propertyNames as Schema) : undefined;
+    const extra = s.additionalProperties === false ? false : isRecord(s.additionalProperties) ? compile(s.additionalProperties) : true;
+    checks.push((v) => {
+      if (!isRecord(v)) return true;
+      for (const r of required) if (!(r in v)) return false;
+      for (const k in v) {
+        if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+        if (names && !names(k)) return false;
+        const p = props.get(k);
+        if (p) {
+          if (!p(v[k])) return false;
+        } else if (extra === false) return false;
+        else if (extra !== true && !extra(v[k])) return false;
+      }
+      return true;
+    });
+  }
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0]!;
+  return (v) => {
+    for (const c of checks) if (!c(v)) return false;
+    return true;
+  };
 }
 
 // The model's two refinements, which JSON Schema cannot say.
