@@ -149,6 +149,7 @@ async function warnDeadPrefixes(steps: unknown[], io: Io): Promise<void> {
   const tracked = await gitTrackedFiles(io.cwd).catch(() => undefined);
   if (!tracked) return;
   for (const d of deadPrefixes(steps, tracked)) {
-    io.log.warn({ step: d.step, prefix: d.prefix }, 'source_file_dependencies prefix matches no tracked file (typo? the step will never be selected by a change)');
+    const named = d.steps.length > 5 ? [...d.steps.slice(0, 5), `and ${d.steps.length - 5} more`] : d.steps;
+    io.log.warn({ prefix: d.prefix, steps: named }, 'source_file_dependencies prefix matches no tracked file (typo? no change will select these steps)');
   }
 }

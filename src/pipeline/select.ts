@@ -101,13 +101,23 @@ function keepDependencies(steps: Record<string, unknown>[], decisions: StepDecis
 }
 
 // Prefixes that match no tracked file (a typo there silently disables a test).
-export function deadPrefixes(steps: unknown[], tracked: string[]): { step: string; prefix: string }[] {
-  const out: { step: string; prefix: string }[] = [];
+export function deadPrefixes(steps: unknown[], tracked: string[]): { prefix: string; steps: string[] }[] {
+  // One verdict per distinct prefix (a test list repeats them, and a repository has thousands of files).
+  const dead = new Map<string, string[]>();
+  const alive = new Set<string>();
   steps.filter(isRecord).forEach((s, i) => {
     for (const dep of asList(s.source_file_dependencies)) {
-      if (dep.startsWith('!')) continue;
-      if (!tracked.some((f) => f.startsWith(dep))) out.push({ step: stepId(s, i), prefix: dep });
+      if (dep.startsWith('!') || alive.has(dep)) continue;
+      let users = dead.get(dep);
+      if (!users) {
+        if (tracked.some((f) => f.startsWith(dep))) {
+          alive.add(dep);
+          continue;
+        }
+        dead.set(dep, (users = []));
+      }
+      users.push(stepId(s, i));
     }
   });
-  return out;
+  return [...dead].map(([prefix, users]) => ({ prefix, steps: users }));
 }

@@ -45,7 +45,10 @@ describe('selectSteps', () => {
   });
 
   it('finds prefixes that match no tracked file', () => {
-    expect(deadPrefixes(steps, ['src/a.py', 'tests/unit/t.py', 'csrc/k.cu'])).toEqual([{ step: 'e2e', prefix: 'tests/e2e/' }]);
+    expect(deadPrefixes(steps, ['src/a.py', 'tests/unit/t.py', 'csrc/k.cu'])).toEqual([{ prefix: 'tests/e2e/', steps: ['e2e'] }]);
+    // One verdict per prefix, naming every step that uses it; exclusions are not prefixes.
+    const many = Array.from({ length: 7 }, (_v, i) => ({ key: `t${i}`, source_file_dependencies: [i % 2 ? 'docs/' : 'srcc/', '!src/x'] }));
+    expect(deadPrefixes(many, ['src/a.py', 'docs/i.md'])).toEqual([{ prefix: 'srcc/', steps: ['t0', 't2', 't4', 't6'] }]);
   });
 
   it('reads a changed-files list with CRLF and blank lines', () => {
@@ -85,7 +88,7 @@ describe('--diff-base in a git checkout', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('key: "kernels"');
     expect(r.stdout).not.toContain('key: "unit"');
-    expect(r.stderr).toMatch(/srcc\//);
+    expect(r.stderr).toMatch(/"prefix":"srcc\/","steps":\["typo"\]/);
     expect(r.stderr).toContain('"csrc/k.cu matches csrc/"');
     // Paths come through exactly (git -z: no quoting of spaces or non-ASCII names).
     writeFileSync(join(dir, 'files.j2'), '{{ changed_files | join(",") }}|{{ list_file_diff }}');
