@@ -44,4 +44,6 @@ await build({
   logLevel: 'warning',
   legalComments: 'none',
   plugins: [lazyChildProcess],
+  // `bkci --version` prints this without reading package.json.
+  define: { __BKCI_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version) },
 });

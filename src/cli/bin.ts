@@ -1,21 +1,21 @@
 #!/usr/bin/env node
 // The `bkci` executable: the real process's Io handed to runCli.
 import module from 'node:module';
-import v8 from 'node:v8';
 import { tierUpFlags } from './v8-tuning.js';
 
-// Node >= 22.1 keeps compiled code between runs (a no-op on Node 20, which lacks the API).
-(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+// The bundle (scripts/bundle.mjs) writes the version in; the unbundled build reads package.json.
+declare const __BKCI_VERSION__: string | undefined;
 
 const argv = process.argv.slice(2);
 
-// `bkci --version` answers before the command tree (commander and every command group) loads.
+// `bkci --version` answers before anything else loads.
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
-  const { VERSION } = await import('./version.js');
-  process.stdout.write(VERSION + '\n');
+  process.stdout.write((typeof __BKCI_VERSION__ === 'string' ? __BKCI_VERSION__ : (await import('./version.js')).VERSION) + '\n');
 } else {
+  // Node >= 22.1 keeps compiled code between runs (a no-op on Node 20, which lacks the API).
+  (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
   const flags = tierUpFlags(process.versions.v8);
-  if (flags) v8.setFlagsFromString(flags);
+  if (flags) (await import('node:v8')).setFlagsFromString(flags);
   const [{ realSleep, wantsColor }, { runCli }] = await Promise.all([import('../util/io.js'), import('./main.js')]);
 
   // A closed pipe (`bkci ... | head`) is not an error.

@@ -19,7 +19,9 @@ const bkci = (args: string[], opts: { env?: Record<string, string>; input?: stri
 describe('the bundled bkci', () => {
   it('is the package bin', () => {
     expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin.bkci).toBe('dist/bundle/bin.js');
-    expect(execFileSync(process.execPath, [BIN, '--version']).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(execFileSync(process.execPath, [BIN, '--version']).toString()).toBe(`${pkg.version}\n`);
+    expect(execFileSync(process.execPath, [join(ROOT, 'dist/cli/bin.js'), '-V']).toString()).toBe(`${pkg.version}\n`);
   });
 
   it.each(sets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte, blank lines stripped as bootstrap.sh did', (_n, set) => {
