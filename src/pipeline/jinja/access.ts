@@ -1,6 +1,6 @@
 // Attribute, item and slice access on template values, and the `loop` object of for loops.
 import { EvalError } from './errors.js';
-import { JCallable, kindOf, Namespace, normKey, seqItems, toStr, typeName } from './values.js';
+import { GroupTuple, JCallable, kindOf, Namespace, normKey, seqItems, toStr, typeName } from './values.js';
 
 // The `loop` variable of a for loop.
 export class LoopState {
@@ -46,6 +46,7 @@ export function getAttr(obj: unknown, name: string): unknown {
   if (obj instanceof Map) return obj.get(name);
   if (obj instanceof Namespace) return obj.vars.get(name);
   if (obj instanceof LoopState) return obj.get(name);
+  if (obj instanceof GroupTuple) return name === 'grouper' ? obj[0] : name === 'list' ? obj[1] : undefined;
   return undefined;
 }
 

@@ -4,7 +4,7 @@ import { EvalError } from './errors.js';
 import { getAttr, getItem } from './access.js';
 import { applyTest } from './tests.js';
 import {
-  type CallArgs, compareValues, formatFloat, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
+  type CallArgs, compareValues, formatFloat, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
   mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, toStr, typeName, valuesEqual,
 } from './values.js';
 
@@ -573,7 +573,7 @@ const FILTERS: Record<string, Filter> = {
       if (g && valuesEqual(lowerIfStr(g[0], cs), lowerIfStr(k, cs))) g[1].push(x);
       else groups.push([k, [x]]);
     }
-    return groups.map(([grouper, list]) => sortedMap([['grouper', grouper], ['list', list]]));
+    return groups.map(([grouper, list]) => GroupTuple.of2(grouper, list));
   },
   urlencode: (v) => {
     if (v instanceof Map) return [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => `${encodeURIComponent(str(k))}=${encodeURIComponent(str(x))}`).join('&');

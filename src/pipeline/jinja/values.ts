@@ -13,6 +13,19 @@ export class JIterator {
   constructor(readonly items: unknown[]) {}
 }
 
+// One group of the `groupby` filter: the 2-tuple (grouper, list) as both engines give it, so it
+// unpacks (`for key, items in ...`), indexes and prints as a pair, with `.grouper` and `.list`.
+export class GroupTuple extends Array<unknown> {
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+  static of2(grouper: unknown, list: unknown[]): GroupTuple {
+    const g = new GroupTuple();
+    g.push(grouper, list);
+    return g;
+  }
+}
+
 export class Namespace {
   readonly vars = new Map<string, unknown>();
 }
