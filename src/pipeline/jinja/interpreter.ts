@@ -319,7 +319,8 @@ class Renderer {
             f.vars.set(p.name, rest.get(p.name));
             rest.delete(p.name);
           } else {
-            f.vars.set(p.name, p.default ? self.eval(p.default, f) : undefined);
+            // As minijinja: a default sees the macro's surroundings, not its other arguments.
+            f.vars.set(p.name, p.default ? self.eval(p.default, closure) : undefined);
           }
         });
         if (rest.size) throw new EvalError(`unknown keyword argument ${[...rest.keys()][0]} to macro ${name}`);

@@ -6,7 +6,7 @@ import parserModule from 'nunjucks/src/parser.js';
 import type { Token, Tokenizer } from 'nunjucks/src/lexer.js';
 import type { BinOp, Expr, Param, Pos, Stmt, Target } from './ast.js';
 import { TemplateError } from './errors.js';
-import { lexer } from './lexer.js';
+import { lexer, lexJinja } from './lexer.js';
 
 const { Parser } = parserModule as unknown as { Parser: new (t: Tokenizer) => NjParser };
 
@@ -28,7 +28,7 @@ const RESERVED = new Set(['true', 'false', 'none', 'True', 'False', 'None']);
 export function parseTemplate(source: string, name: string): Stmt[] {
   let p: NjParser;
   try {
-    p = withLookahead(new Parser(lexer.lex(source, {})));
+    p = withLookahead(new Parser(lexJinja(source)));
     return new JinjaParser(p, name).parseAll();
   } catch (err) {
     throw toTemplateError(err, name);
@@ -582,15 +582,8 @@ class JinjaParser {
       }
       case lexer.TOKEN_INT:
         return { t: 'const', v: parseInt(t.value, 10), ...at };
-      case lexer.TOKEN_FLOAT: {
-        // Nunjucks lexes `1.5e3` as the float `1.5` followed by the symbol `e3`.
-        const exp = this.p.peekToken();
-        if (exp && exp.type === lexer.TOKEN_SYMBOL && /^[eE]\d+$/.test(exp.value)) {
-          this.next();
-          return { t: 'const', v: { float: parseFloat(t.value + exp.value) }, ...at };
-        }
+      case lexer.TOKEN_FLOAT:
         return { t: 'const', v: { float: parseFloat(t.value) }, ...at };
-      }
       case lexer.TOKEN_BOOLEAN:
         return { t: 'const', v: t.value === 'true', ...at };
       case lexer.TOKEN_NONE:
@@ -599,7 +592,6 @@ class JinjaParser {
       case lexer.TOKEN_SYMBOL:
         if (t.value === 'True' || t.value === 'False') return { t: 'const', v: t.value === 'True', ...at };
         if (t.value === 'None') return { t: 'const', v: null, ...at };
-        if (/^\d+[eE]\d+$/.test(t.value)) return { t: 'const', v: { float: parseFloat(t.value) }, ...at };
         if (/^\d/.test(t.value)) this.fail(`invalid number '${t.value}'`, t);
         return { t: 'name', name: t.value, ...at };
       case lexer.TOKEN_LEFT_PAREN:
