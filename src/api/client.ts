@@ -71,6 +71,12 @@ export class NetworkError extends BkciError {}
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
+// A rate-limit wait longer than this is a server that will not serve us: give up and say so.
+const MAX_RATE_LIMIT_WAIT_S = 900;
+// Pages of one list before deciding the server's Link headers never end.
+const MAX_PAGES = 1000;
+// Same-origin redirects followed for one API request.
+const MAX_REDIRECTS = 5;
 
 export class ApiClient {
   readonly base: URL;
@@ -120,6 +126,7 @@ export class ApiClient {
     let next: URL | undefined = this.url(path, { per_page: 100, ...opts.query });
     const seen = new Set<string>();
     while (next) {
+      if (seen.size >= MAX_PAGES) throw new ApiError(`gave up after ${MAX_PAGES} pages of ${next.pathname}: the API's Link headers do not end`, 0, undefined);
       if (seen.has(next.href)) throw new ApiError(`the API's Link header points back to a page already read (${next.pathname}${next.search})`, 0, undefined);
       seen.add(next.href);
       const { data, response }: { data: unknown; response: Response } = await this.jsonWithResponse<unknown>('GET', next, opts);
@@ -197,10 +204,12 @@ export class ApiClient {
   // successful answer inside the retry loop, so a connection lost mid-body is retried as well.
   private async exchange<T>(
     method: Method,
-    url: URL,
+    requested: URL,
     opts: RequestOptions & { noAuth?: boolean; redirects?: boolean },
     consume: (body: Dispatcher.ResponseData['body'], res: Response) => Promise<T>,
   ): Promise<T> {
+    let url = requested;
+    let hops = 0;
     const { undici, dispatcher } = await this.load();
     const idempotent = method !== 'POST';
     const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: opts.accept ?? 'application/json' };
@@ -210,7 +219,7 @@ export class ApiClient {
       payload = JSON.stringify(opts.body);
       headers['content-type'] = 'application/json';
     }
-    const where = `${method} ${url.pathname}`;
+    let where = `${method} ${url.pathname}`;
     let attempt = 0;
     let rateWaits = 0;
     for (;;) {
@@ -232,6 +241,7 @@ export class ApiClient {
       if (res.statusCode === 429) {
         const text = await res.body.text().catch(() => '');
         const waitS = rateLimitWait(res.headers, text);
+        if (waitS > MAX_RATE_LIMIT_WAIT_S) throw new ApiError(`${where}: rate limited, and the API asks to wait ${waitS}s`, 429, apiMessage(text), 'wait for the rate limit to reset and run again');
         if (++rateWaits > this.maxRateLimitWaits) throw new ApiError(`${where}: still rate limited after ${rateWaits - 1} waits`, 429, apiMessage(text), 'wait a minute and run again, or poll less often');
         this.io.log.warn({ waitSeconds: waitS, method, path: url.pathname }, `rate limited by the API; waiting ${waitS}s before retrying`);
         await this.io.sleep(waitS * 1000);
@@ -246,6 +256,24 @@ export class ApiClient {
         // A 503 may say when to come back; honour it (up to a minute) if it is longer than the backoff.
         const after = headerValue(res.headers, 'retry-after') !== undefined ? Math.min(60, rateLimitWait(res.headers, '')) * 1000 : 0;
         await this.backoff(attempt, msg, after);
+        continue;
+      }
+      const location = headerValue(res.headers, 'location');
+      if (res.statusCode >= 300 && res.statusCode < 400 && location && !opts.redirects) {
+        // The API moved (a trailing slash, a renamed slug): follow it on the same host, with the
+        // token; never to another host, and never turn a POST into a GET.
+        await res.body.dump().catch(() => undefined);
+        const target = new URL(location, url);
+        if (target.origin !== this.base.origin) {
+          throw new ApiError(`${where}: the API redirected to ${target.origin}${target.pathname} (${res.statusCode}); not following it with the token`, res.statusCode, undefined, `if that is where the API lives, set BUILDKITE_API_URL (or --api-url) to ${target.origin}/v2`);
+        }
+        const keepsMethod = res.statusCode === 307 || res.statusCode === 308;
+        if (method !== 'GET' && !keepsMethod) throw new ApiError(`${where}: the API answered ${res.statusCode} (moved to ${target.pathname}); not resending a ${method} as a GET`, res.statusCode, undefined);
+        if (++hops > MAX_REDIRECTS) throw new ApiError(`${where}: more than ${MAX_REDIRECTS} redirects`, res.statusCode, undefined);
+        this.io.log.debug({ from: url.pathname, to: target.pathname, status: res.statusCode }, 'following the API redirect');
+        url = target;
+        where = `${method} ${url.pathname}`;
+        attempt--; // a redirect is not a failed attempt
         continue;
       }
       if (res.statusCode >= 400 || (res.statusCode >= 300 && !opts.redirects)) {

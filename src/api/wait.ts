@@ -36,16 +36,20 @@ export async function waitForBuild(api: BuildkiteApi, n: number, io: Io, opts: W
     if (opts.spinner && lastLine) io.stderr.write('\r\u001b[K');
   };
   let failures = 0;
+  let readOnce = false;
   try {
     for (;;) {
       let build: Build;
       try {
         build = await api.getBuild(n);
         failures = 0;
+        readOnce = true;
       } catch (err) {
-        // An API outage during a long wait is waited out (the client has already retried);
-        // a refusal (4xx) or too many failures in a row ends the wait.
-        const transient = err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
+        // An API outage during a long wait is waited out (the client has already retried), and
+        // once the build has been read, so is an answer that makes no sense (a proxy's error
+        // page); a refusal (4xx) or too many failures in a row ends the wait.
+        const transient =
+          err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429 || (readOnce && err.status < 400)));
         if (!transient || ++failures >= MAX_POLL_FAILURES || io.now().getTime() >= deadline) throw err;
         io.log.warn({ build: n, failures }, `cannot read build #${n} (${(err as Error).message}); still waiting`);
         await io.sleep(Math.min(maxInterval, Math.max(0, deadline - io.now().getTime())));

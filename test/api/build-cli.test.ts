@@ -251,6 +251,57 @@ describe('a misbehaving server', () => {
     expect(r.stderr).toMatch(/points to another host/);
   });
 
+  it('follows a same-host redirect with the token; refuses one to another host', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/33$/, 'status', { status: 301, headers: { location: `${bk.url}/organizations/${bk.org}/pipelines/${bk.pipeline}/builds/3` } });
+    let r = await run(['build', 'get', '33', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).number).toBe(3);
+    expect(apiCalls('GET', /\/builds\/3$/)[0]!.headers.authorization).toBe(`Bearer ${bk.token}`);
+    bk.fault('GET', /\/builds\/3$/, 'status', { status: 302, headers: { location: `${bk.storageOrigin}/v2/elsewhere` } });
+    r = await run(['build', 'get', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/redirected to http:\/\/127\.0\.0\.1:\d+\/v2\/elsewhere \(302\); not following it with the token/);
+    expect(r.stderr).toMatch(/hint: if that is where the API lives, set BUILDKITE_API_URL/);
+    expect(bk.storageRequests).toHaveLength(0);
+    noToken(r);
+  });
+
+  it('does not turn a redirected create into a GET', async () => {
+    bk.fault('POST', /\/builds$/, 'status', { status: 302, headers: { location: `${bk.url}/organizations/${bk.org}/pipelines/${bk.pipeline}/builds` } });
+    const r = await run(['build', 'submit', '--branch', 'main', '--commit', 'HEAD']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/answered 302 .*not resending a POST as a GET/);
+    expect(bk.buildCount()).toBe(0);
+  });
+
+  it('a rate limit that asks for hours is reported, not slept through', async () => {
+    bk.addBuild({ states: ['passed'], number: 3 });
+    bk.fault('GET', /\/builds\/3$/, 'status', { status: 429, headers: { 'retry-after': '86400' }, body: { message: 'slow down' } });
+    const r = await run(['build', 'get', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/rate limited, and the API asks to wait 86400s/);
+    expect(r.sleeps).toEqual([]);
+  });
+
+  it('gives up on Link headers that never end', async () => {
+    const { createServer } = await import('node:http');
+    let pages = 0;
+    const srv = createServer((q, s) => {
+      const page = Number(new URL(q.url ?? '/', 'http://x').searchParams.get('page') ?? 1);
+      pages++;
+      s.writeHead(200, { 'content-type': 'application/json', link: `<${q.url?.replace(/([?&])page=\d+/, '$1').replace(/[?&]$/, '')}${q.url?.includes('?') ? '&' : '?'}page=${page + 1}>; rel="next"` });
+      s.end('[]');
+    });
+    await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+    const port = (srv.address() as { port: number }).port;
+    const r = await run(['queue', 'status', 'gpu'], { BUILDKITE_API_URL: `http://127.0.0.1:${port}/v2` });
+    srv.close();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/gave up after 1000 pages .*Link headers do not end/);
+    expect(pages).toBe(1000);
+  });
+
   it('a refused connection is retried, then exit 1', async () => {
     const r = await run(['build', 'get', '3'], { BUILDKITE_API_URL: 'http://127.0.0.1:9/v2' });
     expect(r.code).toBe(1);
@@ -336,6 +387,21 @@ describe('build wait', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/cannot read build #1 .*502.*still waiting/);
     expect(r.stdout).toMatch(/^#1 passed/);
+  });
+
+  it('once the build has been read, a nonsense answer is waited out too', async () => {
+    bk.addBuild({ states: ['running', 'running', 'passed'], jobs, number: 1 });
+    bk.fault('GET', /\/builds\/1$/, 'status', { status: 200, body: '<html>proxy error</html>' });
+    let r = await run(['build', 'wait', '1']);
+    expect(r.code, r.stderr).toBe(1); // the very first answer is nonsense: a wrong --api-url, not an outage
+    expect(r.stderr).toMatch(/not what bkci expects/);
+    r = await run(['build', 'wait', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    bk.addBuild({ states: ['running', 'running', 'running', 'passed'], jobs, number: 2 });
+    bk.fault('GET', /\/builds\/2$/, 'status', { status: 200, body: { nonsense: true }, times: 2, skip: 1 });
+    r = await run(['build', 'wait', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/cannot read build #2 .*not what bkci expects.*still waiting/);
   });
 
   it('a 404 during a wait ends it at once (exit 2)', async () => {

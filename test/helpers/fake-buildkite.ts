@@ -28,6 +28,8 @@ export interface Fault {
   headers?: Record<string, string>;
   body?: unknown;
   times: number;
+  // Matching requests to let through before the fault starts.
+  skip?: number;
 }
 
 export interface JobSeed {
@@ -201,7 +203,11 @@ export class FakeBuildkite {
     const method = req.method ?? 'GET';
     this.requests.push({ method, path: url.pathname, query: url.searchParams, headers: req.headers, body });
 
-    const fault = this.faults.find((f) => f.times > 0 && f.method === method && f.path.test(url.pathname));
+    let fault = this.faults.find((f) => f.times > 0 && f.method === method && f.path.test(url.pathname));
+    if (fault?.skip) {
+      fault.skip--;
+      fault = undefined;
+    }
     let dropAfter = false;
     if (fault) {
       fault.times--;
