@@ -75,6 +75,7 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
   if (docker && m.vendor === 'nvidia') out.push(await checkNvidiaRuntime(opts));
   else out.push(item('nvidia container runtime', 'skip', m.vendor === 'nvidia' ? 'docker is not installed' : `not an NVIDIA host (${m.vendor})`));
   out.push(await checkGitSsh(opts, pw, user));
+  out.push(await checkCgroups(opts));
   out.push(await checkGpuCount(opts, m, io));
   out.push(...(await checkUnits(opts, m, io)));
   return out;
@@ -159,6 +160,26 @@ async function checkGitSsh(opts: DoctorOptions, pw: Passwd | undefined, user: st
     `${user} has no SSH key: checkouts of git@github.com: URLs fail with "Permission denied (publickey)"`,
     `sudo -u ${user} git config --global url."https://github.com/".insteadOf "git@github.com:"`,
   );
+}
+
+// AllowedCPUs=, AllowedMemoryNodes= (and MemoryMax= as set) work only on the unified cgroup
+// hierarchy with the cpuset and memory controllers; on cgroup v1 or hybrid hosts systemd accepts
+// them and silently does nothing, so the agents share every CPU.
+async function checkCgroups(opts: DoctorOptions): Promise<DoctorItem> {
+  const controllers = await read(under(opts.hostRoot, '/sys/fs/cgroup/cgroup.controllers'));
+  const name = 'cgroup v2';
+  if (controllers === undefined) {
+    return item(
+      name,
+      'fail',
+      'the host does not use the unified cgroup hierarchy (cgroup v1 or hybrid): systemd ignores AllowedCPUs= and AllowedMemoryNodes= there, so the agents are not pinned to their CPUs and memory nodes',
+      'add systemd.unified_cgroup_hierarchy=1 to GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub (or grub2-mkconfig) and reboot',
+    );
+  }
+  const have = new Set(controllers.trim().split(/\s+/));
+  const missing = ['cpuset', 'memory'].filter((c) => !have.has(c));
+  if (missing.length) return item(name, 'fail', `the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available: the agents' CPU and memory limits do nothing`, 'enable it in the kernel (cgroup_enable=cpuset,memory on the kernel command line) and reboot');
+  return item(name, 'ok', 'unified hierarchy with the cpuset and memory controllers');
 }
 
 async function checkGpuCount(opts: DoctorOptions, m: Manifest, io: Io): Promise<DoctorItem> {

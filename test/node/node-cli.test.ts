@@ -2,11 +2,11 @@
 // in exactly one 0600 file, units that pass `systemd-analyze verify`, idempotency, updates,
 // teardown, status drift, doctor and the health check.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBkci } from '../helpers/io.js';
+import { runBkci, type CliRun } from '../helpers/io.js';
 import { hostEnv, HOSTS } from './helpers.js';
 
 const TOKEN = 'bkat_Zx9secretAgentToken42';
@@ -237,6 +237,24 @@ describe('node status, teardown, doctor', () => {
     r = await runBkci(['node', 'doctor', '--root', root, '--host-root', HOSTS.h100], { env: hostEnv(HOSTS.h100) });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/FAIL  token file: .*mode 0640[\s\S]*fix: chmod 600/);
+  });
+
+  it('doctor fails a cgroup v1 host, where the CPU and memory pinning would silently do nothing', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.h100, host, { recursive: true });
+    const cg = (r: CliRun) => (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((c) => c.check === 'cgroup v2')!;
+    let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(cg(r).status).toBe('ok');
+    writeFileSync(join(host, 'sys/fs/cgroup/cgroup.controllers'), 'cpu io memory pids\n');
+    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(r.code).toBe(1);
+    expect(cg(r).detail).toMatch(/the cpuset controller is not available/);
+    rmSync(join(host, 'sys/fs/cgroup/cgroup.controllers'));
+    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(r.code).toBe(1);
+    expect(cg(r)).toMatchObject({ status: 'fail', detail: expect.stringMatching(/cgroup v1 or hybrid.*ignores AllowedCPUs=/), fix: expect.stringMatching(/systemd\.unified_cgroup_hierarchy=1/) });
   });
 
   it('doctor notices a GPU count that no longer matches the plan', async () => {
