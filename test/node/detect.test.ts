@@ -21,6 +21,10 @@ describe('formats', () => {
 
   it('normalises bus ids to the sysfs form', () => {
     expect(normalizeBusId('00000000:8D:00.0')).toBe('0000:8d:00.0');
+    expect(normalizeBusId('00010000:E1:00.0')).toBe('10000:e1:00.0');
+    expect(normalizeBusId('0001:00:00.0')).toBe('0001:00:00.0');
+    expect(normalizeBusId('C1F4:00:00.0')).toBe('c1f4:00:00.0');
+    expect(normalizeBusId('3:00.0')).toBe('0000:03:00.0');
     expect(normalizeBusId('0000:C1:00.0')).toBe('0000:c1:00.0');
     expect(normalizeBusId('8d:00.0')).toBe('0000:8d:00.0');
   });

@@ -28,11 +28,12 @@ export class HostTree {
   }
 }
 
-// sysfs PCI address from a tool's bus id: `00000000:8D:00.0` → `0000:8d:00.0`.
+// sysfs PCI address from a tool's bus id: `00000000:8D:00.0` → `0000:8d:00.0`. Domains keep their
+// value, at least four digits: VMD domains are `10000` in sysfs (`00010000` from nvidia-smi).
 export function normalizeBusId(id: string): string {
   const m = /^(?:([0-9a-fA-F]+):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/.exec(id.trim());
   if (!m) return id.trim().toLowerCase();
-  const domain = (m[1] ?? '0').slice(-4).padStart(4, '0');
+  const domain = (m[1] ?? '0').replace(/^0+(?=[0-9a-fA-F]{4})/, '').padStart(4, '0');
   return `${domain}:${m[2]!.padStart(2, '0')}:${m[3]!.padStart(2, '0')}.${m[4]}`.toLowerCase();
 }
 
