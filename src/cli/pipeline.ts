@@ -127,8 +127,13 @@ Examples:
     });
 }
 
+// At most this many findings on stderr: one YAML mistake (a wrong indent) can cascade into dozens.
+const MAX_FINDINGS_SHOWN = 20;
+
 function writeFindings(io: Io, name: string, findings: { severity: string; path: string; line: number; col: number; message: string }[]): void {
-  for (const f of findings) io.stderr.write(`${name}:${f.line}:${f.col}: ${f.severity}: ${f.path}: ${f.message}\n`);
+  for (const f of findings.slice(0, MAX_FINDINGS_SHOWN)) io.stderr.write(`${name}:${f.line}:${f.col}: ${f.severity}: ${f.path}: ${f.message}\n`);
+  const more = findings.length - MAX_FINDINGS_SHOWN;
+  if (more > 0) io.stderr.write(`${name}: ... and ${more} more finding${more === 1 ? '' : 's'} (fix the first ones first: later ones often follow from them; --json lists all)\n`);
 }
 
 function writeExplain(io: Io, decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[], json: boolean): void {

@@ -149,6 +149,17 @@ describe('bkci pipeline validate', () => {
     expect(r.stderr).toMatch(/p\.yml:3:5: error: steps\[0\]\.timeout_in_minutes:/);
   });
 
+  it('shows the first 20 findings of a cascade, and --json all of them', async () => {
+    const steps = Array.from({ length: 30 }, (_v, i) => `  - command: a\n    timeout_in_minutes: 0\n    key: k${i}\n`).join('');
+    const d = tmp({ 'p.yml': `steps:\n${steps}` });
+    const r = await runBkci(['pipeline', 'validate', 'p.yml'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.stderr.match(/: error: /g)).toHaveLength(20);
+    expect(r.stderr).toContain('p.yml: ... and 10 more findings (fix the first ones first');
+    const j = await runBkci(['pipeline', 'validate', 'p.yml', '--json'], { cwd: d });
+    expect(JSON.parse(j.stdout).findings).toHaveLength(30);
+  });
+
   it('prints JSON with --json', async () => {
     const d = tmp({ 'p.yml': 'steps:\n  - command: a\n' });
     const r = await runBkci(['pipeline', 'validate', 'p.yml', '--json'], { cwd: d });
