@@ -2,6 +2,7 @@
 // what minijinja keeps: int vs float (`1.0` stays a float), YAML merge keys, sorted maps.
 import { InputError } from '../util/errors.js';
 import { fastParseYaml } from '../util/fast-yaml.js';
+import { json5ToJson } from './json5.js';
 import { yamlLib } from './yaml-load.js';
 import { JFloat } from './jinja/index.js';
 import { sortedMap } from './jinja/values.js';
@@ -42,7 +43,8 @@ export function parseDataFile(text: string, source: string): Map<string, unknown
   if (ext && !['yaml', 'yml', 'json', 'json5'].includes(ext) && source !== '<stdin>') {
     throw new InputError(`${source}: cannot tell the data format from the extension .${ext}`, 'use a .yaml, .yml or .json file (or - for YAML/JSON on stdin)');
   }
-  const v = parseYamlValue(text, source);
+  // .json is JSON5 for minijinja-cli; JSON5 made plain JSON is YAML, which keeps `1.0` a float.
+  const v = parseYamlValue(ext === 'json' || ext === 'json5' ? json5ToJson(text, source) : text, source);
   if (v === null) return new Map();
   if (!(v instanceof Map)) throw new InputError(`${source}: the data must be a mapping at the top level, got ${Array.isArray(v) ? 'a list' : typeof v}`, 'wrap the value in a key, e.g. `steps: [...]`');
   return new Map([...v].map(([k, x]) => [String(k), x]));
