@@ -50,9 +50,10 @@ export class BuildkiteApi {
     return parseAnswer(BuildSchema, data, `build ${n}`);
   }
 
-  async *listBuilds(filter: { branch?: string; state?: string[]; metaData?: Record<string, string> }): AsyncGenerator<Build> {
+  async *listBuilds(filter: { branch?: string; state?: string[]; metaData?: Record<string, string>; createdFrom?: Date }): AsyncGenerator<Build> {
     const query: Record<string, string | string[]> = {};
     if (filter.branch) query.branch = filter.branch;
+    if (filter.createdFrom) query.created_from = filter.createdFrom.toISOString();
     if (filter.state?.length) query['state[]'] = filter.state;
     for (const [k, v] of Object.entries(filter.metaData ?? {})) query[`meta_data[${k}]`] = v;
     for await (const b of this.client.paginate<unknown>(this.buildsPath(), { query, scope: 'read_builds', what: `pipeline ${this.pipelineRef}` })) {
@@ -73,6 +74,8 @@ export class BuildkiteApi {
       meta_data: { ...req.metaData, [SUBMIT_MARKER]: marker },
     };
     const opts = { body, scope: 'write_builds', what: `pipeline ${this.pipelineRef}` };
+    // A build of ours cannot be older than this (10 minutes of slack for clock skew).
+    const since = new Date(this.io.now().getTime() - 10 * 60_000);
     for (let attempt = 1; ; attempt++) {
       try {
         const data = await this.client.json<unknown>('POST', this.buildsPath(), opts);
@@ -82,7 +85,7 @@ export class BuildkiteApi {
         this.io.log.warn({ marker }, `${err.message}; looking for the build before trying again`);
         for (let look = 0; look < 2; look++) {
           if (look > 0) await this.io.sleep(3000);
-          const found = await this.findByMarker(marker, req.branch);
+          const found = await this.findByMarker(marker, req.branch, since);
           if (found) {
             this.io.log.info({ build: found.number }, 'the build was created; not creating another');
             return found;
@@ -93,10 +96,12 @@ export class BuildkiteApi {
     }
   }
 
-  private async findByMarker(marker: string, branch: string): Promise<Build | undefined> {
-    for await (const b of this.listBuilds({ branch, metaData: { [SUBMIT_MARKER]: marker } })) {
+  private async findByMarker(marker: string, branch: string, since: Date): Promise<Build | undefined> {
+    for await (const b of this.listBuilds({ branch, metaData: { [SUBMIT_MARKER]: marker }, createdFrom: since })) {
       // Servers that ignore the meta_data filter still return the marker in each build.
       if (b.meta_data?.[SUBMIT_MARKER] === marker) return b;
+      // Newest first: past the submission's time nothing can be ours (servers that ignore created_from).
+      if (b.created_at && Date.parse(b.created_at) < since.getTime()) break;
     }
     return undefined;
   }

@@ -84,6 +84,19 @@ describe('build submit', () => {
     expect(JSON.parse(posts[0]!.body).meta_data).toEqual(JSON.parse(posts[1]!.body).meta_data);
   });
 
+  it('the lookup asks only for recent builds and stops at older ones when the server ignores filters', async () => {
+    for (let i = 0; i < 250; i++) bk.addBuild({ states: ['passed'], branch: 'main' }); // created hours before the submit
+    bk.ignoreFilters = true;
+    bk.fault('POST', /\/builds$/, 'drop');
+    const r = await run(['build', 'submit', '--branch', 'main']);
+    expect(r.code, r.stderr).toBe(0);
+    const lookups = apiCalls('GET', /\/builds$/);
+    // Two looks, one page each: the newest listed build is already older than the submit.
+    expect(lookups).toHaveLength(2);
+    expect(lookups[0]!.query.get('created_from')).toBe('2026-11-23T11:50:00.000Z');
+    expect(apiCalls('POST', /\/builds$/)).toHaveLength(2);
+  });
+
   it('a 502 on the create is ambiguous too: looked up, not blindly resent', async () => {
     bk.fault('POST', /\/builds$/, 'status', { status: 502, body: { message: 'Bad gateway' } });
     const r = await run(['build', 'submit', '--branch', 'main']);

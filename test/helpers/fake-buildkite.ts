@@ -67,6 +67,8 @@ export class FakeBuildkite {
   faults: Fault[] = [];
   builds = new Map<number, StoredBuild>();
   agents: any[] = [];
+  // When set, listing builds ignores every filter (branch, state, meta_data), as a careless server might.
+  ignoreFilters = false;
   // When set, the storage host answers this status (an expired signature, say).
   storageFail: number | undefined;
   logs = new Map<string, string>();
@@ -242,6 +244,7 @@ export class FakeBuildkite {
     }
     if (p === bp && method === 'GET') {
       let list = [...this.builds.values()].map((s) => s.build).sort((a, b) => b.number - a.number);
+      if (this.ignoreFilters) return this.page(url, list, respond);
       const branch = url.searchParams.get('branch');
       if (branch) list = list.filter((b) => b.branch === branch);
       const states = url.searchParams.getAll('state[]');
