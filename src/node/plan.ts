@@ -37,6 +37,8 @@ export interface AgentPlan {
   isolationIds: string[];
   vendor: Vendor | 'none';
   numaNode: number;
+  // Every NUMA node the agent's GPUs sit on (more than one only when it spans nodes).
+  numaNodes: number[];
   cpus: string;
   cpuCount: number;
   memNodes: string;
@@ -228,17 +230,19 @@ function pluginsPath(opts: SetupOptions): string {
   return `${homeOf(opts)}/plugins`;
 }
 
-// Groups GPUs into agents within NUMA nodes, then shares each node's cores and memory among them.
+// Groups GPUs into agents within NUMA nodes (across whole nodes when more GPUs per agent are asked
+// for than a node holds), then shares each node's cores and memory among the agents on it.
 export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = []): AgentPlan[] {
   const baseName = opts.name ?? facts.hostname;
   const reserved = new Set(['queue', 'gpu', 'gpu-vendor', 'numa']);
   for (const [k] of opts.tags) if (reserved.has(k)) throw new UsageError(`--tags ${k}=...: bkci sets the ${k} tag itself`, k === 'queue' ? 'use --queue' : 'pick another tag name');
 
-  type Group = { node: number; slots: Slot[] };
+  // `nodes`: the NUMA nodes the agent's GPUs sit on (one, unless it spans nodes).
+  type Group = { nodes: number[]; slots: Slot[] };
   const groups: Group[] = [];
   if (facts.vendor === 'none' || facts.gpus.length === 0) {
     if (opts.agents < 1) throw new UsageError(`--agents ${opts.agents}: at least one agent is needed`);
-    for (let i = 0; i < opts.agents; i++) groups.push({ node: facts.nodes[i % facts.nodes.length]!.id, slots: [] });
+    for (let i = 0; i < opts.agents; i++) groups.push({ nodes: [facts.nodes[i % facts.nodes.length]!.id], slots: [] });
   } else {
     const slots: Slot[] = [];
     for (const g of [...facts.gpus].sort((a, b) => a.index - b.index)) {
@@ -252,20 +256,26 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
     if (slots.length % n !== 0) throw new UsageError(`--gpus-per-agent ${n} does not divide the ${slots.length} GPUs found`, `pick a divisor of ${slots.length}`);
     const byNode = new Map<number, Slot[]>();
     for (const s of slots) byNode.set(s.gpu.numaNode, [...(byNode.get(s.gpu.numaNode) ?? []), s]);
-    for (const [node, list] of [...byNode].sort((a, b) => a[0] - b[0])) {
-      if (list.length % n !== 0) {
-        throw new UsageError(
-          `--gpus-per-agent ${n}: NUMA node ${node} has ${list.length} GPU${list.length === 1 ? '' : 's'} (${list.map((s) => s.label).join(', ')}), which cannot be split into groups of ${n} without an agent spanning two nodes`,
-          `GPUs per node: ${[...byNode].map(([k, v]) => `node ${k}: ${v.length}`).join(', ')}; pick a divisor of every node's count`,
-        );
+    const nodesInOrder = [...byNode].sort((a, b) => a[0] - b[0]);
+    if (nodesInOrder.every(([, list]) => list.length % n === 0)) {
+      for (const [node, list] of nodesInOrder) for (let i = 0; i < list.length; i += n) groups.push({ nodes: [node], slots: list.slice(i, i + n) });
+    } else {
+      // Some node's GPUs cannot be cut into groups of n (n larger than the node's count, as for one
+      // 8-GPU agent on a two-socket host): groups are filled in node order and may span nodes.
+      const ordered = nodesInOrder.flatMap(([, list]) => list);
+      for (let i = 0; i < ordered.length; i += n) {
+        const chunk = ordered.slice(i, i + n);
+        const nodes = [...new Set(chunk.map((s) => s.gpu.numaNode))];
+        groups.push({ nodes, slots: chunk });
+        if (nodes.length > 1) warnings.push(`GPUs ${chunk.map((s) => s.label).join(', ')} share an agent across NUMA nodes ${nodes.join(', ')}: it gets CPUs and memory from each`);
       }
-      for (let i = 0; i < list.length; i += n) groups.push({ node, slots: list.slice(i, i + n) });
     }
   }
 
-  // Shares per node.
+  // Shares per node: every agent with a GPU on a node (or placed there) takes one share of its cores
+  // and memory; an agent spanning nodes takes one share of each.
   const agentsByNode = new Map<number, number>();
-  for (const g of groups) agentsByNode.set(g.node, (agentsByNode.get(g.node) ?? 0) + 1);
+  for (const g of groups) for (const node of g.nodes) agentsByNode.set(node, (agentsByNode.get(node) ?? 0) + 1);
   const cpuShares = new Map<number, number[][]>();
   const memShares = new Map<number, number>();
   for (const [nodeId, k] of agentsByNode) {
@@ -275,10 +285,15 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
   }
   const taken = new Map<number, number>();
   const plans = groups.map((g): AgentPlan => {
-    const idx = taken.get(g.node) ?? 0;
-    taken.set(g.node, idx + 1);
-    const cpus = cpuShares.get(g.node)![idx]!;
-    const memoryMax = memShares.get(g.node)!;
+    const cpus: number[] = [];
+    let memoryMax = 0;
+    for (const node of g.nodes) {
+      const idx = taken.get(node) ?? 0;
+      taken.set(node, idx + 1);
+      cpus.push(...cpuShares.get(node)![idx]!);
+      memoryMax += memShares.get(node)!;
+    }
+    const memNodes = formatCpuList(g.nodes);
     const gpuLabels = g.slots.map((s) => s.label);
     const instance = g.slots.length === 0 ? `cpu${groups.indexOf(g)}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
     const ids = g.slots.map((s) => s.id);
@@ -290,7 +305,7 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       BKCI_GPU_VENDOR: facts.vendor,
       BKCI_GPUS: gpuLabels.join(','),
       BKCI_CPUSET: cpuText,
-      BKCI_MEMS: String(g.node),
+      BKCI_MEMS: memNodes,
       BKCI_MEMORY: `${Math.floor(memoryMax / MiB)}m`,
       BKCI_DEVICES: [...devices, ...(g.slots.length ? facts.sharedDevices : [])].join(','),
       BKCI_GPU_BUSIDS: [...new Set(g.slots.map((s) => s.gpu.busId))].join(','),
@@ -299,7 +314,7 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
     };
     // Every GPU of the agent, `+`-joined (a `-` range in the instance name can hide a gap: gpu0-2).
     const tagGpu = g.slots.length ? gpuLabels.join('+') : 'none';
-    const tags = [`queue=${opts.queue}`, `gpu=${tagGpu}`, `gpu-vendor=${facts.vendor}`, `numa=${g.node}`, ...opts.tags.map(([k, v]) => `${k}=${v}`)];
+    const tags = [`queue=${opts.queue}`, `gpu=${tagGpu}`, `gpu-vendor=${facts.vendor}`, `numa=${g.nodes.join('+')}`, ...opts.tags.map(([k, v]) => `${k}=${v}`)];
     return {
       instance,
       name: `${baseName}-${instance}`,
@@ -308,10 +323,11 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       gpuIndices: [...new Set(g.slots.map((s) => s.gpu.index))],
       isolationIds: ids,
       vendor: facts.vendor,
-      numaNode: g.node,
+      numaNode: g.nodes[0]!,
+      numaNodes: g.nodes,
       cpus: cpuText,
       cpuCount: cpus.length,
-      memNodes: String(g.node),
+      memNodes,
       memoryMax,
       memoryMaxText: memText,
       buildPath: `${opts.buildRoot.replace(/\/$/, '')}/${instance}`,

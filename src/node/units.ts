@@ -117,7 +117,7 @@ WantedBy=multi-user.target
 export function renderDropIn(a: AgentPlan, vendor: Vendor | 'none', mig: boolean): string {
   const lines = [
     `# ${HEADER}`,
-    `# Agent ${a.name}: GPUs ${a.gpuIndices.join(',') || 'none'} on NUMA node ${a.numaNode}.`,
+    `# Agent ${a.name}: GPUs ${a.gpuIndices.join(',') || 'none'} on NUMA node${a.numaNodes.length > 1 ? 's' : ''} ${a.numaNodes.join(',')}.`,
     '[Service]',
     `AllowedCPUs=${a.cpus}`,
     `AllowedMemoryNodes=${a.memNodes}`,

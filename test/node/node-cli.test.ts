@@ -127,6 +127,18 @@ describe('node setup under --root', () => {
     verifyUnits(root, ['gpu0-1']);
   });
 
+  it('one 8-GPU agent across both sockets: warned about, and its units verify', async () => {
+    const root = tmp('bkci-root-');
+    const r = await setup(HOSTS.h100, root, ['--gpus-per-agent', '8', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).agents.map((a: { name: string; memNodes: string }) => [a.name, a.memNodes])).toEqual([['gpu-node-17-gpu0-7', '0-1']]);
+    expect(r.stderr).toMatch(/share an agent across NUMA nodes 0, 1/);
+    const dropIn = readFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu0-7.service.d/50-bkci.conf'), 'utf8');
+    expect(dropIn).toMatch(/^AllowedMemoryNodes=0-1$/m);
+    expect(dropIn).toMatch(/on NUMA nodes 0,1\./);
+    verifyUnits(root, ['gpu0-7']);
+  });
+
   it('--dry-run prints the plan and touches nothing', async () => {
     const root = join(tmp('bkci-root-'), 'stage');
     const r = await setup(HOSTS.ascend, root, ['--dry-run', '--json']);

@@ -35,27 +35,34 @@ function checkProperties(f: HostFacts, o: SetupOptions) {
   const agents = planAgents(f, o);
   const seen = new Set<number>();
   for (const a of agents) {
-    const node = f.nodes.find((n) => n.id === a.numaNode)!;
+    const nodes = f.nodes.filter((n) => a.numaNodes.includes(n.id));
+    expect(nodes.length).toBe(a.numaNodes.length);
+    expect(a.numaNode).toBe(a.numaNodes[0]);
     const cpus = cpusOf(a.cpus);
     expect(cpus.length).toBeGreaterThan(0);
     for (const c of cpus) {
-      expect(node.cpus).toContain(c); // within the agent's NUMA node
+      expect(nodes.flatMap((n) => n.cpus)).toContain(c); // within the agent's NUMA node(s)
       expect(seen.has(c)).toBe(false); // disjoint
       seen.add(c);
     }
+    // An agent spanning nodes has CPUs on each of them.
+    for (const n of nodes) expect(cpus.some((c) => n.cpus.includes(c))).toBe(true);
     // SMT siblings stay together.
     for (const core of f.cores) {
       const inShare = core.filter((c) => cpus.includes(c)).length;
       expect(inShare === 0 || inShare === core.length).toBe(true);
     }
-    // Every GPU of the agent sits on the agent's node.
-    for (const i of a.gpuIndices) expect(f.gpus.find((g) => g.index === i)!.numaNode).toBe(a.numaNode);
-    expect(a.memNodes).toBe(String(a.numaNode));
+    // Every GPU of the agent sits on one of the agent's nodes, and each node has one of its GPUs.
+    const gpuNodes = new Set(a.gpuIndices.map((i) => f.gpus.find((g) => g.index === i)!.numaNode));
+    if (a.gpuIndices.length) expect([...gpuNodes].sort()).toEqual([...a.numaNodes].sort());
+    expect(a.memNodes).toBe(a.numaNodes.length === 1 ? String(a.numaNode) : a.env.BKCI_MEMS);
   }
   for (const n of f.nodes) {
-    const sum = agents.filter((a) => a.numaNode === n.id).reduce((s, a) => s + a.memoryMax, 0);
+    const sum = agents.filter((a) => a.numaNodes.length === 1 && a.numaNode === n.id).reduce((s, a) => s + a.memoryMax, 0);
     expect(sum).toBeLessThanOrEqual(n.memBytes - o.memoryReserve);
   }
+  const used = f.nodes.filter((n) => agents.some((a) => a.numaNodes.includes(n.id)));
+  expect(agents.reduce((s, a) => s + a.memoryMax, 0)).toBeLessThanOrEqual(used.reduce((s, n) => s + n.memBytes - o.memoryReserve, 0));
   return agents;
 }
 
@@ -87,8 +94,26 @@ describe('planAgents', () => {
   it('refuses a group size that does not divide the GPUs, naming the counts', async () => {
     const f = await facts(HOSTS.h100);
     expect(() => planAgents(f, opts({ gpusPerAgent: 3 }))).toThrow(/--gpus-per-agent 3 does not divide the 8 GPUs/);
-    // 8 divides by 8, but an agent would span both sockets.
-    expect(() => planAgents(f, opts({ gpusPerAgent: 8 }))).toThrow(/NUMA node 0 has 4 GPUs.*spanning two nodes/);
+  });
+
+  it('one agent for all 8 GPUs spans both sockets, with a warning, CPUs and memory from each', async () => {
+    const f = await facts(HOSTS.h100);
+    const warnings: string[] = [];
+    const [a, ...rest] = planAgents(f, opts({ gpusPerAgent: 8, cpuReserve: 2 }), warnings);
+    expect(rest).toEqual([]);
+    checkProperties(f, opts({ gpusPerAgent: 8, cpuReserve: 2 }));
+    expect(a!.instance).toBe('gpu0-7');
+    expect(a!.numaNodes).toEqual([0, 1]);
+    expect(a!.memNodes).toBe('0-1');
+    expect(a!.env.BKCI_MEMS).toBe('0-1');
+    expect(a!.tags).toContain('numa=0+1');
+    // Both nodes, minus each node's reserved core.
+    expect(cpusOf(a!.cpus)).toHaveLength(96 - 2 * 2);
+    // Each node's memory minus its reserve (each share rounded down to whole MiB).
+    const whole = f.nodes.reduce((s, n) => s + n.memBytes - 4 * GiB, 0);
+    expect(a!.memoryMax).toBeLessThanOrEqual(whole);
+    expect(a!.memoryMax).toBeGreaterThan(whole - 2 * 1024 * 1024);
+    expect(warnings.join('\n')).toMatch(/GPUs 0, 1, 2, 3, 4, 5, 6, 7 share an agent across NUMA nodes 0, 1/);
   });
 
   it('AMD x8: groups follow NUMA nodes, not amd-smi order; HIP counts within the ROCR list', async () => {
