@@ -72,7 +72,7 @@ export function registerNodeCommands(program: Command, io: Io): void {
     .description('detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them')
     .option('--queue <queue>', 'the queue the agents serve (queue=QUEUE tag)')
     .option('--token-file <file>', 'agent token file (default: $BUILDKITE_AGENT_TOKEN)')
-    .option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node', '1')
+    .option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node where they fit (else across nodes, with a warning)', '1')
     .addOption(new Option('--vendor <vendor>', 'GPU vendor').choices(['auto', 'nvidia', 'amd', 'ascend', 'none']).default('auto'))
     .option('--agents <n>', 'number of CPU-only agents (with --vendor none or no GPUs)', '1')
     .option('--name <name>', 'agent name prefix (default: the hostname)')
