@@ -160,8 +160,10 @@ export class BuildkiteApi {
 // ---- pure helpers ----------------------------------------------------------------------------
 
 export const TERMINAL_FAILED = new Set(['failed', 'canceled', 'not_run', 'skipped']);
+// States of a build that is still going (blocked is judged on its own).
+const IN_PROGRESS = new Set(['creating', 'scheduled', 'running', 'failing', 'canceling', 'blocked']);
 const JOB_DONE = new Set(['passed', 'failed', 'canceled', 'timed_out', 'skipped', 'broken', 'expired', 'not_run', 'finished']);
-const JOB_FAILED = new Set(['failed', 'timed_out', 'canceled', 'expired']);
+const JOB_FAILED = new Set(['failed', 'timed_out', 'canceled', 'expired', 'broken']);
 
 export interface Verdict {
   done: boolean;
@@ -179,6 +181,9 @@ export function judgeBuild(b: Build, failFast: boolean): Verdict {
     if (bs === 'passed') return { done: true, ok: true, reason: 'blocked on a block step; everything before it passed' };
     if (bs === 'failed') return { done: true, ok: false, reason: 'blocked on a block step after a failure' };
   }
+  // A state bkci does not know, on a build that says it has finished: not a pass, and not worth
+  // waiting on forever.
+  if (!IN_PROGRESS.has(b.state) && b.finished_at) return { done: true, ok: false, reason: `finished in state ${b.state}` };
   return { done: false, ok: false, reason: b.state };
 }
 

@@ -68,6 +68,10 @@ describe('judgeBuild', () => {
     for (const s of ['failed', 'canceled', 'not_run', 'skipped']) expect(judgeBuild(b(s), false)).toMatchObject({ done: true, ok: false });
     for (const s of ['scheduled', 'running', 'creating', 'canceling', 'failing']) expect(judgeBuild(b(s), false).done).toBe(false);
     expect(judgeBuild(b('failing'), true)).toMatchObject({ done: true, ok: false });
+    // A state bkci does not know: waited on while unfinished, a failure once finished_at is set.
+    expect(judgeBuild(b('brand_new_state'), false).done).toBe(false);
+    expect(judgeBuild(b('brand_new_state', { finished_at: '2026-11-23T10:00:00Z' }), false)).toEqual({ done: true, ok: false, reason: 'finished in state brand_new_state' });
+    expect(judgeBuild(b('running', { finished_at: '2026-11-23T10:00:00Z' }), false).done).toBe(false);
   });
   it('blocked: blocked_state decides, else the jobs', () => {
     expect(judgeBuild(b('blocked', { blocked_state: 'passed' }), false)).toMatchObject({ done: true, ok: true });
