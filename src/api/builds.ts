@@ -163,7 +163,7 @@ export const TERMINAL_FAILED = new Set(['failed', 'canceled', 'not_run', 'skippe
 // States of a build that is still going (blocked is judged on its own).
 const IN_PROGRESS = new Set(['creating', 'scheduled', 'running', 'failing', 'canceling', 'blocked']);
 const JOB_DONE = new Set(['passed', 'failed', 'canceled', 'timed_out', 'skipped', 'broken', 'expired', 'not_run', 'finished']);
-const JOB_FAILED = new Set(['failed', 'timed_out', 'canceled', 'expired', 'broken']);
+const JOB_FAILED = new Set(['failed', 'timed_out', 'canceled', 'expired']);
 
 export interface Verdict {
   done: boolean;
