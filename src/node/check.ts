@@ -58,6 +58,8 @@ export async function readAgentEnv(root: string, agent: string): Promise<Record<
 export interface GpuReport {
   id: string;
   present: boolean;
+  // Why a GPU counts as missing, when the tool said (a driver error rather than an absent GPU).
+  reason?: string;
   healthy?: boolean;
   healthText?: string;
   processes: number[];
@@ -73,7 +75,7 @@ export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: stri
   const items: HealthItem[] = [];
   for (const g of gpus) {
     if (!g.present) {
-      items.push({ check: `gpu ${g.id}`, ok: false, detail: `GPU ${g.id} is missing (the driver does not list it)` });
+      items.push({ check: `gpu ${g.id}`, ok: false, detail: `GPU ${g.id} is missing (${g.reason ?? 'the driver does not list it'})` });
       continue;
     }
     const problems: string[] = [];
@@ -134,23 +136,41 @@ async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): P
   return r.ok ? r.stdout : undefined;
 }
 
+// A tool run for the health check: its output even when it failed (nvidia-smi prints the GPUs it
+// can read and an error for the one it cannot), and the error's first line.
+async function toolRun(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<{ stdout: string; error?: string } | undefined> {
+  const path = await which(cmd, io.env);
+  if (!path) return undefined;
+  const r = await runTool(path, args, io, 30_000);
+  if (r.ok) return { stdout: r.stdout };
+  const said = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).find((l) => l && !/^GPU-|^\d/.test(l));
+  return { stdout: r.stdout, error: `${cmd} failed${r.exitCode !== undefined ? ` (exit ${r.exitCode})` : ''}${said ? `: ${said}` : ''}` };
+}
+
 async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
   const uuids = (env.BKCI_GPU_UUIDS ?? env.NVIDIA_VISIBLE_DEVICES ?? '').split(',').filter(Boolean);
   // `-i`: under the unit's DevicePolicy=closed only this agent's GPUs can be opened; asking
   // nvidia-smi about the others would fail.
   const only = ['-i', uuids.join(',')];
-  const health = await tool('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
-  if (health === undefined) {
+  const run = await toolRun('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
+  const rowsFound = new Map<string, NvidiaHealth>(parseNvidiaHealth(run?.stdout ?? '').filter((h) => uuids.includes(h.uuid)).map((h) => [h.uuid, h]));
+  if (rowsFound.size === 0) {
     // Without the health query (an old driver), presence still comes from the GPU list.
-    const list = await tool('nvidia-smi', ['-L'], io);
-    return uuids.map((id) => (list?.includes(id) ? { id, present: true, processes: [], note: 'health fields unavailable from nvidia-smi' } : { id, present: false, processes: [] }));
+    const list = await toolRun('nvidia-smi', ['-L'], io);
+    const why = list?.error ?? run?.error;
+    return uuids.map((id) =>
+      list && list.stdout.includes(id)
+        ? { id, present: true, processes: [], note: `health fields unavailable from nvidia-smi${run?.error ? `: ${run.error}` : ''}` }
+        : { id, present: false, processes: [], ...(why ? { reason: why } : run === undefined ? { reason: 'nvidia-smi is not on PATH' } : {}) },
+    );
   }
-  const rows = new Map<string, NvidiaHealth>(parseNvidiaHealth(health).map((h) => [h.uuid, h]));
+  const rows = rowsFound;
+  const healthError = run?.error;
   const appsText = await tool('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io);
   const apps = parseNvidiaApps(appsText ?? '');
   return uuids.map((id) => {
     const h = rows.get(id);
-    if (!h) return { id, present: false, processes: [] };
+    if (!h) return { id, present: false, processes: [], ...(healthError ? { reason: healthError } : {}) };
     return {
       id,
       present: true,

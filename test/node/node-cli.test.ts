@@ -333,6 +333,26 @@ describe('node check (the health gate)', () => {
     expect(JSON.parse(r.stdout).items.find((i: { check: string }) => i.check === 'devices').detail).toBe('missing device node: /dev/nvidia3');
   });
 
+  it('says what the driver said when nvidia-smi fails, and keeps the GPUs it could read', async () => {
+    const s = await staged(HOSTS.h100);
+    const uuids = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').trim().split('\n').map((l) => l.split(', ')[1]!);
+    const smi = join(s.host, 'bin/nvidia-smi');
+    const real = readFileSync(smi, 'utf8');
+    // A driver/library mismatch after a driver upgrade without a reboot: every call fails.
+    writeFileSync(smi, '#!/bin/sh\necho "Failed to initialize NVML: Driver/library version mismatch"\necho "NVML library version: 550.90"\nexit 18\n');
+    let r = await s.check('gpu0');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing \(nvidia-smi failed \(exit 18\): Failed to initialize NVML: Driver\/library version mismatch\)/);
+    // GPU 0 fallen off the bus: nvidia-smi prints an error for it (exit 15) in every listing.
+    const gone = 'Unable to determine the device handle for GPU0000:18:00.0: Unknown Error';
+    writeFileSync(smi, real.replace(/^case "\$\*" in$/m, `case "$*" in\n  *${uuids[0]}*|-L) echo "${gone}"; [ "$1" = -L ] && grep -v "${uuids[0]}" "$out/nvidia-L.txt"; exit 15 ;;`));
+    r = await s.check('gpu0');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing \(nvidia-smi failed \(exit 15\): Unable to determine the device handle for GPU0000:18:00\.0: Unknown Error\)/);
+    r = await s.check('gpu1');
+    expect(r.code, r.stdout).toBe(0);
+  });
+
   it('Ascend: a process on the NPU or a non-OK health fails; AMD healthy passes', async () => {
     const s = await staged(HOSTS.ascend);
     expect((await s.check('gpu0')).code).toBe(0);
