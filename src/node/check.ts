@@ -10,7 +10,8 @@ import { formatBytes } from '../util/bytes.js';
 import { parseNpuSmiInfo } from './detect/ascend.js';
 import { normalizeBusId } from './detect/sysfs.js';
 import { NVIDIA_APPS_QUERY, NVIDIA_HEALTH_QUERY, parseNvidiaApps, parseNvidiaHealth, type NvidiaHealth } from './detect/nvidia.js';
-import { amdSmiJsonList, parseAmdSmiList } from './detect/amd.js';
+import { amdSmiJsonList, type AmdSmiGpu } from './detect/amd.js';
+import { listAmdGpus } from './detect/index.js';
 import { runTool, which } from './detect/tools.js';
 import { readManifest, under } from './state.js';
 import { PATHS } from './units.js';
@@ -186,14 +187,22 @@ async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | '
 
 async function amdReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
   const buses = (env.BKCI_GPU_BUSIDS ?? '').split(',').filter(Boolean);
-  const listText = await tool('amd-smi', ['list', '--json'], io);
-  const listed = listText ? parseAmdSmiList(listText) : [];
+  // The same tools, in the same order, as discovery used (amd-smi JSON or text, rocm-smi).
+  let listed: AmdSmiGpu[] = [];
+  let why: string | undefined;
+  try {
+    listed = await listAmdGpus(io);
+  } catch (err) {
+    why = (err as Error).message.replace(/^--vendor amd: /, '');
+  }
   const indexOf = new Map(listed.map((g) => [normalizeBusId(g.busId), g.index]));
-  const procs = jsonList(await tool('amd-smi', ['process', '--json'], io));
-  const ecc = jsonList(await tool('amd-smi', ['metric', '--ecc', '--json'], io));
-  return buses.map((bus) => {
+  const hasAmdSmi = (await which('amd-smi', io.env)) !== undefined;
+  const procsText = hasAmdSmi ? await tool('amd-smi', ['process', '--json'], io) : undefined;
+  const procs = jsonList(procsText);
+  const ecc = jsonList(hasAmdSmi ? await tool('amd-smi', ['metric', '--ecc', '--json'], io) : undefined);
+  return buses.map((bus): GpuReport => {
     const idx = indexOf.get(bus);
-    if (idx === undefined) return { id: bus, present: false, processes: [] };
+    if (idx === undefined) return { id: bus, present: false, processes: [], ...(why ? { reason: why } : {}) };
     const p = procs.find((x) => Number(x.gpu) === idx);
     const list = Array.isArray(p?.process_list) ? (p.process_list as unknown[]) : [];
     const pids = list
@@ -202,7 +211,13 @@ async function amdReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log
       .map((i) => Number(i.pid));
     const e = ecc.find((x) => Number(x.gpu) === idx)?.ecc as Record<string, unknown> | undefined;
     const unc = e ? Number(e.total_uncorrectable_count ?? 0) : undefined;
-    return { id: `${idx} (${bus})`, present: true, processes: pids, eccUncorrected: Number.isFinite(unc) ? unc : undefined };
+    return {
+      id: `${idx} (${bus})`,
+      present: true,
+      processes: pids,
+      eccUncorrected: Number.isFinite(unc) ? unc : undefined,
+      ...(procsText === undefined ? { note: hasAmdSmi ? 'compute processes could not be listed' : 'no amd-smi: processes and ECC not checked' } : {}),
+    };
   });
 }
 
@@ -216,11 +231,12 @@ function jsonList(text: string | undefined): Record<string, unknown>[] {
 
 async function ascendReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
   const buses = (env.BKCI_GPU_BUSIDS ?? '').split(',').filter(Boolean);
-  const text = await tool('npu-smi', ['info'], io);
-  const info = text ? parseNpuSmiInfo(text) : { chips: [], processes: [] };
-  return buses.map((bus) => {
+  const run = await toolRun('npu-smi', ['info'], io);
+  const info = run ? parseNpuSmiInfo(run.stdout) : { chips: [], processes: [] };
+  const why = run === undefined ? 'npu-smi is not on PATH' : run.error;
+  return buses.map((bus): GpuReport => {
     const c = info.chips.find((x) => normalizeBusId(x.busId) === bus);
-    if (!c) return { id: bus, present: false, processes: [] };
+    if (!c) return { id: bus, present: false, processes: [], ...(why ? { reason: why } : {}) };
     return {
       id: `${c.npu}${c.chip ? `/${c.chip}` : ''} (${bus})`,
       present: true,

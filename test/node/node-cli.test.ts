@@ -353,6 +353,21 @@ describe('node check (the health gate)', () => {
     expect(r.code, r.stdout).toBe(0);
   });
 
+  it('AMD: an older host with only rocm-smi passes the gate as discovery saw it; no tool at all says so', async () => {
+    const a = await staged(HOSTS.amd);
+    const listed = JSON.parse(readFileSync(join(a.host, 'out/amd-list.json'), 'utf8')) as { gpu: number; bdf: string }[];
+    const bus = Object.fromEntries(listed.map((g) => [`card${g.gpu}`, { 'PCI Bus': g.bdf.toUpperCase() }]));
+    rmSync(join(a.host, 'bin/amd-smi'));
+    writeFileSync(join(a.host, 'bin/rocm-smi'), `#!/bin/sh\n[ "$*" = "--showbus --json" ] || exit 2\necho '${JSON.stringify(bus)}'\n`, { mode: 0o755 });
+    let r = await a.check('gpu3');
+    expect(r.code, r.stdout).toBe(0);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/present, idle.*no amd-smi: processes and ECC not checked/);
+    rmSync(join(a.host, 'bin/rocm-smi'));
+    r = await a.check('gpu3');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing \(neither amd-smi nor rocm-smi is on PATH\)/);
+  });
+
   it('Ascend: a process on the NPU or a non-OK health fails; AMD healthy passes', async () => {
     const s = await staged(HOSTS.ascend);
     expect((await s.check('gpu0')).code).toBe(0);

@@ -118,7 +118,7 @@ async function detectAmd(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' |
 
 // The AMD GPUs by index and bus id, from whichever form the installed tools give: `amd-smi list
 // --json`, its text form, `amd-smi static --json`, or the older `rocm-smi --showbus` (JSON or text).
-async function listAmdGpus(io: Pick<Io, 'env' | 'log'>): Promise<AmdSmiGpu[]> {
+export async function listAmdGpus(io: Pick<Io, 'env' | 'log'>): Promise<AmdSmiGpu[]> {
   const attempts: [string, string[], (t: string) => AmdSmiGpu[]][] = [
     ['amd-smi', ['list', '--json'], parseAmdSmiList],
     ['amd-smi', ['list'], parseAmdSmiList],
