@@ -1,4 +1,4 @@
-// bkci replaces four of Nunjucks' lexer methods with slice-based ones (src/pipeline/jinja/lexer.ts).
+// bkci replaces three of Nunjucks' lexer methods with slice-based ones (src/pipeline/jinja/lexer.ts).
 // Both versions tokenise the same input here and must give the same tokens, positions and errors:
 // every template the suite can reach, the templates the differential tests use, and random input
 // built from the fragments that exercise the edge cases (escapes at the end, unterminated strings

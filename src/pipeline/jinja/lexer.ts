@@ -1,9 +1,9 @@
 // Nunjucks' lexer, with its character-at-a-time scanning loops replaced by slices. The originals
-// grow each data token and string literal one character at a time and advance the position one
-// call at a time; on a 28 KB template in a cold process that was a third of the template's
-// compile time and much of its garbage. The replacements return the same tokens and leave the
-// lexer at the same index, line and column (a test runs both over every template the suite knows
-// and over random input); the token grammar itself stays Nunjucks'.
+// grow each data token one character at a time and advance the position one call at a time; on a
+// 28 KB template in a cold process that was a third of the template's compile time and much of its
+// garbage. The replacements return the same tokens and leave the lexer at the same index, line and
+// column (a test runs both over every template the suite knows and over random input); the token
+// grammar itself stays Nunjucks'. String literals are read by jinjaParseString below.
 import lexerModule from 'nunjucks/src/lexer.js';
 
 // Nunjucks is CommonJS: its token constants and lex() are only on the default export.
@@ -54,29 +54,6 @@ const fast: Record<string, Method> = {
     if (j === start) return '';
     advanceTo(this, j);
     return str.slice(start, j);
-  },
-  // A quoted literal starting at the current quote; \n, \t, \r are escapes, `\x` is x.
-  _parseString(this: TokenizerState, delimiter: string) {
-    const { str, len } = this;
-    const q = delimiter.charCodeAt(0);
-    let out = '';
-    let seg = this.index + 1;
-    let j = seg;
-    while (j < len) {
-      const c = str.charCodeAt(j);
-      if (c === q) break;
-      if (c === 92) {
-        out += str.slice(seg, j);
-        const e = str.charAt(j + 1);
-        out += e === 'n' ? '\n' : e === 't' ? '\t' : e === 'r' ? '\r' : e;
-        j += 2;
-        seg = j;
-      } else j++;
-    }
-    if (seg < len) out += str.slice(seg, Math.min(j, len));
-    // The closing quote (or, unterminated, one past the end) is consumed too.
-    advanceTo(this, j + 1);
-    return out;
   },
 };
 
