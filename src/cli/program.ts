@@ -56,7 +56,8 @@ Examples:
 Exit codes: 0 ok, 1 the checked thing failed (invalid pipeline, failed build, unfit GPU), 2 bad usage or input.
 Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
     );
-  const only = argv && GROUPS[commandGroup(argv) ?? ''];
+  const group = argv && commandGroup(argv);
+  const only = group !== undefined && Object.hasOwn(GROUPS, group) ? GROUPS[group] : undefined;
   if (only) only(program, io);
   else for (const register of new Set(Object.values(GROUPS))) register(program, io);
   return program;

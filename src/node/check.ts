@@ -130,13 +130,6 @@ export async function checkAgent(agent: string, opts: CheckOptions, io: Pick<Io,
   return judgeHealth(agent, gpus, disk, devicesMissing, opts.maxUsedMiB);
 }
 
-async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<string | undefined> {
-  const path = await which(cmd, io.env);
-  if (!path) return undefined;
-  const r = await runTool(path, args, io, 30_000);
-  return r.ok ? r.stdout : undefined;
-}
-
 // A tool run for the health check: its output even when it failed (nvidia-smi prints the GPUs it
 // can read and an error for the one it cannot), and the error's first line.
 async function toolRun(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<{ stdout: string; error?: string } | undefined> {
@@ -148,14 +141,20 @@ async function toolRun(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>)
   return { stdout: r.stdout, error: `${cmd} failed${r.exitCode !== undefined ? ` (exit ${r.exitCode})` : ''}${said ? `: ${said}` : ''}` };
 }
 
+// A tool's output when it ran cleanly, else undefined.
+async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<string | undefined> {
+  const r = await toolRun(cmd, args, io);
+  return r && r.error === undefined ? r.stdout : undefined;
+}
+
 async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | 'log'>): Promise<GpuReport[]> {
   const uuids = (env.BKCI_GPU_UUIDS ?? env.NVIDIA_VISIBLE_DEVICES ?? '').split(',').filter(Boolean);
   // `-i`: under the unit's DevicePolicy=closed only this agent's GPUs can be opened; asking
   // nvidia-smi about the others would fail.
   const only = ['-i', uuids.join(',')];
   const run = await toolRun('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
-  const rowsFound = new Map<string, NvidiaHealth>(parseNvidiaHealth(run?.stdout ?? '').filter((h) => uuids.includes(h.uuid)).map((h) => [h.uuid, h]));
-  if (rowsFound.size === 0) {
+  const rows = new Map<string, NvidiaHealth>(parseNvidiaHealth(run?.stdout ?? '').filter((h) => uuids.includes(h.uuid)).map((h) => [h.uuid, h]));
+  if (rows.size === 0) {
     // Without the health query (an old driver), presence still comes from the GPU list.
     const list = await toolRun('nvidia-smi', ['-L'], io);
     const why = list?.error ?? run?.error;
@@ -165,13 +164,11 @@ async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | '
         : { id, present: false, processes: [], ...(why ? { reason: why } : run === undefined ? { reason: 'nvidia-smi is not on PATH' } : {}) },
     );
   }
-  const rows = rowsFound;
-  const healthError = run?.error;
   const appsText = await tool('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io);
   const apps = parseNvidiaApps(appsText ?? '');
   return uuids.map((id) => {
     const h = rows.get(id);
-    if (!h) return { id, present: false, processes: [], ...(healthError ? { reason: healthError } : {}) };
+    if (!h) return { id, present: false, processes: [], ...(run?.error ? { reason: run.error } : {}) };
     return {
       id,
       present: true,

@@ -20,6 +20,7 @@ describe('buildProgram', () => {
     expect(names(['--quiet', 'queue', 'status'])).toEqual(['build', 'queue']);
     expect(names(['help', 'pipeline'])).toEqual(['build', 'node', 'pipeline', 'queue']);
     expect(names(['pipelin'])).toEqual(['build', 'node', 'pipeline', 'queue']);
+    expect(names(['constructor'])).toEqual(['build', 'node', 'pipeline', 'queue']);
     expect(names()).toEqual(['build', 'node', 'pipeline', 'queue']);
   });
 
