@@ -53,6 +53,15 @@ const CASES: Case[] = [
     data: {},
   },
   {
+    name: 'imports and includes "with context", and an include list taking the first that exists',
+    files: {
+      'main.j2': '{% from "m.j2" import hi, hi as hey with context %}{% import "m.j2" as m with context %}{{ hi(1) }} {{ hey(2) }} {{ m.hi(3) }} {% include ["missing.j2", "a.j2"] with context %}',
+      'm.j2': '{% macro hi(n) %}hi {{ n }}{{ suffix }}{% endmacro %}',
+      'a.j2': 'inc:{{ name }}',
+    },
+    data: { name: 'N', suffix: '!' },
+  },
+  {
     name: 'three levels of extends with super()',
     files: {
       'main.j2': '{% extends "mid.j2" %}{% block steps %}{{ super() }}\n  - label: child{% endblock %}',

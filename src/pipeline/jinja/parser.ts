@@ -443,8 +443,8 @@ class JinjaParser {
     if (!this.skipSym('import')) this.fail("expected 'import'");
     const names: [string, string][] = [];
     while (this.p.peekToken()?.type !== lexer.TOKEN_BLOCK_END) {
-      if (names.length) this.expectType(lexer.TOKEN_COMMA, "','");
       if (this.isSym(this.p.peekToken(), 'with') || this.isSym(this.p.peekToken(), 'without')) break;
+      if (names.length) this.expectType(lexer.TOKEN_COMMA, "','");
       const n = this.expectName().value;
       names.push([n, this.skipSym('as') ? this.expectName().value : n]);
     }
