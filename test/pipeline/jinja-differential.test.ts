@@ -73,6 +73,7 @@ const STATEMENTS: string[] = [
   '{{ 1_000 }} {{ 1e3 }} {{ 1.5e3 }} {{ 2E-2 }} {{ 1e-3 }} {{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1_0.0_1 }}', '{{ 1e }}', '{{ 0x }}', '{{ 0xfg }}', '{{ 12abc }}',
   '{% set d = {"a": {"b": {"c": 1}}} %}{{ d.a.b.c }}{{ {"x": {"y": 2}}.x.y }}', '{% set x = {"k": [1, {"z": 2}]} %}{{ x.k[1].z }}', '{{ {} }}{{ {} | length }}',
   '{%+ if true +%}A{%- endif +%} B', '  {%+ if t %}x{% endif %}', '{% macro m(a, b=a) %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(1, 2) }}',
+  '{{ 7 // -3 }} {{ -7 // 3 }} {{ 7 % -3 }} {{ -7 % -3 }} {{ 7.5 % -2 }} {{ -7.5 % -2 }} {{ 7.5 // -2 }} {{ -1 % 5 }} {{ -5 % 5 }} {{ -7.5 // 2 }} {{ 7.5 % 2 }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

@@ -39,11 +39,11 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
     case '//':
       if (!isNumLike(a) || !isNumLike(b)) unsupported('//', a, b);
       if (!isFloat(a) && !isFloat(b) && num(b) === 0) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} // ${toStr(b)}`);
-      return arith('//', a, b, (x, y) => Math.floor(x / y), (x, y) => Math.floor(x / y));
+      return arith('//', a, b, divEuclid, divEuclid);
     case '%':
       if (!isNumLike(a) || !isNumLike(b)) unsupported('%', a, b);
       if (!isFloat(a) && !isFloat(b) && num(b) === 0) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} % ${toStr(b)}`);
-      return arith('%', a, b, pyMod, pyMod);
+      return arith('%', a, b, remEuclid, (x, y) => x % y);
     case '**':
       if (!isNumLike(a) || !isNumLike(b)) unsupported('**', a, b);
       if (!isFloat(a) && !isFloat(b) && num(b) >= 0) return arith('**', a, b, (x, y) => x ** y, (x, y) => x ** y);
@@ -69,9 +69,17 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
   }
 }
 
-function pyMod(x: number, y: number): number {
+// minijinja's arithmetic (Rust's): `//` is Euclidean division for ints and floats, `%` is the
+// Euclidean remainder for ints (never negative) and the truncated remainder for floats. Python
+// floors instead; the two differ only for a negative divisor (and negative float dividends).
+function remEuclid(x: number, y: number): number {
   const r = x % y;
-  return r !== 0 && r < 0 !== y < 0 ? r + y : r;
+  return r < 0 ? r + Math.abs(y) : r;
+}
+
+function divEuclid(x: number, y: number): number {
+  const q = Math.trunc(x / y);
+  return x % y < 0 ? (y > 0 ? q - 1 : q + 1) : q;
 }
 
 export function contains(container: unknown, item: unknown): boolean {
