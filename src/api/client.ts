@@ -125,13 +125,23 @@ export class ApiClient {
   async *paginate<T>(path: string, opts: RequestOptions = {}): AsyncGenerator<T> {
     let next: URL | undefined = this.url(path, { per_page: 100, ...opts.query });
     const seen = new Set<string>();
+    const ids = new Set<string>();
     while (next) {
       if (seen.size >= MAX_PAGES) throw new ApiError(`gave up after ${MAX_PAGES} pages of ${next.pathname}: the API's Link headers do not end`, 0, undefined);
       if (seen.has(next.href)) throw new ApiError(`the API's Link header points back to a page already read (${next.pathname}${next.search})`, 0, undefined);
       seen.add(next.href);
       const { data, response }: { data: unknown; response: Response } = await this.jsonWithResponse<unknown>('GET', next, opts);
       if (!Array.isArray(data)) throw new ApiError(`expected a list from ${next.pathname}, got ${typeof data}`, response.status, undefined);
-      for (const item of data) yield item as T;
+      for (const item of data) {
+        // A list that changes while it is read (a new build pushes the others down a page) shows
+        // an item twice: once is enough.
+        const id = (item as { id?: unknown } | null)?.id;
+        if (typeof id === 'string') {
+          if (ids.has(id)) continue;
+          ids.add(id);
+        }
+        yield item as T;
+      }
       const link = headerValue(response.headers, 'link');
       const rel = link ? parseLinkHeader(link).get('next') : undefined;
       next = rel ? new URL(rel, response.url) : undefined;

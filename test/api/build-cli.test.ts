@@ -315,6 +315,25 @@ describe('a misbehaving server', () => {
     expect(pages).toBe(1000);
   });
 
+  it('a list that shifts between pages shows each build once', async () => {
+    const { createServer } = await import('node:http');
+    const build = (n: number) => ({ id: `b-${n}`, number: n, state: 'passed', branch: 'main', jobs: [] });
+    const srv = createServer((q, s) => {
+      const page = Number(new URL(q.url ?? '/', 'http://x').searchParams.get('page') ?? 1);
+      // A new build arrived after page 1 was read: build 4 moved onto page 2.
+      const items = page === 1 ? [build(5), build(4)] : [build(4), build(3)];
+      const next = page === 1 ? { link: `<${q.url}&page=2>; rel="next"` } : {};
+      s.writeHead(200, { 'content-type': 'application/json', ...next });
+      s.end(JSON.stringify(items));
+    });
+    await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+    const port = (srv.address() as { port: number }).port;
+    const r = await run(['build', 'list', '--json'], { BUILDKITE_API_URL: `http://127.0.0.1:${port}/v2` });
+    srv.close();
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { number: number }[]).map((b) => b.number)).toEqual([5, 4, 3]);
+  });
+
   it('a refused connection is retried, then exit 1', async () => {
     const r = await run(['build', 'get', '3'], { BUILDKITE_API_URL: 'http://127.0.0.1:9/v2' });
     expect(r.code).toBe(1);
@@ -480,6 +499,15 @@ describe('cancel, logs, retry', () => {
     const r = await run(['build', 'cancel', '4']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/#4 canceled/);
+  });
+
+  it('a cancel answered with no body (204) reads the build instead of failing', async () => {
+    bk.addBuild({ states: ['running'], number: 4 });
+    bk.fault('PUT', /\/builds\/4\/cancel$/, 'status', { status: 204 });
+    const r = await run(['build', 'cancel', '4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^#4 running/);
+    expect(apiCalls('GET', /\/builds\/4$/)).toHaveLength(1);
   });
 
   it('logs: every script job in order under a header; --failed; --job', async () => {
