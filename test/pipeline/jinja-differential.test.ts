@@ -74,6 +74,7 @@ const STATEMENTS: string[] = [
   '{% set d = {"a": {"b": {"c": 1}}} %}{{ d.a.b.c }}{{ {"x": {"y": 2}}.x.y }}', '{% set x = {"k": [1, {"z": 2}]} %}{{ x.k[1].z }}', '{{ {} }}{{ {} | length }}',
   '{%+ if true +%}A{%- endif +%} B', '  {%+ if t %}x{% endif %}', '{% macro m(a, b=a) %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(1, 2) }}',
   '{{ 7 // -3 }} {{ -7 // 3 }} {{ 7 % -3 }} {{ -7 % -3 }} {{ 7.5 % -2 }} {{ -7.5 % -2 }} {{ 7.5 // -2 }} {{ -1 % 5 }} {{ -5 % 5 }} {{ -7.5 // 2 }} {{ 7.5 % 2 }}',
+  'steps:\r\n{% for i in nums %}  - command: "echo {{ i }}"\r\n{% endfor %}\r\n', '{%- if t -%}\r\n  x\r\n{%- endif %}\r\n',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',
