@@ -98,8 +98,11 @@ User=${o.user}
 Environment=HOME=${o.home}
 EnvironmentFile=${CONF}/token.env
 EnvironmentFile=${CONF}/agents/%i.env
-# The health gate: refuses to start the agent while its GPU is missing, busy or failing.
-ExecStartPre=${o.bkciBin.join(' ')} node check %i
+# The health gate: refuses to start the agent while its GPU is missing, busy or failing; it waits
+# longer after each failure in a row (counted in the runtime directory, kept across restarts).
+ExecStartPre=${o.bkciBin.join(' ')} node check %i --backoff
+RuntimeDirectory=bkci-agent-%i
+RuntimeDirectoryPreserve=yes
 ExecStart=${o.agentBin} start --config ${CONF}/agents/%i.cfg
 # disconnect-after-job: the agent exits after each job and is back 5 s later (after the check).
 Restart=always

@@ -333,6 +333,30 @@ describe('node check (the health gate)', () => {
     expect(JSON.parse(r.stdout).items.find((i: { check: string }) => i.check === 'devices').detail).toBe('missing device node: /dev/nvidia3');
   });
 
+  it('--backoff (as the unit runs it) waits longer after each failure in a row, and a pass resets it', async () => {
+    const s = await staged(HOSTS.h100);
+    const state = tmp('bkci-run-');
+    const gate = () => runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: state }) });
+    const apps = join(s.host, 'out/nvidia-apps.csv');
+    const uuid = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').split('\n')[0]!.split(', ')[1]!;
+    writeFileSync(apps, `${uuid}, 4242, 30000\n`);
+    const sleeps: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await gate();
+      expect(r.code).toBe(1);
+      sleeps.push(r.sleeps);
+    }
+    expect(sleeps).toEqual([[], [5000], [15000], [35000]]);
+    writeFileSync(apps, '');
+    expect((await gate()).code).toBe(0);
+    writeFileSync(apps, `${uuid}, 4242, 30000\n`);
+    expect((await gate()).sleeps).toEqual([]); // counted afresh after the pass
+    // Run by hand (no RUNTIME_DIRECTORY), the check never waits.
+    const byHand = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host) });
+    expect(byHand.code).toBe(1);
+    expect(byHand.sleeps).toEqual([]);
+  });
+
   it('says what the driver said when nvidia-smi fails, and keeps the GPUs it could read', async () => {
     const s = await staged(HOSTS.h100);
     const uuids = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').trim().split('\n').map((l) => l.split(', ')[1]!);
