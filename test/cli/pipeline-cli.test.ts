@@ -170,6 +170,10 @@ describe('bkci pipeline validate', () => {
   it('exits 2 when the file is missing', async () => {
     const r = await runBkci(['pipeline', 'validate', '/nonexistent/p.yml']);
     expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/\/nonexistent\/p\.yml: cannot read the pipeline: no such file/);
     expect(existsSync('/nonexistent')).toBe(false);
+    const dir = await runBkci(['pipeline', 'validate', tmp({})]);
+    expect(dir.code).toBe(2);
+    expect(dir.stderr).toMatch(/cannot read the pipeline: it is a directory/);
   });
 });
