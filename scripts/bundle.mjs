@@ -25,6 +25,18 @@ const lazyChildProcess = {
   },
 };
 
+// Large JSON (the pipeline model's JSON Schema) as JSON.parse of a string literal: V8 parses that
+// faster than the same data written as a JavaScript object literal.
+const jsonAsParse = {
+  name: 'json-as-parse',
+  setup(b) {
+    b.onLoad({ filter: /\.json$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      return { contents: `export default JSON.parse(${JSON.stringify(JSON.stringify(JSON.parse(text)))});`, loader: 'js' };
+    });
+  },
+};
+
 await build({
   absWorkingDir: root,
   entryPoints: ['src/cli/bin.ts'],
@@ -43,7 +55,7 @@ await build({
   banner: { js: "import { createRequire as __bkciRequire } from 'node:module'; const require = __bkciRequire(import.meta.url);" },
   logLevel: 'warning',
   legalComments: 'none',
-  plugins: [lazyChildProcess],
+  plugins: [lazyChildProcess, jsonAsParse],
   // `bkci --version` prints this without reading package.json.
   define: { __BKCI_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version) },
 });
