@@ -63,6 +63,18 @@ describe('bkci pipeline render', () => {
     expect(bad.stderr).toMatch(/bad\.yaml:\d+:\d+: cannot parse/);
   });
 
+  it('an attribute of an undefined value is exit 2 naming what was undefined', async () => {
+    const d = tmp({ 't.j2': 'steps:\n{{ step.env.X }}\n', 'u.j2': '{{ d["k"].v }}', 'm.j2': '{{ s.upper() }}' });
+    let r = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], { cwd: d });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/t\.j2:2:\d+: undefined value: 'step' is undefined, so its attribute 'env' cannot be read/);
+    r = await runBkci(['pipeline', 'render', 'u.j2', '--no-validate'], { cwd: d });
+    expect(r.stderr).toMatch(/'d' is undefined, so it cannot be indexed/);
+    r = await runBkci(['pipeline', 'render', 'm.j2', '--no-validate'], { cwd: d });
+    expect(r.stderr).toMatch(/'s' is undefined, so it has no method 'upper'/);
+  });
+
   it('with --strict-undefined, an undefined variable is an error at its position', async () => {
     const d = tmp({ 't.j2': 'steps:\n  - command: {{ cmd }}\n' });
     const r = await runBkci(['pipeline', 'render', 't.j2', '--strict-undefined'], { cwd: d });

@@ -391,10 +391,16 @@ class Renderer {
         return e.items.map((x) => this.eval(x, frame));
       case 'dict':
         return sortedMap(e.pairs.map(([k, v]) => [this.eval(k, frame), this.eval(v, frame)]));
-      case 'getattr':
-        return getAttr(this.eval(e.obj, frame), e.name);
-      case 'getitem':
-        return getItem(this.eval(e.obj, frame), this.eval(e.key, frame));
+      case 'getattr': {
+        const obj = this.eval(e.obj, frame);
+        if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so its attribute '${e.name}' cannot be read`);
+        return getAttr(obj, e.name);
+      }
+      case 'getitem': {
+        const obj = this.eval(e.obj, frame);
+        if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so it cannot be indexed`);
+        return getItem(obj, this.eval(e.key, frame));
+      }
       case 'slice':
         return slice(
           this.eval(e.obj, frame),
@@ -466,7 +472,7 @@ class Renderer {
       if (obj instanceof Map && obj.has(e.fn.name)) return this.callValue(obj.get(e.fn.name), args, e);
       if (obj instanceof LoopState) return this.callValue(obj.get(e.fn.name), args, e);
       if (obj instanceof Namespace && obj.vars.has(e.fn.name)) return this.callValue(obj.vars.get(e.fn.name), args, e);
-      if (obj === undefined) throw new EvalError('undefined value');
+      if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.fn.obj)} is undefined, so it has no method '${e.fn.name}'`);
       return callMethod(obj, e.fn.name, args);
     }
     if (e.fn.t === 'name' && e.fn.name === 'loop') {
@@ -504,3 +510,20 @@ export function renderTemplate(body: Stmt[], context: Map<string, unknown>, opts
   return new Renderer(opts, opts.name).render(body, new Frame(root));
 }
 
+// How an expression reads in an error message: `step.env`, `x["k"]`, or `the value` for the rest.
+function exprText(e: Expr): string {
+  const path = (x: Expr): string | undefined => {
+    if (x.t === 'name') return x.name;
+    if (x.t === 'getattr') {
+      const p = path(x.obj);
+      return p && `${p}.${x.name}`;
+    }
+    if (x.t === 'getitem' && x.key.t === 'const' && (typeof x.key.v === 'string' || typeof x.key.v === 'number')) {
+      const p = path(x.obj);
+      return p && `${p}[${JSON.stringify(x.key.v)}]`;
+    }
+    return undefined;
+  };
+  const p = path(e);
+  return p ? `'${p}'` : 'the value';
+}
