@@ -137,13 +137,12 @@ export class BuildkiteApi {
     return retried;
   }
 
-  // The logs of the chosen jobs of build n (see jobsForLogs), in build order.
-  async jobLogs(n: number, pick: { job?: string; failed?: boolean }): Promise<{ job: Job; log: string }[]> {
+  // The logs of the chosen jobs of build n (see jobsForLogs), in build order, one at a time: a
+  // caller printing them holds one log in memory, not all of them.
+  async *jobLogs(n: number, pick: { job?: string; failed?: boolean }): AsyncGenerator<{ job: Job; log: string }> {
     const jobs = jobsForLogs(await this.getBuild(n), pick);
     if (jobs.length === 0) this.io.log.warn({ build: n }, pick.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
-    const out = [];
-    for (const job of jobs) out.push({ job, log: await this.jobLog(n, job.id) });
-    return out;
+    for (const job of jobs) yield { job, log: await this.jobLog(n, job.id) };
   }
 
   jobLog(n: number, jobId: string): Promise<string> {

@@ -215,12 +215,17 @@ export function registerBuildCommands(program: Command, io: Io): void {
     const n = parseBuildRef(ref, flags);
     await withApi(flags, io, true, async (api) => {
       const { jobLabel } = await import('../api/builds.js');
-      const logs = await api.jobLogs(n, flags);
-      if (flags.json) return printJson(io, logs.map(({ job, log }) => ({ job: job.id, name: jobLabel(job), state: job.state ?? null, log })));
-      logs.forEach(({ job, log }, i) => {
-        if (!flags.job) io.stdout.write(`${i > 0 ? '\n' : ''}=== ${jobLabel(job)} (${job.state ?? 'unknown'}, job ${job.id}) ===\n`);
+      if (flags.json) {
+        const all = [];
+        for await (const { job, log } of api.jobLogs(n, flags)) all.push({ job: job.id, name: jobLabel(job), state: job.state ?? null, log });
+        return printJson(io, all);
+      }
+      // Each log is printed as soon as it has arrived.
+      let i = 0;
+      for await (const { job, log } of api.jobLogs(n, flags)) {
+        if (!flags.job) io.stdout.write(`${i++ > 0 ? '\n' : ''}=== ${jobLabel(job)} (${job.state ?? 'unknown'}, job ${job.id}) ===\n`);
         io.stdout.write(log.endsWith('\n') || log === '' ? log : log + '\n');
-      });
+      }
     });
   });
 
