@@ -75,6 +75,8 @@ const STATEMENTS: string[] = [
   '{%+ if true +%}A{%- endif +%} B', '  {%+ if t %}x{% endif %}', '{% macro m(a, b=a) %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(1, 2) }}',
   '{{ 7 // -3 }} {{ -7 // 3 }} {{ 7 % -3 }} {{ -7 % -3 }} {{ 7.5 % -2 }} {{ -7.5 % -2 }} {{ 7.5 // -2 }} {{ -1 % 5 }} {{ -5 % 5 }} {{ -7.5 // 2 }} {{ 7.5 % 2 }}',
   'steps:\r\n{% for i in nums %}  - command: "echo {{ i }}"\r\n{% endfor %}\r\n', '{%- if t -%}\r\n  x\r\n{%- endif %}\r\n',
+  'a  {%- raw -%}  {{ x }}  {%- endraw -%}  b', 'a  {% raw -%}  x  {%- endraw %}  b', '{% raw %}{% raw %}x{% endraw %}', '{%raw%}a{%endraw%}|{%  raw  %}b{%  endraw  %}',
+  '{% raw %}{{ a }}{% endraw %}{% raw %}{% if %}{% endraw %}', 'x {% raw %} y', '{% raw %}\n  line\n{% endraw %}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

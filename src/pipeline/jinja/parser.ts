@@ -18,7 +18,6 @@ interface NjParser {
   pushToken(t: Token | null): void;
   advanceAfterBlockEnd(name?: string): Token;
   advanceAfterVariableEnd(): void;
-  parseRaw(tag?: string): { children: { value: string }[] };
 }
 
 const COMPARE_OPS = new Set(['==', '!=', '<', '>', '<=', '>=']);
@@ -215,11 +214,8 @@ class JinjaParser {
         return this.parseFilterBlock(at);
       case 'with':
         return this.parseWith(at);
-      case 'raw': {
-        const node = this.p.parseRaw();
-        const text = node.children.map((c) => c.value).join('');
-        return text ? { t: 'data', text, ...at } : null;
-      }
+      case 'raw':
+        return this.parseRaw(tok, at);
       case 'break':
       case 'continue': {
         this.next();
@@ -419,6 +415,25 @@ class JinjaParser {
     this.skipContextMarker();
     this.blockEnd('include');
     return { t: 'include', template, ignoreMissing, ...at };
+  }
+
+  // `{% raw %}...{% endraw %}`, as Jinja2 and minijinja read it: the text up to the first endraw
+  // tag (raw blocks do not nest), with `-` on either tag trimming the white space on that side.
+  private parseRaw(tok: Token, at: Pos): Stmt | null {
+    this.next();
+    const open = this.p.advanceAfterBlockEnd('raw');
+    this.p.dropLeadingWhitespace = false;
+    const t = this.p.tokens as unknown as { str: string; index: number; forwardN(n: number): void };
+    const end = /\{%(-?)\s*endraw\s*(-?)%\}/g;
+    end.lastIndex = t.index;
+    const m = end.exec(t.str);
+    if (!m) this.fail('unexpected end of raw block', tok);
+    let text = t.str.slice(t.index, m!.index);
+    if (open.value.startsWith('-')) text = text.replace(/^\s+/, '');
+    if (m![1] === '-') text = text.replace(/\s+$/, '');
+    t.forwardN(m!.index + m![0].length - t.index);
+    this.p.dropLeadingWhitespace = m![2] === '-';
+    return text ? { t: 'data', text, ...at } : null;
   }
 
   private skipContextMarker(): void {
