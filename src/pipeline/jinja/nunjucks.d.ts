@@ -1,5 +1,5 @@
 // Types for the parts of Nunjucks' internals that bkci's Jinja layer builds on (the package ships
-// no declarations for its lexer and parser modules).
+// no declarations for its lexer module).
 declare module 'nunjucks/src/lexer.js' {
   export interface Token {
     type: string;
@@ -15,6 +15,7 @@ declare module 'nunjucks/src/lexer.js' {
   const _default: unknown;
   export default _default;
   export const TOKEN_STRING: string;
+  export const TOKEN_WHITESPACE: string;
   export const TOKEN_BLOCK_START: string;
   export const TOKEN_BLOCK_END: string;
   export const TOKEN_VARIABLE_START: string;
@@ -36,11 +37,6 @@ declare module 'nunjucks/src/lexer.js' {
   export const TOKEN_NONE: string;
   export const TOKEN_SYMBOL: string;
   export const TOKEN_REGEX: string;
-}
-
-declare module 'nunjucks/src/parser.js' {
-  const _default: unknown;
-  export default _default;
 }
 
 declare module 'nunjucks/src/lib.js' {

@@ -1,57 +1,67 @@
-// Jinja grammar on top of Nunjucks' lexer and token stream. Nunjucks tokenises the template and
-// handles whitespace control (`{%-`, `-%}`) and raw blocks; the expression and statement grammar
-// below follows Jinja2/minijinja instead of Nunjucks' own (operator precedence, `~` binding tighter
-// than `+`, filters and tests on unary expressions, slices, `set ns.attr`, loop filters, break).
-import parserModule from 'nunjucks/src/parser.js';
+// Jinja grammar on top of Nunjucks' lexer. Nunjucks tokenises the template (with bkci's layer for
+// Jinja's lexical rules, lexer.ts); whitespace control (`{%-`, `-%}`), raw blocks and the expression
+// and statement grammar follow Jinja2/minijinja (operator precedence, `~` binding tighter than `+`,
+// filters and tests on unary expressions, slices, `set ns.attr`, loop filters, break).
 import type { Token, Tokenizer } from 'nunjucks/src/lexer.js';
 import type { BinOp, Expr, Param, Pos, Stmt, Target } from './ast.js';
 import { TemplateError } from './errors.js';
 import { lexer, lexJinja } from './lexer.js';
-
-const { Parser } = parserModule as unknown as { Parser: new (t: Tokenizer) => NjParser };
-
-interface NjParser {
-  tokens: Tokenizer;
-  dropLeadingWhitespace: boolean;
-  nextToken(withWhitespace?: boolean): Token | null;
-  peekToken(): Token | null;
-  pushToken(t: Token | null): void;
-  advanceAfterBlockEnd(name?: string): Token;
-  advanceAfterVariableEnd(): void;
-}
 
 const COMPARE_OPS = new Set(['==', '!=', '<', '>', '<=', '>=']);
 const RESERVED = new Set(['true', 'false', 'none', 'True', 'False', 'None']);
 
 // Parses template source into statements; throws TemplateError with the 1-based position.
 export function parseTemplate(source: string, name: string): Stmt[] {
-  let p: NjParser;
   try {
-    p = withLookahead(new Parser(lexJinja(source)));
-    return new JinjaParser(p, name).parseAll();
+    return new JinjaParser(new TokenStream(lexJinja(source)), name).parseAll();
   } catch (err) {
     throw toTemplateError(err, name);
   }
 }
 
-// Nunjucks' parser can push back one token; Jinja's grammar (`not in`, keyword arguments) needs
-// more, so the stream gets an unbounded push-back buffer.
-function withLookahead(p: NjParser): NjParser {
-  const read = p.nextToken.bind(p);
-  const buf: Token[] = [];
-  p.nextToken = (withWhitespace?: boolean) => buf.shift() ?? read(withWhitespace);
-  p.peekToken = () => {
-    if (!buf.length) {
-      const t = read();
+// The tokens the grammar reads: Nunjucks' tokens without white space, with unbounded push-back
+// (Jinja's grammar needs more look-ahead than one token: `not in`, keyword arguments), and the flag
+// a `-%}` or `-}}` sets to trim the data that follows.
+class TokenStream {
+  dropLeadingWhitespace = false;
+  private readonly buf: Token[] = [];
+  constructor(readonly tokens: Tokenizer) {}
+
+  private read(): Token | null {
+    let tok = this.tokens.nextToken();
+    while (tok && tok.type === lexer.TOKEN_WHITESPACE) tok = this.tokens.nextToken();
+    return tok;
+  }
+
+  nextToken(): Token | null {
+    return this.buf.shift() ?? this.read();
+  }
+
+  peekToken(): Token | null {
+    if (!this.buf.length) {
+      const t = this.read();
       if (!t) return null;
-      buf.push(t);
+      this.buf.push(t);
     }
-    return buf[0]!;
-  };
-  p.pushToken = (t: Token | null) => {
-    if (t) buf.unshift(t);
-  };
-  return p;
+    return this.buf[0]!;
+  }
+
+  pushToken(t: Token | null): void {
+    if (t) this.buf.unshift(t);
+  }
+
+  // Past the `%}` that ends a tag (the caller has checked it is next).
+  advanceAfterBlockEnd(): Token {
+    const tok = this.nextToken()!;
+    this.dropLeadingWhitespace = tok.value.charAt(0) === '-';
+    return tok;
+  }
+
+  // Past the `}}` that ends an expression (the caller has checked it is next).
+  advanceAfterVariableEnd(): void {
+    const tok = this.nextToken()!;
+    this.dropLeadingWhitespace = tok.value.charAt(tok.value.length - this.tokens.tags.VARIABLE_END.length - 1) === '-';
+  }
 }
 
 function toTemplateError(err: unknown, name: string): TemplateError {
@@ -66,7 +76,7 @@ class JinjaParser {
   private breakOn: string[] = [];
   private loopDepth = 0;
   constructor(
-    private readonly p: NjParser,
+    private readonly p: TokenStream,
     private readonly name: string,
   ) {}
 
@@ -134,7 +144,7 @@ class JinjaParser {
   private blockEnd(tag: string): void {
     const t = this.p.peekToken();
     if (!t || t.type !== lexer.TOKEN_BLOCK_END) this.fail(`expected end of block in '${tag}', got '${t?.value ?? 'end of template'}'`, t);
-    this.p.advanceAfterBlockEnd(tag);
+    this.p.advanceAfterBlockEnd();
   }
 
   // --- template level -----------------------------------------------------------------------
@@ -421,7 +431,8 @@ class JinjaParser {
   // tag (raw blocks do not nest), with `-` on either tag trimming the white space on that side.
   private parseRaw(tok: Token, at: Pos): Stmt | null {
     this.next();
-    const open = this.p.advanceAfterBlockEnd('raw');
+    const open = this.p.peekToken();
+    this.blockEnd('raw');
     this.p.dropLeadingWhitespace = false;
     const t = this.p.tokens as unknown as { str: string; index: number; forwardN(n: number): void };
     const end = /\{%(-?)\s*endraw\s*(-?)%\}/g;
@@ -429,7 +440,7 @@ class JinjaParser {
     const m = end.exec(t.str);
     if (!m) this.fail('unexpected end of raw block', tok);
     let text = t.str.slice(t.index, m!.index);
-    if (open.value.startsWith('-')) text = text.replace(/^\s+/, '');
+    if (open!.value.startsWith('-')) text = text.replace(/^\s+/, '');
     if (m![1] === '-') text = text.replace(/\s+$/, '');
     t.forwardN(m!.index + m![0].length - t.index);
     this.p.dropLeadingWhitespace = m![2] === '-';
