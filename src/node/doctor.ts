@@ -77,6 +77,7 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
   out.push(await checkGitSsh(opts, pw, user));
   out.push(await checkCgroups(opts));
   out.push(await checkGpuCount(opts, m, io));
+  if (m.vendor === 'nvidia') out.push(await checkPersistenceMode(io));
   out.push(...(await checkUnits(opts, m, io)));
   return out;
 }
@@ -180,6 +181,24 @@ async function checkCgroups(opts: DoctorOptions): Promise<DoctorItem> {
   const missing = ['cpuset', 'memory'].filter((c) => !have.has(c));
   if (missing.length) return item(name, 'fail', `the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available: the agents' CPU and memory limits do nothing`, 'enable it in the kernel (cgroup_enable=cpuset,memory on the kernel command line) and reboot');
   return item(name, 'ok', 'unified hierarchy with the cpuset and memory controllers');
+}
+
+// Without persistence mode the driver tears a GPU's state down whenever no process holds it, so
+// every job's first CUDA call waits seconds for the GPU to come up again.
+async function checkPersistenceMode(io: Io): Promise<DoctorItem> {
+  const smi = await which('nvidia-smi', io.env);
+  if (!smi) return item('persistence mode', 'skip', 'nvidia-smi is not on PATH');
+  const r = await runTool(smi, ['--query-gpu=index,persistence_mode', '--format=csv,noheader'], io, 30_000);
+  if (!r.ok) return item('persistence mode', 'skip', `nvidia-smi could not say (exit ${r.exitCode ?? '?'})`);
+  const off = r.stdout
+    .split('\n')
+    .map((l) => l.split(',').map((x) => x.trim()))
+    .filter(([i, mode]) => /^\d+$/.test(i ?? '') && /^disabled$/i.test(mode ?? ''))
+    .map(([i]) => i);
+  if (off.length) {
+    return item('persistence mode', 'warn', `off on GPU${off.length > 1 ? 's' : ''} ${off.join(', ')}: the driver tears the GPU down between jobs and each job's first CUDA call waits for it`, 'systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1)');
+  }
+  return item('persistence mode', 'ok', 'enabled on every GPU');
 }
 
 async function checkGpuCount(opts: DoctorOptions, m: Manifest, io: Io): Promise<DoctorItem> {

@@ -269,6 +269,21 @@ describe('node status, teardown, doctor', () => {
     expect(cg(r)).toMatchObject({ status: 'fail', detail: expect.stringMatching(/cgroup v1 or hybrid.*ignores AllowedCPUs=/), fix: expect.stringMatching(/systemd\.unified_cgroup_hierarchy=1/) });
   });
 
+  it('doctor warns (not fails) when persistence mode is off on some GPUs', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.h100, host, { recursive: true });
+    const pm = (r: CliRun) => (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((c) => c.check === 'persistence mode')!;
+    let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(pm(r)).toMatchObject({ status: 'ok' });
+    const f = join(host, 'out/nvidia-persistence.csv');
+    writeFileSync(f, readFileSync(f, 'utf8').replace('0, Enabled', '0, Disabled').replace('5, Enabled', '5, Disabled'));
+    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    expect(r.code, r.stdout).toBe(0);
+    expect(pm(r)).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^off on GPUs 0, 5:/), fix: expect.stringMatching(/nvidia-persistenced/) });
+  });
+
   it('doctor notices a GPU count that no longer matches the plan', async () => {
     const root = tmp('bkci-root-');
     await setup(HOSTS.h100, root);
