@@ -183,6 +183,15 @@ async function checkCgroups(opts: DoctorOptions): Promise<DoctorItem> {
   return item(name, 'ok', 'unified hierarchy with the cpuset and memory controllers');
 }
 
+// What to do about the driver errors GPU hosts classically hit.
+function driverFix(msg: string): string {
+  if (/Driver\/library version mismatch/i.test(msg)) return 'the NVIDIA driver was upgraded while the old kernel module stayed loaded: reboot (or stop everything using the GPUs and reload the nvidia modules)';
+  if (/couldn't communicate with the NVIDIA driver|NVIDIA-SMI has failed/i.test(msg)) return 'the nvidia kernel module is not loaded (lsmod | grep nvidia; dmesg): reinstall the driver or its DKMS module for the running kernel';
+  if (/No devices were found|Unable to determine the device handle|GPU is lost/i.test(msg)) return 'a GPU is not answering: look for Xid errors in dmesg; reset the GPU (nvidia-smi -r) or reboot';
+  if (/amdgpu|rocm/i.test(msg)) return 'check that the amdgpu driver is loaded (lsmod | grep amdgpu; dmesg)';
+  return 'check the driver (dmesg, the vendor tool run by hand)';
+}
+
 // Without persistence mode the driver tears a GPU's state down whenever no process holds it, so
 // every job's first CUDA call waits seconds for the GPU to come up again.
 async function checkPersistenceMode(io: Io): Promise<DoctorItem> {
@@ -209,7 +218,8 @@ async function checkGpuCount(opts: DoctorOptions, m: Manifest, io: Io): Promise<
     if (facts.gpus.length !== planned) return item('gpu count', 'fail', `setup planned ${planned} GPUs, ${facts.gpus.length} are present now`, 'find the missing GPU (nvidia-smi / dmesg for Xid errors), or re-run setup to plan for what is there');
     return item('gpu count', 'ok', `${planned} GPUs, as planned`);
   } catch (err) {
-    return item('gpu count', 'fail', `cannot list the GPUs: ${(err as Error).message}`, 'check the driver');
+    const msg = (err as Error).message;
+    return item('gpu count', 'fail', `cannot list the GPUs: ${msg}`, driverFix(msg));
   }
 }
 

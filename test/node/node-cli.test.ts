@@ -284,6 +284,26 @@ describe('node status, teardown, doctor', () => {
     expect(pm(r)).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^off on GPUs 0, 5:/), fix: expect.stringMatching(/nvidia-persistenced/) });
   });
 
+  it('doctor names the fix for the classic driver failures', async () => {
+    const root = tmp('bkci-root-');
+    await setup(HOSTS.h100, root);
+    const host = tmp('bkci-host-');
+    cpSync(HOSTS.h100, host, { recursive: true });
+    const cases: [string, number, RegExp][] = [
+      ['Failed to initialize NVML: Driver/library version mismatch', 18, /upgraded while the old kernel module stayed loaded: reboot/],
+      ["NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.", 9, /kernel module is not loaded/],
+      ['No devices were found', 6, /Xid errors in dmesg/],
+    ];
+    for (const [said, code, fix] of cases) {
+      writeFileSync(join(host, 'bin/nvidia-smi'), `#!/bin/sh\necho "${said}"\nexit ${code}\n`);
+      const r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+      expect(r.code).toBe(1);
+      const c = (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((x) => x.check === 'gpu count')!;
+      expect(c.detail).toContain(said.slice(0, 30));
+      expect(c.fix).toMatch(fix);
+    }
+  });
+
   it('doctor notices a GPU count that no longer matches the plan', async () => {
     const root = tmp('bkci-root-');
     await setup(HOSTS.h100, root);
