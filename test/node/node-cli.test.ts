@@ -251,44 +251,49 @@ describe('node status, teardown, doctor', () => {
     expect(r.stdout).toMatch(/FAIL  token file: .*mode 0640[\s\S]*fix: chmod 600/);
   });
 
-  it('doctor fails a cgroup v1 host, where the CPU and memory pinning would silently do nothing', async () => {
+  // A staged H100 setup and a copy of the host to break: `doctor()` runs it, `item()` picks a check.
+  async function doctorOnCopy() {
     const root = tmp('bkci-root-');
     await setup(HOSTS.h100, root);
     const host = tmp('bkci-host-');
     cpSync(HOSTS.h100, host, { recursive: true });
-    const cg = (r: CliRun) => (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((c) => c.check === 'cgroup v2')!;
-    let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    type Item = { check: string; status: string; detail: string; fix?: string };
+    return {
+      host,
+      doctor: () => runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) }),
+      item: (r: CliRun, name: string) => (JSON.parse(r.stdout).checks as Item[]).find((c) => c.check === name)!,
+    };
+  }
+
+  it('doctor fails a cgroup v1 host, where the CPU and memory pinning would silently do nothing', async () => {
+    const { host, doctor, item } = await doctorOnCopy();
+    const cg = (r: CliRun) => item(r, 'cgroup v2');
+    let r = await doctor();
     expect(cg(r).status).toBe('ok');
     writeFileSync(join(host, 'sys/fs/cgroup/cgroup.controllers'), 'cpu io memory pids\n');
-    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    r = await doctor();
     expect(r.code).toBe(1);
     expect(cg(r).detail).toMatch(/the cpuset controller is not available/);
     rmSync(join(host, 'sys/fs/cgroup/cgroup.controllers'));
-    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    r = await doctor();
     expect(r.code).toBe(1);
     expect(cg(r)).toMatchObject({ status: 'fail', detail: expect.stringMatching(/cgroup v1 or hybrid.*ignores AllowedCPUs=/), fix: expect.stringMatching(/systemd\.unified_cgroup_hierarchy=1/) });
   });
 
   it('doctor warns (not fails) when persistence mode is off on some GPUs', async () => {
-    const root = tmp('bkci-root-');
-    await setup(HOSTS.h100, root);
-    const host = tmp('bkci-host-');
-    cpSync(HOSTS.h100, host, { recursive: true });
-    const pm = (r: CliRun) => (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((c) => c.check === 'persistence mode')!;
-    let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    const { host, doctor, item } = await doctorOnCopy();
+    const pm = (r: CliRun) => item(r, 'persistence mode');
+    let r = await doctor();
     expect(pm(r)).toMatchObject({ status: 'ok' });
     const f = join(host, 'out/nvidia-persistence.csv');
     writeFileSync(f, readFileSync(f, 'utf8').replace('0, Enabled', '0, Disabled').replace('5, Enabled', '5, Disabled'));
-    r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+    r = await doctor();
     expect(r.code, r.stdout).toBe(0);
     expect(pm(r)).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^off on GPUs 0, 5:/), fix: expect.stringMatching(/nvidia-persistenced/) });
   });
 
   it('doctor names the fix for the classic driver failures', async () => {
-    const root = tmp('bkci-root-');
-    await setup(HOSTS.h100, root);
-    const host = tmp('bkci-host-');
-    cpSync(HOSTS.h100, host, { recursive: true });
+    const { host, doctor, item } = await doctorOnCopy();
     const cases: [string, number, RegExp][] = [
       ['Failed to initialize NVML: Driver/library version mismatch', 18, /upgraded while the old kernel module stayed loaded: reboot/],
       ["NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.", 9, /kernel module is not loaded/],
@@ -296,9 +301,9 @@ describe('node status, teardown, doctor', () => {
     ];
     for (const [said, code, fix] of cases) {
       writeFileSync(join(host, 'bin/nvidia-smi'), `#!/bin/sh\necho "${said}"\nexit ${code}\n`);
-      const r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+      const r = await doctor();
       expect(r.code).toBe(1);
-      const c = (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((x) => x.check === 'gpu count')!;
+      const c = item(r, 'gpu count');
       expect(c.detail).toContain(said.slice(0, 30));
       expect(c.fix).toMatch(fix);
     }
