@@ -25,6 +25,13 @@ function skipBlank(text: string, k: number): number {
 }
 
 export function json5ToJson(text: string, source: string): string {
+  // Plain JSON (the common case) is already what YAML reads: no need to walk it.
+  try {
+    JSON.parse(text);
+    return text;
+  } catch {
+    // JSON5, or not JSON at all: below.
+  }
   let i = 0;
   let out = '';
   // What the last significant token was, to tell a key from a value and to drop trailing commas.
