@@ -77,6 +77,7 @@ const STATEMENTS: string[] = [
   'steps:\r\n{% for i in nums %}  - command: "echo {{ i }}"\r\n{% endfor %}\r\n', '{%- if t -%}\r\n  x\r\n{%- endif %}\r\n',
   'a  {%- raw -%}  {{ x }}  {%- endraw -%}  b', 'a  {% raw -%}  x  {%- endraw %}  b', '{% raw %}{% raw %}x{% endraw %}', '{%raw%}a{%endraw%}|{%  raw  %}b{%  endraw  %}',
   '{% raw %}{{ a }}{% endraw %}{% raw %}{% if %}{% endraw %}', 'x {% raw %} y', '{% raw %}\n  line\n{% endraw %}',
+  '{{ s | lower(1) }}', '{{ nums | join(",", "x", 3) }}', '{{ s | trim("a", "b") }}', '{{ 1 | default(2, true, 3) }}', '{{ nums | batch(2, "x", 1) }}', '{{ s | replace("a", "b", 1, 2) }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

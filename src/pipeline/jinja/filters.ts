@@ -599,8 +599,11 @@ const FILTERS: Record<string, Filter> = {
     const sp = cut.lastIndexOf(' ');
     return (sp > 0 ? cut.slice(0, sp) : cut) + end;
   },
-  wordwrap: (v, a) =>
-    wordwrap(strOrEmpty(v), int(a.get(0, 'width') ?? 79, 'width'), a.get(1, 'break_long_words') === undefined ? true : isTrue(a.get(1, 'break_long_words')), str(a.get(2, 'wrapstring') ?? '\n')),
+  // Jinja2's fourth argument, break_on_hyphens, is accepted; lines break at white space only.
+  wordwrap: (v, a) => {
+    a.get(3, 'break_on_hyphens');
+    return wordwrap(strOrEmpty(v), int(a.get(0, 'width') ?? 79, 'width'), a.get(1, 'break_long_words') === undefined ? true : isTrue(a.get(1, 'break_long_words')), str(a.get(2, 'wrapstring') ?? '\n'));
+  },
   filesizeformat: (v, a) => filesizeformat(v, isTrue(a.get(0, 'binary'))),
   pluralize: (v, a) => {
     const n = typeof v === 'number' || v instanceof JFloat ? num(v) : length(v);
@@ -608,9 +611,11 @@ const FILTERS: Record<string, Filter> = {
     const plural = a.get(1, 'plural') ?? 's';
     return str(n === 1 ? singular : plural);
   },
-  xmlattr: (v) => {
+  xmlattr: (v, a) => {
     if (!(v instanceof Map)) throw new EvalError('invalid operation: xmlattr needs a map');
-    return [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => ` ${str(k)}="${escapeHtml(str(x))}"`).join('');
+    const attrs = [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => `${str(k)}="${escapeHtml(str(x))}"`).join(' ');
+    const autospace = a.get(0, 'autospace');
+    return attrs && (autospace === undefined || isTrue(autospace)) ? ' ' + attrs : attrs;
   },
   striptags: (v) => strOrEmpty(v).replace(/<!--[\s\S]*?-->|<[^>]*>/g, '').replace(/\s+/g, ' ').trim(),
 };
@@ -637,9 +642,26 @@ export function hasFilter(name: string): boolean {
   return Object.hasOwn(FILTERS, name);
 }
 
+// How many positional arguments each filter takes, read once from the filter itself: none when it
+// takes only its value, else one more than the highest `a.get(N)`; any number when it reads
+// `a.rest()` or hands its arguments on. More are an error, as in minijinja and Jinja2.
+const arity = new Map<string, number>();
+function maxPositional(name: string, f: Filter): number {
+  let n = arity.get(name);
+  if (n === undefined) {
+    const src = f.toString();
+    if (f.length < 2) n = 0;
+    else if (/\ba\.rest\(/.test(src) || /[(,]\s*a\s*[),]/.test(src.slice(src.indexOf('=>') + 2))) n = Infinity;
+    else n = Math.max(0, ...[...src.matchAll(/\ba\.get\((\d+)/g)].map((m) => Number(m[1]) + 1));
+    arity.set(name, n);
+  }
+  return n;
+}
+
 export function applyFilter(name: string, v: unknown, call: CallArgs, env: FilterEnv): unknown {
   const f = FILTERS[name];
   if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter: filter ${name} is unknown`);
+  if (call.args.length > maxPositional(name, f)) throw new EvalError(`too many arguments: filter ${name} takes at most ${maxPositional(name, f)}`);
   return f(v, new Args(name, call), env);
 }
 
