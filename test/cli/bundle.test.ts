@@ -35,6 +35,8 @@ describe('the bundled bkci', () => {
     expect(tierUpFlags('11.3.244.8-node.33')).toBe('--interrupt-budget=1000000');
     expect(tierUpFlags('12.4.254.21-node.33')).toBe('--invocation-count-for-turbofan=30000');
     expect(tierUpFlags('13.6.233.10-node.28')).toBeUndefined();
+    expect(tierUpFlags('11.8.172.17-node.19')).toBeUndefined(); // Node 21: not measured, not set
+    expect(tierUpFlags('12.9.202.28-node.14')).toBeUndefined();
     const flags = tierUpFlags(process.versions.v8);
     if (flags !== undefined) {
       const known = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8', maxBuffer: 16 << 20 });
