@@ -328,7 +328,9 @@ export function registerBuildCommands(program: Command, io: Io): void {
     async (name: string, flags: CommonFlags) => {
       await withApi(flags, io, false, async (api) => {
         const { listAgents, queueStatus } = await import('../api/agents.js');
-        const s = queueStatus(await listAgents(api.client, api.cfg.org), name);
+        const { agents, skipped } = await listAgents(api.client, api.cfg.org);
+        for (const why of skipped) io.log.warn({ queue: name }, `left out of the count: ${why}`);
+        const s = queueStatus(agents, name);
         if (flags.json) return printJson(io, s);
         io.stdout.write(`queue ${s.queue}: ${s.total} agents, ${s.idle} idle, ${s.busy} busy\n` + (s.agents.length ? table(io, ['agent', 'state', 'gpu', 'job'], s.agents.map((a) => [a.name, a.busy ? 'busy' : 'idle', a.gpu ?? '', a.job ?? ''])) : ''));
       });

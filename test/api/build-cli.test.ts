@@ -690,6 +690,18 @@ describe('summary and queue status', () => {
     });
     expect(apiCalls('GET', /\/agents$/)).toHaveLength(3);
   });
+
+  it('an agent the API describes oddly is left out with a warning, not a failure', async () => {
+    const base = (await import('../helpers/fake-buildkite.js')).example('agents__list_agents')[0];
+    bk.agents = [
+      { ...base, id: 'a1', name: 'ok-agent', connection_state: 'connected', meta_data: ['queue=h100'], job: null },
+      { ...base, id: 'a2', name: null, connection_state: 'connected', meta_data: ['queue=h100'], job: null },
+    ];
+    const r = await run(['queue', 'status', 'h100', '--json'], { BUILDKITE_PIPELINE_SLUG: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ total: 1, idle: 1 });
+    expect(r.stderr).toMatch(/left out of the count: the API's answer for an agent is not what bkci expects: name/);
+  });
 });
 
 describe('as a real process', () => {
