@@ -315,6 +315,16 @@ describe('a misbehaving server', () => {
     expect(pages).toBe(1000);
   });
 
+  it('a build the API describes oddly is left out of a list with a warning', async () => {
+    bk.addBuild({ states: ['passed'], number: 7 });
+    const odd = bk.addBuild({ states: ['passed'], number: 8 });
+    odd.number = 'eight';
+    const r = await run(['build', 'list', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { number: number }[]).map((b) => b.number)).toEqual([7]);
+    expect(r.stderr).toMatch(/left out of the list: .*number/);
+  });
+
   it('a list that shifts between pages shows each build once', async () => {
     const { createServer } = await import('node:http');
     const build = (n: number) => ({ id: `b-${n}`, number: n, state: 'passed', branch: 'main', jobs: [] });
