@@ -250,6 +250,14 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       else slots.push({ gpu: g, id: g.isolationId, label: String(g.index) });
     }
     if (!opts.mig && facts.gpus.some((g) => g.mig.length)) warnings.push('MIG devices are present; agents get whole GPUs (pass --mig for one agent per MIG device)');
+    // Two GPUs with one isolation id would be two agents on the same device (partitioned GPUs,
+    // such as MI300X in CPX mode, can list several logical GPUs for one device): refuse.
+    const byId = new Map<string, string>();
+    for (const sl of slots) {
+      const other = byId.get(sl.id);
+      if (other !== undefined) throw new UsageError(`GPUs ${other} and ${sl.label} resolve to the same device (${sl.id}); agents cannot be isolated from each other`, 'partitioned GPUs are not supported: switch the GPUs to a single partition (e.g. amd-smi set --compute-partition SPX), or file an issue with the vendor tool output');
+      byId.set(sl.id, sl.label);
+    }
     const n = opts.gpusPerAgent;
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--gpus-per-agent ${n}: expected a positive whole number`);
     if (opts.mig && n !== 1) throw new UsageError('--mig gives one agent per MIG device; --gpus-per-agent must be 1');

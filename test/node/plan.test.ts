@@ -96,6 +96,12 @@ describe('planAgents', () => {
     expect(() => planAgents(f, opts({ gpusPerAgent: 3 }))).toThrow(/--gpus-per-agent 3 does not divide the 8 GPUs/);
   });
 
+  it('refuses two GPUs that resolve to the same device (a partitioned GPU listed twice)', async () => {
+    const f = await facts(HOSTS.amd);
+    const dup = { ...f, gpus: [...f.gpus, { ...f.gpus[0]!, index: 99 }] };
+    expect(() => planAgents(dup, opts())).toThrow(/GPUs \d+ and 99 resolve to the same device/);
+  });
+
   it('one agent for all 8 GPUs spans both sockets, with a warning, CPUs and memory from each', async () => {
     const f = await facts(HOSTS.h100);
     const warnings: string[] = [];
