@@ -13,6 +13,7 @@ export async function gitChangedFiles(cwd: string, base: string): Promise<string
   // execa is loaded only when git is needed: it costs ~100 ms of start-up.
   const { execa } = await import('execa');
   const mb = await execa('git', ['merge-base', base, 'HEAD'], { cwd, reject: false });
+  if ((mb as { code?: string }).code === 'ENOENT') throw new InputError(`--diff-base ${base}: git is not installed (or not on PATH)`, 'install git, or pass the changed files with --changed-files');
   if (mb.exitCode !== 0) {
     throw new InputError(`--diff-base ${base}: git merge-base failed: ${String(mb.stderr).trim() || 'not a git checkout?'}`, 'fetch the base branch (git fetch origin main) or pass --changed-files');
   }

@@ -96,6 +96,15 @@ describe('--diff-base in a git checkout', () => {
     expect(f.stdout).toBe('csrc/k.cu,csrc/new file ü.cu|csrc/k.cu|csrc/new file ü.cu\n');
   });
 
+  it('without git on PATH, --diff-base says so (exit 2)', async () => {
+    // A real process: git is looked up on the process's own PATH.
+    const { spawnSync } = await import('node:child_process');
+    const bin = join(import.meta.dirname, '../../dist/bundle/bin.js');
+    const r = spawnSync(process.execPath, [bin, 'pipeline', 'render', '--diff-base', 'main'], { cwd: repo(), env: { PATH: '/nonexistent' }, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--diff-base main: git is not installed \(or not on PATH\)[\s\S]*--changed-files/);
+  });
+
   it('an unknown base ref is exit 2 with a hint', async () => {
     const r = await runBkci(['pipeline', 'render', '--diff-base', 'origin/nope'], { cwd: repo() });
     expect(r.code).toBe(2);
