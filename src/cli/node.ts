@@ -266,7 +266,11 @@ Examples:
       const stateDir = flags.backoff ? io.env.RUNTIME_DIRECTORY?.split(':')[0] : undefined;
       if (stateDir) {
         const { backoffSeconds, recordCheck } = await import('../node/backoff.js');
-        const failures = await recordCheck(stateDir, r.ok);
+        // The count is a nicety: a runtime directory that cannot be written means no backoff, not a failed gate.
+        const failures = await recordCheck(stateDir, r.ok).catch((err: Error) => {
+          io.log.warn({ dir: stateDir }, `cannot keep the failure count (${err.message}); no backoff`);
+          return 0;
+        });
         const wait = backoffSeconds(failures);
         if (wait > 0) {
           io.log.warn({ agent, failures, waitSeconds: wait }, `check failed ${failures} times in a row; waiting ${wait}s before reporting it`);

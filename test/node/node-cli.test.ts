@@ -391,6 +391,11 @@ describe('node check (the health gate)', () => {
     expect((await gate()).code).toBe(0);
     writeFileSync(apps, `${uuid}, 4242, 30000\n`);
     expect((await gate()).sleeps).toEqual([]); // counted afresh after the pass
+    // A runtime directory that cannot be written: no backoff, and the gate still answers.
+    const bad = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: '/nonexistent/run' }) });
+    expect(bad.code).toBe(1);
+    expect(bad.sleeps).toEqual([]);
+    expect(bad.stderr).toMatch(/cannot keep the failure count/);
     // Run by hand (no RUNTIME_DIRECTORY), the check never waits.
     const byHand = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host) });
     expect(byHand.code).toBe(1);
