@@ -392,7 +392,9 @@ describe('node check (the health gate)', () => {
     writeFileSync(apps, `${uuid}, 4242, 30000\n`);
     expect((await gate()).sleeps).toEqual([]); // counted afresh after the pass
     // A runtime directory that cannot be written: no backoff, and the gate still answers.
-    const bad = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: '/nonexistent/run' }) });
+    const notADir = join(tmp('bkci-run-'), 'file');
+    writeFileSync(notADir, '');
+    const bad = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: join(notADir, 'run') }) });
     expect(bad.code).toBe(1);
     expect(bad.sleeps).toEqual([]);
     expect(bad.stderr).toMatch(/cannot keep the failure count/);
