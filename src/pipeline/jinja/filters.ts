@@ -1,5 +1,6 @@
 // Jinja filters as minijinja 2.x implements them (builtins and contrib), plus the Jinja2 filters
 // minijinja lacks (`format`, `center`...) so templates written for Python's Jinja2 also render.
+import { formatDate } from './datetime.js';
 import { EvalError } from './errors.js';
 import { getAttr, getItem } from './access.js';
 import { applyTest } from './tests.js';
@@ -618,6 +619,10 @@ const FILTERS: Record<string, Filter> = {
     return attrs && (autospace === undefined || isTrue(autospace)) ? ' ' + attrs : attrs;
   },
   striptags: (v) => strOrEmpty(v).replace(/<!--[\s\S]*?-->|<[^>]*>/g, '').replace(/\s+/g, ' ').trim(),
+  // minijinja-contrib's date filters (keyword arguments only: format=, tz=).
+  datetimeformat: (v, a) => formatDate('datetime', v, a.kw('format'), a.kw('tz')),
+  dateformat: (v, a) => formatDate('date', v, a.kw('format'), a.kw('tz')),
+  timeformat: (v, a) => formatDate('time', v, a.kw('format'), a.kw('tz')),
 };
 FILTERS.d = FILTERS.default!;
 FILTERS.e = FILTERS.escape!;

@@ -1,4 +1,5 @@
-// Global functions every template sees: range, dict, namespace, lipsum, cycler, joiner.
+// Global functions every template sees: range, dict, namespace, lipsum, cycler, joiner, now.
+import { now } from './datetime.js';
 import { EvalError } from './errors.js';
 import { type CallArgs, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
 
@@ -59,4 +60,11 @@ export const builtinGlobals = new Map<string, unknown>([
   ['lipsum', new JCallable('lipsum', lipsum)],
   ['cycler', new JCallable('cycler', cycler)],
   ['joiner', new JCallable('joiner', joiner)],
+  [
+    'now',
+    new JCallable('now', ({ args, kwargs }) => {
+      if (args.length || kwargs.size) throw new EvalError('too many arguments: now() takes none');
+      return now();
+    }),
+  ],
 ]);
