@@ -1,4 +1,4 @@
-// minijinja-cli registers minijinja-contrib's now() and date filters; bkci has them too. Neither
+// minijinja-cli registers minijinja-contrib: now(), the date filters, random and randrange; bkci has them too. Neither
 // minijinja-js nor Jinja2 has them, so the expectations are the formats minijinja documents
 // (for 1687624642, 2023-06-24 16:37:22 UTC).
 import { describe, expect, it } from 'vitest';
@@ -45,5 +45,16 @@ describe('date functions', () => {
     expect(() => render(`{{ ${TS} | datetimeformat(tz="Mars/Olympus") }}`)).toThrow(/unknown timezone 'Mars\/Olympus'/);
     expect(() => render('{{ [1] | datetimeformat }}')).toThrow(/value is not a datetime/);
     expect(() => render('{{ now(1) }}')).toThrow(/too many arguments/);
+  });
+
+  it('random and randrange (minijinja-contrib) pick within their range', () => {
+    for (let i = 0; i < 20; i++) {
+      expect(['1', '2', '3']).toContain(render('{{ [1, 2, 3] | random }}'));
+      expect(['a', 'b']).toContain(render('{{ "ab" | random }}'));
+      const r = Number(render('{{ randrange(3, 6) }}'));
+      expect(r >= 3 && r < 6 && Number.isInteger(r)).toBe(true);
+      expect(Number(render('{{ randrange(2) }}'))).toBeLessThan(2);
+    }
+    expect(() => render('{{ randrange("x") }}')).toThrow(/randrange expects integers/);
   });
 });

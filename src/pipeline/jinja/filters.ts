@@ -619,6 +619,11 @@ const FILTERS: Record<string, Filter> = {
     return attrs && (autospace === undefined || isTrue(autospace)) ? ' ' + attrs : attrs;
   },
   striptags: (v) => strOrEmpty(v).replace(/<!--[\s\S]*?-->|<[^>]*>/g, '').replace(/\s+/g, ' ').trim(),
+  // minijinja-contrib's random choice (a sequence's item, a string's character).
+  random: (v) => {
+    const items = typeof v === 'string' ? [...v] : listOf(v, 'random');
+    return items.length ? items[Math.floor(Math.random() * items.length)] : undefined;
+  },
   // minijinja-contrib's date filters (keyword arguments only: format=, tz=).
   datetimeformat: (v, a) => formatDate('datetime', v, a.kw('format'), a.kw('tz')),
   dateformat: (v, a) => formatDate('date', v, a.kw('format'), a.kw('tz')),

@@ -1,4 +1,4 @@
-// Global functions every template sees: range, dict, namespace, lipsum, cycler, joiner, now.
+// Global functions every template sees: range, dict, namespace, lipsum, cycler, joiner, now, randrange.
 import { now } from './datetime.js';
 import { EvalError } from './errors.js';
 import { type CallArgs, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
@@ -60,6 +60,18 @@ export const builtinGlobals = new Map<string, unknown>([
   ['lipsum', new JCallable('lipsum', lipsum)],
   ['cycler', new JCallable('cycler', cycler)],
   ['joiner', new JCallable('joiner', joiner)],
+  [
+    'randrange',
+    new JCallable('randrange', ({ args }) => {
+      const n = args.map((a) => {
+        if (typeof a !== 'number' || !Number.isInteger(a)) throw new EvalError('invalid argument: randrange expects integers');
+        return a;
+      });
+      if (n.length < 1 || n.length > 2) throw new EvalError('invalid argument: randrange takes one or two integers');
+      const [lo, hi] = n.length === 1 ? [0, n[0]!] : [n[0]!, n[1]!];
+      return hi <= lo ? lo : lo + Math.floor(Math.random() * (hi - lo));
+    }),
+  ],
   [
     'now',
     new JCallable('now', ({ args, kwargs }) => {
