@@ -1,6 +1,6 @@
-// minijinja-cli registers minijinja-contrib: now(), the date filters, random and randrange; bkci has them too. Neither
-// minijinja-js nor Jinja2 has them, so the expectations are the formats minijinja documents
-// (for 1687624642, 2023-06-24 16:37:22 UTC).
+// minijinja-cli registers minijinja-contrib: now(), the date filters, random and randrange; bkci has
+// them too. minijinja-js has none of them and Jinja2 only `random`, so the expectations are the
+// formats minijinja documents (for 1687624642, 2023-06-24 16:37:22 UTC).
 import { describe, expect, it } from 'vitest';
 import { compileTemplate } from '../../src/pipeline/jinja/index.js';
 
