@@ -1,7 +1,7 @@
 // Queue capacity from the agents list: agents whose `queue=Q` tag (or cluster queue) matches,
 // connected ones counted as idle (no job) or busy.
 import type { ApiClient } from './client.js';
-import { AgentSchema, parseAnswer, type Agent } from './types.js';
+import { AgentSchema, parseListItem, type Agent } from './types.js';
 
 export interface QueueAgent {
   name: string;
@@ -38,11 +38,8 @@ export async function listAgents(client: ApiClient, org: string): Promise<{ agen
   const agents: Agent[] = [];
   const skipped: string[] = [];
   for await (const a of client.paginate<unknown>(`organizations/${encodeURIComponent(org)}/agents`, { scope: 'read_agents', what: `the agents of organization ${org}` })) {
-    try {
-      agents.push(parseAnswer(AgentSchema, a, 'an agent'));
-    } catch (err) {
-      skipped.push((err as Error).message);
-    }
+    const agent = parseListItem(AgentSchema, a, 'an agent', (why) => skipped.push(why));
+    if (agent) agents.push(agent);
   }
   return { agents, skipped };
 }

@@ -6,7 +6,7 @@ import { CheckFailed, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { AmbiguousRequestError, type ApiClient } from './client.js';
 import type { ApiConfig } from './config.js';
-import { ArtifactSchema, BuildSchema, JobSchema, parseAnswer, type Artifact, type Build, type Job } from './types.js';
+import { ArtifactSchema, BuildSchema, JobSchema, parseAnswer, parseListItem, type Artifact, type Build, type Job } from './types.js';
 
 // The meta-data key bkci adds to every build it creates, so an ambiguous create can be looked up.
 export const SUBMIT_MARKER = 'bkci-submit-id';
@@ -57,15 +57,8 @@ export class BuildkiteApi {
     if (filter.state?.length) query['state[]'] = filter.state;
     for (const [k, v] of Object.entries(filter.metaData ?? {})) query[`meta_data[${k}]`] = v;
     for await (const b of this.client.paginate<unknown>(this.buildsPath(), { query, scope: 'read_builds', what: `pipeline ${this.pipelineRef}` })) {
-      // One build the API describes oddly is left out of a list, with a warning.
-      let build: Build;
-      try {
-        build = parseAnswer(BuildSchema, b, 'a build in the list');
-      } catch (err) {
-        this.io.log.warn({ pipeline: this.pipelineRef }, `left out of the list: ${(err as Error).message}`);
-        continue;
-      }
-      yield build;
+      const build = parseListItem(BuildSchema, b, 'a build in the list', (why) => this.io.log.warn({ pipeline: this.pipelineRef }, `left out of the list: ${why}`));
+      if (build) yield build;
     }
   }
 

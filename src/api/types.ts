@@ -78,3 +78,14 @@ export function parseAnswer<T>(schema: z.ZodType<T>, data: unknown, what: string
   const path = issue.path.length ? issue.path.join('.') : '(root)';
   throw new ApiError(`the API's answer for ${what} is not what bkci expects: ${path}: ${issue.message}`, 0, undefined, 'check --api-url points at the Buildkite REST API (…/v2)');
 }
+
+// One item of a list answer: parsed, or (the API describes it oddly) reported through `skip` and
+// left out, so one bad item does not fail the whole list.
+export function parseListItem<T>(schema: z.ZodType<T>, data: unknown, what: string, skip: (why: string) => void): T | undefined {
+  try {
+    return parseAnswer(schema, data, what);
+  } catch (err) {
+    skip((err as Error).message);
+    return undefined;
+  }
+}
