@@ -26,13 +26,11 @@ type Filter = (v: unknown, a: Args, env: FilterEnv) => unknown;
 
 // Positional and keyword arguments of one filter call, read by position or name.
 export class Args {
-  private used = 0;
   constructor(
     readonly name: string,
     private readonly call: CallArgs,
   ) {}
   get(i: number, kw: string): unknown {
-    this.used = Math.max(this.used, i + 1);
     if (i < this.call.args.length) {
       if (this.call.kwargs.has(kw)) throw new EvalError(`${this.name}: duplicate argument ${kw}`);
       return this.call.args[i];
@@ -40,7 +38,6 @@ export class Args {
     return this.call.kwargs.get(kw);
   }
   rest(from: number): unknown[] {
-    this.used = this.call.args.length;
     return this.call.args.slice(from);
   }
   kw(name: string): unknown {
@@ -50,7 +47,7 @@ export class Args {
     return this.call.args.length;
   }
   checkArity(max: number): void {
-    if (this.call.args.length > max) throw new EvalError('too many arguments');
+    if (this.call.args.length > max) throw new EvalError(`too many arguments: filter ${this.name} takes at most ${max}`);
   }
 }
 
@@ -671,7 +668,8 @@ function maxPositional(name: string, f: Filter): number {
 export function applyFilter(name: string, v: unknown, call: CallArgs, env: FilterEnv): unknown {
   const f = FILTERS[name];
   if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter: filter ${name} is unknown`);
-  if (call.args.length > maxPositional(name, f)) throw new EvalError(`too many arguments: filter ${name} takes at most ${maxPositional(name, f)}`);
-  return f(v, new Args(name, call), env);
+  const args = new Args(name, call);
+  args.checkArity(maxPositional(name, f));
+  return f(v, args, env);
 }
 

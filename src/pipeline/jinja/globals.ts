@@ -3,11 +3,16 @@ import { now } from './datetime.js';
 import { EvalError } from './errors.js';
 import { type CallArgs, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
 
-function range({ args }: CallArgs): number[] {
-  const n = args.map((a) => {
-    if (typeof a !== 'number') throw new EvalError('invalid argument: range expects integers');
+// The arguments of `fn` as integers (plain numbers are ints in the value model; floats are JFloat).
+function intArgs(args: unknown[], fn: string): number[] {
+  return args.map((a) => {
+    if (typeof a !== 'number') throw new EvalError(`invalid argument: ${fn} expects integers`);
     return a;
   });
+}
+
+function range({ args }: CallArgs): number[] {
+  const n = intArgs(args, 'range');
   const [start, stop, step] = n.length === 1 ? [0, n[0]!, 1] : [n[0] ?? 0, n[1] ?? 0, n[2] ?? 1];
   if (step === 0) throw new EvalError('invalid argument: range step must not be zero');
   const out: number[] = [];
@@ -63,10 +68,7 @@ export const builtinGlobals = new Map<string, unknown>([
   [
     'randrange',
     new JCallable('randrange', ({ args }) => {
-      const n = args.map((a) => {
-        if (typeof a !== 'number' || !Number.isInteger(a)) throw new EvalError('invalid argument: randrange expects integers');
-        return a;
-      });
+      const n = intArgs(args, 'randrange');
       if (n.length < 1 || n.length > 2) throw new EvalError('invalid argument: randrange takes one or two integers');
       const [lo, hi] = n.length === 1 ? [0, n[0]!] : [n[0]!, n[1]!];
       return hi <= lo ? lo : lo + Math.floor(Math.random() * (hi - lo));
