@@ -91,10 +91,12 @@ const rows = [];
 const add = (name, r) => rows.push([name, r.median.toFixed(1), r.rss.toFixed(0)]);
 const bare = time(node, ['-e', '0']);
 add('node -e 0 (floor)', bare);
-const bk = time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs]);
+// The vLLM render as bkci runs it (template, test list, the set's -D definitions).
+const vllmRender = [join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs];
+const bk = time(node, [bin, 'pipeline', 'render', ...vllmRender]);
 add('bkci: vLLM render + validate', bk);
-add('bkci (unbundled dist/cli): vLLM render + validate', time(node, [unbundled, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs]));
-add('bkci: vLLM render --no-validate', time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), '--no-validate', ...defs]));
+add('bkci (unbundled dist/cli): vLLM render + validate', time(node, [unbundled, 'pipeline', 'render', ...vllmRender]));
+add('bkci: vLLM render --no-validate', time(node, [bin, 'pipeline', 'render', '--no-validate', ...vllmRender]));
 let j2;
 if (py) {
   j2 = time(py, [jinja2Script, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]);
@@ -112,7 +114,7 @@ let noCa;
 if (process.env.NODE_EXTRA_CA_CERTS) {
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  noCa = { bare: time(node, ['-e', '0'], env), bk: time(node, [bin, 'pipeline', 'render', join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs], env) };
+  noCa = { bare: time(node, ['-e', '0'], env), bk: time(node, [bin, 'pipeline', 'render', ...vllmRender], env) };
   add('node -e 0, NODE_EXTRA_CA_CERTS unset', noCa.bare);
   add('bkci: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', noCa.bk);
 }
