@@ -96,6 +96,7 @@ const vllmRender = [join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline
 const bk = time(node, [bin, 'pipeline', 'render', ...vllmRender]);
 add('bkci: vLLM render + validate', bk);
 add('bkci (unbundled dist/cli): vLLM render + validate', time(node, [unbundled, 'pipeline', 'render', ...vllmRender]));
+add('bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate', time(node, [bin, 'pipeline', 'render', ...vllmRender], { ...process.env, BKCI_CODE_CACHE: 'off' }));
 add('bkci: vLLM render --no-validate', time(node, [bin, 'pipeline', 'render', '--no-validate', ...vllmRender]));
 let j2;
 if (py) {

@@ -1,10 +1,16 @@
 #!/usr/bin/env node
-// Bundles the CLI into dist/bundle/ (one file plus lazily loaded chunks), so a run loads a few
-// files instead of ~100 ES modules: Node 20 has no module compile cache, and resolving and
-// compiling modules one by one was most of `bkci pipeline render`'s time. Lazily loaded, rarely
-// used dependencies stay external. Run by `npm run build` after tsc.
+// Bundles the CLI into dist/bundle/ and makes its code cache. Run by `npm run build` after tsc.
+//   bin.js          the package's bin: src/cli/launch.cts, CommonJS (dist/bundle/package.json)
+//   bkci.cjs        the whole CLI in one CommonJS script (src/cli/start.ts and all it imports);
+//                   the code behind a dynamic import() initialises on first use, as before
+//   bkci.cjs.cache  V8's code for it, from one render of the bundled example (see launch.cts)
+// One script instead of ~100 ES modules: resolving, loading and compiling modules one by one was
+// most of a `bkci pipeline render` on Node 20, which has no module compile cache. Rarely used
+// dependencies stay external and load on first use.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,25 +43,42 @@ const jsonAsParse = {
   },
 };
 
+const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+// Ties the code cache to this build: a rebuilt bundle never meets an old cache.
+const buildId = randomBytes(8).toString('hex');
+const common = { absWorkingDir: root, bundle: true, format: 'cjs', platform: 'node', target: 'node20', logLevel: 'warning', legalComments: 'none' };
+
 await build({
-  absWorkingDir: root,
-  entryPoints: ['src/cli/bin.ts'],
-  outdir,
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  // Chunks sit beside bin.js: paths relative to import.meta.url (package.json, templates/) keep
-  // the depth they have in dist/cli/.
-  chunkNames: '[name]-[hash]',
+  ...common,
+  entryPoints: ['src/cli/start.ts'],
+  outfile: join(outdir, 'bkci.cjs'),
+  // Every import() becomes a require() (Node >= 20.19 requires ES modules such as execa too), so
+  // the script runs without Node's ES module loader.
+  supported: { 'dynamic-import': false },
   // The API client, process runner, logger and general YAML parser load only when needed.
   external: ['undici', 'execa', 'pino', 'yaml'],
-  // CommonJS dependencies (commander, nunjucks) call require() for Node's built-ins.
-  banner: { js: "import { createRequire as __bkciRequire } from 'node:module'; const require = __bkciRequire(import.meta.url);" },
-  logLevel: 'warning',
-  legalComments: 'none',
+  // import.meta.url (templates/, package.json, the bin's own path) is bkci.cjs's URL: paths
+  // relative to it keep the depth they have in dist/cli/.
+  define: { 'import.meta.url': '__bkciUrl', __BKCI_VERSION__: JSON.stringify(version) },
+  banner: { js: 'var __bkciUrl = require("node:url").pathToFileURL(__filename).href;' },
   plugins: [lazyChildProcess, jsonAsParse],
-  // `bkci --version` prints this without reading package.json.
-  define: { __BKCI_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version) },
 });
+const cli = readFileSync(join(outdir, 'bkci.cjs'), 'utf8');
+if (/\bimport\(/.test(cli)) throw new Error('bkci.cjs still has an import(): it would need the ES module loader');
+
+await build({
+  ...common,
+  entryPoints: ['src/cli/launch.cts'],
+  outfile: join(outdir, 'bin.js'),
+  define: { __BKCI_VERSION__: JSON.stringify(version), __BKCI_BUILD_ID__: JSON.stringify(buildId) },
+});
+// The package is "type": "module"; the bundle is CommonJS.
+writeFileSync(join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
+
+// The code cache: one render of the bundled example, with validation.
+const train = spawnSync(process.execPath, [join(outdir, 'bin.js'), 'pipeline', 'render', 'templates/default.j2', 'examples/test-pipeline.yaml', '--quiet'], {
+  cwd: root,
+  env: { ...process.env, BKCI_CODE_CACHE: 'write' },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+if (train.status !== 0 || !existsSync(join(outdir, 'bkci.cjs.cache'))) throw new Error(`making the code cache failed (exit ${train.status ?? train.signal})`);

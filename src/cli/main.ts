@@ -39,10 +39,11 @@ function preScan(argv: string[]): GlobalFlags {
   return f;
 }
 
-export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['log'] }): Promise<number> {
+export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['log'] }, info: { codeCache?: string } = {}): Promise<number> {
   const flags = preScan(argv);
   const level = logLevelFrom(flags, io.env);
   const log = io.log ?? createLogger(io.stderr, { level, pretty: io.stderrIsTTY, color: io.color }, () => require('pino'));
+  if (info.codeCache) log.debug({ codeCache: info.codeCache }, 'code cache');
   const fullIo: Io = { ...io, log };
   const program = buildProgram(fullIo, argv);
   try {

@@ -8,7 +8,7 @@ import { readInput, type Io } from '../util/io.js';
 import { gitChangedFiles, gitTrackedFiles, parseChangedFiles } from './changes.js';
 import { globToRegExp } from '../util/glob.js';
 import { parseDataFile, parseDefine } from './data.js';
-import { compileTemplate, fromData, TemplateError, toPlain } from './jinja/index.js';
+import { compileTemplate, fromData, Lazy, TemplateError, toPlain } from './jinja/index.js';
 import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
 import { sortedMap } from './jinja/values.js';
 
@@ -107,15 +107,19 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   if (req.runAll || req.runAllPaths?.length) context.set('run_all', runAll ? '1' : '0');
   if (req.nightly) context.set('nightly', '1');
 
+  // The selection is worked out when something asks for it (the template reading `selection`,
+  // --explain, --only-steps): a template of its own (vLLM's) may never look.
   const steps = data.get('steps');
-  const plainSteps = Array.isArray(steps) ? steps.map(toPlain) : [];
-  const decisions = selectSteps({ steps: plainSteps, changedFiles: changed, runAll, nightly: req.nightly, onlySteps: req.onlySteps });
-  context.set('selection', sortedMap(decisions.map((d) => [d.id, fromData({ run: d.run, blocked: d.blocked, reasons: d.reasons })])));
+  let plainSteps: unknown[] | undefined;
+  const stepList = () => (plainSteps ??= Array.isArray(steps) ? steps.map(toPlain) : []);
+  let decisions: StepDecision[] | undefined;
+  const decide = () => (decisions ??= selectSteps({ steps: stepList(), changedFiles: changed, runAll, nightly: req.nightly, onlySteps: req.onlySteps }));
+  context.set('selection', new Lazy(() => sortedMap(decide().map((d) => [d.id, fromData({ run: d.run, blocked: d.blocked, reasons: d.reasons })]))));
   if (req.onlySteps) {
-    const unknown = req.onlySteps.filter((k) => !decisions.some((d) => d.id === k));
+    const unknown = req.onlySteps.filter((k) => !decide().some((d) => d.id === k));
     if (unknown.length) throw new InputError(`--only-steps: no step has the key or label ${unknown.map((k) => `'${k}'`).join(', ')}`, 'use the keys shown by --explain');
   }
-  if (changed) await warnDeadPrefixes(plainSteps, io);
+  if (changed) await warnDeadPrefixes(stepList(), io);
 
   for (const def of req.defines) {
     const [k, v] = parseDefine(def);
@@ -133,7 +137,15 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   }
   if (!req.noNewline) text += '\n';
   if (req.stripBlankLines) text = stripBlankLines(text);
-  return { text, templatePath, dataPath, decisions, changedFiles: changed };
+  return {
+    text,
+    templatePath,
+    dataPath,
+    get decisions() {
+      return decide();
+    },
+    changedFiles: changed,
+  };
 }
 
 // What `sed '/^[[:space:]]*$/d'` does: drop every line that is empty or only white space.

@@ -1,6 +1,10 @@
 // Flow collections for the fast YAML parser: `[a, "b", {c: d}]`, possibly over several lines.
 import { escapeAt, giveUp, isWs, resolvePlain, type FastYamlOptions, type RepeatedKey } from './fast-yaml-scalars.js';
 
+// Where a quoted scalar's ordinary characters end.
+const DOUBLE_STOP = /["\\\n]/g;
+const SINGLE_STOP = /['\n]/g;
+
 // Flow collections ([a, "b", {c: d}]), possibly over several lines.
 export class FlowParser {
   constructor(
@@ -64,14 +68,21 @@ export class FlowParser {
   }
 
   private quoted(): string {
-    const q = this.s[this.pos]!;
+    const s = this.s;
+    const q = s[this.pos]!;
+    // Runs of ordinary characters are sliced, not copied one by one.
+    const stop = q === '"' ? DOUBLE_STOP : SINGLE_STOP;
     let out = '';
     // Length of `out` up to the last escape: folding never trims what an escape produced.
     let kept = 0;
     let j = this.pos + 1;
     for (;;) {
-      const ch = this.s[j];
-      if (ch === undefined) giveUp();
+      stop.lastIndex = j;
+      const at = stop.exec(s)?.index;
+      if (at === undefined) giveUp();
+      out += s.slice(j, at);
+      j = at!;
+      const ch = s[j];
       if (ch === '\n') {
         // Fold: trailing white space before the break and leading white space after it go;
         // one break is a space, each empty line a newline.
@@ -80,18 +91,18 @@ export class FlowParser {
         while (end > kept && (out[end - 1] === ' ' || out[end - 1] === '\t')) end--;
         out = out.slice(0, end);
         let breaks = 0;
-        while (this.s[j] === '\n' || this.s[j] === ' ' || this.s[j] === '\t') {
-          if (this.s[j] === '\n') {
+        while (s[j] === '\n' || s[j] === ' ' || s[j] === '\t') {
+          if (s[j] === '\n') {
             breaks++;
-            if (this.s.startsWith('---', j + 1) || this.s.startsWith('...', j + 1)) giveUp();
+            if (s.startsWith('---', j + 1) || s.startsWith('...', j + 1)) giveUp();
           }
           j++;
         }
         out += breaks > 1 ? '\n'.repeat(breaks - 1) : ' ';
         continue;
       }
-      if (q === "'" && ch === "'") {
-        if (this.s[j + 1] === "'") {
+      if (ch === "'") {
+        if (s[j + 1] === "'") {
           out += "'";
           j += 2;
           continue;
@@ -99,25 +110,22 @@ export class FlowParser {
         this.pos = j + 1;
         return out;
       }
-      if (q === '"' && ch === '\\') {
-        if (this.s[j + 1] === '\n') {
+      if (ch === '\\') {
+        if (s[j + 1] === '\n') {
           // An escaped line break joins the lines without a space.
           j += 2;
-          while (this.s[j] === ' ' || this.s[j] === '\t') j++;
+          while (s[j] === ' ' || s[j] === '\t') j++;
           continue;
         }
-        const [x, len] = escapeAt(this.s, j);
+        const [x, len] = escapeAt(s, j);
         out += x;
         kept = out.length;
         j += len;
         continue;
       }
-      if (q === '"' && ch === '"') {
-        this.pos = j + 1;
-        return out;
-      }
-      out += ch;
-      j++;
+      // The closing double quote.
+      this.pos = j + 1;
+      return out;
     }
   }
 

@@ -83,19 +83,23 @@ export function unescapeDouble(s: string): string {
 // Where a quoted scalar closes on one line: the index of the closing `quote` at or after `from`
 // (`\"` escapes in double quotes, `''` in single quotes), or -1 when it continues past the line.
 export function closingQuote(line: string, from: number, quote: string): number {
-  for (let k = from; k < line.length; k++) {
-    const ch = line[k];
-    if (quote === '"' && ch === '\\') {
-      k++;
-      continue;
-    }
-    if (ch === quote) {
-      if (quote === "'" && line[k + 1] === "'") {
-        k++;
+  let k = from;
+  let at = line.indexOf(quote, k);
+  while (at >= 0) {
+    if (quote === '"') {
+      // An escape (`\"`, `\\`) before it: go on after the escape.
+      const esc = line.indexOf('\\', k);
+      if (esc >= 0 && esc < at) {
+        k = esc + 2;
+        if (k > at) at = line.indexOf(quote, k);
         continue;
       }
-      return k;
+    } else if (line.charCodeAt(at + 1) === 39) {
+      k = at + 2;
+      at = line.indexOf(quote, k);
+      continue;
     }
+    return at;
   }
   return -1;
 }

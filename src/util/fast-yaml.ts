@@ -14,6 +14,10 @@ import { closingQuote, escapeAt, GiveUp, giveUp, isWs, resolvePlain, unescapeDou
 
 export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedKey };
 
+// Where a quoted scalar's ordinary characters end on a line.
+const DOUBLE_STOP = /["\\]/g;
+const SINGLE_STOP = /'/g;
+
 const CONTENT = 0;
 const EMPTY = 1;
 const COMMENT = 2;
@@ -40,6 +44,7 @@ class Parser {
     const count = this.lines.length;
     this.lineStarts = new Array<number>(count);
     this.kind = new Uint8Array(count);
+    this.indent = new Int32Array(count);
     let off = 0;
     for (let k = 0; k < count; k++) {
       const l = this.lines[k]!;
@@ -47,6 +52,9 @@ class Parser {
       off += l.length + 1;
       let n = 0;
       let c = l.charCodeAt(0);
+      while (c === 32) c = l.charCodeAt(++n);
+      // A tab in the indentation: only npm `yaml` reads that.
+      this.indent[k] = c === 9 ? -1 : n;
       while (c === 32 || c === 9) c = l.charCodeAt(++n);
       this.kind[k] = n === l.length ? EMPTY : c === 35 ? COMMENT : CONTENT;
     }
@@ -56,6 +64,9 @@ class Parser {
   private readonly lineStarts: number[];
   // Per line: CONTENT, EMPTY (white space only) or COMMENT (a comment only).
   private readonly kind: Uint8Array;
+  // Per line: the spaces before its content (-1: a tab follows them). A compact nested node
+  // (`- key: v`) counts as indented to its own first character.
+  private readonly indent: Int32Array;
 
   // The line holding text offset `pos`.
   private lineAt(pos: number): number {
@@ -69,10 +80,10 @@ class Parser {
     return lo;
   }
 
-  private indentOf(l: string): number {
-    let n = 0;
-    while (l.charCodeAt(n) === 32) n++;
-    if (l[n] === '\t') giveUp();
+  // The indentation of line k.
+  private indentOf(k: number): number {
+    const n = this.indent[k]!;
+    if (n < 0) giveUp();
     return n;
   }
 
@@ -130,7 +141,7 @@ class Parser {
     if (this.i >= this.lines.length) return null;
     const line = this.lines[this.i]!;
     if (this.isDocMarker(line)) return null;
-    const n = this.indentOf(line);
+    const n = this.indentOf(this.i);
     if (n <= parent) return null;
     return this.nodeAt(n, parent);
   }
@@ -167,29 +178,6 @@ class Parser {
     return -1;
   }
 
-  private newMap(): { set(k: unknown, v: unknown, line: number, col: number, raw: string): void; value: unknown } {
-    if (this.opts.mapAsMap) {
-      const m = new Map<unknown, unknown>();
-      return {
-        value: m,
-        set: (k, v, line, col, raw) => {
-          if (m.has(k)) this.repeated.push({ line, col, key: raw });
-          m.set(k, v);
-        },
-      };
-    }
-    const o: Record<string, unknown> = {};
-    return {
-      value: o,
-      set: (k, v, line, col, raw) => {
-        const key = k as string;
-        if (key === '__proto__') giveUp();
-        if (Object.prototype.hasOwnProperty.call(o, key)) this.repeated.push({ line, col, key: raw });
-        o[key] = v;
-      },
-    };
-  }
-
   private key(raw: string, quoted: boolean): unknown {
     if (quoted) return raw;
     const v = resolvePlain(raw, this.opts.intAsBigInt === true);
@@ -205,14 +193,15 @@ class Parser {
     if (this.i >= this.lines.length) return undefined;
     const line = this.lines[this.i]!;
     if (this.isDocMarker(line)) return undefined;
-    const ind = this.indentOf(line);
+    const ind = this.indentOf(this.i);
     if (ind < n) return undefined;
     if (ind > n) giveUp();
     return line;
   }
 
   private mapping(n: number): unknown {
-    const map = this.newMap();
+    const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
+    const o: Record<string, unknown> = {};
     for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
       const colon = this.keyEnd(line, n);
       if (colon < 0) giveUp();
@@ -236,7 +225,7 @@ class Parser {
         this.skipBlank();
         if (this.i < this.lines.length && !this.isDocMarker(this.lines[this.i]!)) {
           const next = this.lines[this.i]!;
-          const ni = this.indentOf(next);
+          const ni = this.indentOf(this.i);
           // A sequence may sit at the key's own indentation.
           if (ni === n && next[n] === '-' && (n + 1 === next.length || isWs(next[n + 1]))) value = this.sequence(n);
           else if (ni > n) value = this.nodeAt(ni, n);
@@ -247,9 +236,16 @@ class Parser {
         if (this.keyEnd(line, k) >= 0) giveUp(); // `a: b: c`
         value = this.inlineValue(k, n);
       }
-      map.set(key, value, keyLine, n + 1, rawKey);
+      if (m) {
+        if (m.has(key)) this.repeated.push({ line: keyLine, col: n + 1, key: rawKey });
+        m.set(key, value);
+      } else {
+        if (key === '__proto__') giveUp();
+        if (Object.prototype.hasOwnProperty.call(o, key as string)) this.repeated.push({ line: keyLine, col: n + 1, key: rawKey });
+        o[key as string] = value;
+      }
     }
-    return map.value;
+    return m ?? o;
   }
 
   private sequence(n: number): unknown[] {
@@ -264,8 +260,8 @@ class Parser {
         out.push(this.blockNode(n));
         continue;
       }
-      // Compact nested node: treat its first line as if indented to column k.
-      this.lines[this.i] = ' '.repeat(k) + line.slice(k);
+      // Compact nested node: its first line counts as indented to column k.
+      this.indent[this.i] = k;
       out.push(this.nodeAt(k, n));
     }
     return out;
@@ -301,7 +297,7 @@ class Parser {
         continue;
       }
       const l = this.lines[this.i]!;
-      const ind = this.indentOf(l);
+      const ind = this.indentOf(this.i);
       if (ind <= parent || this.kind[this.i] === COMMENT || this.isDocMarker(l)) break;
       const trimmed = l.trim();
       if (trimmed === '') giveUp(); // white space YAML does not count as such (e.g. U+00A0)
@@ -327,16 +323,19 @@ class Parser {
       let closed = -1;
       let escapedBreak = false;
       // Runs of ordinary characters are sliced, not copied one by one.
+      const stop = q === '"' ? DOUBLE_STOP : SINGLE_STOP;
       let j = col;
       let from = col;
       while (j < l.length) {
-        const c = l.charCodeAt(j);
+        stop.lastIndex = j;
+        const at = stop.exec(l)?.index;
+        if (at === undefined) {
+          j = l.length;
+          break;
+        }
+        seg += l.slice(from, at);
+        j = at;
         if (q === "'") {
-          if (c !== 39) {
-            j++;
-            continue;
-          }
-          seg += l.slice(from, j);
           if (l.charCodeAt(j + 1) === 39) {
             seg += "'";
             j += 2;
@@ -346,8 +345,7 @@ class Parser {
           closed = j;
           break;
         }
-        if (c === 92) {
-          seg += l.slice(from, j);
+        if (l.charCodeAt(j) === 92) {
           if (j + 1 >= l.length) {
             escapedBreak = true;
             from = j = l.length;
@@ -359,12 +357,8 @@ class Parser {
           from = j;
           continue;
         }
-        if (c === 34) {
-          seg += l.slice(from, j);
-          closed = j;
-          break;
-        }
-        j++;
+        closed = j;
+        break;
       }
       if (closed < 0 && !escapedBreak) seg += l.slice(from);
       if (closed >= 0) {
@@ -422,7 +416,7 @@ class Parser {
         end = m + 1;
         continue;
       }
-      const ind = this.indentOf(l);
+      const ind = this.indentOf(m);
       if (indent < 0) {
         if (ind <= parent || this.isDocMarker(l)) break;
         indent = ind;

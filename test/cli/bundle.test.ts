@@ -1,7 +1,7 @@
 // The package's bin is the bundled CLI (dist/bundle/bin.js, built by `npm run build`): the same
 // commands as a real process, as users and CI run them.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +45,55 @@ describe('the bundled bkci', () => {
     const r = bkci(['pipeline', 'validate', '-'], { input: 'steps:\n  - command: "true"\n' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
+  });
+
+  // What the launcher did with the code cache, from its debug log line.
+  const codeCache = (r: { stderr: string }) => (r.stderr.split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as { codeCache?: string }) : {})).find((x) => x.codeCache)?.codeCache);
+  const validInput = 'steps:\n  - command: "true"\n';
+  const debugValidate = (bin = BIN, nodeArgs: string[] = [], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [...nodeArgs, bin, '--log-level', 'debug', 'pipeline', 'validate', '-'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, input: validInput });
+
+  it('starts from the code cache the build made, when this Node made it', () => {
+    const cache = readFileSync(join(ROOT, 'dist/bundle/bkci.cjs.cache'));
+    const header = cache.subarray(0, cache.indexOf(10)).toString();
+    expect(header).toMatch(/^bkci code cache [0-9a-f]{16} \S+ \S+$/);
+    expect(cache.length).toBeGreaterThan(100_000); // V8's code for the render path, not an empty shell
+    const r = debugValidate();
+    expect(r.status, r.stderr).toBe(0);
+    const builtHere = header.endsWith(` ${process.arch} ${process.versions.v8}`);
+    expect(codeCache(r)).toBe(builtHere ? 'used' : process.versions.node.startsWith('20.') ? 'none' : "none (Node's compile cache)");
+  });
+
+  it('runs the same without the cache, or with one V8 refuses', () => {
+    const want = bkci(['pipeline', 'render', join(ROOT, 'templates/default.j2'), join(ROOT, 'examples/test-pipeline.yaml')]);
+    expect(want.status, want.stderr).toBe(0);
+    const off = bkci(['pipeline', 'render', join(ROOT, 'templates/default.j2'), join(ROOT, 'examples/test-pipeline.yaml')], { env: { BKCI_CODE_CACHE: 'off' } });
+    expect(off.stdout).toBe(want.stdout);
+    expect(codeCache(debugValidate(BIN, [], { BKCI_CODE_CACHE: 'off' }))).toMatch(/^none/);
+    // Another V8 flag set than the one the cache was made under: V8 says no, the code compiles.
+    const header = readFileSync(join(ROOT, 'dist/bundle/bkci.cjs.cache')).toString('latin1').split('\n')[0]!;
+    if (header.endsWith(` ${process.arch} ${process.versions.v8}`)) {
+      const r = debugValidate(BIN, ['--stack-size=900']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(codeCache(r)).toBe('rejected by V8');
+    }
+  });
+
+  it('never uses a cache made for another build of the bundle', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-cache-'));
+    cpSync(join(ROOT, 'dist/bundle'), join(dir, 'dist/bundle'), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    const file = join(dir, 'dist/bundle/bkci.cjs.cache');
+    const cache = readFileSync(file);
+    const nl = cache.indexOf(10);
+    const header = cache.subarray(0, nl).toString().replace(/ [0-9a-f]{16} /, ' 0123456789abcdef ');
+    writeFileSync(file, Buffer.concat([Buffer.from(header), cache.subarray(nl)]));
+    const r = debugValidate(join(dir, 'dist/bundle/bin.js'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(codeCache(r)).toMatch(/^none/);
+    // The copy still works as the package does, cache and all.
+    writeFileSync(file, cache);
+    expect(debugValidate(join(dir, 'dist/bundle/bin.js')).status).toBe(0);
   });
 
   it('renders the bundled example and rejects an invalid pipeline with exit 1 and a position', () => {

@@ -98,6 +98,18 @@ describe('fastParseYaml', () => {
     'e: ""\nf: \'\'\n',
     'k: [a, b, ]\n',
     'k: {a: 1, b: }\n',
+    // Compact nested nodes at odd columns: a dash's content counts as indented to where it starts.
+    '-   k: 1\n    j: 2\n-  - x\n   - y\n- - - deep\n    - er\n  - up\n',
+    'a:\n- k: 1\n  l:\n  - m: |\n      block\n    n: >-\n      folded\n',
+    '- k: 1\n\tj: 2\n',
+    '- k: 1\n  \tj: 2\n',
+    // Quoted scalars scanned in runs: escapes next to quotes and line ends, '' in single quotes.
+    'a: "ends in backslash \\\\"\nb: "\\"starts\\" and \\\\\\" mid"\nc: \'\'\'\'\nd: \'x\'\'\'\n',
+    '"k \\" q": "v \\\\"\n\'k \'\' q\': \'v \'\'\'\n',
+    '- "a\\tb\\\\c\\"d" # c\n- \'it\'\'s\' # c\n- "tail\\\n  next \\\\\n  last"\n',
+    'f: ["a\\"b", \'c\'\'d\', "e\\\\", "multi \\\n   line", \'two\n\n  breaks\']\n',
+    'm: {"k\\"": "\\\\", \'x\'\'\': \'\'}\n',
+    `long: "${'x\\\\y\\"z '.repeat(400)}"\n`,
     '"1": one\n2: two\ntrue: yes\n',
     'k: ["x\n\n  \\ \n  more\n  inde\\\n  nted\n\n  back"]\n',
     'k: {a: "tab\\t\n  next", b: "sp\\ \n  z"}\n',

@@ -7,7 +7,7 @@ import { type AutoEscape, renderTemplate, type TemplateLoader } from './interpre
 import { parseTemplate } from './parser.js';
 
 export { TemplateError } from './errors.js';
-export { fromData, JFloat, toPlain } from './values.js';
+export { fromData, JFloat, Lazy, toPlain } from './values.js';
 
 // minijinja picks autoescaping from the file name: a trailing `.j2` is ignored, then html/htm/xml
 // escape HTML and json/json5/yaml/yml serialise values as JSON; anything else escapes nothing.

@@ -9,7 +9,7 @@ import { applyTest } from './tests.js';
 import { builtinGlobals } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
 import {
-  type CallArgs, iterate, isTrue, JCallable, JFloat, kindOf, Namespace, num,
+  type CallArgs, iterate, isTrue, JCallable, JFloat, kindOf, Lazy, Namespace, num,
   sortedMap, toStr, typeName,
 } from './values.js';
 
@@ -20,16 +20,24 @@ export interface TemplateLoader {
   load(name: string, from: string): { name: string; body: Stmt[] } | undefined;
 }
 
+const MISSING = Symbol('missing');
+
 class Frame {
   readonly vars = new Map<string, unknown>();
   constructor(readonly parent: Frame | null) {}
   lookup(name: string): unknown {
-    for (let f: Frame | null = this; f; f = f.parent) if (f.vars.has(name)) return f.vars.get(name);
-    return undefined;
+    const v = this.find(name);
+    return v === MISSING ? undefined : v;
   }
-  has(name: string): boolean {
-    for (let f: Frame | null = this; f; f = f.parent) if (f.vars.has(name)) return true;
-    return false;
+  // The variable's value, or MISSING when no frame defines it.
+  find(name: string): unknown {
+    for (let f: Frame | null = this; f; f = f.parent) {
+      let v = f.vars.get(name);
+      if (v === undefined && !f.vars.has(name)) continue;
+      if (v instanceof Lazy) f.vars.set(name, (v = v.compute()));
+      return v;
+    }
+    return MISSING;
   }
 }
 
@@ -383,9 +391,10 @@ class Renderer {
     switch (e.t) {
       case 'const':
         return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;
-      case 'name':
-        if (frame.has(e.name)) return frame.lookup(e.name);
-        return builtinGlobals.get(e.name);
+      case 'name': {
+        const v = frame.find(e.name);
+        return v === MISSING ? builtinGlobals.get(e.name) : v;
+      }
       case 'list':
       case 'tuple':
         return e.items.map((x) => this.eval(x, frame));

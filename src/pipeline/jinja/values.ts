@@ -26,6 +26,12 @@ export class GroupTuple extends Array<unknown> {
   }
 }
 
+// A context variable computed on first use (bkci's `selection`, which a template that never reads
+// it should not pay for). Only the root context holds one; name lookup resolves it.
+export class Lazy {
+  constructor(readonly compute: () => unknown) {}
+}
+
 export class Namespace {
   readonly vars = new Map<string, unknown>();
 }

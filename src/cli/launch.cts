@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The package's bin (bundled by scripts/bundle.mjs into dist/bundle/bin.js, CommonJS): starts the
+// CLI from dist/bundle/bkci.cjs, the whole CLI in one script, through a V8 code cache.
+//
+// Node 20 has no compile cache of its own, and compiling bkci's code in every short run was a
+// tenth of a `pipeline render`. `npm run build` runs a render once with BKCI_CODE_CACHE=write,
+// which stores V8's code for every function that ran (bkci.cjs.cache); later runs hand it to V8,
+// which checks it against its own version and flags and the script's length and ignores it when
+// it does not fit (another Node than the one that built the package): then the code compiles as
+// usual, through Node's compile cache where Node has one (22.1 and later). The cache records the
+// build it came from, so a rebuilt bundle never meets an old cache. BKCI_CODE_CACHE=off skips it.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as nodeModule from 'node:module';
+import { join } from 'node:path';
+import { Script } from 'node:vm';
+import type { StartInfo } from './start.js';
+import { tierUpFlags } from './v8-tuning.js';
+
+// Written in by the bundler.
+declare const __BKCI_VERSION__: string;
+declare const __BKCI_BUILD_ID__: string;
+
+type Start = (argv: string[], info: StartInfo) => Promise<number>;
+
+const argv = process.argv.slice(2);
+
+// `bkci --version` answers before anything else loads.
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  process.stdout.write(__BKCI_VERSION__ + '\n');
+} else {
+  const flags = tierUpFlags(process.versions.v8);
+  if (flags) (require('node:v8') as typeof import('node:v8')).setFlagsFromString(flags);
+  const mode = process.env.BKCI_CODE_CACHE;
+  const bundle = join(__dirname, 'bkci.cjs');
+  const cacheFile = bundle + '.cache';
+  // The cache file: this line, then V8's data.
+  const header = Buffer.from(`bkci code cache ${__BKCI_BUILD_ID__} ${process.arch} ${process.versions.v8}\n`);
+
+  let cached: Buffer | undefined;
+  if (mode !== 'off' && mode !== 'write') {
+    try {
+      const file = readFileSync(cacheFile);
+      if (file.subarray(0, header.length).equals(header)) cached = file.subarray(header.length);
+    } catch {
+      // No cache (or unreadable): compile as usual.
+    }
+  }
+
+  let start: Start;
+  let codeCache: string;
+  let script: Script | undefined;
+  if (cached || mode === 'write' || !nodeModule.enableCompileCache) {
+    // The bundle as Node would wrap a CommonJS module, compiled with the cache.
+    const source = readFileSync(bundle, 'utf8');
+    script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: bundle, cachedData: cached });
+    const mod = { exports: {} as { start: Start } };
+    (script.runInThisContext() as (...a: unknown[]) => void).call(mod.exports, mod.exports, createRequire(bundle), mod, bundle, __dirname);
+    start = mod.exports.start;
+    codeCache = cached === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'used';
+  } else {
+    nodeModule.enableCompileCache();
+    start = (require(bundle) as { start: Start }).start;
+    codeCache = "none (Node's compile cache)";
+  }
+
+  void start(argv, { codeCache }).then((code) => {
+    process.exitCode = code;
+    if (mode === 'write' && script) {
+      // Atomically, so a concurrent run never reads half a cache.
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, Buffer.concat([header, script.createCachedData()]), { mode: 0o644 });
+      renameSync(tmp, cacheFile);
+    }
+  });
+}
