@@ -42,9 +42,25 @@ function preScan(argv: string[]): GlobalFlags {
 export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['log'] }, info: { codeCache?: string } = {}): Promise<number> {
   const flags = preScan(argv);
   const level = logLevelFrom(flags, io.env);
-  const log = io.log ?? createLogger(io.stderr, { level, pretty: io.stderrIsTTY, color: io.color }, () => require('pino'));
+  // stderr and its TTY-ness are read when the first line is logged (start.ts makes them lazily).
+  const log =
+    io.log ??
+    createLogger(
+      () => io.stderr,
+      {
+        level,
+        get pretty() {
+          return io.stderrIsTTY;
+        },
+        get color() {
+          return io.color;
+        },
+      },
+      () => require('pino'),
+    );
   if (info.codeCache) log.debug({ codeCache: info.codeCache }, 'code cache');
-  const fullIo: Io = { ...io, log };
+  // io's own properties may be getters: extended, not copied.
+  const fullIo: Io = Object.create(io, { log: { value: log, enumerable: true } }) as Io;
   const program = buildProgram(fullIo, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -15,17 +15,29 @@ export async function start(argv: string[], info: StartInfo = {}): Promise<numbe
     throw err;
   });
 
+  // stdin and stderr are made on first use: Node builds a stream for each (~1.5 ms for a piped
+  // stdin, ~1 ms for a stderr that is a file), which a render that logs nothing never needs.
+  let stderrTTY: boolean | undefined;
+  const stderrIsTTY = () => (stderrTTY ??= process.stderr.isTTY === true);
   return runCli(
     argv,
     {
       stdout: process.stdout,
-      stderr: process.stderr,
-      stdin: process.stdin,
+      get stderr() {
+        return process.stderr;
+      },
+      get stdin() {
+        return process.stdin;
+      },
       env: process.env,
       cwd: process.cwd(),
       stdoutIsTTY: process.stdout.isTTY === true,
-      stderrIsTTY: process.stderr.isTTY === true,
-      color: wantsColor(process.stderr.isTTY === true, process.env),
+      get stderrIsTTY() {
+        return stderrIsTTY();
+      },
+      get color() {
+        return wantsColor(stderrIsTTY(), process.env);
+      },
       now: () => new Date(),
       sleep: realSleep,
       uid: typeof process.getuid === 'function' ? process.getuid() : undefined,

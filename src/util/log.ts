@@ -55,7 +55,7 @@ export interface LogOptions {
 }
 
 // pino is loaded only when a command first logs, to keep `bkci --version` fast.
-export function createLogger(stderr: NodeJS.WritableStream, opts: LogOptions, load: () => PinoModule): Logger {
+export function createLogger(stderr: () => NodeJS.WritableStream, opts: LogOptions, load: () => PinoModule): Logger {
   let real: Logger | undefined;
   const get = (): Logger => {
     if (!real) {
@@ -67,7 +67,7 @@ export function createLogger(stderr: NodeJS.WritableStream, opts: LogOptions, lo
           timestamp: opts.pretty ? false : pino.stdTimeFunctions.isoTime,
           redact: { paths: ['token', '*.token', 'headers.authorization', 'authorization', '*.authorization'], censor: '[REDACTED]' },
         },
-        sink(stderr, opts.pretty, opts.color),
+        sink(stderr(), opts.pretty, opts.color),
       ) as unknown as Logger;
     }
     return real;
