@@ -35,11 +35,13 @@ const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
 
 // Plain scalar → value, YAML 1.2 core schema (npm `yaml`'s default).
 export function resolvePlain(s: string, intAsBigInt: boolean): unknown {
+  if (s === '') return null;
   const c = s.charCodeAt(0);
-  // Fast exit: most scalars start with a letter other than those of null/true/false/nan/inf.
-  if (s.length > 5 && ((c >= 97 && c <= 122) || (c >= 65 && c <= 90))) return s;
-  if (NULL_RE.test(s)) return null;
-  if (BOOL_RE.test(s)) return s[0] === 't' || s[0] === 'T';
+  // By the first character: a null starts with ~ n N, a bool with t T f F, a number with a digit,
+  // a sign or a dot. Anything else (most keys and words) is a string as written.
+  if (c === 110 || c === 78 || c === 126) return NULL_RE.test(s) ? null : s;
+  if (c === 116 || c === 84 || c === 102 || c === 70) return BOOL_RE.test(s) ? c === 116 || c === 84 : s;
+  if (!((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46)) return s;
   if (OCT_RE.test(s)) return intAsBigInt ? BigInt(s) : parseInt(s.substring(2), 8);
   if (INT_RE.test(s)) {
     if (intAsBigInt && s[0] === '+') giveUp();

@@ -18,9 +18,11 @@ export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedK
 const DOUBLE_STOP = /["\\]/g;
 const SINGLE_STOP = /'/g;
 
+// Line kinds; a line is blank (skipped between nodes) when its kind is EMPTY or more.
 const CONTENT = 0;
-const EMPTY = 1;
-const COMMENT = 2;
+const MARKER = 1; // a document marker: `---` or `...` at column 0, alone or before white space
+const EMPTY = 2;
+const COMMENT = 3;
 
 class Parser {
   private readonly lines: string[];
@@ -56,13 +58,16 @@ class Parser {
       // A tab in the indentation: only npm `yaml` reads that.
       this.indent[k] = c === 9 ? -1 : n;
       while (c === 32 || c === 9) c = l.charCodeAt(++n);
-      this.kind[k] = n === l.length ? EMPTY : c === 35 ? COMMENT : CONTENT;
+      if (n === l.length) this.kind[k] = EMPTY;
+      else if (c === 35) this.kind[k] = COMMENT;
+      else if (n === 0 && (c === 45 || c === 46) && (l.startsWith('---') || l.startsWith('...')) && (l.length === 3 || l.charCodeAt(3) === 32 || l.charCodeAt(3) === 9)) this.kind[k] = MARKER;
+      else this.kind[k] = CONTENT;
     }
   }
 
   private readonly text: string;
   private readonly lineStarts: number[];
-  // Per line: CONTENT, EMPTY (white space only) or COMMENT (a comment only).
+  // Per line: CONTENT, MARKER, EMPTY (white space only) or COMMENT (a comment only).
   private readonly kind: Uint8Array;
   // Per line: the spaces before its content (-1: a tab follows them). A compact nested node
   // (`- key: v`) counts as indented to its own first character.
@@ -87,13 +92,18 @@ class Parser {
     return n;
   }
 
-  // Is line k blank or a comment only?
-  private isBlank(k: number): boolean {
-    return this.kind[k] !== CONTENT;
+  // Moves past blank and comment-only lines.
+  private skipBlank(): void {
+    const kind = this.kind;
+    const count = kind.length;
+    let i = this.i;
+    while (i < count && kind[i]! >= EMPTY) i++;
+    this.i = i;
   }
 
-  private skipBlank(): void {
-    while (this.i < this.lines.length && this.isBlank(this.i)) this.i++;
+  // Is line k a document marker?
+  private isDocMarker(k: number): boolean {
+    return this.kind[k] === MARKER;
   }
 
   documents(): unknown[] {
@@ -111,7 +121,7 @@ class Parser {
         this.i++;
         this.skipBlank();
       }
-      if (this.i >= this.lines.length || this.isDocMarker(this.lines[this.i]!)) {
+      if (this.i >= this.lines.length || this.isDocMarker(this.i)) {
         if (explicit) docs.push(null);
         if (this.i < this.lines.length && this.lines[this.i]!.startsWith('...')) this.i++;
         continue;
@@ -125,22 +135,17 @@ class Parser {
         if (l.startsWith('...')) {
           if (l.slice(3).trim() !== '' && !l.slice(3).trim().startsWith('#')) giveUp();
           this.i++;
-        } else if (!this.isDocMarker(l)) giveUp();
+        } else if (!this.isDocMarker(this.i)) giveUp();
       }
     }
     return docs;
-  }
-
-  private isDocMarker(l: string): boolean {
-    return ((l.startsWith('---') || l.startsWith('...')) && (l.length === 3 || isWs(l[3]))) as boolean;
   }
 
   // The node starting at the next content line, if it is indented more than `parent`.
   private blockNode(parent: number): unknown {
     this.skipBlank();
     if (this.i >= this.lines.length) return null;
-    const line = this.lines[this.i]!;
-    if (this.isDocMarker(line)) return null;
+    if (this.isDocMarker(this.i)) return null;
     const n = this.indentOf(this.i);
     if (n <= parent) return null;
     return this.nodeAt(n, parent);
@@ -149,10 +154,10 @@ class Parser {
   // The node whose first content is at column n of the current line.
   private nodeAt(n: number, parent: number): unknown {
     const line = this.lines[this.i]!;
-    if (line[n] === '-' && (n + 1 === line.length || isWs(line[n + 1]))) return this.sequence(n);
-    if (this.keyEnd(line, n) >= 0) return this.mapping(n);
-    const v = this.inlineValue(n, parent);
-    return v;
+    if (line.charCodeAt(n) === 45 && wsOrEnd(line, n + 1)) return this.sequence(n);
+    const colon = this.keyEnd(line, n);
+    if (colon >= 0) return this.mapping(n, colon);
+    return this.inlineValue(n, parent);
   }
 
   // If a mapping key starts at column n, the column of its `:`; else -1.
@@ -162,14 +167,14 @@ class Parser {
       const end = closingQuote(line, n + 1, line[n]!);
       if (end < 0) return -1;
       let k = end + 1;
-      while (line[k] === ' ') k++;
-      return line[k] === ':' && (k + 1 === line.length || isWs(line[k + 1])) ? k : -1;
+      while (line.charCodeAt(k) === 32) k++;
+      return line.charCodeAt(k) === 58 && wsOrEnd(line, k + 1) ? k : -1;
     }
     if (c === undefined || '[]{}#&*!|>%@`,?'.includes(c)) return -1;
-    if (c === '-' && (n + 1 === line.length || isWs(line[n + 1]))) return -1;
+    if (c === '-' && wsOrEnd(line, n + 1)) return -1;
     // The first `: ` (or `:` at the end) before any ` #` comment.
     for (let k = line.indexOf(':', n); k >= 0; k = line.indexOf(':', k + 1)) {
-      if (k + 1 === line.length || isWs(line[k + 1])) {
+      if (wsOrEnd(line, k + 1)) {
         const hash = line.indexOf('#', n);
         if (hash >= 0 && hash < k && /[ \t]#/.test(line.slice(n, k))) return -1;
         return k;
@@ -189,21 +194,25 @@ class Parser {
   // The next content line of a collection at indentation n, or undefined where the collection
   // ends (less indentation, a document marker, the end); deeper indentation here is an error.
   private entryLine(n: number): string | undefined {
-    this.skipBlank();
-    if (this.i >= this.lines.length) return undefined;
-    const line = this.lines[this.i]!;
-    if (this.isDocMarker(line)) return undefined;
-    const ind = this.indentOf(this.i);
+    const kind = this.kind;
+    let i = this.i;
+    while (i < kind.length && kind[i]! >= EMPTY) i++;
+    this.i = i;
+    if (i >= kind.length || kind[i] === MARKER) return undefined;
+    const ind = this.indent[i]!;
+    if (ind < 0) giveUp();
     if (ind < n) return undefined;
     if (ind > n) giveUp();
-    return line;
+    return this.lines[i];
   }
 
-  private mapping(n: number): unknown {
+  // A block mapping at indentation n; `firstColon` is where the current line's key ends.
+  private mapping(n: number, firstColon: number): unknown {
     const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
     const o: Record<string, unknown> = {};
     for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
-      const colon = this.keyEnd(line, n);
+      const colon = firstColon >= 0 ? firstColon : this.keyEnd(line, n);
+      firstColon = -1;
       if (colon < 0) giveUp();
       let rawKey: string;
       let quoted = false;
@@ -218,21 +227,21 @@ class Parser {
       const key = this.key(rawKey, quoted);
       const keyLine = this.i + 1;
       let k = colon + 1;
-      while (isWs(line[k])) k++;
+      for (let c = line.charCodeAt(k); c === 32 || c === 9; c = line.charCodeAt(++k));
       let value: unknown;
-      if (k >= line.length || line[k] === '#') {
+      if (k >= line.length || line.charCodeAt(k) === 35) {
         this.i++;
         this.skipBlank();
-        if (this.i < this.lines.length && !this.isDocMarker(this.lines[this.i]!)) {
+        if (this.i < this.lines.length && !this.isDocMarker(this.i)) {
           const next = this.lines[this.i]!;
           const ni = this.indentOf(this.i);
           // A sequence may sit at the key's own indentation.
-          if (ni === n && next[n] === '-' && (n + 1 === next.length || isWs(next[n + 1]))) value = this.sequence(n);
+          if (ni === n && next.charCodeAt(n) === 45 && wsOrEnd(next, n + 1)) value = this.sequence(n);
           else if (ni > n) value = this.nodeAt(ni, n);
           else value = null;
         } else value = null;
       } else {
-        if (line[k] === '-' && (k + 1 === line.length || isWs(line[k + 1]))) giveUp();
+        if (line.charCodeAt(k) === 45 && wsOrEnd(line, k + 1)) giveUp();
         if (this.keyEnd(line, k) >= 0) giveUp(); // `a: b: c`
         value = this.inlineValue(k, n);
       }
@@ -251,7 +260,7 @@ class Parser {
   private sequence(n: number): unknown[] {
     const out: unknown[] = [];
     for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
-      if (!(line[n] === '-' && (n + 1 === line.length || isWs(line[n + 1])))) break;
+      if (!(line.charCodeAt(n) === 45 && wsOrEnd(line, n + 1))) break;
       let k = n + 1;
       while (line[k] === ' ') k++;
       if (line[k] === '\t') giveUp();
@@ -298,7 +307,7 @@ class Parser {
       }
       const l = this.lines[this.i]!;
       const ind = this.indentOf(this.i);
-      if (ind <= parent || this.kind[this.i] === COMMENT || this.isDocMarker(l)) break;
+      if (ind <= parent || this.kind[this.i] === COMMENT || this.isDocMarker(this.i)) break;
       const trimmed = l.trim();
       if (trimmed === '') giveUp(); // white space YAML does not count as such (e.g. U+00A0)
       if (this.keyEnd(l, ind) >= 0 || / #/.test(l) || (l[ind] === '-' && isWs(l[ind + 1]))) giveUp();
@@ -382,7 +391,7 @@ class Parser {
         line++;
       }
       if (line >= this.lines.length) giveUp();
-      if (this.isDocMarker(this.lines[line]!)) giveUp();
+      if (this.isDocMarker(line)) giveUp();
       if (!escapedBreak) out += empties ? '\n'.repeat(empties) : ' ';
       else if (empties) out += '\n'.repeat(empties);
       const next = this.lines[line]!;
@@ -418,7 +427,7 @@ class Parser {
       }
       const ind = this.indentOf(m);
       if (indent < 0) {
-        if (ind <= parent || this.isDocMarker(l)) break;
+        if (ind <= parent || this.isDocMarker(m)) break;
         indent = ind;
         if (maxLeadingEmpty > indent) giveUp();
       }
@@ -467,6 +476,12 @@ function foldLines(lines: (string | null)[]): string {
     first = false;
   }
   return out;
+}
+
+// Is the character at k white space, or past the end of the line?
+function wsOrEnd(line: string, k: number): boolean {
+  const c = line.charCodeAt(k);
+  return c === 32 || c === 9 || k >= line.length;
 }
 
 // End of a plain scalar on one line (before ` #`), trimmed.
