@@ -14,7 +14,11 @@ function convert(v: unknown): unknown {
   if (typeof v === 'number') return new JFloat(v);
   if (typeof v === 'string' || typeof v === 'boolean') return v;
   if (Array.isArray(v)) return v.map(convert);
-  if (v instanceof Map) return sortedMap([...v].map(([k, x]) => [convert(k), convert(x)]));
+  if (v instanceof Map) {
+    const entries: [unknown, unknown][] = [];
+    for (const [k, x] of v as Map<unknown, unknown>) entries.push([convert(k), convert(x)]);
+    return sortedMap(entries);
+  }
   if (v instanceof Set) return [...v].map(convert);
   if (v instanceof Date) return v.toISOString();
   if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');

@@ -21,6 +21,7 @@ export interface TemplateLoader {
 }
 
 const MISSING = Symbol('missing');
+const NO_KWARGS: ReadonlyMap<string, unknown> = new Map();
 
 class Frame {
   readonly vars = new Map<string, unknown>();
@@ -109,7 +110,7 @@ class Renderer {
   // --- statements ------------------------------------------------------------------------------
 
   exec(body: Stmt[], frame: Frame): void {
-    for (const s of body) this.execOne(s, frame);
+    for (let i = 0; i < body.length; i++) this.execOne(body[i]!, frame);
   }
 
   private execOne(s: Stmt, frame: Frame): void {
@@ -142,8 +143,8 @@ class Renderer {
         const caller = this.makeMacro('caller', s.params, s.body, frame);
         const call = s.call as Extract<Expr, { t: 'call' }>;
         const fn = this.eval(call.fn, frame);
-        const args = this.evalArgs(call.args, call.kwargs, frame);
-        args.kwargs.set('caller', caller);
+        const evaluated = this.evalArgs(call.args, call.kwargs, frame);
+        const args = { args: evaluated.args, kwargs: new Map(evaluated.kwargs).set('caller', caller) };
         this.out.push(this.format(this.callValue(fn, args, call), s));
         return;
       }
@@ -363,18 +364,14 @@ class Renderer {
 
   // --- expressions -----------------------------------------------------------------------------
 
-  eval(e: Expr, frame: Frame): unknown {
-    let v: unknown;
-    try {
-      v = this.evalInner(e, frame);
-    } catch (err) {
-      return this.fail(err, e);
-    }
-    if (v === undefined && this.opts.strictUndefined && this.lenient === 0 && (e.t === 'name' || e.t === 'getattr' || e.t === 'getitem')) {
+  // Evaluates an expression; an error is placed at the expression. Under --strict-undefined a
+  // name, attribute or item that is undefined is an error (except where lenient: `is defined`...).
+  private undefinedValue(e: Expr): undefined {
+    if (this.opts.strictUndefined && this.lenient === 0) {
       const what = e.t === 'name' ? `'${e.name}'` : e.t === 'getattr' ? `attribute '${e.name}'` : 'item';
-      this.fail(new EvalError(`undefined value: ${what} is undefined (--strict-undefined)`), e);
+      throw new EvalError(`undefined value: ${what} is undefined (--strict-undefined)`);
     }
-    return v;
+    return undefined;
   }
 
   private evalLenient(e: Expr, frame: Frame, lenient: boolean): unknown {
@@ -387,76 +384,85 @@ class Renderer {
     }
   }
 
-  private evalInner(e: Expr, frame: Frame): unknown {
-    switch (e.t) {
-      case 'const':
-        return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;
-      case 'name': {
-        const v = frame.find(e.name);
-        return v === MISSING ? builtinGlobals.get(e.name) : v;
+  eval(e: Expr, frame: Frame): unknown {
+    try {
+      switch (e.t) {
+        case 'const':
+          return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;
+        case 'name': {
+          let v = frame.find(e.name);
+          if (v === MISSING) v = builtinGlobals.get(e.name);
+          return v === undefined ? this.undefinedValue(e) : v;
+        }
+        case 'list':
+        case 'tuple':
+          return e.items.map((x) => this.eval(x, frame));
+        case 'dict':
+          return sortedMap(e.pairs.map(([k, v]) => [this.eval(k, frame), this.eval(v, frame)]));
+        case 'getattr': {
+          const obj = this.eval(e.obj, frame);
+          if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so its attribute '${e.name}' cannot be read`);
+          const v = getAttr(obj, e.name);
+          return v === undefined ? this.undefinedValue(e) : v;
+        }
+        case 'getitem': {
+          const obj = this.eval(e.obj, frame);
+          if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so it cannot be indexed`);
+          const v = getItem(obj, this.eval(e.key, frame));
+          return v === undefined ? this.undefinedValue(e) : v;
+        }
+        case 'slice':
+          return slice(
+            this.eval(e.obj, frame),
+            e.start && this.eval(e.start, frame),
+            e.stop && this.eval(e.stop, frame),
+            e.step && this.eval(e.step, frame),
+          );
+        case 'call':
+          return this.evalCall(e, frame);
+        case 'filter':
+          return this.applyFilterChain(e, undefined, frame);
+        case 'test': {
+          const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
+          const args = this.evalArgs(e.args, e.kwargs, frame);
+          const r = applyTest(e.name, input, args);
+          return e.negate ? !r : r;
+        }
+        case 'bin':
+          return binaryOp(e.op, this.eval(e.l, frame), this.eval(e.r, frame));
+        case 'and': {
+          const l = this.eval(e.l, frame);
+          return isTrue(l) ? this.eval(e.r, frame) : l;
+        }
+        case 'or': {
+          const l = this.eval(e.l, frame);
+          return isTrue(l) ? l : this.eval(e.r, frame);
+        }
+        case 'not':
+          return !isTrue(this.eval(e.e, frame));
+        case 'neg':
+          return negate(this.eval(e.e, frame));
+        case 'pos': {
+          const v = this.eval(e.e, frame);
+          if (kindOf(v) !== 'number' && typeof v !== 'boolean') throw new EvalError('invalid operation');
+          return typeof v === 'boolean' ? num(v) : v;
+        }
+        case 'cond':
+          if (isTrue(this.eval(e.test, frame))) return this.eval(e.then, frame);
+          return e.else ? this.eval(e.else, frame) : undefined;
       }
-      case 'list':
-      case 'tuple':
-        return e.items.map((x) => this.eval(x, frame));
-      case 'dict':
-        return sortedMap(e.pairs.map(([k, v]) => [this.eval(k, frame), this.eval(v, frame)]));
-      case 'getattr': {
-        const obj = this.eval(e.obj, frame);
-        if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so its attribute '${e.name}' cannot be read`);
-        return getAttr(obj, e.name);
-      }
-      case 'getitem': {
-        const obj = this.eval(e.obj, frame);
-        if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so it cannot be indexed`);
-        return getItem(obj, this.eval(e.key, frame));
-      }
-      case 'slice':
-        return slice(
-          this.eval(e.obj, frame),
-          e.start && this.eval(e.start, frame),
-          e.stop && this.eval(e.stop, frame),
-          e.step && this.eval(e.step, frame),
-        );
-      case 'call':
-        return this.evalCall(e, frame);
-      case 'filter':
-        return this.applyFilterChain(e, undefined, frame);
-      case 'test': {
-        const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
-        const args = this.evalArgs(e.args, e.kwargs, frame);
-        const r = applyTest(e.name, input, args);
-        return e.negate ? !r : r;
-      }
-      case 'bin':
-        return binaryOp(e.op, this.eval(e.l, frame), this.eval(e.r, frame));
-      case 'and': {
-        const l = this.eval(e.l, frame);
-        return isTrue(l) ? this.eval(e.r, frame) : l;
-      }
-      case 'or': {
-        const l = this.eval(e.l, frame);
-        return isTrue(l) ? l : this.eval(e.r, frame);
-      }
-      case 'not':
-        return !isTrue(this.eval(e.e, frame));
-      case 'neg':
-        return negate(this.eval(e.e, frame));
-      case 'pos': {
-        const v = this.eval(e.e, frame);
-        if (kindOf(v) !== 'number' && typeof v !== 'boolean') throw new EvalError('invalid operation');
-        return typeof v === 'boolean' ? num(v) : v;
-      }
-      case 'cond':
-        if (isTrue(this.eval(e.test, frame))) return this.eval(e.then, frame);
-        return e.else ? this.eval(e.else, frame) : undefined;
+    } catch (err) {
+      return this.fail(err, e);
     }
   }
 
   private evalArgs(args: Expr[], kwargs: [string, Expr][], frame: Frame): CallArgs {
-    return {
-      args: args.map((a) => this.eval(a, frame)),
-      kwargs: new Map(kwargs.map(([k, v]) => [k, this.eval(v, frame)])),
-    };
+    const values = new Array<unknown>(args.length);
+    for (let i = 0; i < args.length; i++) values[i] = this.eval(args[i]!, frame);
+    if (!kwargs.length) return { args: values, kwargs: NO_KWARGS };
+    const named = new Map<string, unknown>();
+    for (const [k, v] of kwargs) named.set(k, this.eval(v, frame));
+    return { args: values, kwargs: named };
   }
 
   private applyFilterChain(e: Expr, input: unknown, frame: Frame): unknown {

@@ -38,7 +38,7 @@ export class Namespace {
 
 export interface CallArgs {
   args: unknown[];
-  kwargs: Map<string, unknown>;
+  kwargs: ReadonlyMap<string, unknown>;
 }
 
 // Anything callable from a template: macros, `range`, `caller`, loop.cycle...
@@ -90,8 +90,19 @@ export function mkFloat(n: number): JFloat {
 // Builds a map whose keys iterate in sorted order.
 export function sortedMap(entries: Iterable<[unknown, unknown]>): Map<unknown, unknown> {
   const m = new Map<unknown, unknown>();
-  for (const [k, v] of entries) m.set(normKey(k), v);
-  return new Map([...m.entries()].sort((a, b) => compareValues(a[0], b[0])));
+  let allStrings = true;
+  for (const [k, v] of entries) {
+    if (typeof k !== 'string') allStrings = false;
+    m.set(normKey(k), v);
+  }
+  const list = [...m];
+  // String keys (nearly every map) compare as compareValues compares two strings.
+  list.sort(allStrings ? compareStringKeys : (a, b) => compareValues(a[0], b[0]));
+  return new Map(list);
+}
+
+function compareStringKeys(a: [unknown, unknown], b: [unknown, unknown]): number {
+  return a[0] === b[0] ? 0 : (a[0] as string) < (b[0] as string) ? -1 : 1;
 }
 
 // Map keys: floats with an integral value address the same entry as the int.
