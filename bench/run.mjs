@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: whole-process wall times (median of N runs) of bkci against the other ways of
+// `npm run bench`: whole-process wall times (median of N round-robin runs) of bkci against the other ways of
 // rendering vLLM's template, plus a 5,000-step render+validate and `bkci --version`.
 // Writes bench/results.md and prints it. Needs `npm run build` first and ../shared/vllm.
 // `bkci` is the bundled CLI (dist/bundle/bin.js, the package's bin); one row runs the unbundled
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const vllm = join(root, '../shared/vllm');
-const runs = Number(process.env.BENCH_RUNS ?? 9);
+const runs = Number(process.env.BENCH_RUNS ?? 15);
 const bin = join(root, 'dist/bundle/bin.js');
 const unbundled = join(root, 'dist/cli/bin.js');
 const tmp = mkdtempSync(join(tmpdir(), 'bkci-bench-'));
@@ -66,19 +66,13 @@ writeFileSync(big, 'steps:\n' + Array.from({ length: 5000 }, (_v, i) => `  - lab
 const changed = join(tmp, 'changed.txt');
 writeFileSync(changed, 'src/m1/a.py\n');
 
-function time(cmd, args, env = process.env) {
-  const times = [];
-  let rss = 0;
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, env });
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.slice(-500)}`);
-    rss = Math.max(rss, Number(r.stderr.trim().split('\n').pop()) / 1024);
-    times.push(ms);
-  }
-  times.sort((a, b) => a - b);
-  return { median: times[Math.floor(times.length / 2)], rss };
+// One timed run of a command: wall ms and peak RSS MB (from /usr/bin/time).
+function runOnce(c) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', c.cmd, ...c.args], { encoding: 'utf8', maxBuffer: 1 << 28, env: c.env ?? process.env });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${c.cmd} ${c.args.join(' ')} failed: ${r.stderr.slice(-500)}`);
+  return { ms, rss: Number(r.stderr.trim().split('\n').pop()) / 1024 };
 }
 
 if (!existsSync('/usr/bin/time')) {
@@ -87,27 +81,23 @@ if (!existsSync('/usr/bin/time')) {
 }
 const node = process.execPath;
 const py = python();
-const rows = [];
-const add = (name, r) => rows.push([name, r.median.toFixed(1), r.rss.toFixed(0)]);
-const bare = time(node, ['-e', '0']);
-add('node -e 0 (floor)', bare);
+const cases = [];
+const bench = (name, cmd, args, env) => {
+  const c = { name, cmd, args, env, times: [], rss: 0 };
+  cases.push(c);
+  return c;
+};
+const bare = bench('node -e 0 (floor)', node, ['-e', '0']);
 // The vLLM render as bkci runs it (template, test list, the set's -D definitions).
 const vllmRender = [join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs];
-const bk = time(node, [bin, 'pipeline', 'render', ...vllmRender]);
-add('bkci: vLLM render + validate', bk);
-add('bkci (unbundled dist/cli): vLLM render + validate', time(node, [unbundled, 'pipeline', 'render', ...vllmRender]));
-add('bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate', time(node, [bin, 'pipeline', 'render', ...vllmRender], { ...process.env, BKCI_CODE_CACHE: 'off' }));
-add('bkci: vLLM render --no-validate', time(node, [bin, 'pipeline', 'render', '--no-validate', ...vllmRender]));
-let j2;
-if (py) {
-  j2 = time(py, [jinja2Script, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]);
-  add("Python Jinja2: vLLM render", j2);
-}
-add('minijinja-js: vLLM render', time(node, [mjScript, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]));
-const big5k = time(node, [bin, 'pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed]);
-add('bkci: 5,000 steps, bundled template + selection + validate', big5k);
-const ver = time(node, [bin, '--version']);
-add('bkci --version', ver);
+const bk = bench('bkci: vLLM render + validate', node, [bin, 'pipeline', 'render', ...vllmRender]);
+bench('bkci (unbundled dist/cli): vLLM render + validate', node, [unbundled, 'pipeline', 'render', ...vllmRender]);
+bench('bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate', node, [bin, 'pipeline', 'render', ...vllmRender], { ...process.env, BKCI_CODE_CACHE: 'off' });
+bench('bkci: vLLM render --no-validate', node, [bin, 'pipeline', 'render', '--no-validate', ...vllmRender]);
+const j2 = py ? bench('Python Jinja2: vLLM render', py, [jinja2Script, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]) : undefined;
+bench('minijinja-js: vLLM render', node, [mjScript, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]);
+const big5k = bench('bkci: 5,000 steps, bundled template + selection + validate', node, [bin, 'pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed]);
+const ver = bench('bkci --version', node, [bin, '--version']);
 // Node 20 reads NODE_EXTRA_CA_CERTS at start-up (Node 22+ only when TLS is first used): where it
 // is set (as on the development machine), every Node row above pays for it. The same two rows
 // without it show the floor and bkci's own time as a machine without it would see them.
@@ -115,10 +105,28 @@ let noCa;
 if (process.env.NODE_EXTRA_CA_CERTS) {
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  noCa = { bare: time(node, ['-e', '0'], env), bk: time(node, [bin, 'pipeline', 'render', ...vllmRender], env) };
-  add('node -e 0, NODE_EXTRA_CA_CERTS unset', noCa.bare);
-  add('bkci: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', noCa.bk);
+  noCa = {
+    bare: bench('node -e 0, NODE_EXTRA_CA_CERTS unset', node, ['-e', '0'], env),
+    bk: bench('bkci: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', node, [bin, 'pipeline', 'render', ...vllmRender], env),
+  };
 }
+
+// Round-robin: every round runs each command once, so a burst of load on the machine slows all
+// rows alike instead of the one that happened to be running (the ratios are what count). One
+// untimed round first warms the file cache.
+for (const c of cases) runOnce(c);
+for (let i = 0; i < runs; i++) {
+  for (const c of cases) {
+    const r = runOnce(c);
+    c.times.push(r.ms);
+    c.rss = Math.max(c.rss, r.rss);
+  }
+}
+for (const c of cases) {
+  const t = [...c.times].sort((x, y) => x - y);
+  c.median = t[Math.floor(t.length / 2)];
+}
+const rows = cases.map((c) => [c.name, c.median.toFixed(1), c.rss.toFixed(0)]);
 
 const ratio = (a, b) => (a.median / b.median).toFixed(2);
 const lines = [
