@@ -20,20 +20,50 @@ interface TokenizerState {
 
 type Method = (this: TokenizerState, ...args: never[]) => unknown;
 
+// The first newline at or after a position: remembered, so the many short moves along one long
+// line do not each search to its end.
+let nlText: string | undefined;
+let nlFrom = 0;
+let nlAt = -1;
+function newlineFrom(s: string, k: number): number {
+  if (s === nlText && k >= nlFrom && (nlAt === -1 || k <= nlAt)) return nlAt;
+  nlText = s;
+  nlFrom = k;
+  nlAt = s.indexOf('\n', k);
+  return nlAt;
+}
+
 // Moves from `index` to `to` exactly as calling forward() once per character would.
 function advanceTo(t: TokenizerState, to: number): void {
   const s = t.str;
-  let line = t.lineno;
-  let col = t.colno;
-  for (let k = t.index; k < to; k++) {
-    if (s.charCodeAt(k) === 10) {
+  let k = t.index;
+  let nl = newlineFrom(s, k);
+  if (nl === -1 || nl >= to) t.colno += to - k;
+  else {
+    let line = t.lineno;
+    while (nl !== -1 && nl < to) {
       line++;
-      col = 0;
-    } else col++;
+      k = nl + 1;
+      nl = newlineFrom(s, k);
+    }
+    t.lineno = line;
+    t.colno = to - k;
   }
   t.index = to;
-  t.lineno = line;
-  t.colno = col;
+}
+
+// A sticky regular expression for a run of characters in (or, breakOnMatch, not in) a set.
+const runsOutside = new Map<string, RegExp>();
+const runsInside = new Map<string, RegExp>();
+function runOf(breakOnMatch: boolean, chars: string): RegExp {
+  const cache = breakOnMatch ? runsOutside : runsInside;
+  let re = cache.get(chars);
+  if (!re) {
+    const set = chars.replace(/[\\\]^-]/g, '\\$&');
+    re = new RegExp(breakOnMatch ? `[^${set}]*` : `[${set}]*`, 'y');
+    cache.set(chars, re);
+  }
+  return re;
 }
 
 const fast: Record<string, Method> = {
@@ -49,8 +79,10 @@ const fast: Record<string, Method> = {
     const { str, len } = this;
     const start = this.index;
     if (start >= len) return null;
-    let j = start;
-    while (j < len && (charString.indexOf(str.charAt(j)) === -1) === breakOnMatch) j++;
+    const re = runOf(breakOnMatch, charString);
+    re.lastIndex = start;
+    re.test(str);
+    const j = Math.min(re.lastIndex, len);
     if (j === start) return '';
     advanceTo(this, j);
     return str.slice(start, j);
