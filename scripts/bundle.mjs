@@ -79,8 +79,9 @@ await build({
 // The package is "type": "module"; the bundle is CommonJS.
 writeFileSync(join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
-// The code cache: one render of the bundled example, with validation.
-const train = spawnSync(process.execPath, [join(outdir, 'bin.js'), 'pipeline', 'render', 'templates/default.j2', 'examples/test-pipeline.yaml', '--quiet'], {
+// The code cache: one render, with validation, of a template that exercises the language and then
+// renders the bundled template over the example test list (scripts/code-cache-training.j2).
+const train = spawnSync(process.execPath, [join(outdir, 'bin.js'), 'pipeline', 'render', 'scripts/code-cache-training.j2', 'examples/test-pipeline.yaml', '--quiet'], {
   cwd: root,
   env: { ...process.env, BKCI_CODE_CACHE: 'write' },
   stdio: ['ignore', 'ignore', 'inherit'],
