@@ -14,6 +14,8 @@ import { closingQuote, escapeAt, GiveUp, giveUp, isWs, resolvePlain, unescapeDou
 
 export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedKey };
 
+const LEADING_SPACES = / */y;
+
 // Where a quoted scalar's ordinary characters end on a line.
 const DOUBLE_STOP = /["\\]/g;
 const SINGLE_STOP = /'/g;
@@ -44,17 +46,15 @@ class Parser {
     }
     this.text = text;
     const count = this.lines.length;
-    this.lineStarts = new Array<number>(count);
     this.kind = new Uint8Array(count);
     this.indent = new Int32Array(count);
-    let off = 0;
     for (let k = 0; k < count; k++) {
       const l = this.lines[k]!;
-      this.lineStarts[k] = off;
-      off += l.length + 1;
-      let n = 0;
-      let c = l.charCodeAt(0);
-      while (c === 32) c = l.charCodeAt(++n);
+      // The leading spaces, counted by a regular expression (natively, not a character at a time).
+      LEADING_SPACES.lastIndex = 0;
+      LEADING_SPACES.test(l);
+      let n = LEADING_SPACES.lastIndex;
+      let c = l.charCodeAt(n);
       // A tab in the indentation: only npm `yaml` reads that.
       this.indent[k] = c === 9 ? -1 : n;
       while (c === 32 || c === 9) c = l.charCodeAt(++n);
@@ -66,7 +66,19 @@ class Parser {
   }
 
   private readonly text: string;
-  private readonly lineStarts: number[];
+  // Where each line starts in the text: worked out when a flow collection first needs it.
+  private starts: number[] | undefined;
+  private get lineStarts(): number[] {
+    if (!this.starts) {
+      this.starts = new Array<number>(this.lines.length);
+      let off = 0;
+      for (let k = 0; k < this.lines.length; k++) {
+        this.starts[k] = off;
+        off += this.lines[k]!.length + 1;
+      }
+    }
+    return this.starts;
+  }
   // Per line: CONTENT, MARKER, EMPTY (white space only) or COMMENT (a comment only).
   private readonly kind: Uint8Array;
   // Per line: the spaces before its content (-1: a tab follows them). A compact nested node
@@ -76,10 +88,11 @@ class Parser {
   // The line holding text offset `pos`.
   private lineAt(pos: number): number {
     let lo = 0;
-    let hi = this.lineStarts.length - 1;
+    const lineStarts = this.lineStarts;
+    let hi = lineStarts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (this.lineStarts[mid]! <= pos) lo = mid;
+      if (lineStarts[mid]! <= pos) lo = mid;
       else hi = mid - 1;
     }
     return lo;
