@@ -140,7 +140,7 @@ const lines = [
   '',
   'Ratios (targets in parentheses):',
   `- vLLM render / bare node: ${ratio(bk, bare)} (<= 2)${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, noCa.bare)}` : ''}`,
-  j2 ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5)` : '- Python Jinja2 not available',
+  j2 ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5)${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, j2)}` : ''}` : '- Python Jinja2 not available',
   `- bkci --version / bare node: ${ratio(ver, bare)} (<= 1.3)`,
   `- 5,000 steps render+validate: ${big5k.median.toFixed(0)} ms (< 1000), ${big5k.rss.toFixed(0)} MB (< 200)`,
   '',
