@@ -7,6 +7,8 @@ import type { Io } from '../util/io.js';
 interface RenderFlags {
   define: string[];
   strictUndefined?: boolean;
+  strict?: boolean;
+  env?: boolean;
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string;
@@ -35,6 +37,9 @@ export function registerPipelineCommands(program: Command, io: Io): void {
     .argument('[data]', 'YAML or JSON data, the root context (default: .buildkite/test-pipeline.yaml if present); - for stdin')
     .option('-D, --define <key=value>', 'set a variable: key=value (string), key:=value (YAML), key (true); repeatable', collect, [])
     .option('--strict-undefined', 'using an undefined variable is an error')
+    .option('--strict', "the same (minijinja-cli's name)")
+    .option('--env', 'every environment variable as ENV (as minijinja-cli --env)')
+    .option('--py-compat', "accepted for minijinja-cli: Python's methods (.items(), .startswith()...) are always on")
     .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
     .option('--diff-base <ref>', 'changed files from git diff against the merge base with REF')
     .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1')
@@ -47,7 +52,7 @@ export function registerPipelineCommands(program: Command, io: Io): void {
     .option('--no-validate', 'skip validating the rendered pipeline')
     .option('-o, --output <file>', 'write the pipeline to FILE atomically instead of stdout')
     .addOption(new Option('--format <format>', 'output the rendered text (yaml) or the parsed pipeline as JSON').choices(['yaml', 'json']).default('yaml'))
-    .option('--no-newline', 'do not add the trailing newline minijinja-cli prints')
+    .option('-n, --no-newline', 'do not add the trailing newline minijinja-cli prints')
     .addHelpText(
       'after',
       `
@@ -67,7 +72,8 @@ Examples:
           template,
           data,
           defines: flags.define,
-          strictUndefined: flags.strictUndefined === true,
+          strictUndefined: flags.strictUndefined === true || flags.strict === true,
+          envVariables: flags.env === true,
           changedFiles: flags.changedFiles,
           diffBase: flags.diffBase,
           runAllPaths: list(flags.runAllPaths),

@@ -19,6 +19,8 @@ export interface RenderRequest {
   data?: string;
   defines: string[];
   strictUndefined: boolean;
+  // ENV: every environment variable (minijinja-cli --env); the data and -D override it.
+  envVariables?: boolean;
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string[];
@@ -85,6 +87,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath) : new Map<string, unknown>();
 
   const context = buildkiteContext(io.env);
+  if (req.envVariables) context.set('ENV', sortedMap(Object.entries(io.env).filter((e): e is [string, string] => e[1] !== undefined)));
   for (const [k, v] of data) context.set(k, v);
 
   let changed: string[] | undefined;

@@ -84,6 +84,20 @@ describe('bkci pipeline render', () => {
     expect(ok.code).toBe(0);
   });
 
+  it("takes minijinja-cli's own flags: --strict, -n, --env (ENV, overridden by data and -D), --py-compat", async () => {
+    const d = tmp({ 't.j2': '{{ ENV.HOME }}|{{ ENV.TOKEN_X | default("-") }}|{{ "a=b".split("=") | last }}', 'd.yaml': 'other: 1\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--env', '--py-compat', '-n', '--no-validate'], { cwd: d, env: { HOME: '/home/ci', TOKEN_X: 'x' } });
+    expect(r).toMatchObject({ code: 0, stdout: '/home/ci|x|b' });
+    const without = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], { cwd: d, env: { HOME: '/home/ci' } });
+    expect(without).toMatchObject({ code: 2, stdout: '' }); // an attribute of undefined, as in minijinja
+    expect(without.stderr).toMatch(/'ENV' is undefined/);
+    const overridden = await runBkci(['pipeline', 'render', 't.j2', '--env', '-D', 'ENV:={"HOME": "/d"}', '--no-validate'], { cwd: d, env: { HOME: '/home/ci' } });
+    expect(overridden.stdout).toBe('/d|-|b\n');
+    const strict = await runBkci(['pipeline', 'render', 't.j2', '--strict', '--no-validate'], { cwd: d });
+    expect(strict.code).toBe(2);
+    expect(strict.stderr).toMatch(/t\.j2:1:\d+: undefined value: 'ENV' is undefined/);
+  });
+
   it('exits 1 with nothing on stdout when the rendered pipeline is invalid', async () => {
     const d = tmp({ 't.j2': 'steps:\n  - wait: ~\n    env: {A: b}\n' });
     const r = await runBkci(['pipeline', 'render', 't.j2'], { cwd: d });
