@@ -41,6 +41,7 @@ export type Stmt = Pos &
     | { t: 'callblock'; call: Expr; params: Param[]; body: Stmt[] }
     | { t: 'filterblock'; filter: Expr; body: Stmt[] }
     | { t: 'with'; assigns: [Target, Expr][]; body: Stmt[] }
+    | { t: 'autoescape'; value: Expr; body: Stmt[] }
     | { t: 'break' | 'continue' }
     | { t: 'include'; template: Expr; ignoreMissing: boolean }
     | { t: 'import'; template: Expr; alias: string }

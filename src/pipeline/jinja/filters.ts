@@ -368,13 +368,15 @@ function filesizeformat(v: unknown, binary: boolean): string {
 }
 
 const FILTERS: Record<string, Filter> = {
-  safe: (v, _a, env) => (env.autoescape === 'none' ? str(v) : new SafeStr(str(v))),
+  safe: (v) => (v instanceof SafeStr ? v : new SafeStr(strOrEmpty(v))),
+  // Escapes for the template's own format (JSON for .json/.yaml templates), else for HTML.
+  // The result is safe: escaping twice (`x | e | e`) escapes once.
   escape: (v, _a, env) => {
     if (v instanceof SafeStr) return v;
-    const s = escapeHtml(strOrEmpty(v));
-    return env.autoescape === 'none' ? s : new SafeStr(s);
+    if (env.autoescape === 'json') return new SafeStr(toJson(v, undefined, false));
+    return new SafeStr(escapeHtml(strOrEmpty(v)));
   },
-  forceescape: (v, _a, env) => (env.autoescape === 'none' ? escapeHtml(str(v)) : new SafeStr(escapeHtml(str(v)))),
+  forceescape: (v) => new SafeStr(escapeHtml(str(v))),
   lower: (v) => strOrEmpty(v).toLowerCase(),
   upper: (v) => strOrEmpty(v).toUpperCase(),
   title: (v) => strOrEmpty(v).replace(/[A-Za-z0-9\u00c0-\uffff]+/g, (w) => w[0]!.toUpperCase() + w.slice(1).toLowerCase()),
@@ -503,9 +505,12 @@ const FILTERS: Record<string, Filter> = {
   bool: (v) => isTrue(v),
   string: (v) => (v === undefined ? '' : v instanceof SafeStr ? v : str(v)),
   attr: (v, a) => getAttr(v, str(a.get(0, 'name'))),
+  // Safe: its output is already valid JSON, YAML and HTML.
   tojson: (v, a) => {
+    // indent: a number of spaces, true for 2, false or none for compact (as minijinja reads it).
     const ind = a.get(0, 'indent');
-    return toJson(v, ind === undefined || ind === null ? undefined : int(ind, 'indent'), true);
+    const spaces = ind === undefined || ind === null || ind === false ? undefined : ind === true ? 2 : int(ind, 'indent');
+    return new SafeStr(toJson(v, spaces, true));
   },
   pprint: (v) => pprint(v, 0),
   batch: (v, a) => {

@@ -57,6 +57,6 @@ export function compileTemplate(source: string, name: string, opts: { baseDir?: 
   const loader = fileLoader(opts.baseDir ?? dirname(name));
   return {
     name,
-    render: (context) => renderTemplate(body, context, { name, autoescape, loader, strictUndefined: opts.strictUndefined ?? false }),
+    render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),
   };
 }

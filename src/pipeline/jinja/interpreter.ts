@@ -10,7 +10,7 @@ import { builtinGlobals } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
 import {
   type CallArgs, iterate, isTrue, JCallable, JFloat, kindOf, Lazy, Namespace, num,
-  sortedMap, toStr, typeName,
+  sortedMap, toStr, typeName, valuesEqual,
 } from './values.js';
 
 export type AutoEscape = 'none' | 'html' | 'json';
@@ -48,6 +48,8 @@ class ContinueSignal {}
 export interface RenderOptions {
   name: string;
   autoescape: AutoEscape;
+  // The mode of an included or imported template, from its name (as minijinja chooses it).
+  autoescapeFor?: (name: string) => AutoEscape;
   loader?: TemplateLoader;
   // minijinja's strict undefined: using an undefined value is an error, except in `is defined`,
   // `is undefined` and `default`.
@@ -56,6 +58,11 @@ export interface RenderOptions {
 
 const LENIENT_TESTS = new Set(['defined', 'undefined', 'none']);
 const LENIENT_FILTERS = new Set(['default', 'd']);
+// Filters that look at whether a string is safe (marked by `safe`, `escape`, `tojson`, a macro's
+// output under autoescaping); every other filter, test and operator sees a safe string as the
+// plain string it is, as in minijinja.
+const SAFE_AWARE_FILTERS = new Set(['safe', 'escape', 'e', 'forceescape', 'string', 'default', 'd', 'tojson', 'pprint']);
+const plain = (v: unknown): unknown => (v instanceof SafeStr ? v.s : v);
 
 class Renderer {
   private out: string[] = [];
@@ -63,10 +70,20 @@ class Renderer {
   private blocks = new Map<string, Stmt[][]>();
   private depth = 0;
   private lenient = 0;
+  // The autoescape mode in force: the template's, or an `{% autoescape %}` block's.
+  private mode: AutoEscape;
   constructor(
     private readonly opts: RenderOptions,
     private name: string,
-  ) {}
+  ) {
+    this.mode = opts.autoescape;
+  }
+
+  // A renderer for another template (include, import), in that template's own autoescape mode.
+  private renderer(name: string): Renderer {
+    const mode = this.opts.autoescapeFor?.(name) ?? this.opts.autoescape;
+    return new Renderer(mode === this.opts.autoescape ? this.opts : { ...this.opts, autoescape: mode }, name);
+  }
 
   fail(err: unknown, at: { line: number; col: number }): never {
     if (err instanceof TemplateError) throw err;
@@ -153,6 +170,24 @@ class Renderer {
         this.out.push(this.format(this.applyFilterChain(s.filter, text, frame), s));
         return;
       }
+      case 'autoescape': {
+        // minijinja's rule: "html", "json", "none"; true is the template's own mode (HTML where
+        // it has none); anything else not a string is none.
+        const v = this.eval(s.value, frame);
+        let mode: AutoEscape;
+        if (typeof v === 'string') {
+          if (v !== 'html' && v !== 'json' && v !== 'none') this.fail(new EvalError('invalid operation: invalid value to autoescape tag'), s);
+          mode = v;
+        } else mode = valuesEqual(v, true) ? (this.opts.autoescape === 'none' ? 'html' : this.opts.autoescape) : 'none';
+        const saved = this.mode;
+        this.mode = mode;
+        try {
+          this.exec(s.body, frame);
+        } finally {
+          this.mode = saved;
+        }
+        return;
+      }
       case 'with': {
         const inner = new Frame(frame);
         for (const [t, e] of s.assigns) this.assign(t, this.eval(e, frame), inner);
@@ -169,7 +204,7 @@ class Renderer {
         for (const n of names) {
           const loaded = this.opts.loader?.load(toStr(n), this.name);
           if (loaded) {
-            const sub = new Renderer(this.opts, loaded.name);
+            const sub = this.renderer(loaded.name);
             this.out.push(sub.render(loaded.body, new Frame(frame)));
             return;
           }
@@ -216,7 +251,7 @@ class Renderer {
 
   private importModule(template: Expr, frame: Frame, at: { line: number; col: number }): Map<unknown, unknown> {
     const loaded = this.loadTemplate(this.eval(template, frame), at);
-    const sub = new Renderer(this.opts, loaded.name);
+    const sub = this.renderer(loaded.name);
     const root = new Frame(frame.parent ? rootOf(frame) : frame);
     sub.exec(loaded.body, root);
     return sortedMap(root.vars);
@@ -224,7 +259,7 @@ class Renderer {
 
   // Rendered output (macro bodies, captures) is safe from further escaping when autoescape is on.
   private markSafe(text: string): unknown {
-    return this.opts.autoescape === 'none' ? text : new SafeStr(text);
+    return this.mode === 'none' ? text : new SafeStr(text);
   }
 
   private capture(body: Stmt[], frame: Frame): unknown {
@@ -241,7 +276,7 @@ class Renderer {
   private execFor(s: Extract<Stmt, { t: 'for' }>, frame: Frame, iterable: unknown, depth: number): void {
     let items: unknown[];
     try {
-      items = [...iterate(iterable)];
+      items = [...iterate(plain(iterable))];
     } catch (e) {
       this.fail(e, s.iter);
     }
@@ -351,8 +386,8 @@ class Renderer {
   // How `{{ value }}` prints under the template's autoescape mode.
   private format(v: unknown, at: { line: number; col: number }): string {
     if (v instanceof SafeStr) return v.s;
-    if (this.opts.autoescape === 'html') return escapeHtml(toStr(v));
-    if (this.opts.autoescape === 'json') {
+    if (this.mode === 'html') return escapeHtml(toStr(v));
+    if (this.mode === 'json') {
       try {
         return toJson(v, undefined, false);
       } catch (e) {
@@ -402,13 +437,13 @@ class Renderer {
         case 'getattr': {
           const obj = this.eval(e.obj, frame);
           if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so its attribute '${e.name}' cannot be read`);
-          const v = getAttr(obj, e.name);
+          const v = getAttr(plain(obj), e.name);
           return v === undefined ? this.undefinedValue(e) : v;
         }
         case 'getitem': {
           const obj = this.eval(e.obj, frame);
           if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so it cannot be indexed`);
-          const v = getItem(obj, this.eval(e.key, frame));
+          const v = getItem(plain(obj), plain(this.eval(e.key, frame)));
           return v === undefined ? this.undefinedValue(e) : v;
         }
         case 'slice':
@@ -425,11 +460,11 @@ class Renderer {
         case 'test': {
           const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
           const args = this.evalArgs(e.args, e.kwargs, frame);
-          const r = applyTest(e.name, input, args);
+          const r = applyTest(e.name, e.name === 'string' || e.name === 'safe' ? input : plain(input), args);
           return e.negate ? !r : r;
         }
         case 'bin':
-          return binaryOp(e.op, this.eval(e.l, frame), this.eval(e.r, frame));
+          return binaryOp(e.op, plain(this.eval(e.l, frame)), plain(this.eval(e.r, frame)));
         case 'and': {
           const l = this.eval(e.l, frame);
           return isTrue(l) ? this.eval(e.r, frame) : l;
@@ -469,7 +504,7 @@ class Renderer {
     if (e.t !== 'filter') return this.eval(e, frame);
     const v = e.input ? this.evalFilterInput(e.input, input, frame, LENIENT_FILTERS.has(e.name)) : input;
     try {
-      return applyFilter(e.name, v, this.evalArgs(e.args, e.kwargs, frame), { autoescape: this.opts.autoescape, call: (fn, a) => this.callValue(fn, a, e) });
+      return applyFilter(e.name, SAFE_AWARE_FILTERS.has(e.name) ? v : plain(v), this.evalArgs(e.args, e.kwargs, frame), { autoescape: this.mode, call: (fn, a) => this.callValue(fn, a, e) });
     } catch (err) {
       return this.fail(err, e);
     }
@@ -483,7 +518,7 @@ class Renderer {
   private evalCall(e: Extract<Expr, { t: 'call' }>, frame: Frame): unknown {
     const args = this.evalArgs(e.args, e.kwargs, frame);
     if (e.fn.t === 'getattr') {
-      const obj = this.eval(e.fn.obj, frame);
+      const obj = plain(this.eval(e.fn.obj, frame));
       if (obj instanceof Map && obj.has(e.fn.name)) return this.callValue(obj.get(e.fn.name), args, e);
       if (obj instanceof LoopState) return this.callValue(obj.get(e.fn.name), args, e);
       if (obj instanceof Namespace && obj.vars.has(e.fn.name)) return this.callValue(obj.vars.get(e.fn.name), args, e);

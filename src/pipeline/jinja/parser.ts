@@ -224,6 +224,15 @@ class JinjaParser {
         return this.parseFilterBlock(at);
       case 'with':
         return this.parseWith(at);
+      case 'autoescape': {
+        this.next();
+        const value = this.parseExpression();
+        this.blockEnd('autoescape');
+        const body = this.parseUntil('endautoescape');
+        this.next();
+        this.blockEnd('endautoescape');
+        return { t: 'autoescape', value, body, ...at };
+      }
       case 'raw':
         return this.parseRaw(tok, at);
       case 'break':
