@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `bkci` executable of the compiled sources (dist/cli/bin.js). The package's bin is the
-// bundle's launcher, src/cli/launch.ts, which does the same with a code cache.
+// bundle's launcher, src/cli/launch.cts, which does the same with a code cache.
 import module from 'node:module';
 import { tierUpFlags } from './v8-tuning.js';
 

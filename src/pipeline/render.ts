@@ -136,6 +136,8 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
     text = t.render(context);
   } catch (err) {
     if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });
+    // Recursion deeper than JavaScript's stack (before the engine's own limit of 500 levels).
+    if (err instanceof RangeError && /call stack/i.test(err.message)) throw new InputError(`${name}: the template recurses too deeply`, 'look for a macro, include or import that calls itself', { cause: err });
     throw err;
   }
   if (!req.noNewline) text += '\n';

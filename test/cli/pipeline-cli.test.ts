@@ -98,6 +98,15 @@ describe('bkci pipeline render', () => {
     expect(strict.stderr).toMatch(/t\.j2:1:\d+: undefined value: 'ENV' is undefined/);
   });
 
+  it('a template that includes, imports or calls itself without end is exit 2 at its position', async () => {
+    const d = tmp({ 'inc.j2': 'x{% include "inc.j2" %}', 'imp.j2': '{% import "imp.j2" as m %}', 'mac.j2': '{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}' });
+    for (const [file, where] of [['inc.j2', 'inc.j2:1:2'], ['imp.j2', 'imp.j2:1:1'], ['mac.j2', 'mac.j2:1:20']]) {
+      const r = await runBkci(['pipeline', 'render', file!, '--no-validate'], { cwd: d });
+      expect(r, file).toMatchObject({ code: 2, stdout: '' });
+      expect(r.stderr).toContain(`${where}: recursion limit exceeded`);
+    }
+  });
+
   it('exits 1 with nothing on stdout when the rendered pipeline is invalid', async () => {
     const d = tmp({ 't.j2': 'steps:\n  - wait: ~\n    env: {A: b}\n' });
     const r = await runBkci(['pipeline', 'render', 't.j2'], { cwd: d });

@@ -68,21 +68,33 @@ class Renderer {
   private out: string[] = [];
   // Each block's bodies from the most derived template to the base (for `super()`).
   private blocks = new Map<string, Stmt[][]>();
-  private depth = 0;
   private lenient = 0;
   // The autoescape mode in force: the template's, or an `{% autoescape %}` block's.
   private mode: AutoEscape;
   constructor(
     private readonly opts: RenderOptions,
     private name: string,
+    // How deep macro calls (1 each) and includes and imports (10 each) are nested, shared by the
+    // renderers of every template involved: past 500 is an error, as minijinja counts.
+    private readonly recursion = { depth: 0 },
   ) {
     this.mode = opts.autoescape;
+  }
+
+  private nested<T>(cost: number, fn: () => T): T {
+    this.recursion.depth += cost;
+    try {
+      if (this.recursion.depth > 500) throw new EvalError('recursion limit exceeded');
+      return fn();
+    } finally {
+      this.recursion.depth -= cost;
+    }
   }
 
   // A renderer for another template (include, import), in that template's own autoescape mode.
   private renderer(name: string): Renderer {
     const mode = this.opts.autoescapeFor?.(name) ?? this.opts.autoescape;
-    return new Renderer(mode === this.opts.autoescape ? this.opts : { ...this.opts, autoescape: mode }, name);
+    return new Renderer(mode === this.opts.autoescape ? this.opts : { ...this.opts, autoescape: mode }, name, this.recursion);
   }
 
   fail(err: unknown, at: { line: number; col: number }): never {
@@ -205,7 +217,11 @@ class Renderer {
           const loaded = this.opts.loader?.load(toStr(n), this.name);
           if (loaded) {
             const sub = this.renderer(loaded.name);
-            this.out.push(sub.render(loaded.body, new Frame(frame)));
+            try {
+              this.out.push(this.nested(10, () => sub.render(loaded.body, new Frame(frame))));
+            } catch (err) {
+              this.fail(err, s);
+            }
             return;
           }
         }
@@ -253,7 +269,11 @@ class Renderer {
     const loaded = this.loadTemplate(this.eval(template, frame), at);
     const sub = this.renderer(loaded.name);
     const root = new Frame(frame.parent ? rootOf(frame) : frame);
-    sub.exec(loaded.body, root);
+    try {
+      this.nested(10, () => sub.exec(loaded.body, root));
+    } catch (err) {
+      this.fail(err, at);
+    }
     return sortedMap(root.vars);
   }
 
@@ -370,13 +390,7 @@ class Renderer {
         if (rest.size) throw new EvalError(`unknown keyword argument ${[...rest.keys()][0]} to macro ${name}`);
         if (caller !== undefined) f.vars.set('caller', caller);
         f.vars.set(name, macro);
-        self.depth++;
-        if (self.depth > 500) throw new EvalError('recursion limit exceeded');
-        try {
-          return self.capture(body, f);
-        } finally {
-          self.depth--;
-        }
+        return self.nested(1, () => self.capture(body, f));
       },
       'macro',
     );
