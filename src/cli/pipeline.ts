@@ -9,6 +9,8 @@ interface RenderFlags {
   strictUndefined?: boolean;
   strict?: boolean;
   env?: boolean;
+  trimBlocks?: boolean;
+  lstripBlocks?: boolean;
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string;
@@ -40,6 +42,8 @@ export function registerPipelineCommands(program: Command, io: Io): void {
     .option('--strict', "the same (minijinja-cli's name)")
     .option('--env', 'every environment variable as ENV (as minijinja-cli --env)')
     .option('--py-compat', "accepted for minijinja-cli: Python's methods (.items(), .startswith()...) are always on")
+    .option('--trim-blocks', 'remove the first newline after a block tag or comment (as minijinja-cli)')
+    .option('--lstrip-blocks', 'remove spaces and tabs before a block tag or comment that starts its line (as minijinja-cli)')
     .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
     .option('--diff-base <ref>', 'changed files from git diff against the merge base with REF')
     .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1')
@@ -74,6 +78,8 @@ Examples:
           defines: flags.define,
           strictUndefined: flags.strictUndefined === true || flags.strict === true,
           envVariables: flags.env === true,
+          trimBlocks: flags.trimBlocks === true,
+          lstripBlocks: flags.lstripBlocks === true,
           changedFiles: flags.changedFiles,
           diffBase: flags.diffBase,
           runAllPaths: list(flags.runAllPaths),

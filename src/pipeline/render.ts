@@ -21,6 +21,9 @@ export interface RenderRequest {
   strictUndefined: boolean;
   // ENV: every environment variable (minijinja-cli --env); the data and -D override it.
   envVariables?: boolean;
+  // minijinja-cli's --trim-blocks and --lstrip-blocks.
+  trimBlocks?: boolean;
+  lstripBlocks?: boolean;
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string[];
@@ -132,7 +135,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const name = templatePath === '-' ? '<stdin>' : templatePath;
   let text: string;
   try {
-    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined });
+    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined, trimBlocks: req.trimBlocks, lstripBlocks: req.lstripBlocks });
     text = t.render(context);
   } catch (err) {
     if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });

@@ -84,7 +84,7 @@ describe('bkci pipeline render', () => {
     expect(ok.code).toBe(0);
   });
 
-  it("takes minijinja-cli's own flags: --strict, -n, --env (ENV, overridden by data and -D), --py-compat", async () => {
+  it("takes minijinja-cli's own flags: --strict, -n, --env (ENV, overridden by data and -D), --py-compat, --trim-blocks, --lstrip-blocks", async () => {
     const d = tmp({ 't.j2': '{{ ENV.HOME }}|{{ ENV.TOKEN_X | default("-") }}|{{ "a=b".split("=") | last }}', 'd.yaml': 'other: 1\n' });
     const r = await runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--env', '--py-compat', '-n', '--no-validate'], { cwd: d, env: { HOME: '/home/ci', TOKEN_X: 'x' } });
     expect(r).toMatchObject({ code: 0, stdout: '/home/ci|x|b' });
@@ -93,6 +93,9 @@ describe('bkci pipeline render', () => {
     expect(without.stderr).toMatch(/'ENV' is undefined/);
     const overridden = await runBkci(['pipeline', 'render', 't.j2', '--env', '-D', 'ENV:={"HOME": "/d"}', '--no-validate'], { cwd: d, env: { HOME: '/home/ci' } });
     expect(overridden.stdout).toBe('/d|-|b\n');
+    const blocks = tmp({ 'b.j2': 'steps:\n  {% for c in ["a", "b"] %}\n  - command: {{ c }}\n  {% endfor %}\n' });
+    const trimmed = await runBkci(['pipeline', 'render', 'b.j2', '--trim-blocks', '--lstrip-blocks'], { cwd: blocks });
+    expect(trimmed).toMatchObject({ code: 0, stdout: 'steps:\n  - command: a\n  - command: b\n\n' }); // the body's last newline, then minijinja-cli's
     const strict = await runBkci(['pipeline', 'render', 't.j2', '--strict', '--no-validate'], { cwd: d });
     expect(strict.code).toBe(2);
     expect(strict.stderr).toMatch(/t\.j2:1:\d+: undefined value: 'ENV' is undefined/);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import type { Stmt } from './ast.js';
 import { type AutoEscape, renderTemplate, type TemplateLoader } from './interpreter.js';
-import { parseTemplate } from './parser.js';
+import { parseTemplate, type WhitespaceOptions } from './parser.js';
 
 export { TemplateError } from './errors.js';
 export { fromData, JFloat, Lazy, toPlain } from './values.js';
@@ -31,7 +31,7 @@ export interface CompiledTemplate {
 }
 
 // Loads templates named by include/import/extends from the directory of the main template.
-export function fileLoader(baseDir: string): TemplateLoader {
+export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}): TemplateLoader {
   const cache = new Map<string, { name: string; body: Stmt[] }>();
   return {
     load(name) {
@@ -44,17 +44,18 @@ export function fileLoader(baseDir: string): TemplateLoader {
       } catch {
         return undefined;
       }
-      const t = { name, body: parseTemplate(dropTrailingNewline(src), name) };
+      const t = { name, body: parseTemplate(dropTrailingNewline(src), name, ws) };
       cache.set(path, t);
       return t;
     },
   };
 }
 
-export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } = {}): CompiledTemplate {
-  const body = parseTemplate(dropTrailingNewline(source), name);
+export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions = {}): CompiledTemplate {
+  const ws: WhitespaceOptions = { trimBlocks: opts.trimBlocks, lstripBlocks: opts.lstripBlocks };
+  const body = parseTemplate(dropTrailingNewline(source), name, ws);
   const autoescape = opts.autoescape ?? autoEscapeFor(name);
-  const loader = fileLoader(opts.baseDir ?? dirname(name));
+  const loader = fileLoader(opts.baseDir ?? dirname(name), ws);
   return {
     name,
     render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),

@@ -105,7 +105,8 @@ for (const [name, fn] of Object.entries(fast)) {
 // - string escapes as minijinja reads them: \" \' \\ \/ \b \f \n \r \t, \xHH, \uXXXX (surrogate
 //   pairs joined), octal \0-\377; any other escape is a syntax error (Nunjucks drops the backslash);
 // - `}` inside `{...}` literals closes the literal, not the tag (`{% set d = {'a': {'b': 1}} %}`);
-// - `{%+` and `+%}` / `+}}` (the lstrip/trim overrides; both are off in minijinja-cli) are accepted.
+// - `{%+` and `+%}` / `+}}` are accepted; the token's value keeps the `+`, which turns lstrip_blocks /
+//   trim_blocks off for that tag (both are off unless --lstrip-blocks / --trim-blocks).
 
 interface JinjaTokenizer extends TokenizerState {
   in_code: boolean;
@@ -245,14 +246,24 @@ function jinjaNextToken(this: JinjaTokenizer, next: () => Tok | null): Tok | nul
       this.braces--;
       return tok;
     }
-    if (c === 43 && this.braces === 0 && (this.str.startsWith('%}', this.index + 1) || this.str.startsWith('}}', this.index + 1))) this.forward();
+    if (c === 43 && this.braces === 0 && (this.str.startsWith('%}', this.index + 1) || this.str.startsWith('}}', this.index + 1))) {
+      // `+%}` / `+}}`: the token's value keeps the `+` (it turns trim_blocks off for this tag).
+      this.forward();
+      const tok = next();
+      if (tok) tok.value = '+' + tok.value;
+      return tok;
+    }
   }
   const tok = next();
   if (!tok) return tok;
   if (tok.type === lexer.TOKEN_LEFT_CURLY) this.braces++;
   else if (tok.type === lexer.TOKEN_BLOCK_START || tok.type === lexer.TOKEN_VARIABLE_START) {
     this.braces = 0;
-    if (tok.type === lexer.TOKEN_BLOCK_START && this.str.charCodeAt(this.index) === 43 && !tok.value.endsWith('-')) this.forward();
+    // `{%+`: the value keeps the `+` too (it turns lstrip_blocks off for this tag).
+    if (tok.type === lexer.TOKEN_BLOCK_START && this.str.charCodeAt(this.index) === 43 && !tok.value.endsWith('-')) {
+      this.forward();
+      tok.value += '+';
+    }
   }
   return tok;
 }

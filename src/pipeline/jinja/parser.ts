@@ -11,9 +11,18 @@ const COMPARE_OPS = new Set(['==', '!=', '<', '>', '<=', '>=']);
 const RESERVED = new Set(['true', 'false', 'none', 'True', 'False', 'None']);
 
 // Parses template source into statements; throws TemplateError with the 1-based position.
-export function parseTemplate(source: string, name: string): Stmt[] {
+// minijinja-cli's --trim-blocks and --lstrip-blocks (both off by default, as there).
+export interface WhitespaceOptions {
+  // The first newline after a block tag or comment (`%}`, `#}` without `-` or `+`) is removed.
+  trimBlocks?: boolean;
+  // Spaces and tabs before a block tag or comment (`{%`, `{#` without `-` or `+`) that starts a
+  // line are removed.
+  lstripBlocks?: boolean;
+}
+
+export function parseTemplate(source: string, name: string, ws: WhitespaceOptions = {}): Stmt[] {
   try {
-    return new JinjaParser(new TokenStream(lexJinja(source)), name).parseAll();
+    return new JinjaParser(new TokenStream(lexJinja(source), ws.trimBlocks === true), name, ws.lstripBlocks === true).parseAll();
   } catch (err) {
     throw toTemplateError(err, name);
   }
@@ -24,8 +33,13 @@ export function parseTemplate(source: string, name: string): Stmt[] {
 // a `-%}` or `-}}` sets to trim the data that follows.
 class TokenStream {
   dropLeadingWhitespace = false;
+  // trim_blocks: the data that follows starts with the newline to remove.
+  dropNewline = false;
   private readonly buf: Token[] = [];
-  constructor(readonly tokens: Tokenizer) {}
+  constructor(
+    readonly tokens: Tokenizer,
+    readonly trimBlocks: boolean,
+  ) {}
 
   private read(): Token | null {
     let tok = this.tokens.nextToken();
@@ -54,6 +68,7 @@ class TokenStream {
   advanceAfterBlockEnd(): Token {
     const tok = this.nextToken()!;
     this.dropLeadingWhitespace = tok.value.charAt(0) === '-';
+    this.dropNewline = this.trimBlocks && tok.value === this.tokens.tags.BLOCK_END;
     return tok;
   }
 
@@ -78,6 +93,7 @@ class JinjaParser {
   constructor(
     private readonly p: TokenStream,
     private readonly name: string,
+    private readonly lstripBlocks: boolean,
   ) {}
 
   parseAll(): Stmt[] {
@@ -172,6 +188,15 @@ class JinjaParser {
           data = data.replace(/^\s*/, '');
           p.dropLeadingWhitespace = false;
         }
+        if (p.dropNewline) {
+          data = data.replace(/^\r?\n?/, '');
+          p.dropNewline = false;
+        }
+        if (this.lstripBlocks && nt && ((nt.type === lexer.TOKEN_BLOCK_START && nv === tags.BLOCK_START) || (nt.type === 'comment' && !/^.{2}[-+]/.test(nv)))) {
+          // Only where the tag starts its line: white space back to a newline or the start.
+          const line = tok.value.slice(tok.value.lastIndexOf('\n') + 1);
+          if (/^[^\S\r\n]*$/.test(line) && (tok.value.includes('\n') || (tok.lineno === 0 && tok.colno === 0))) data = data.replace(/[^\S\r\n]+$/, '');
+        }
         if (
           nt &&
           ((nt.type === lexer.TOKEN_BLOCK_START && nv.endsWith('-')) ||
@@ -183,6 +208,7 @@ class JinjaParser {
         if (data) out.push({ t: 'data', text: data, ...this.pos(tok) });
       } else if (tok.type === lexer.TOKEN_BLOCK_START) {
         p.dropLeadingWhitespace = false;
+        p.dropNewline = false;
         const head = this.peek();
         if (this.isSym(head) && this.breakOn.includes(head.value)) {
           return out;
@@ -190,6 +216,7 @@ class JinjaParser {
         const s = this.parseStatement(tok);
         if (s) out.push(s);
       } else if (tok.type === lexer.TOKEN_VARIABLE_START) {
+        p.dropNewline = false;
         const e = this.parseExpression();
         p.dropLeadingWhitespace = false;
         const end = p.peekToken();
@@ -197,7 +224,9 @@ class JinjaParser {
         p.advanceAfterVariableEnd();
         out.push({ t: 'emit', e, ...this.pos(tok) });
       } else if (tok.type === 'comment') {
-        p.dropLeadingWhitespace = tok.value.charAt(tok.value.length - (tags.COMMENT_END ?? '#}').length - 1) === '-';
+        const before = tok.value.charAt(tok.value.length - (tags.COMMENT_END ?? '#}').length - 1);
+        p.dropLeadingWhitespace = before === '-';
+        p.dropNewline = p.trimBlocks && before !== '-' && before !== '+';
       } else {
         this.fail(`unexpected '${tok.value}'`, tok);
       }
@@ -444,15 +473,22 @@ class JinjaParser {
     this.blockEnd('raw');
     this.p.dropLeadingWhitespace = false;
     const t = this.p.tokens as unknown as { str: string; index: number; forwardN(n: number): void };
-    const end = /\{%(-?)\s*endraw\s*(-?)%\}/g;
+    const end = /\{%([-+]?)\s*endraw\s*([-+]?)%\}/g;
     end.lastIndex = t.index;
     const m = end.exec(t.str);
     if (!m) this.fail('unexpected end of raw block', tok);
     let text = t.str.slice(t.index, m!.index);
     if (open!.value.startsWith('-')) text = text.replace(/^\s+/, '');
+    else if (this.p.dropNewline) text = text.replace(/^\r?\n?/, '');
     if (m![1] === '-') text = text.replace(/\s+$/, '');
+    else if (m![1] === '' && this.lstripBlocks) {
+      // As minijinja: the white space before `{% endraw` goes when nothing but a newline precedes it.
+      const stripped = text.replace(/[^\S\r\n]+$/, '');
+      if (stripped === '' || stripped.endsWith('\n')) text = stripped;
+    }
     t.forwardN(m!.index + m![0].length - t.index);
     this.p.dropLeadingWhitespace = m![2] === '-';
+    this.p.dropNewline = this.p.trimBlocks && m![2] === '';
     return text ? { t: 'data', text, ...at } : null;
   }
 
