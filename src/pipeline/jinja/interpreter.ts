@@ -443,17 +443,24 @@ class Renderer {
           if (v === MISSING) v = builtinGlobals.get(e.name);
           return v === undefined ? this.undefinedValue(e) : v;
         }
-        case 'list':
-        case 'tuple':
-          return e.items.map((x) => this.eval(x, frame));
-        case 'dict':
-          return sortedMap(e.pairs.map(([k, v]) => [this.eval(k, frame), this.eval(v, frame)]));
         case 'getattr': {
           const obj = this.eval(e.obj, frame);
           if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so its attribute '${e.name}' cannot be read`);
           const v = getAttr(plain(obj), e.name);
           return v === undefined ? this.undefinedValue(e) : v;
         }
+        case 'call':
+          return this.evalCall(e, frame);
+        case 'filter':
+          return this.applyFilterChain(e, undefined, frame);
+        case 'test': {
+          const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
+          const args = this.evalArgs(e.args, e.kwargs, frame);
+          const r = applyTest(e.name, e.name === 'string' || e.name === 'safe' ? input : plain(input), args);
+          return e.negate ? !r : r;
+        }
+        case 'bin':
+          return binaryOp(e.op, plain(this.eval(e.l, frame)), plain(this.eval(e.r, frame)));
         case 'getitem': {
           const obj = this.eval(e.obj, frame);
           if (obj === undefined) throw new EvalError(`undefined value: ${exprText(e.obj)} is undefined, so it cannot be indexed`);
@@ -467,18 +474,6 @@ class Renderer {
             e.stop && this.eval(e.stop, frame),
             e.step && this.eval(e.step, frame),
           );
-        case 'call':
-          return this.evalCall(e, frame);
-        case 'filter':
-          return this.applyFilterChain(e, undefined, frame);
-        case 'test': {
-          const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
-          const args = this.evalArgs(e.args, e.kwargs, frame);
-          const r = applyTest(e.name, e.name === 'string' || e.name === 'safe' ? input : plain(input), args);
-          return e.negate ? !r : r;
-        }
-        case 'bin':
-          return binaryOp(e.op, plain(this.eval(e.l, frame)), plain(this.eval(e.r, frame)));
         case 'and': {
           const l = this.eval(e.l, frame);
           return isTrue(l) ? this.eval(e.r, frame) : l;
@@ -489,6 +484,11 @@ class Renderer {
         }
         case 'not':
           return !isTrue(this.eval(e.e, frame));
+        case 'list':
+        case 'tuple':
+          return e.items.map((x) => this.eval(x, frame));
+        case 'dict':
+          return sortedMap(e.pairs.map(([k, v]) => [this.eval(k, frame), this.eval(v, frame)]));
         case 'neg':
           return negate(this.eval(e.e, frame));
         case 'pos': {
