@@ -656,8 +656,16 @@ export function hasFilter(name: string): boolean {
 
 // How many positional arguments each filter takes, read once from the filter itself: none when it
 // takes only its value, else one more than the highest `a.get(N)`; any number when it reads
-// `a.rest()` or hands its arguments on. More are an error, as in minijinja and Jinja2.
-const arity = new Map<string, number>();
+// `a.rest()` or hands its arguments on. More are an error, as in minijinja and Jinja2. The filters
+// that hand their arguments to a helper say so here (Jinja2's signatures; minijinja takes fewer).
+const arity = new Map<string, number>([
+  ['indent', 3], // width, first, blank
+  ['sort', 3], // reverse, case_sensitive, attribute
+  ['min', 2], // case_sensitive, attribute
+  ['max', 2],
+  ['int', 2], // default, base
+  ['float', 1], // default
+]);
 function maxPositional(name: string, f: Filter): number {
   let n = arity.get(name);
   if (n === undefined) {

@@ -49,10 +49,15 @@ const ALIASES: Record<string, string> = {
   equalto: 'eq', '==': 'eq', '!=': 'ne', lessthan: 'lt', '<': 'lt', '<=': 'le', greaterthan: 'gt', '>': 'gt', '>=': 'ge', escaped: 'safe',
 };
 
+// The tests that take an argument (`x is divisibleby 3`, `x is in list`); the rest take none.
+const ONE_ARGUMENT = new Set(['divisibleby', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'in', 'sameas', 'startingwith', 'endingwith', 'containing']);
+
 export function applyTest(name: string, v: unknown, call: CallArgs): boolean {
   const key = Object.hasOwn(TESTS, name) ? name : ALIASES[name];
   const t = key ? TESTS[key] : undefined;
   if (!t) throw new EvalError(`unknown test: test ${name} is unknown`);
   const args = [...call.args, ...call.kwargs.values()];
+  // More arguments than the test takes is an error, as in minijinja and Jinja2.
+  if (args.length > (ONE_ARGUMENT.has(key!) ? 1 : 0)) throw new EvalError(`too many arguments: test ${name} takes ${ONE_ARGUMENT.has(key!) ? 'one argument' : 'no arguments'}`);
   return isTrue(t(v, args));
 }
