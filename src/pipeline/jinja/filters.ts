@@ -5,7 +5,7 @@ import { EvalError } from './errors.js';
 import { getAttr, getItem } from './access.js';
 import { applyTest } from './tests.js';
 import {
-  type CallArgs, compareValues, formatFloat, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
+  type CallArgs, compareValues, formatFloat, formatInt, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
   mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, toStr, typeName, valuesEqual,
 } from './values.js';
 
@@ -92,7 +92,7 @@ export function toJson(v: unknown, indent: number | undefined, htmlSafe: boolean
         return x ? 'true' : 'false';
       case 'number':
         if (x instanceof JFloat) return Number.isFinite(x.v) ? formatFloat(x.v) : 'null';
-        return String(x);
+        return formatInt(x as number);
       case 'string':
         return jsonString(x as string);
       case 'seq':

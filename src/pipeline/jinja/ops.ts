@@ -16,8 +16,9 @@ function arith(op: string, a: unknown, b: unknown, ints: (x: number, y: number) 
   const y = num(b);
   if (isFloat(a) || isFloat(b)) return mkFloat(floats(x, y));
   const r = ints(x, y);
-  // Past 2^53 an int is no longer exact in JavaScript; minijinja would widen to i128. Keep the value.
-  return Number.isSafeInteger(r) ? r : mkFloat(r);
+  // Past 2^53 an int is no longer exact in JavaScript (minijinja widens to i128): it stays an
+  // integer, printed with all its digits, those of the nearest double.
+  return Number.isInteger(r) ? r : mkFloat(r);
 }
 
 export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {

@@ -134,6 +134,12 @@ export function isTrue(v: unknown): boolean {
 }
 
 // Rust's `f64` Display: shortest round-trip digits, never exponent notation; minijinja adds `.0`.
+// An integer as minijinja prints it: all its digits, also past 2^53 (where JavaScript would switch
+// to exponent notation; the digits are those of the nearest double, see docs/pipeline.md).
+export function formatInt(n: number): string {
+  return Number.isSafeInteger(n) || !Number.isFinite(n) ? String(n) : BigInt(n).toString();
+}
+
 export function formatFloat(n: number): string {
   if (Number.isNaN(n)) return 'NaN';
   if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
@@ -186,7 +192,7 @@ function repr(v: unknown, nested: boolean): string {
     case 'bool':
       return v ? 'true' : 'false';
     case 'number':
-      return v instanceof JFloat ? formatFloat(v.v) : String(v);
+      return v instanceof JFloat ? formatFloat(v.v) : formatInt(v as number);
     case 'string':
       return nested ? quoteStr(v as string) : (v as string);
     case 'seq':
