@@ -166,6 +166,10 @@ export function toStr(v: unknown): string {
   return repr(v, false);
 }
 
+// Characters Rust's Debug escapes as \u{...}: the unprintable (control, format, private-use,
+// unassigned, separators other than the space) and combining ones. Built on first use.
+let NOT_PRINTED: RegExp | undefined;
+
 // The quoted form of a string inside a printed list or map (Rust's Debug escaping).
 export function quoteStr(s: string): string {
   let out = '"';
@@ -178,6 +182,9 @@ export function quoteStr(s: string): string {
     else if (ch === '\t') out += '\\t';
     else if (c === 0) out += '\\0';
     else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
+    else if (c < 0x80) out += ch;
+    else if (c >= 0xd800 && c <= 0xdfff) out += '\ufffd'; // a lone surrogate, as Rust receives it
+    else if ((NOT_PRINTED ??= /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}\p{Grapheme_Extend}]/u).test(ch)) out += `\\u{${c.toString(16)}}`;
     else out += ch;
   }
   return out + '"';
