@@ -81,6 +81,7 @@ const STATEMENTS: string[] = [
   '{{ nums | select("odd", 1) | list }}', '{{ 3 is odd(1) }}', '{{ 3 is divisibleby(3, 1) }}', '{{ nums | reject("defined", 2) | list }}',
   '{{ 2 ** 63 }} {{ 2 ** 64 }} {{ 10 ** 20 }} {{ -(2 ** 63) }} {{ (2 ** 63) is integer }} {{ 2 ** 62 * 4 }}', '{{ [2 ** 70] | tojson }}',
   '{{ ["é", "\u00a0", "a\u0301", "\u200b", "\ufeff", "\u00ad", "😀", "\u3000x"] }}', '{{ {"k\u2028": "\ue000"} }}',
+  '{{ s | upper(foo=1) }}', '{{ "x" | indent(bogus=1) }}', '{{ nums | first(n=1) }}', '{{ 1.5 | round(digits=1) }}', '{{ m | dictsort(order="x") }}',
   '{{ s | lower(1) }}', '{{ nums | join(",", "x", 3) }}', '{{ s | trim("a", "b") }}', '{{ 1 | default(2, true, 3) }}', '{{ nums | batch(2, "x", 1) }}', '{{ s | replace("a", "b", 1, 2) }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',

@@ -514,7 +514,7 @@ const FILTERS: Record<string, Filter> = {
   },
   pprint: (v) => pprint(v, 0),
   batch: (v, a) => {
-    const n = int(a.get(0, 'count'), 'count');
+    const n = int(a.get(0, 'linecount'), 'count');
     if (n <= 0) throw new EvalError('invalid argument: count must be positive');
     const fill = a.get(1, 'fill_with');
     const items = listOf(v, 'batch');
@@ -525,7 +525,7 @@ const FILTERS: Record<string, Filter> = {
     return out;
   },
   slice: (v, a) => {
-    const n = int(a.get(0, 'count'), 'count');
+    const n = int(a.get(0, 'slices'), 'count');
     if (n <= 0) throw new EvalError('invalid argument: count must be positive');
     const fill = a.get(1, 'fill_with');
     const items = listOf(v, 'slice');
@@ -654,35 +654,49 @@ export function hasFilter(name: string): boolean {
   return Object.hasOwn(FILTERS, name);
 }
 
-// How many positional arguments each filter takes, read once from the filter itself: none when it
-// takes only its value, else one more than the highest `a.get(N)`; any number when it reads
-// `a.rest()` or hands its arguments on. More are an error, as in minijinja and Jinja2. The filters
-// that hand their arguments to a helper say so here (Jinja2's signatures; minijinja takes fewer).
-const arity = new Map<string, number>([
-  ['indent', 3], // width, first, blank
-  ['sort', 3], // reverse, case_sensitive, attribute
-  ['min', 2], // case_sensitive, attribute
-  ['max', 2],
-  ['int', 2], // default, base
-  ['float', 1], // default
+// What each filter takes, read once from the filter itself: positional arguments, none when it
+// takes only its value, else one more than the highest `a.get(N)`; keyword arguments, the names
+// its a.get()/a.kw() calls read. A filter that reads `a.rest()` or hands its arguments on takes any
+// number. More positional arguments, or a keyword the filter does not know, are an error, as in
+// minijinja and Jinja2. The filters that hand their arguments to a helper say so here (Jinja2's
+// signatures; minijinja takes fewer positionally).
+interface Signature {
+  positional: number;
+  // undefined: any keyword.
+  keywords?: ReadonlySet<string>;
+}
+const signatures = new Map<string, Signature>([
+  ['indent', { positional: 3, keywords: new Set(['width', 'first', 'blank']) }],
+  ['sort', { positional: 3, keywords: new Set(['reverse', 'case_sensitive', 'attribute']) }],
+  ['min', { positional: 2, keywords: new Set(['case_sensitive', 'attribute']) }],
+  ['max', { positional: 2, keywords: new Set(['case_sensitive', 'attribute']) }],
+  ['int', { positional: 2, keywords: new Set(['default', 'base']) }],
+  ['float', { positional: 1, keywords: new Set(['default']) }],
 ]);
-function maxPositional(name: string, f: Filter): number {
-  let n = arity.get(name);
-  if (n === undefined) {
+function signature(name: string, f: Filter): Signature {
+  let sig = signatures.get(name);
+  if (sig === undefined) {
     const src = f.toString();
-    if (f.length < 2) n = 0;
-    else if (/\ba\.rest\(/.test(src) || /[(,]\s*a\s*[),]/.test(src.slice(src.indexOf('=>') + 2))) n = Infinity;
-    else n = Math.max(0, ...[...src.matchAll(/\ba\.get\((\d+)/g)].map((m) => Number(m[1]) + 1));
-    arity.set(name, n);
+    if (f.length < 2) sig = { positional: 0, keywords: new Set() };
+    else if (/\ba\.rest\(/.test(src) || /[(,]\s*a\s*[),]/.test(src.slice(src.indexOf('=>') + 2))) sig = { positional: Infinity };
+    else {
+      const positional = Math.max(0, ...[...src.matchAll(/\ba\.get\((\d+)/g)].map((m) => Number(m[1]) + 1));
+      // (Quoted either way: the bundler writes double quotes.)
+      const keywords = new Set([...src.matchAll(/\ba\.(?:get\(\d+,\s*|kw\()['"](\w+)['"]/g)].map((m) => m[1]!));
+      sig = { positional, keywords };
+    }
+    signatures.set(name, sig);
   }
-  return n;
+  return sig;
 }
 
 export function applyFilter(name: string, v: unknown, call: CallArgs, env: FilterEnv): unknown {
   const f = FILTERS[name];
   if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter: filter ${name} is unknown`);
   const args = new Args(name, call);
-  args.checkArity(maxPositional(name, f));
+  const sig = signature(name, f);
+  args.checkArity(sig.positional);
+  if (sig.keywords) for (const k of call.kwargs.keys()) if (!sig.keywords.has(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
   return f(v, args, env);
 }
 
