@@ -11,6 +11,10 @@ export class LoopState {
     readonly depth: number,
     readonly recurse: ((items: unknown) => string) | null,
   ) {}
+  // How `{{ loop }}` prints (minijinja's form).
+  toJinja(): string {
+    return `<loop ${this.index0}/${this.items.length}>`;
+  }
   get(attr: string): unknown {
     const n = this.items.length;
     const i = this.index0;
@@ -27,7 +31,10 @@ export class LoopState {
       case 'previtem': return i > 0 ? this.items[i - 1] : undefined;
       case 'nextitem': return i < n - 1 ? this.items[i + 1] : undefined;
       case 'cycle':
-        return new JCallable('cycle', ({ args }) => (args.length ? args[i % args.length] : undefined));
+        return new JCallable('cycle', ({ args }) => {
+          if (!args.length) throw new EvalError('invalid argument: loop.cycle needs at least one item');
+          return args[i % args.length];
+        });
       case 'changed':
         return new JCallable('changed', ({ args }) => {
           const key = JSON.stringify(args.map(toStr));
@@ -47,6 +54,7 @@ export function getAttr(obj: unknown, name: string): unknown {
   if (obj instanceof Namespace) return obj.vars.get(name);
   if (obj instanceof LoopState) return obj.get(name);
   if (obj instanceof GroupTuple) return name === 'grouper' ? obj[0] : name === 'list' ? obj[1] : undefined;
+  if (obj instanceof JCallable) return obj.attrs?.get(name);
   return undefined;
 }
 

@@ -11,7 +11,8 @@ function intArgs(args: unknown[], fn: string): number[] {
   });
 }
 
-function range({ args }: CallArgs): number[] {
+function range({ args, kwargs }: CallArgs): number[] {
+  if (args.length < 1 || args.length > 3 || kwargs.size) throw new EvalError('invalid argument: range takes one to three integers');
   const n = intArgs(args, 'range');
   const [start, stop, step] = n.length === 1 ? [0, n[0]!, 1] : [n[0] ?? 0, n[1] ?? 0, n[2] ?? 1];
   if (step === 0) throw new EvalError('invalid argument: range step must not be zero');
@@ -26,6 +27,7 @@ function range({ args }: CallArgs): number[] {
 const LOREM = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
 
 function lipsum({ args }: CallArgs): string {
+  if (args.length > 4) throw new EvalError('too many arguments: lipsum takes at most 4');
   const n = args[0] === undefined ? 5 : num(args[0]);
   const paras: string[] = [];
   for (let p = 0; p < n; p++) {
@@ -37,11 +39,18 @@ function lipsum({ args }: CallArgs): string {
 }
 
 function cycler({ args }: CallArgs): Map<unknown, unknown> {
+  if (!args.length) throw new EvalError('invalid argument: cycler needs at least one item');
   let i = 0;
   return sortedMap([
     ['next', new JCallable('next', () => args[i++ % args.length])],
     ['reset', new JCallable('reset', () => ((i = 0), null))],
   ]);
+}
+
+// The optional positional argument of dict() and namespace(): one map.
+function mapArgument(args: unknown[], fn: string): Map<unknown, unknown> {
+  if (args.length > 1 || (args.length === 1 && !(args[0] instanceof Map))) throw new EvalError(`invalid argument: ${fn} takes one map and keyword arguments`);
+  return (args[0] as Map<unknown, unknown> | undefined) ?? new Map();
 }
 
 function joiner({ args }: CallArgs): JCallable {
@@ -52,12 +61,12 @@ function joiner({ args }: CallArgs): JCallable {
 
 export const builtinGlobals = new Map<string, unknown>([
   ['range', new JCallable('range', range)],
-  ['dict', new JCallable('dict', ({ args, kwargs }) => sortedMap([...(args[0] instanceof Map ? args[0] : []), ...kwargs]))],
+  ['dict', new JCallable('dict', ({ args, kwargs }) => sortedMap([...mapArgument(args, 'dict'), ...kwargs]))],
   [
     'namespace',
     new JCallable('namespace', ({ args, kwargs }) => {
       const ns = new Namespace();
-      if (args[0] instanceof Map) for (const [k, v] of args[0]) ns.vars.set(toStr(k), v);
+      for (const [k, v] of mapArgument(args, 'namespace')) ns.vars.set(toStr(k), v);
       for (const [k, v] of kwargs) ns.vars.set(k, v);
       return ns;
     }),

@@ -68,6 +68,8 @@ class Renderer {
   private out: string[] = [];
   // Each block's bodies from the most derived template to the base (for `super()`).
   private blocks = new Map<string, Stmt[][]>();
+  // The blocks of the template being rendered (the base one when templates extend), for `self`.
+  private readonly ownBlocks = new Map<string, Stmt[]>();
   private lenient = 0;
   // The autoescape mode in force: the template's, or an `{% autoescape %}` block's.
   private mode: AutoEscape;
@@ -106,6 +108,7 @@ class Renderer {
   render(body: Stmt[], frame: Frame): string {
     const parent = this.findExtends(body);
     if (parent) return this.renderExtends(body, parent, frame);
+    collectBlocks(body, this.ownBlocks);
     this.exec(body, frame);
     return this.out.join('');
   }
@@ -125,6 +128,7 @@ class Renderer {
       current = loaded.body;
       node = this.findExtends(current);
     }
+    collectBlocks(current, this.ownBlocks);
     this.exec(current, frame);
     return this.out.join('');
   }
@@ -242,6 +246,25 @@ class Renderer {
         this.execBlock([...(this.blocks.get(s.name) ?? []), s.body], frame);
         return;
     }
+  }
+
+  // `self`: the template's blocks, each callable to render it again (`{{ self.title() }}`).
+  private selfObject(frame: Frame): Map<unknown, unknown> {
+    return sortedMap(
+      [...this.ownBlocks].map(([name, body]) => [
+        name,
+        new JCallable(name, () => {
+          const saved = this.out;
+          this.out = [];
+          try {
+            this.execBlock([...(this.blocks.get(name) ?? []), body], frame);
+            return this.markSafe(this.out.join(''));
+          } finally {
+            this.out = saved;
+          }
+        }),
+      ]),
+    );
   }
 
   // Renders the first body of a block's chain; `super()` in it renders the next one.
@@ -393,6 +416,12 @@ class Renderer {
         return self.nested(1, () => self.capture(body, f));
       },
       'macro',
+      new Map<string, unknown>([
+        ['name', name],
+        ['arguments', params.map((p) => p.name)],
+        // Whether the body reads `caller` (as minijinja and Jinja2 report it).
+        ['caller', JSON.stringify(body).includes('{"t":"name","name":"caller"')],
+      ]),
     );
     return macro;
   }
@@ -440,7 +469,7 @@ class Renderer {
           return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;
         case 'name': {
           let v = frame.find(e.name);
-          if (v === MISSING) v = builtinGlobals.get(e.name);
+          if (v === MISSING) v = e.name === 'self' ? this.selfObject(frame) : builtinGlobals.get(e.name);
           return v === undefined ? this.undefinedValue(e) : v;
         }
         case 'getattr': {
@@ -558,6 +587,14 @@ class Renderer {
       }
     }
     return this.fail(new EvalError(`invalid operation: ${typeName(fn)} is not callable`), at);
+  }
+}
+
+// Every `{% block %}` in a template body, nested ones too (the first of a name wins).
+function collectBlocks(stmts: Stmt[], out: Map<string, Stmt[]>): void {
+  for (const s of stmts) {
+    if (s.t === 'block' && !out.has(s.name)) out.set(s.name, s.body);
+    for (const v of Object.values(s)) if (Array.isArray(v) && v.length && typeof v[0] === 'object' && v[0] !== null && 't' in v[0]) collectBlocks(v as Stmt[], out);
   }
 }
 

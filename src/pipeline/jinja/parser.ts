@@ -8,7 +8,8 @@ import { TemplateError } from './errors.js';
 import { lexer, lexJinja } from './lexer.js';
 
 const COMPARE_OPS = new Set(['==', '!=', '<', '>', '<=', '>=']);
-const RESERVED = new Set(['true', 'false', 'none', 'True', 'False', 'None']);
+// Names a template cannot assign to (minijinja's list: the constants, `loop` and `self`).
+const RESERVED = new Set(['true', 'false', 'none', 'True', 'False', 'None', 'loop', 'self']);
 
 // Parses template source into statements; throws TemplateError with the 1-based position.
 // minijinja-cli's --trim-blocks and --lstrip-blocks (both off by default, as there).
@@ -393,6 +394,7 @@ class JinjaParser {
       if (params.length) this.expectType(lexer.TOKEN_COMMA, "','");
       if (this.skipType(lexer.TOKEN_RIGHT_PAREN)) break;
       const n = this.expectName();
+      if (RESERVED.has(n.value)) this.fail(`cannot assign to '${n.value}'`, n);
       const def = this.skipType(lexer.TOKEN_OPERATOR, '=') ? this.parseExpression() : null;
       params.push({ name: n.value, default: def });
     }

@@ -47,6 +47,8 @@ export class JCallable {
     readonly name: string,
     readonly fn: (a: CallArgs) => unknown,
     readonly kind: 'macro' | 'function' = 'function',
+    // What `m.name`, `m.arguments`, `m.caller` read on a macro.
+    readonly attrs?: ReadonlyMap<string, unknown>,
   ) {}
 }
 
