@@ -253,16 +253,7 @@ class Renderer {
     return sortedMap(
       [...this.ownBlocks].map(([name, body]) => [
         name,
-        new JCallable(name, () => {
-          const saved = this.out;
-          this.out = [];
-          try {
-            this.execBlock([...(this.blocks.get(name) ?? []), body], frame);
-            return this.markSafe(this.out.join(''));
-          } finally {
-            this.out = saved;
-          }
-        }),
+        new JCallable(name, () => this.captureOutput(() => this.execBlock([...(this.blocks.get(name) ?? []), body], frame))),
       ]),
     );
   }
@@ -273,16 +264,7 @@ class Renderer {
     if (chain.length > 1) {
       inner.vars.set(
         'super',
-        new JCallable('super', () => {
-          const saved = this.out;
-          this.out = [];
-          try {
-            this.execBlock(chain.slice(1), frame);
-            return this.markSafe(this.out.join(''));
-          } finally {
-            this.out = saved;
-          }
-        }),
+        new JCallable('super', () => this.captureOutput(() => this.execBlock(chain.slice(1), frame))),
       );
     }
     this.exec(chain[0]!, inner);
@@ -306,10 +288,15 @@ class Renderer {
   }
 
   private capture(body: Stmt[], frame: Frame): unknown {
+    return this.captureOutput(() => this.exec(body, frame));
+  }
+
+  // What `run` outputs, as a value (safe under autoescaping), instead of into the template's output.
+  private captureOutput(run: () => void): unknown {
     const saved = this.out;
     this.out = [];
     try {
-      this.exec(body, frame);
+      run();
       return this.markSafe(this.out.join(''));
     } finally {
       this.out = saved;
