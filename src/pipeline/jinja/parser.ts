@@ -11,7 +11,6 @@ const COMPARE_OPS = new Set(['==', '!=', '<', '>', '<=', '>=']);
 // Names a template cannot assign to (minijinja's list: the constants, `loop` and `self`).
 const RESERVED = new Set(['true', 'false', 'none', 'True', 'False', 'None', 'loop', 'self']);
 
-// Parses template source into statements; throws TemplateError with the 1-based position.
 // minijinja-cli's --trim-blocks and --lstrip-blocks (both off by default, as there).
 export interface WhitespaceOptions {
   // The first newline after a block tag or comment (`%}`, `#}` without `-` or `+`) is removed.
@@ -21,6 +20,7 @@ export interface WhitespaceOptions {
   lstripBlocks?: boolean;
 }
 
+// Parses template source into statements; throws TemplateError with the 1-based position.
 export function parseTemplate(source: string, name: string, ws: WhitespaceOptions = {}): Stmt[] {
   try {
     return new JinjaParser(new TokenStream(lexJinja(source), ws.trimBlocks === true), name, ws.lstripBlocks === true).parseAll();
