@@ -452,9 +452,12 @@ const FILTERS: Record<string, Filter> = {
     return reverse ? out.reverse() : out;
   },
   list: (v) => [...listOf(v, 'list')],
+  // As minijinja: undefined and none stay as they are; a map gives its keys in their (sorted)
+  // order, not reversed.
   reverse: (v) => {
     if (typeof v === 'string') return [...v].reverse().join('');
-    if (v === undefined || v === null) return [];
+    if (v === undefined || v === null) return v;
+    if (v instanceof Map) return [...v.keys()];
     return [...listOf(v, 'reverse')].reverse();
   },
   sort: (v, a) => sortItems(listOf(v, 'sort'), a, (x) => x),
@@ -634,8 +637,11 @@ const FILTERS: Record<string, Filter> = {
 FILTERS.d = FILTERS.default!;
 FILTERS.e = FILTERS.escape!;
 
+// min/max compare strings case-sensitively, as minijinja does (Jinja2's default is the other
+// way; its case_sensitive argument is taken).
 function extreme(v: unknown, a: Args, dir: 1 | -1): unknown {
-  const cs = isTrue(a.get(0, 'case_sensitive'));
+  const given = a.get(0, 'case_sensitive');
+  const cs = given === undefined ? true : isTrue(given);
   const attr = a.get(1, 'attribute');
   const items = listOf(v, dir > 0 ? 'max' : 'min');
   let best: unknown = undefined;

@@ -7,6 +7,15 @@ import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, v
 type Test = (v: unknown, args: unknown[]) => boolean;
 
 const cmp = (f: (c: number) => boolean): Test => (v, [o]) => f(compareValues(v, o));
+const numeric = (v: unknown) => typeof v === 'number' || typeof v === 'boolean' || v instanceof JFloat;
+const integral = (v: unknown): number | undefined => (numeric(v) && Number.isInteger(num(v)) ? num(v) : undefined);
+// Unicode case classes, built on first use.
+const CASED: { lower?: RegExp; upper?: RegExp } = {};
+function requireString(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr') return (v as { s: string }).s;
+  throw new EvalError('invalid operation: value is not a string');
+}
 const isStr = (v: unknown): v is string => typeof v === 'string';
 
 const TESTS: Record<string, Test> = {
@@ -24,11 +33,15 @@ const TESTS: Record<string, Test> = {
   mapping: (v) => kindOf(v) === 'map',
   iterable: (v) => ['seq', 'map', 'string', 'iterator'].includes(kindOf(v)),
   callable: (v) => v instanceof JCallable,
-  odd: (v) => typeof v === 'number' && Math.abs(v % 2) === 1,
-  even: (v) => typeof v === 'number' && v % 2 === 0,
+  // Integers, bools as 0/1 and floats with an integral value, as minijinja reads them.
+  odd: (v) => {
+    const n = integral(v);
+    return n !== undefined && Math.abs(n % 2) === 1;
+  },
+  even: (v) => integral(v) !== undefined && integral(v)! % 2 === 0,
   divisibleby: (v, [d]) => {
-    if (num(d) === 0) return false;
-    return kindOf(v) === 'number' && num(v) % num(d) === 0;
+    if (!numeric(v) || !numeric(d) || num(d) === 0) return false;
+    return num(v) % num(d) === 0;
   },
   eq: (v, [o]) => valuesEqual(v, o),
   ne: (v, [o]) => !valuesEqual(v, o),
@@ -38,8 +51,9 @@ const TESTS: Record<string, Test> = {
   ge: cmp((c) => c >= 0),
   in: (v, [seq]) => contains(seq, v),
   sameas: (v, [o]) => v === o || (v instanceof JFloat && o instanceof JFloat && v.v === o.v),
-  lower: (v) => isStr(v) && v === v.toLowerCase(),
-  upper: (v) => isStr(v) && v === v.toUpperCase(),
+  // Every character lower (upper) case, as minijinja checks it: "a1" is not lower, "" is.
+  lower: (v) => (CASED.lower ??= /^\p{Lowercase}*$/u).test(requireString(v)),
+  upper: (v) => (CASED.upper ??= /^\p{Uppercase}*$/u).test(requireString(v)),
   startingwith: (v, [p]) => isStr(v) && isStr(p) && v.startsWith(p),
   endingwith: (v, [p]) => isStr(v) && isStr(p) && v.endsWith(p),
   containing: (v, [p]) => contains(v, p),
