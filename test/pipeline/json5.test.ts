@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { json5ToJson } from '../../src/pipeline/json5.js';
 import { runBkci } from '../helpers/io.js';
+import { randomInts } from '../helpers/random.js';
 
 const parse = (t: string) => YAML.parse(json5ToJson(t, 'd.json')) as unknown;
 
@@ -53,8 +54,7 @@ No \\\\n's!",
   });
 
   it('leaves plain JSON as it was (1,000 random documents)', () => {
-    let seed = 11;
-    const rnd = (k: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % k);
+    const rnd = randomInts(11);
     const value = (depth: number): unknown => {
       const t = rnd(depth > 3 ? 5 : 7);
       if (t === 0) return null;

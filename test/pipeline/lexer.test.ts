@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lexer, originalTokenizerMethods } from '../../src/pipeline/jinja/lexer.js';
+import { randomInts } from '../helpers/random.js';
 
 const root = join(import.meta.dirname, '../..');
 
@@ -51,11 +52,7 @@ describe('the fast lexer methods', () => {
       '{{ ', ' }}', '{%- ', ' -%}', '{% ', ' %}', '{#', '#}', '{', '}', '#', '%', '-', '"', "'", '\\', '\\n', '\\t', '\\"', '\n', '\r\n', ' ', '\t',
       'abc', 'x.y', '12', '3.5', '(', ')', '[', ']', ',', ':', '|', '~', '==', '<=', '**', '//', 'r/a+/g', 'true', 'none', 'é', '😀', '- key: "v"\n',
     ];
-    let seed = 7;
-    const rnd = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
+    const rnd = randomInts(7);
     let compared = 0;
     for (let i = 0; i < 3000; i++) {
       let src = '';

@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { allowedKeys, modelJsonSchemas, pipelineTop, STEP_MODELS, type StepType } from '../../src/pipeline/model.js';
 import { stepPasses, topPasses } from '../../src/pipeline/precheck.js';
 import { stepType } from '../../src/pipeline/validate.js';
+import { randomFloats } from '../helpers/random.js';
 
 const SHARED = join(import.meta.dirname, '../../../shared');
 
@@ -54,8 +55,7 @@ describe('the quick check', () => {
   });
 
   it('agrees with zod on thousands of random steps', () => {
-    let seed = Number(process.env.PRECHECK_SEED ?? 11);
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = randomFloats(Number(process.env.PRECHECK_SEED ?? 11));
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const scalars: unknown[] = [
       'x', '', 'true', 'false', '$N', '${A:-1}', 'has space', '0b0e5d8e-7e45-4c6c-8f53-4d6f4b1d2a9c', 'k'.repeat(101), '42g', '*', 'passed', 'failed', 'running',

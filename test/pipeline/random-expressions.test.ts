@@ -1,10 +1,13 @@
 // Random expressions (values of every kind through filters, operators, tests and conditionals, in
-// {{ }}, if and for) rendered by bkci and by minijinja-js: the same output, or an error from both.
-// Filters minijinja-js lacks (bkci's documented superset) are left out of the grammar.
+// {{ }}, if and for) and random statement structures (set, for/else, if/elif/else, namespace,
+// macros, call, filter and set blocks, nested, with whitespace control) rendered by bkci and by
+// minijinja-js: the same output, or an error from both. Filters minijinja-js lacks (bkci's
+// documented superset) are left out of the grammar.
 import { describe, expect, it } from 'vitest';
 import { Environment } from 'minijinja-js';
 import { compileTemplate } from '../../src/pipeline/jinja/index.js';
 import { parseYamlValue } from '../../src/pipeline/data.js';
+import { randomInts } from '../helpers/random.js';
 
 const DATA = { n: 3, f: 2.5, z: 0, neg: -2, s: 'Ab c', e: '', t: true, no: false, nil: null, l: [3, 1, 2], sl: ['b', 'a', 'C'], el: [], m: { b: 2, a: 1 }, em: {}, ps: [{ k: 'x', v: 1 }, { k: 'y', v: 2 }, { k: 'x', v: 3 }] };
 const ATOMS = ['n', 'f', 'z', 'neg', 's', 'e', 't', 'no', 'nil', 'l', 'sl', 'el', 'm', 'em', 'ps', 'missing', '1', '2.0', '"x"', "'Ab'", '[1, 2]', '{"a": 1}', 'none', 'true', '(1, 2)', 'l[0]', 'm.a', 'ps[1].v', 's[1:]', 'l[-1]'];
@@ -13,10 +16,7 @@ const OPS = ['+', '-', '*', '/', '//', '%', '**', '~', '==', '!=', '<', '>', '<=
 const TESTS = ['defined', 'undefined', 'none', 'number', 'string', 'sequence', 'mapping', 'iterable', 'odd', 'even', 'divisibleby(2)', 'true', 'false', 'lower', 'upper', 'in([1, 2, 3])', 'eq(3)', 'gt(1)'];
 
 function generator(seed: number): () => string {
-  const rnd = (k: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % k;
-  };
+  const rnd = randomInts(seed);
   const pick = <T>(a: T[]): T => a[rnd(a.length)]!;
   const expr = (d: number): string => {
     switch (rnd(d > 2 ? 2 : 6)) {
@@ -63,5 +63,51 @@ describe('random expressions', () => {
       if (want !== 'ERROR') rendered++;
     }
     expect(rendered).toBeGreaterThan(800); // the rest fail in both engines (undefined arithmetic, bad operand types...)
+  });
+
+  it('render random statement structures as minijinja does', () => {
+    const rnd = randomInts(1);
+    const pick = <T>(a: T[]): T => a[rnd(a.length)]!;
+    const tag = (b: string) => `{%${pick(['', '', '-'])} ${b} ${pick(['', '', '-'])}%}`;
+    const vals = ['x', 'y', 'l', 'm', 's', 'ps', 'n + 1', 'x ~ "!"', 'loop.index', 'loop.first', 'ns.c', 'l | length', 'caller()', 'm.a', 'p.v', 'k'];
+    const body = (d: number): string => {
+      let out = '';
+      for (let i = rnd(4); i > 0; i--) {
+        const r = rnd(d > 2 ? 3 : 11);
+        if (r === 0) out += pick(['\n', ' ', 'a', '-', '\n  ']);
+        else if (r === 1) out += `{{${pick(['', '', '-'])} ${pick(vals)} ${pick(['', '', '-'])}}}`;
+        else if (r === 2) out += tag(`set x = ${pick(vals)}`);
+        else if (r === 3) out += tag('for y in l') + body(d + 1) + (rnd(3) ? '' : tag('else') + body(d + 1)) + tag('endfor');
+        else if (r === 4) out += tag(`if ${pick(vals)}`) + body(d + 1) + (rnd(2) ? '' : tag(`elif ${pick(vals)}`) + body(d + 1)) + (rnd(2) ? '' : tag('else') + body(d + 1)) + tag('endif');
+        else if (r === 5) out += tag('set ns = namespace(c=0)') + tag('for p in ps') + tag('set ns.c = ns.c + p.v') + body(d + 1) + tag('endfor') + '{{ ns.c }}';
+        else if (r === 6) out += tag('macro mm(a, b=2)') + body(d + 1) + '{{ a }}{{ b }}' + tag('endmacro') + '{{ mm(1) }}{{ mm(3, b=4) }}';
+        else if (r === 7) out += tag('macro cc()') + '[{{ caller() }}]' + tag('endmacro') + tag('call cc()') + body(d + 1) + tag('endcall');
+        else if (r === 8) out += tag('filter upper') + body(d + 1) + tag('endfilter');
+        else if (r === 9) out += tag('set z') + body(d + 1) + tag('endset') + '{{ z }}';
+        else out += tag('for k, v in m | items') + body(d + 1) + '{{ k }}={{ v }}' + tag('endfor');
+      }
+      return out;
+    };
+    const data = { l: [3, 1, 2], m: { b: 2, a: 1 }, s: 'Ab', ps: [{ k: 'x', v: 1 }, { k: 'y', v: 2 }], t: true, n: 0 };
+    let rendered = 0;
+    for (let i = 0; i < 1500; i++) {
+      const src = body(0);
+      let want: string;
+      try {
+        want = new Environment().renderStr(src, data);
+      } catch {
+        want = 'ERROR';
+      }
+      let got: string;
+      try {
+        got = compileTemplate(src, 't.j2').render(parseYamlValue(JSON.stringify(data), 'd.json') as Map<string, unknown>);
+      } catch {
+        got = 'ERROR';
+      }
+      expect(got, src).toBe(want);
+      if (want !== 'ERROR' && want !== '') rendered++;
+    }
+    // The rest fail in both (caller() outside a call block, loop outside a loop...) or print nothing.
+    expect(rendered).toBeGreaterThan(400);
   });
 });

@@ -6,6 +6,7 @@ import Ajv from 'ajv';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { validatePipelineText } from '../../src/pipeline/validate.js';
+import { randomFloats } from '../helpers/random.js';
 
 const SHARED = join(import.meta.dirname, '../../../shared/buildkite');
 const schema = JSON.parse(readFileSync(join(SHARED, 'pipeline-schema.json'), 'utf8')) as object;
@@ -25,7 +26,7 @@ describe('official examples', () => {
 
 // A deterministic generator of pipelines: valid steps, then one mutation each.
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  return randomFloats(seed);
 }
 
 const VALID_STEPS: Record<string, unknown>[] = [

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Environment } from 'minijinja-js';
 import { compileTemplate } from '../../src/pipeline/jinja/index.js';
+import { randomInts } from '../helpers/random.js';
 
 const DATA = { lst: ['x', 'y'], t: true };
 
@@ -27,10 +28,7 @@ function bkci(src: string, trimBlocks: boolean, lstripBlocks: boolean): string {
 }
 
 function generator(seed: number): () => string {
-  const rnd = (n: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rnd = randomInts(seed);
   const pick = <T>(a: T[]): T => a[rnd(a.length)]!;
   const marks = ['', '', '', '-', '+'];
   const texts = ['\n', '\n', '\r\n', '  ', '\t', ' ', 'a', 'b ', ' c\n', '\n  ', '  \n', '\n\n', 'x\n  '];

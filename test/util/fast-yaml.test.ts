@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { reindentQuotedScalars } from '../../src/pipeline/yaml-load.js';
 import { fastParseYaml } from '../../src/util/fast-yaml.js';
+import { randomFloats } from '../helpers/random.js';
 
 // npm `yaml` as bkci uses it: every document, merge keys, repeated keys allowed.
 function reference(text: string, mapMode = false): unknown[] | undefined {
@@ -131,8 +132,7 @@ describe('fastParseYaml', () => {
   });
 
   it('agrees on 10,000 random values written in every style', () => {
-    let seed = Number(process.env.FAST_YAML_SEED ?? 7);
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = randomFloats(Number(process.env.FAST_YAML_SEED ?? 7));
     const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
     const strings = ['plain', 'with space', 'a: b', 'x #y', '#lead', '- dash', 'quote"s', "it's", 'multi\nline', 'trail ', ' lead', 'tab\there', 'true', '1.0', '0x10', 'null', '', 'ünïcödé', 'back\\slash', 'colon:', '{brace}', '[bracket]', 'a,b', '*star', '&amp', '!bang', '%pct', '@at', '`tick', '|pipe', '>gt', 'line1\n\nline3\n', 'ends with newline\n', '  indented\nlines\n', 'x\n  more indented\nback'];
     const scalar = (): unknown => pick<() => unknown>([() => pick(strings), () => Math.floor(rnd() * 1000) - 500, () => rnd() * 100, () => rnd() > 0.5, () => null, () => pick(strings) + pick(strings)])();

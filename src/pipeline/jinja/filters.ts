@@ -214,11 +214,14 @@ function lowerIfStr(v: unknown, caseSensitive: boolean): unknown {
 }
 
 // `attribute` arguments may be dotted paths ("a.b") or integer indexes ("0").
+// `x.a.b` for filters' attribute= arguments. As in an expression, an attribute of an undefined
+// value is an error (of none: undefined).
 export function attrPath(v: unknown, path: unknown): unknown {
   if (typeof path === 'number') return getItem(v, path);
   let cur = v;
   for (const part of str(path).split('.')) {
-    if (cur === undefined || cur === null) return undefined;
+    if (cur === undefined) throw new EvalError(`undefined value: cannot read attribute '${part}' of an undefined value`);
+    if (cur === null) return undefined;
     cur = /^\d+$/.test(part) ? getItem(cur, Number(part)) : getAttr(cur, part);
   }
   return cur;
@@ -268,7 +271,7 @@ function toInt(v: unknown, a: Args): unknown {
   if (typeof v === 'number') return v;
   if (v instanceof JFloat) return Math.trunc(v.v);
   if (typeof v === 'boolean') return v ? 1 : 0;
-  if (v === undefined) return a.get(0, 'default') ?? 0;
+  if (v === undefined || v === null) return a.get(0, 'default') ?? 0;
   if (typeof v === 'string') {
     const s = v.trim().replace(/_/g, '');
     const b = base === undefined ? 10 : int(base, 'base');
@@ -290,7 +293,7 @@ function toInt(v: unknown, a: Args): unknown {
 
 function toFloat(v: unknown, a: Args): unknown {
   if (isNumber(v) || typeof v === 'boolean') return mkFloat(num(v));
-  if (v === undefined) return a.get(0, 'default') ?? mkFloat(0);
+  if (v === undefined || v === null) return a.get(0, 'default') ?? mkFloat(0);
   if (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(inf|nan)\s*$/i.test(v)) {
     return mkFloat(/inf/i.test(v) ? (v.includes('-') ? -Infinity : Infinity) : /nan/i.test(v) ? NaN : Number(v));
   }
@@ -551,7 +554,13 @@ const FILTERS: Record<string, Filter> = {
     if (attr !== undefined) {
       const d = a.kw('default');
       return items.map((x) => {
-        const r = attrPath(x, attr);
+        let r: unknown;
+        try {
+          r = attrPath(x, attr);
+        } catch (err) {
+          // With a default, a path through an undefined value gives the default (as minijinja).
+          if (d === undefined) throw err;
+        }
         return r === undefined ? d : r;
       });
     }

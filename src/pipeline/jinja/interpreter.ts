@@ -164,7 +164,8 @@ class Renderer {
         this.assign(s.target, this.eval(s.value, frame), frame);
         return;
       case 'setblock': {
-        let v: unknown = this.capture(s.body, new Frame(frame));
+        // As minijinja, the body's own `set`s stay visible after the block (Jinja2 scopes them).
+        let v: unknown = this.capture(s.body, frame);
         if (s.filter) v = this.applyFilterChain(s.filter, v, frame);
         this.assign(s.target, v, frame);
         return;
@@ -182,7 +183,7 @@ class Renderer {
         return;
       }
       case 'filterblock': {
-        const text = this.capture(s.body, new Frame(frame));
+        const text = this.capture(s.body, frame);
         this.out.push(this.format(this.applyFilterChain(s.filter, text, frame), s));
         return;
       }

@@ -16,6 +16,8 @@ function arith(op: string, a: unknown, b: unknown, ints: (x: number, y: number) 
   const y = num(b);
   if (isFloat(a) || isFloat(b)) return mkFloat(floats(x, y));
   const r = ints(x, y);
+  // minijinja's integers are 128-bit: past that, an error.
+  if (Math.abs(r) >= 2 ** 127) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} ${op} ${toStr(b)}`);
   // Past 2^53 an int is no longer exact in JavaScript (minijinja widens to i128): it stays an
   // integer, printed with all its digits, those of the nearest double.
   return Number.isInteger(r) ? r : mkFloat(r);
@@ -30,9 +32,18 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
     case '-':
       return arith('-', a, b, (x, y) => x - y, (x, y) => x - y);
     case '*':
-      if (typeof a === 'string' && typeof b === 'number') return b > 0 ? a.repeat(b) : '';
-      if (typeof b === 'string' && typeof a === 'number') return a > 0 ? b.repeat(a) : '';
-      if (Array.isArray(a) && typeof b === 'number') return Array.from({ length: Math.max(0, b) }, () => a).flat();
+      // A string or sequence repeated (either way round) a whole, non-negative number of times.
+      for (const [x, c] of [
+        [a, b],
+        [b, a],
+      ]) {
+        const str = typeof x === 'string';
+        if (!str && kindOf(x) !== 'seq') continue;
+        const n = typeof c === 'boolean' ? Number(c) : typeof c === 'number' ? c : c instanceof JFloat ? c.v : undefined;
+        if (n === undefined) continue;
+        if (!Number.isInteger(n) || n < 0) throw new EvalError(`invalid operation: ${str ? 'strings' : 'sequences and iterables'} can only be multiplied with integers`);
+        return str ? (x as string).repeat(n) : Array.from({ length: n }, () => seqItems(x)).flat();
+      }
       return arith('*', a, b, (x, y) => x * y, (x, y) => x * y);
     case '/':
       if (!isNumLike(a) || !isNumLike(b)) unsupported('/', a, b);
@@ -47,7 +58,11 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
       return arith('%', a, b, remEuclid, (x, y) => x % y);
     case '**':
       if (!isNumLike(a) || !isNumLike(b)) unsupported('**', a, b);
-      if (!isFloat(a) && !isFloat(b) && num(b) >= 0) return arith('**', a, b, (x, y) => x ** y, (x, y) => x ** y);
+      if (!isFloat(a) && !isFloat(b)) {
+        // Integers: a negative exponent is an error in minijinja (Jinja2 gives a float).
+        if (num(b) < 0) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} ** ${toStr(b)}`);
+        return arith('**', a, b, (x, y) => x ** y, (x, y) => x ** y);
+      }
       return mkFloat(num(a) ** num(b));
     case '~':
       return toStr(a) + toStr(b);

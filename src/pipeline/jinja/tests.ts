@@ -31,7 +31,8 @@ const TESTS: Record<string, Test> = {
   string: (v) => isStr(v) || (typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr'),
   sequence: (v) => kindOf(v) === 'seq',
   mapping: (v) => kindOf(v) === 'map',
-  iterable: (v) => ['seq', 'map', 'string', 'iterator'].includes(kindOf(v)),
+  // Undefined and none iterate as nothing, so they are iterable (as minijinja says).
+  iterable: (v) => ['seq', 'map', 'string', 'iterator', 'undefined', 'none'].includes(kindOf(v)),
   callable: (v) => v instanceof JCallable,
   // Integers, bools as 0/1 and floats with an integral value, as minijinja reads them.
   odd: (v) => {

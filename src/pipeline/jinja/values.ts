@@ -131,7 +131,10 @@ export function isTrue(v: unknown): boolean {
     case 'iterator':
       return true;
     default:
-      return v instanceof Namespace ? v.vars.size > 0 : true;
+      if (v instanceof Namespace) return v.vars.size > 0;
+      // A safe string is as true as its text.
+      if (typeof v === 'object' && v !== null && 'toJinja' in v) return isTrue((v as { toJinja(): unknown }).toJinja());
+      return true;
   }
 }
 
@@ -218,9 +221,10 @@ function repr(v: unknown, nested: boolean): string {
   }
 }
 
-const RANK: Record<Kind, number> = { undefined: 0, none: 1, bool: 2, number: 2, string: 3, seq: 4, iterator: 4, map: 5, object: 6 };
+const RANK: Record<Kind, number> = { undefined: 0, none: 1, bool: 2, number: 3, string: 4, seq: 5, iterator: 5, map: 6, object: 7 };
 
-// Total order used by `<`, `sort`, `max`...: undefined < none < numbers and bools < strings < seqs < maps.
+// Total order used by `<`, `sort`, `max`...: undefined < none < bools < numbers < strings < seqs <
+// maps, as minijinja orders values (`false < -2` holds there; `true == 1` still does too).
 export function compareValues(a: unknown, b: unknown): number {
   const ka = kindOf(a);
   const kb = kindOf(b);
