@@ -333,33 +333,72 @@ function pyFormat(fmt: string, args: unknown[]): string {
   });
 }
 
-function wordwrap(s: string, width: number, breakLong: boolean, wrapstring: string): string {
-  const out: string[] = [];
-  for (const para of s.split('\n')) {
-    let line = '';
-    for (let word of para.split(/\s+/).filter(Boolean)) {
-      while (breakLong && word.length > width) {
-        if (line) {
-          out.push(line);
-          line = '';
-        }
-        out.push(word.slice(0, width));
-        word = word.slice(width);
-      }
-      if (!line) line = word;
-      else if (line.length + 1 + word.length <= width) line += ' ' + word;
-      else {
-        out.push(line);
-        line = word;
-      }
-    }
-    out.push(line);
+// Python's textwrap as Jinja2 and minijinja use it: per line, a paragraph's leading white space
+// and the white space between words are kept; lines break between words (and after a hyphen inside
+// a word), long words are cut when breakLong; a white-space-only text gives "".
+function wordwrap(s: string, width: number, breakLong: boolean, wrapstring: string, breakOnHyphens: boolean): string {
+  if (s.trim() === '') return '';
+  return s
+    .split(/\r\n|\r|\n/)
+    .map((p) => (p.trim() === '' ? '' : wrapParagraph(p, Math.max(1, width), breakLong, breakOnHyphens).join(wrapstring)))
+    .join(wrapstring);
+}
+
+function wrapParagraph(p: string, width: number, breakLong: boolean, breakOnHyphens: boolean): string[] {
+  const chunks: string[] = [];
+  for (const c of p.match(/\s+|\S+/g) ?? []) {
+    if (breakOnHyphens && /\S/.test(c)) chunks.push(...c.split(/(?<=[A-Za-z]-)(?=[A-Za-z])/));
+    else chunks.push(c);
   }
-  return out.join(wrapstring);
+  chunks.reverse();
+  const lines: string[] = [];
+  while (chunks.length) {
+    const cur: string[] = [];
+    let len = 0;
+    // White space at the start of every line but the first goes.
+    if (lines.length && chunks[chunks.length - 1]!.trim() === '') chunks.pop();
+    while (chunks.length && len + chunks[chunks.length - 1]!.length <= width) {
+      const c = chunks.pop()!;
+      cur.push(c);
+      len += c.length;
+    }
+    if (chunks.length && chunks[chunks.length - 1]!.length > width) {
+      const word = chunks[chunks.length - 1]!;
+      if (breakLong) {
+        // As textwrap computes it (0 when the line is full: the word then starts the next line).
+        const room = width - len;
+        cur.push(word.slice(0, room));
+        chunks[chunks.length - 1] = word.slice(room);
+      } else if (!cur.length) cur.push(chunks.pop()!);
+    }
+    if (cur.length && cur[cur.length - 1]!.trim() === '') cur.pop();
+    if (cur.length) lines.push(cur.join(''));
+  }
+  return lines;
+}
+
+// minijinja's title: a character after ASCII punctuation or white space (or first) upper case,
+// every other lower case.
+export function titleCase(s: string): string {
+  let out = '';
+  let cap = true;
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
+    if ((c >= 0x21 && c <= 0x2f) || (c >= 0x3a && c <= 0x40) || (c >= 0x5b && c <= 0x60) || (c >= 0x7b && c <= 0x7e) || /\s/.test(ch)) {
+      out += ch;
+      cap = true;
+    } else {
+      out += cap ? ch.toUpperCase() : ch.toLowerCase();
+      cap = false;
+    }
+  }
+  return out;
 }
 
 function filesizeformat(v: unknown, binary: boolean): string {
-  const bytes = num(v);
+  // A number, or a string that reads as one (as Jinja2 converts it).
+  const bytes = typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/.test(v) ? Number(v) : num(v);
+  if (Number.isNaN(bytes)) throw new EvalError(`invalid operation: filesizeformat needs a number, got ${typeName(v)}`);
   const base = binary ? 1024 : 1000;
   const prefixes = binary ? ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'] : ['kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
   if (bytes === 1) return '1 Byte';
@@ -382,7 +421,7 @@ const FILTERS: Record<string, Filter> = {
   forceescape: (v) => new SafeStr(escapeHtml(str(v))),
   lower: (v) => strOrEmpty(v).toLowerCase(),
   upper: (v) => strOrEmpty(v).toUpperCase(),
-  title: (v) => strOrEmpty(v).replace(/[A-Za-z0-9\u00c0-\uffff]+/g, (w) => w[0]!.toUpperCase() + w.slice(1).toLowerCase()),
+  title: (v) => titleCase(strOrEmpty(v)),
   capitalize: (v) => {
     const s = strOrEmpty(v);
     return s ? s[0]!.toUpperCase() + s.slice(1).toLowerCase() : s;
@@ -408,7 +447,8 @@ const FILTERS: Record<string, Filter> = {
   },
   length: (v) => length(v),
   count: (v) => length(v),
-  wordcount: (v) => (strOrEmpty(v).match(/\w+/g) ?? []).length,
+  // Runs of letters, digits and `_`, in any script (Python's \\w; minijinja counts the same way).
+  wordcount: (v) => (strOrEmpty(v).match(/[\p{L}\p{N}_]+/gu) ?? []).length,
   first: (v) => {
     const k = kindOf(v);
     if (k === 'string') return [...(v as string)][0];
@@ -616,8 +656,8 @@ const FILTERS: Record<string, Filter> = {
   },
   // Jinja2's fourth argument, break_on_hyphens, is accepted; lines break at white space only.
   wordwrap: (v, a) => {
-    a.get(3, 'break_on_hyphens');
-    return wordwrap(strOrEmpty(v), int(a.get(0, 'width') ?? 79, 'width'), a.get(1, 'break_long_words') === undefined ? true : isTrue(a.get(1, 'break_long_words')), str(a.get(2, 'wrapstring') ?? '\n'));
+    const flag = (x: unknown) => (x === undefined ? true : isTrue(x));
+    return wordwrap(strOrEmpty(v), int(a.get(0, 'width') ?? 79, 'width'), flag(a.get(1, 'break_long_words')), str(a.get(2, 'wrapstring') ?? '\n'), flag(a.get(3, 'break_on_hyphens')));
   },
   filesizeformat: (v, a) => filesizeformat(v, isTrue(a.get(0, 'binary'))),
   pluralize: (v, a) => {
@@ -632,7 +672,20 @@ const FILTERS: Record<string, Filter> = {
     const autospace = a.get(0, 'autospace');
     return attrs && (autospace === undefined || isTrue(autospace)) ? ' ' + attrs : attrs;
   },
-  striptags: (v) => strOrEmpty(v).replace(/<!--[\s\S]*?-->|<[^>]*>/g, '').replace(/\s+/g, ' ').trim(),
+  // Tags and comments removed, white space collapsed, then character references unescaped (the
+  // common named ones and numeric ones, as Jinja2 and minijinja do).
+  striptags: (v) =>
+    strOrEmpty(v)
+      .replace(/<!--[\s\S]*?-->|<[^>]*>/g, '')
+      .replace(/\s+/g, ' ')
+      .trim()
+      .replace(/&(amp|lt|gt|quot|apos|nbsp|#\d+|#[xX][0-9a-fA-F]+);/g, (m, e: string) => {
+        if (e[0] === '#') {
+          const cp = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1));
+          return cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
+        }
+        return ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' } as Record<string, string>)[e] ?? m;
+      }),
   // minijinja-contrib's random choice (a sequence's item, a string's character).
   random: (v) => {
     const items = typeof v === 'string' ? [...v] : listOf(v, 'random');

@@ -1,7 +1,7 @@
 // Python methods on values (`s.startswith('x')`, `d.items()`, `d.get('k')`), as Python's Jinja2
 // allows. minijinja-cli without --py-compat rejects them; bkci accepts them as a superset.
 import { EvalError } from './errors.js';
-import { replaceFirst, splitString } from './filters.js';
+import { replaceFirst, splitString, titleCase } from './filters.js';
 import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, toStr, typeName, valuesEqual } from './values.js';
 
 type Method = (self: never, a: unknown[]) => unknown;
@@ -26,7 +26,7 @@ const STRING: Record<string, (s: string, a: unknown[]) => unknown> = {
   rstrip: (s, [c]) => strip(s, c, false, true),
   lower: (s) => s.toLowerCase(),
   upper: (s) => s.toUpperCase(),
-  title: (s) => s.replace(/[A-Za-z0-9]+/g, (w) => w[0]!.toUpperCase() + w.slice(1).toLowerCase()),
+  title: (s) => titleCase(s),
   capitalize: (s) => (s ? s[0]!.toUpperCase() + s.slice(1).toLowerCase() : s),
   split: (s, [sep, max]) => splitString(s, sep, max),
   rsplit: (s, [sep, max]) => {

@@ -1,0 +1,40 @@
+// bkci's superset: filters and Python methods minijinja-js (the MiniJinja oracle) is built without,
+// checked against Python's Jinja2 instead (printed values that the two engines print differently,
+// True/None and quoted lists, are left out).
+import { describe, expect, it } from 'vitest';
+import { compileTemplate } from '../../src/pipeline/jinja/index.js';
+import { renderWithJinja2 } from '../helpers/oracles.js';
+
+const DATA = { s: '  Hello wORLD, foo-bar  ', u: 'ünïcode Straße wörds_2 ٣٤', n: 1234567, p: '<b>bold</b> &amp; "q"', w: 'the quick brown fox jumps over the lazy dog' };
+const TEXTS = ['a  b   c', '  lead  two  spaces and more words here', 'foo-bar-baz quux-quuux', 'averyveryverylongwordindeed short', 'x\n\n  y z', 'end with space  ', '--dash --opts here-there'];
+
+function templates(): string[] {
+  const out: string[] = [];
+  for (const t of TEXTS) for (const w of [5, 8, 12]) for (const bl of ['true', 'false']) out.push(`{{ ${JSON.stringify(t)} | wordwrap(${w}, ${bl}) }}`);
+  out.push('{{ w | wordwrap(20, wrapstring="<br>") }}', '{{ w | wordwrap(width=10, break_on_hyphens=false) }}');
+  for (const x of ['s', 'u', 'p', 'w', '""', '"a_b c-d 12"']) {
+    out.push(`{{ ${x} | wordcount }}`, `{{ ${x} | truncate(10) }}`, `{{ ${x} | truncate(12, true, "~", 0) }}`, `{{ ${x} | center(30) }}|`, `{{ ${x} | striptags }}`, `{{ ${x} | capitalize }}`, `{{ ${x}.title() }}`);
+  }
+  out.push('{{ n | filesizeformat }} {{ n | filesizeformat(true) }} {{ "1234567" | filesizeformat }} {{ "2.5e6" | filesizeformat(true) }} {{ 1 | filesizeformat }} {{ 999 | filesizeformat }}');
+  out.push('{{ "abc" | filesizeformat }}', '{{ "%s-%d" | format("a", 3) }}', '{{ "{}:{}".format("a", 1) }}');
+  return out;
+}
+
+describe('the superset, against Jinja2', () => {
+  it('renders as Jinja2 does', () => {
+    const ts = templates();
+    const want = renderWithJinja2(ts.map((template) => ({ template, data: DATA })));
+    let rendered = 0;
+    ts.forEach((t, i) => {
+      let got: string;
+      try {
+        got = compileTemplate(t, 't.j2').render(new Map(Object.entries(DATA)));
+      } catch {
+        got = 'ERROR';
+      }
+      expect(got, t).toBe(want[i]!.error !== undefined ? 'ERROR' : want[i]!.out);
+      if (want[i]!.error === undefined) rendered++;
+    });
+    expect(rendered).toBeGreaterThan(80);
+  });
+});
