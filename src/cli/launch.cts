@@ -67,10 +67,15 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   void start(argv, { codeCache }).then((code) => {
     process.exitCode = code;
     if (mode === 'write' && script) {
-      // Atomically, so a concurrent run never reads half a cache.
+      // Atomically, so a concurrent run never reads half a cache. A directory that cannot be
+      // written (an installed package) keeps what it has: the command itself succeeded.
       const tmp = `${cacheFile}.${process.pid}.tmp`;
-      writeFileSync(tmp, Buffer.concat([header, script.createCachedData()]), { mode: 0o644 });
-      renameSync(tmp, cacheFile);
+      try {
+        writeFileSync(tmp, Buffer.concat([header, script.createCachedData()]), { mode: 0o644 });
+        renameSync(tmp, cacheFile);
+      } catch (err) {
+        process.stderr.write(`bkci: the code cache was not written: ${(err as Error).message}\n`);
+      }
     }
   });
 }

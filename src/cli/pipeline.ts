@@ -127,6 +127,11 @@ Examples:
       const text = await readInput(file, io, 'pipeline');
       const v = await validatePipelineText(text);
       const name = file === '-' ? '<stdin>' : file;
+      // The agent refuses an empty pipeline file (stdin with nothing on it uploads nothing).
+      if (file !== '-' && text.length === 0) {
+        v.valid = false;
+        v.findings.push({ severity: 'error', path: '(file)', line: 1, col: 1, message: 'the pipeline file is empty (buildkite-agent pipeline upload refuses it)' });
+      }
       if (flags.json) io.stdout.write(JSON.stringify({ file: name, valid: v.valid, jobs: v.jobs, findings: v.findings }, null, 2) + '\n');
       else {
         writeFindings(io, name, v.findings);

@@ -205,6 +205,15 @@ describe('bkci pipeline validate', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, jobs: 1, findings: [] });
   });
 
+  it('an empty pipeline file is invalid, as the agent refuses it; empty stdin uploads nothing', async () => {
+    const d = tmp({ 'empty.yml': '' });
+    const file = await runBkci(['pipeline', 'validate', 'empty.yml'], { cwd: d });
+    expect(file.code).toBe(1);
+    expect(file.stderr).toMatch(/empty\.yml:1:1: error: \(file\): the pipeline file is empty/);
+    const stdin = await runBkci(['pipeline', 'validate', '-'], { stdin: '' });
+    expect(stdin).toMatchObject({ code: 0, stdout: '<stdin>: valid (0 jobs)\n' });
+  });
+
   it('exits 2 when the file is missing', async () => {
     const r = await runBkci(['pipeline', 'validate', '/nonexistent/p.yml']);
     expect(r.code).toBe(2);
