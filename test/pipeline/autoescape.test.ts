@@ -21,7 +21,7 @@ const SNIPPETS = [
   '{% autoescape false %}{{ s }}{% endautoescape %}', '{% autoescape true %}{{ s }}{% endautoescape %}', '{% autoescape "json" %}{{ s }}{% endautoescape %}{{ s }}',
   '{% autoescape "html" %}{{ s }}{% autoescape "none" %}{{ s }}{% endautoescape %}{{ s }}{% endautoescape %}', '{% autoescape "bad" %}{% endautoescape %}',
   '{{ s is safe }} {{ s | safe is safe }}', '{% for c in "ab" | safe %}{{ c }}{% endfor %}', '{% set j = m | tojson %}{{ j }} {{ j | length }} {{ j == \'{"a":1,"b":2}\' }} {{ j | e }}',
-  '{{ s | safe | e }} {{ s | e | safe }} {{ (s | e) ~ "<" }}', '{% macro q() %}<{{ s }}>{% endmacro %}{{ q() | length }} {{ q() == "x" }}', '{{ (s | safe) == s }} {{ "a" in (s | safe) }} {{ (s | safe)[0] }}',
+  '{{ s | safe | e }} {{ s | e | safe }} {{ (s | e) ~ "<" }}', '{{ "a" in ["a" | safe] }} {{ [{"k": "a"}] | selectattr("k", "eq", "a" | safe) | list | length }} {{ ("" | safe) or "x" }}', '{% macro q() %}<{{ s }}>{% endmacro %}{{ q() | length }} {{ q() == "x" }}', '{{ (s | safe) == s }} {{ "a" in (s | safe) }} {{ (s | safe)[0] }}',
 ];
 const NAMES = ['t.j2', 'p.yaml.j2', 'p.yml', 'p.json.j2', 'p.html.j2'];
 

@@ -8,14 +8,10 @@ import {
   type CallArgs, compareValues, formatFloat, formatInt, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
   mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, toStr, typeName, valuesEqual,
 } from './values.js';
+import { SafeStr } from './values.js';
 
-// A string marked safe from autoescaping (only used when autoescape is on).
-export class SafeStr {
-  constructor(readonly s: string) {}
-  toJinja(): string {
-    return this.s;
-  }
-}
+export { SafeStr };
+
 
 export interface FilterEnv {
   autoescape: 'none' | 'html' | 'json';

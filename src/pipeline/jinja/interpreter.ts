@@ -10,7 +10,7 @@ import { builtinGlobals } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
 import {
   type CallArgs, iterate, isTrue, JCallable, JFloat, kindOf, Lazy, Namespace, num,
-  sortedMap, toStr, typeName, valuesEqual,
+  sortedMap, toStr, typeName, unsafe, valuesEqual,
 } from './values.js';
 
 export type AutoEscape = 'none' | 'html' | 'json';
@@ -62,7 +62,7 @@ const LENIENT_FILTERS = new Set(['default', 'd']);
 // output under autoescaping); every other filter, test and operator sees a safe string as the
 // plain string it is, as in minijinja.
 const SAFE_AWARE_FILTERS = new Set(['safe', 'escape', 'e', 'forceescape', 'string', 'default', 'd', 'tojson', 'pprint']);
-const plain = (v: unknown): unknown => (v instanceof SafeStr ? v.s : v);
+const plain = unsafe;
 
 class Renderer {
   private out: string[] = [];
@@ -472,7 +472,8 @@ class Renderer {
           return this.applyFilterChain(e, undefined, frame);
         case 'test': {
           const input = this.evalLenient(e.input, frame, LENIENT_TESTS.has(e.name));
-          const args = this.evalArgs(e.args, e.kwargs, frame);
+          const evaluated = this.evalArgs(e.args, e.kwargs, frame);
+          const args = { args: evaluated.args.map(plain), kwargs: evaluated.kwargs };
           const r = applyTest(e.name, e.name === 'string' || e.name === 'safe' ? input : plain(input), args);
           return e.negate ? !r : r;
         }

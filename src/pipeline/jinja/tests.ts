@@ -2,7 +2,7 @@
 // are not sequences, numbers include bools only for `number`-agnostic comparisons.
 import { EvalError } from './errors.js';
 import { contains } from './ops.js';
-import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, valuesEqual } from './values.js';
+import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, SafeStr, valuesEqual } from './values.js';
 
 type Test = (v: unknown, args: unknown[]) => boolean;
 
@@ -13,7 +13,7 @@ const integral = (v: unknown): number | undefined => (numeric(v) && Number.isInt
 const CASED: { lower?: RegExp; upper?: RegExp } = {};
 function requireString(v: unknown): string {
   if (typeof v === 'string') return v;
-  if (typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr') return (v as { s: string }).s;
+  if (v instanceof SafeStr) return v.s;
   throw new EvalError('invalid operation: value is not a string');
 }
 const isStr = (v: unknown): v is string => typeof v === 'string';
@@ -28,7 +28,7 @@ const TESTS: Record<string, Test> = {
   number: (v) => kindOf(v) === 'number',
   integer: (v) => typeof v === 'number',
   float: (v) => v instanceof JFloat,
-  string: (v) => isStr(v) || (typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr'),
+  string: (v) => isStr(v) || v instanceof SafeStr,
   sequence: (v) => kindOf(v) === 'seq',
   mapping: (v) => kindOf(v) === 'map',
   // Undefined and none iterate as nothing, so they are iterable (as minijinja says).
@@ -58,7 +58,7 @@ const TESTS: Record<string, Test> = {
   startingwith: (v, [p]) => isStr(v) && isStr(p) && v.startsWith(p),
   endingwith: (v, [p]) => isStr(v) && isStr(p) && v.endsWith(p),
   containing: (v, [p]) => contains(v, p),
-  safe: (v) => typeof v === 'object' && v !== null && v.constructor?.name === 'SafeStr',
+  safe: (v) => v instanceof SafeStr,
 };
 const ALIASES: Record<string, string> = {
   equalto: 'eq', '==': 'eq', '!=': 'ne', lessthan: 'lt', '<': 'lt', '<=': 'le', greaterthan: 'gt', '>': 'gt', '>=': 'ge', escaped: 'safe',

@@ -32,6 +32,17 @@ export class Lazy {
   constructor(readonly compute: () => unknown) {}
 }
 
+// A string marked safe from autoescaping .
+export class SafeStr {
+  constructor(readonly s: string) {}
+  toJinja(): string {
+    return this.s;
+  }
+}
+
+// A plain string for a safe one (operators, tests and most filters see the text).
+export const unsafe = (v: unknown): unknown => (v instanceof SafeStr ? v.s : v);
+
 export class Namespace {
   readonly vars = new Map<string, unknown>();
 }
@@ -133,7 +144,7 @@ export function isTrue(v: unknown): boolean {
     default:
       if (v instanceof Namespace) return v.vars.size > 0;
       // A safe string is as true as its text.
-      if (typeof v === 'object' && v !== null && 'toJinja' in v) return isTrue((v as { toJinja(): unknown }).toJinja());
+      if (v instanceof SafeStr) return v.s.length > 0;
       return true;
   }
 }
@@ -265,6 +276,8 @@ export function compareValues(a: unknown, b: unknown): number {
 }
 
 export function valuesEqual(a: unknown, b: unknown): boolean {
+  a = unsafe(a);
+  b = unsafe(b);
   const ka = kindOf(a);
   const kb = kindOf(b);
   if ((ka === 'number' || ka === 'bool') && (kb === 'number' || kb === 'bool')) return num(a) === num(b);
