@@ -85,7 +85,7 @@ const STATEMENTS: string[] = [
   '{{ true is odd }} {{ false is even }} {{ 3.0 is odd }} {{ 2.5 is odd }} {{ true is divisibleby(1) }} {{ 7.5 is divisibleby 2.5 }} {{ "6" is divisibleby 3 }}',
   '{{ "a1" is lower }} {{ "" is lower }} {{ "AB" is upper }} {{ "1" is upper }}', '{{ none is upper }}', '{{ 1 is lower }}',
   '{{ none | reverse }}|{{ m | reverse | list }}|{{ nums | reverse | list }}', '{{ ["b", "a", "C"] | max }} {{ ["b", "a", "C"] | min }}',
-  '{% for x in nums %}{{ loop }}{% endfor %}', '{{ range(1, 2, 3, 4) }}', '{{ range() }}', '{{ dict(1) }}', '{{ namespace(1) }}', '{% set c = cycler() %}{{ c.next() }}', '{% for x in nums %}{{ loop.cycle() }}{% endfor %}',
+  '{% for x in nums %}{{ loop }}{% endfor %}', '{{ [missing] | sum }} {{ [1, missing] | sum }}', '{{ [none] | sum }}', '{{ [1.5, true] | sum }}', '{{ range(1, 2, 3, 4) }}', '{{ range() }}', '{{ dict(1) }}', '{{ namespace(1) }}', '{% set c = cycler() %}{{ c.next() }}', '{% for x in nums %}{{ loop.cycle() }}{% endfor %}',
   '{% macro m(a, b=1) %}{{ caller() }}{% endmacro %}{% macro n() %}{% endmacro %}{{ m.name }} {{ m.arguments }} {{ m.caller }} {{ n.caller }}',
   '{% block b %}x{% endblock %}|{% if t %}{% block c %}y{{ s }}{% endblock %}{% endif %}|{{ self.b() }}{{ self.c() }}', '{% set self = 1 %}', '{% set loop = 1 %}', '{% macro m(loop) %}{% endmacro %}',
   '{{ s | lower(1) }}', '{{ nums | join(",", "x", 3) }}', '{{ s | trim("a", "b") }}', '{{ 1 | default(2, true, 3) }}', '{{ nums | batch(2, "x", 1) }}', '{{ s | replace("a", "b", 1, 2) }}',

@@ -521,7 +521,9 @@ const FILTERS: Record<string, Filter> = {
     let acc: unknown = a.get(1, 'start') ?? 0;
     for (const x of listOf(v, 'sum')) {
       const n = attr !== undefined ? attrPath(x, attr) : x;
-      if (!isNumber(n) && typeof n !== 'boolean') throw new EvalError(`invalid operation: cannot sum ${typeName(n)}`);
+      // As minijinja: undefined adds nothing; anything but a number (a bool too) is an error.
+      if (n === undefined) continue;
+      if (!isNumber(n)) throw new EvalError(`invalid operation: can only sum numbers, got ${typeName(n)}`);
       acc = isFloat(acc) || isFloat(n) ? mkFloat(num(acc) + num(n)) : num(acc) + num(n);
     }
     return acc;
