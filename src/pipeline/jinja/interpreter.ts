@@ -2,6 +2,7 @@
 // lstrip_blocks, autoescape chosen by file name. Errors carry the template position of the node.
 import type { Expr, Param, Stmt, Target } from './ast.js';
 import { EvalError, TemplateError } from './errors.js';
+import { macroClosure } from './closure.js';
 import { applyFilter, escapeHtml, SafeStr, toJson } from './filters.js';
 import { callMethod } from './methods.js';
 import { binaryOp, negate } from './ops.js';
@@ -25,6 +26,9 @@ const NO_KWARGS: ReadonlyMap<string, unknown> = new Map();
 
 class Frame {
   readonly vars = new Map<string, unknown>();
+  // On a macro call's frame: the names the macro takes from where it was defined (closure.ts);
+  // any other name it does not hold itself comes from the render context only.
+  captures?: ReadonlySet<string>;
   constructor(readonly parent: Frame | null) {}
   lookup(name: string): unknown {
     const v = this.find(name);
@@ -34,7 +38,12 @@ class Frame {
   find(name: string): unknown {
     for (let f: Frame | null = this; f; f = f.parent) {
       let v = f.vars.get(name);
-      if (v === undefined && !f.vars.has(name)) continue;
+      if (v === undefined && !f.vars.has(name)) {
+        if (f.captures && !f.captures.has(name) && f.parent) f = rootOf(f);
+        else continue;
+        v = f.vars.get(name);
+        if (v === undefined && !f.vars.has(name)) return MISSING;
+      }
       if (v instanceof Lazy) f.vars.set(name, (v = v.compute()));
       return v;
     }
@@ -378,11 +387,13 @@ class Renderer {
 
   private makeMacro(name: string, params: Param[], body: Stmt[], closure: Frame): JCallable {
     const self = this;
+    const captures = macroClosure(params, body);
     const macro: JCallable = new JCallable(
       name,
       ({ args, kwargs }) => {
         if (args.length > params.length) throw new EvalError(`too many arguments to macro ${name}`);
         const f = new Frame(closure);
+        f.captures = captures;
         const rest = new Map(kwargs);
         const caller = rest.get('caller');
         rest.delete('caller');
@@ -587,6 +598,7 @@ function collectBlocks(stmts: Stmt[], out: Map<string, Stmt[]>): void {
   }
 }
 
+// The render context: the outermost frame.
 function rootOf(frame: Frame): Frame {
   let f = frame;
   while (f.parent) f = f.parent;
