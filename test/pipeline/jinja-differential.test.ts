@@ -85,7 +85,7 @@ const STATEMENTS: string[] = [
   '{{ true is odd }} {{ false is even }} {{ 3.0 is odd }} {{ 2.5 is odd }} {{ true is divisibleby(1) }} {{ 7.5 is divisibleby 2.5 }} {{ "6" is divisibleby 3 }}',
   '{{ "a1" is lower }} {{ "" is lower }} {{ "AB" is upper }} {{ "1" is upper }}', '{{ none is upper }}', '{{ 1 is lower }}',
   '{{ none | reverse }}|{{ m | reverse | list }}|{{ nums | reverse | list }}', '{{ ["b", "a", "C"] | max }} {{ ["b", "a", "C"] | min }}',
-  '{% for x in nums %}{{ loop }}{% endfor %}',
+  '{% for x in nums %}{{ loop }}{% endfor %}', '{% for q in [1, 2] recursive %}{% for p in [1] %}{{ loop.depth }}{% endfor %}{% endfor %}|{% for q in [1] %}{% for p in [1] %}{{ loop.depth }}{% endfor %}{% endfor %}',
   '{% set x = 1 %}{% macro m() %}{% set x = x ~ "!" %}{{ x }}{% endmacro %}{{ m() }}|{% macro n() %}{{ x }}{% set x = 2 %}{{ x }}{% endmacro %}{{ n() }}|{% macro o() %}{% set s = s ~ "!" %}{{ s }}{% endmacro %}{{ o() }}',
   '{% set x = 1 %}{% macro cc() %}{{ caller() }}{% endmacro %}{% call cc() %}{% for p in [1, 2] %}{% set x = x ~ "!" %}{{ x }}{% endfor %}{% endcall %}', '{{ [missing] | sum }} {{ [1, missing] | sum }}', '{{ [none] | sum }}', '{{ [1.5, true] | sum }}', '{{ range(1, 2, 3, 4) }}', '{{ range() }}', '{{ dict(1) }}', '{{ namespace(1) }}', '{% set c = cycler() %}{{ c.next() }}', '{% for x in nums %}{{ loop.cycle() }}{% endfor %}',
   '{% macro m(a, b=1) %}{{ caller() }}{% endmacro %}{% macro n() %}{% endmacro %}{{ m.name }} {{ m.arguments }} {{ m.caller }} {{ n.caller }}',

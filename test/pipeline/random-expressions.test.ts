@@ -69,11 +69,11 @@ describe('random expressions', () => {
     const rnd = randomInts(1);
     const pick = <T>(a: T[]): T => a[rnd(a.length)]!;
     const tag = (b: string) => `{%${pick(['', '', '-'])} ${b} ${pick(['', '', '-'])}%}`;
-    const vals = ['x', 'y', 'l', 'm', 's', 'ps', 'n + 1', 'x ~ "!"', 'loop.index', 'loop.first', 'ns.c', 'l | length', 'caller()', 'm.a', 'p.v', 'k'];
+    const vals = ['x', 'y', 'l', 'm', 's', 'ps', 'n + 1', 'x ~ "!"', 'loop.index', 'loop.first', 'ns.c', 'l | length', 'caller()', 'm.a', 'p.v', 'k', 'w', 'q', 'r', 'ns2.v'];
     const body = (d: number): string => {
       let out = '';
       for (let i = rnd(4); i > 0; i--) {
-        const r = rnd(d > 2 ? 3 : 11);
+        const r = rnd(d > 2 ? 3 : 16);
         if (r === 0) out += pick(['\n', ' ', 'a', '-', '\n  ']);
         else if (r === 1) out += `{{${pick(['', '', '-'])} ${pick(vals)} ${pick(['', '', '-'])}}}`;
         else if (r === 2) out += tag(`set x = ${pick(vals)}`);
@@ -84,7 +84,12 @@ describe('random expressions', () => {
         else if (r === 7) out += tag('macro cc()') + '[{{ caller() }}]' + tag('endmacro') + tag('call cc()') + body(d + 1) + tag('endcall');
         else if (r === 8) out += tag('filter upper') + body(d + 1) + tag('endfilter');
         else if (r === 9) out += tag('set z') + body(d + 1) + tag('endset') + '{{ z }}';
-        else out += tag('for k, v in m | items') + body(d + 1) + '{{ k }}={{ v }}' + tag('endfor');
+        else if (r === 10) out += tag('for k, v in m | items') + body(d + 1) + '{{ k }}={{ v }}' + tag('endfor');
+        else if (r === 11) out += tag(`with w = ${pick(vals)}`) + body(d + 1) + '{{ w }}' + tag('endwith');
+        else if (r === 12) out += tag('macro ee(q)') + '<{{ caller(q) }}>' + tag('endmacro') + tag('call(r) ee(' + pick(vals) + ')') + '{{ r }}' + body(d + 1) + tag('endcall');
+        else if (r === 13) out += tag('macro rr(n2)') + body(d + 1) + '{% if n2 > 0 %}{{ rr(n2 - 1) }}{% endif %}{{ n2 }}' + tag('endmacro') + '{{ rr(2) }}';
+        else if (r === 14) out += tag('set ns2 = namespace(v=[])') + tag('macro add(i)') + tag('set ns2.v = ns2.v + [i]') + body(d + 1) + tag('endmacro') + '{{ add(1) }}{{ add(x) }}{{ ns2.v }}';
+        else out += tag('for q in l recursive') + body(d + 1) + '{{ loop.depth }}{{ q }}' + tag('endfor');
       }
       return out;
     };

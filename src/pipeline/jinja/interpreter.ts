@@ -166,9 +166,12 @@ class Renderer {
       case 'if':
         this.exec(isTrue(this.eval(s.cond, frame)) ? s.body : s.else, frame);
         return;
-      case 'for':
-        this.execFor(s, frame, this.eval(s.iter, frame), 1);
+      case 'for': {
+        // As minijinja counts loop.depth: a loop directly inside a recursive loop is one deeper.
+        const outer = frame.find('loop');
+        this.execFor(s, frame, this.eval(s.iter, frame), outer instanceof LoopState && outer.recurse ? outer.depth + 1 : 1);
         return;
+      }
       case 'set':
         this.assign(s.target, this.eval(s.value, frame), frame);
         return;
