@@ -15,6 +15,23 @@ const FILTERS = ['length', 'first', 'last', 'upper', 'lower', 'string', 'list', 
 const OPS = ['+', '-', '*', '/', '//', '%', '**', '~', '==', '!=', '<', '>', '<=', '>=', 'in', 'not in', 'and', 'or'];
 const TESTS = ['defined', 'undefined', 'none', 'number', 'string', 'sequence', 'mapping', 'iterable', 'odd', 'even', 'divisibleby(2)', 'true', 'false', 'lower', 'upper', 'in([1, 2, 3])', 'eq(3)', 'gt(1)'];
 
+// What minijinja-js and bkci make of a template: the output, or 'ERROR'.
+function bothEngines(src: string, data: Record<string, unknown>): [want: string, got: string] {
+  let want: string;
+  try {
+    want = new Environment().renderStr(src, data);
+  } catch {
+    want = 'ERROR';
+  }
+  let got: string;
+  try {
+    got = compileTemplate(src, 't.j2').render(parseYamlValue(JSON.stringify(data), 'd.json') as Map<string, unknown>);
+  } catch {
+    got = 'ERROR';
+  }
+  return [want, got];
+}
+
 function generator(seed: number): () => string {
   const rnd = randomInts(seed);
   const pick = <T>(a: T[]): T => a[rnd(a.length)]!;
@@ -47,18 +64,7 @@ describe('random expressions', () => {
     let rendered = 0;
     for (let i = 0; i < 3000; i++) {
       const src = next();
-      let want: string;
-      try {
-        want = new Environment().renderStr(src, DATA);
-      } catch {
-        want = 'ERROR';
-      }
-      let got: string;
-      try {
-        got = compileTemplate(src, 't.j2').render(parseYamlValue(JSON.stringify(DATA), 'd.json') as Map<string, unknown>);
-      } catch {
-        got = 'ERROR';
-      }
+      const [want, got] = bothEngines(src, DATA);
       expect(got, src).toBe(want);
       if (want !== 'ERROR') rendered++;
     }
@@ -97,18 +103,7 @@ describe('random expressions', () => {
     let rendered = 0;
     for (let i = 0; i < 1500; i++) {
       const src = body(0);
-      let want: string;
-      try {
-        want = new Environment().renderStr(src, data);
-      } catch {
-        want = 'ERROR';
-      }
-      let got: string;
-      try {
-        got = compileTemplate(src, 't.j2').render(parseYamlValue(JSON.stringify(data), 'd.json') as Map<string, unknown>);
-      } catch {
-        got = 'ERROR';
-      }
+      const [want, got] = bothEngines(src, data);
       expect(got, src).toBe(want);
       if (want !== 'ERROR' && want !== '') rendered++;
     }

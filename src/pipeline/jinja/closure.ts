@@ -63,14 +63,12 @@ class Tracker {
         return;
       case 'call':
         this.expr(e.fn);
-        e.args.forEach((x) => this.expr(x));
-        e.kwargs.forEach(([, x]) => this.expr(x));
+        this.args(e.args, e.kwargs);
         return;
       case 'filter':
       case 'test':
         this.expr(e.input);
-        e.args.forEach((x) => this.expr(x));
-        e.kwargs.forEach(([, x]) => this.expr(x));
+        this.args(e.args, e.kwargs);
         return;
       case 'bin':
       case 'and':
@@ -89,6 +87,11 @@ class Tracker {
         this.expr(e.else);
         return;
     }
+  }
+
+  args(args: Expr[], kwargs: [string, Expr][]): void {
+    args.forEach((x) => this.expr(x));
+    kwargs.forEach(([, x]) => this.expr(x));
   }
 
   macro(params: Param[], body: Stmt[], declareCaller: boolean): void {
@@ -160,12 +163,7 @@ class Tracker {
         this.scoped(() => this.macro(s.params, s.body, true));
         return;
       case 'callblock': {
-        const call = s.call;
-        if (call.t === 'call') {
-          this.expr(call.fn);
-          call.args.forEach((x) => this.expr(x));
-          call.kwargs.forEach(([, x]) => this.expr(x));
-        } else this.expr(call);
+        this.expr(s.call);
         this.scoped(() => this.macro(s.params, s.body, true));
         return;
       }
