@@ -16,9 +16,17 @@ const PATTERNS: RegExp[] = [
 
 export const REDACTED = '[REDACTED]';
 
+// The name of one of Buildkite's or bkci's environment variables (not a value: kept).
+const ENV_NAME = /^(?:BUILDKITE|BKCI)_[A-Z0-9_]+$/;
+
 export function redact(text: string): string {
   let out = text;
   for (const s of secrets) out = out.split(s).join(REDACTED);
-  for (const re of PATTERNS) out = out.replace(re, (m, prefix?: unknown) => (typeof prefix === 'string' ? prefix + REDACTED : REDACTED));
+  for (const re of PATTERNS)
+    out = out.replace(re, (m, prefix?: unknown) => {
+      if (typeof prefix !== 'string') return REDACTED;
+      // "token: BUILDKITE_API_TOKEN is not set" names a variable; it is not one's value.
+      return ENV_NAME.test(m.slice(prefix.length)) ? m : prefix + REDACTED;
+    });
   return out;
 }
