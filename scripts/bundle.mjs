@@ -10,7 +10,7 @@
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -76,6 +76,24 @@ await build({
   outfile: join(outdir, 'bin.js'),
   define: { __BKCI_VERSION__: JSON.stringify(version), __BKCI_BUILD_ID__: JSON.stringify(buildId) },
 });
+// bin.js starts as a POSIX sh script that execs Node on the same file; to JavaScript each of the
+// sh lines is a string statement and a comment. It exists for one thing: Node 20 reads the whole
+// NODE_EXTRA_CA_CERTS file and builds its root certificate store before running any script
+// (~35 ms for a system CA bundle, half of a `pipeline render`; Node 22 does it on first TLS use).
+// Commands that make no TLS connection (pipeline, node, help) start Node without the variable;
+// launch.cts sets it again in process.env for the processes bkci runs. Global options come before
+// the command word; --log-level is the only one that takes a value. `node bin.js` skips the lines.
+const shLines = [
+  '#!/bin/sh',
+  '":" //; bkci_w_=; bkci_v_=; for bkci_a_ in "$@"; do if [ -n "$bkci_v_" ]; then bkci_v_=; continue; fi; case $bkci_a_ in --log-level) bkci_v_=1;; -*) ;; *) bkci_w_=$bkci_a_; break;; esac; done',
+  '":" //; case $bkci_w_ in ""|pipeline|node|help) if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then BKCI_DEFERRED_NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export BKCI_DEFERRED_NODE_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi;; esac',
+  '":" //; exec node "$0" "$@"',
+];
+const bin = readFileSync(join(outdir, 'bin.js'), 'utf8');
+if (!bin.startsWith('#!')) throw new Error('bin.js lost its #! line: check the sh lines in scripts/bundle.mjs');
+writeFileSync(join(outdir, 'bin.js'), shLines.join('\n') + bin.slice(bin.indexOf('\n')), { mode: 0o755 });
+chmodSync(join(outdir, 'bin.js'), 0o755);
+
 // The package is "type": "module"; the bundle is CommonJS.
 writeFileSync(join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 

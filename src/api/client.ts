@@ -240,6 +240,9 @@ export class ApiClient {
         res = await undici.request(url, { method, headers, body: payload, dispatcher, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
         this.io.log.debug({ method, url: `${url.origin}${url.pathname}${url.search}`, status: res.statusCode, ms: Date.now() - started, authorization: opts.noAuth ? 'none' : 'Bearer [REDACTED]' }, 'api request');
       } catch (err) {
+        // The handshake failed, so nothing was sent; retrying would meet the same certificate.
+        const cert = certificateProblem(err);
+        if (cert) throw new NetworkError(`${where}: the TLS certificate of ${url.origin} was not accepted: ${cert.reason}`, cert.hint, { cause: err });
         if (!isNetworkError(err)) throw err;
         const reason = describeNetworkError(err);
         if (!idempotent) throw new AmbiguousRequestError(`${where}: ${reason}; the request may or may not have been processed`, err);
@@ -409,6 +412,23 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT
 function isNetworkError(err: unknown): boolean {
   const e = err as { code?: string; name?: string; cause?: { code?: string } };
   return (typeof e?.code === 'string' && (e.code.startsWith('UND_ERR') || NETWORK_CODES.has(e.code))) || (typeof e?.cause?.code === 'string' && NETWORK_CODES.has(e.cause.code));
+}
+
+// OpenSSL's verification results as Node names them, and Node's host name check.
+const CERT_CODES = /^(?:UNABLE_TO_|CERT_|CRL_|ERROR_IN_CERT|ERROR_IN_CRL|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|INVALID_CA$|PATH_LENGTH_EXCEEDED$|INVALID_PURPOSE$|HOSTNAME_MISMATCH$|ERR_TLS_CERT_ALTNAME_INVALID$)/;
+
+function certificateProblem(err: unknown): { reason: string; hint: string } | undefined {
+  const e = err as { code?: unknown; message?: string; cause?: { code?: unknown; message?: string } };
+  const found = [e, e?.cause].find((x) => typeof x?.code === 'string' && CERT_CODES.test(x.code));
+  if (!found) return undefined;
+  const code = found.code as string;
+  const reason = `${found.message ?? code} (${code})`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') return { reason, hint: 'check the host name in --api-url / BUILDKITE_API_URL' };
+  if (/EXPIRED|NOT_YET_VALID/.test(code)) return { reason, hint: "check this machine's clock; if it is right, the server's certificate is out of date" };
+  return {
+    reason,
+    hint: 'if a proxy or a private CA signs the certificates here, point NODE_EXTRA_CA_CERTS at its CA certificate (a PEM file) and run again',
+  };
 }
 
 function describeNetworkError(err: unknown): string {

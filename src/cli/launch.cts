@@ -25,6 +25,16 @@ type Start = (argv: string[], info: StartInfo) => Promise<number>;
 
 const argv = process.argv.slice(2);
 
+// The sh lines at the top of the built bin.js (scripts/bundle.mjs) start Node without
+// NODE_EXTRA_CA_CERTS for commands that make no TLS connection: Node 20 parses the whole CA file
+// (and its own ~140 root certificates) before running any script, ~35 ms for a system bundle. The
+// variable is put back here so that the processes bkci starts (git, the GPU tools) see it.
+const deferredCa = process.env.BKCI_DEFERRED_NODE_EXTRA_CA_CERTS;
+if (deferredCa !== undefined) {
+  delete process.env.BKCI_DEFERRED_NODE_EXTRA_CA_CERTS;
+  process.env.NODE_EXTRA_CA_CERTS ??= deferredCa;
+}
+
 // `bkci --version` answers before anything else loads.
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   process.stdout.write(__BKCI_VERSION__ + '\n');
@@ -64,7 +74,7 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
     codeCache = "none (Node's compile cache)";
   }
 
-  void start(argv, { codeCache }).then((code) => {
+  void start(argv, { codeCache, deferredCa: deferredCa !== undefined }).then((code) => {
     process.exitCode = code;
     if (mode === 'write' && script) {
       // Atomically, so a concurrent run never reads half a cache. A directory that cannot be

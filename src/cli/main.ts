@@ -7,6 +7,7 @@ import type { Io } from '../util/io.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/log.js';
 import { redact } from '../util/redact.js';
 import { buildProgram } from './program.js';
+import type { StartInfo } from './start.js';
 
 const require = createRequire(import.meta.url);
 
@@ -39,7 +40,7 @@ function preScan(argv: string[]): GlobalFlags {
   return f;
 }
 
-export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['log'] }, info: { codeCache?: string } = {}): Promise<number> {
+export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['log'] }, info: StartInfo = {}): Promise<number> {
   const flags = preScan(argv);
   const level = logLevelFrom(flags, io.env);
   // stderr and its TTY-ness are read when the first line is logged (start.ts makes them lazily).
@@ -59,6 +60,7 @@ export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['l
       () => require('pino'),
     );
   if (info.codeCache) log.debug({ codeCache: info.codeCache }, 'code cache');
+  if (info.deferredCa) log.debug('started without NODE_EXTRA_CA_CERTS (this command makes no TLS connection); set again for child processes');
   // io's own properties may be getters: extended, not copied.
   const fullIo: Io = Object.create(io, { log: { value: log, enumerable: true } }) as Io;
   const program = buildProgram(fullIo, argv);

@@ -1,19 +1,34 @@
 // Runs the CLI as the real process: process.* gathered into an Io, handed to runCli. Shared by the
 // two executables, dist/cli/bin.js (the compiled sources) and the bundle's launcher.
+import { createRequire } from 'node:module';
+import { fdWriter } from '../util/fd-writer.js';
 import { realSleep, wantsColor } from '../util/io.js';
 import { runCli } from './main.js';
+
+const require = createRequire(import.meta.url);
 
 export interface StartInfo {
   // What became of the bundle's code cache (see src/cli/launch.ts); logged at debug level.
   codeCache?: string;
+  // The bin's sh lines started Node without NODE_EXTRA_CA_CERTS (put back for child processes).
+  deferredCa?: boolean;
 }
 
 export async function start(argv: string[], info: StartInfo = {}): Promise<number> {
   // A closed pipe (`bkci ... | head`) is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
+  const closed = () => process.exit(process.exitCode ?? 0);
+  let stdout: NodeJS.WriteStream | undefined;
+  const stdoutStream = () => {
+    if (!stdout) {
+      stdout = process.stdout;
+      stdout.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') closed();
+        throw err;
+      });
+    }
+    return stdout;
+  };
+  let stdoutTTY: boolean | undefined;
 
   // stdin and stderr are made on first use: Node builds a stream for each (~1.5 ms for a piped
   // stdin, ~1 ms for a stderr that is a file), which a render that logs nothing never needs.
@@ -22,7 +37,7 @@ export async function start(argv: string[], info: StartInfo = {}): Promise<numbe
   return runCli(
     argv,
     {
-      stdout: process.stdout,
+      stdout: fdWriter(1, stdoutStream, closed),
       get stderr() {
         return process.stderr;
       },
@@ -31,7 +46,9 @@ export async function start(argv: string[], info: StartInfo = {}): Promise<numbe
       },
       env: process.env,
       cwd: process.cwd(),
-      stdoutIsTTY: process.stdout.isTTY === true,
+      get stdoutIsTTY() {
+        return (stdoutTTY ??= (require('node:tty') as typeof import('node:tty')).isatty(1));
+      },
       get stderrIsTTY() {
         return stderrIsTTY();
       },

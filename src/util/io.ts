@@ -1,10 +1,12 @@
 // The one object that carries the process's streams, environment and clock into the code below
 // src/cli: nothing else touches `process.*`, so tests run commands in-process with their own Io.
 import type { Readable, Writable } from 'node:stream';
+import type { Out } from './fd-writer.js';
 import type { Logger } from './log.js';
 
 export interface Io {
-  stdout: Writable;
+  // Only ever written to: the real process writes fd 1 directly (fd-writer.ts).
+  stdout: Out;
   stderr: Writable;
   stdin: Readable;
   env: Readonly<Record<string, string | undefined>>;

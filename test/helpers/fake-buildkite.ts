@@ -5,6 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
@@ -86,16 +87,18 @@ export class FakeBuildkite {
     return { BUILDKITE_API_TOKEN: this.token, BUILDKITE_ORGANIZATION_SLUG: this.org, BUILDKITE_PIPELINE_SLUG: this.pipeline, BUILDKITE_API_URL: this.url };
   }
 
-  async start(): Promise<this> {
+  // tls: serve the API over HTTPS with this key and certificate (the storage host stays HTTP).
+  async start(opts: { tls?: { key: string; cert: string } } = {}): Promise<this> {
     // A bug in the fake answers 599 with the error instead of leaving the client waiting.
     const guard = (h: (q: IncomingMessage, s: ServerResponse) => Promise<void>) => (q: IncomingMessage, s: ServerResponse) =>
       void h(q, s).catch((err: unknown) => {
         if (!s.headersSent) send(s, 599, { message: `fake server error: ${String(err)}` });
         else s.destroy();
       });
-    this.api = createServer(guard((req, res) => this.handleApi(req, res)));
+    const api = guard((req, res) => this.handleApi(req, res));
+    this.api = opts.tls ? createHttpsServer(opts.tls, api) : createServer(api);
     this.storage = createServer(guard((req, res) => this.handleStorage(req, res)));
-    this.apiOrigin = await listen(this.api);
+    this.apiOrigin = await listen(this.api, opts.tls ? 'https' : 'http');
     this.storageOrigin = await listen(this.storage);
     return this;
   }
@@ -335,6 +338,6 @@ function send(res: ServerResponse, status: number, data: unknown, headers: Recor
   res.end(JSON.stringify(data));
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+function listen(server: Server, scheme = 'http'): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`)));
 }
