@@ -2,8 +2,8 @@
 // `npm run bench`: whole-process wall times (median of N round-robin runs) of bkci against the other ways of
 // rendering vLLM's template, plus a 5,000-step render+validate and `bkci --version`.
 // Writes bench/results.md and prints it. Needs `npm run build` first and ../shared/vllm.
-// `bkci` is the bundled CLI (dist/bundle/bin.js, the package's bin); one row runs the unbundled
-// tsc output for comparison.
+// `bkci` is the bundled CLI (dist/bundle/bin.js, the package's bin) executed as users run it; one
+// row runs it as `node bin.js`, one the unbundled tsc output, for comparison.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
@@ -88,26 +88,31 @@ const bench = (name, cmd, args, env) => {
   return c;
 };
 const bare = bench('node -e 0 (floor)', node, ['-e', '0']);
+// bkci as users run it: the bin executed (its sh lines exec `node` from PATH on the same file),
+// with this Node first on PATH. The sh lines start Node without NODE_EXTRA_CA_CERTS for commands
+// that make no TLS connection (see scripts/bundle.mjs); `node bin.js` skips them.
+const binEnv = (extra = {}) => ({ ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}`, ...extra });
 // The vLLM render as bkci runs it (template, test list, the set's -D definitions).
 const vllmRender = [join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...defs];
-const bk = bench('bkci: vLLM render + validate', node, [bin, 'pipeline', 'render', ...vllmRender]);
-bench('bkci (unbundled dist/cli): vLLM render + validate', node, [unbundled, 'pipeline', 'render', ...vllmRender]);
-bench('bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate', node, [bin, 'pipeline', 'render', ...vllmRender], { ...process.env, BKCI_CODE_CACHE: 'off' });
-bench('bkci: vLLM render --no-validate', node, [bin, 'pipeline', 'render', '--no-validate', ...vllmRender]);
+const bk = bench('bkci: vLLM render + validate', bin, ['pipeline', 'render', ...vllmRender], binEnv());
+const bkNode = bench('node dist/bundle/bin.js (Node started as is): vLLM render + validate', node, [bin, 'pipeline', 'render', ...vllmRender]);
+bench('bkci (unbundled dist/cli, node dist/cli/bin.js): vLLM render + validate', node, [unbundled, 'pipeline', 'render', ...vllmRender]);
+bench('bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate', bin, ['pipeline', 'render', ...vllmRender], binEnv({ BKCI_CODE_CACHE: 'off' }));
+bench('bkci: vLLM render --no-validate', bin, ['pipeline', 'render', '--no-validate', ...vllmRender], binEnv());
 const j2 = py ? bench('Python Jinja2: vLLM render', py, [jinja2Script, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]) : undefined;
 bench('minijinja-js: vLLM render', node, [mjScript, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]);
-const big5k = bench('bkci: 5,000 steps, bundled template + selection + validate', node, [bin, 'pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed]);
-const ver = bench('bkci --version', node, [bin, '--version']);
+const big5k = bench('bkci: 5,000 steps, bundled template + selection + validate', bin, ['pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed], binEnv());
+const ver = bench('bkci --version', bin, ['--version'], binEnv());
 // Node 20 reads NODE_EXTRA_CA_CERTS at start-up (Node 22+ only when TLS is first used): where it
-// is set (as on the development machine), every Node row above pays for it. The same two rows
-// without it show the floor and bkci's own time as a machine without it would see them.
+// is set (as on the development machine), `node -e 0` and the `node bin.js` row pay for it. The
+// same rows without it show the floor and bkci's time as a machine without it would see them.
 let noCa;
 if (process.env.NODE_EXTRA_CA_CERTS) {
-  const env = { ...process.env };
+  const env = binEnv();
   delete env.NODE_EXTRA_CA_CERTS;
   noCa = {
     bare: bench('node -e 0, NODE_EXTRA_CA_CERTS unset', node, ['-e', '0'], env),
-    bk: bench('bkci: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', node, [bin, 'pipeline', 'render', ...vllmRender], env),
+    bk: bench('bkci: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', bin, ['pipeline', 'render', ...vllmRender], env),
   };
 }
 
@@ -139,8 +144,8 @@ const lines = [
   ...rows.map((r) => `| ${r.join(' | ')} |`),
   '',
   'Ratios (targets in parentheses):',
-  `- vLLM render / bare node: ${ratio(bk, bare)} (<= 2)${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, noCa.bare)}` : ''}`,
-  j2 ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5)${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, j2)}` : ''}` : '- Python Jinja2 not available',
+  `- vLLM render / bare node: ${ratio(bk, bare)} (<= 2); node bin.js: ${ratio(bkNode, bare)}${noCa ? `; both without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, noCa.bare)}` : ''}`,
+  j2 ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5); node bin.js: ${ratio(bkNode, j2)}${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, j2)}` : ''}` : '- Python Jinja2 not available',
   `- bkci --version / bare node: ${ratio(ver, bare)} (<= 1.3)`,
   `- 5,000 steps render+validate: ${big5k.median.toFixed(0)} ms (< 1000), ${big5k.rss.toFixed(0)} MB (< 200)`,
   '',
