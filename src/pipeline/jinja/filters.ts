@@ -6,7 +6,7 @@ import { getAttr, getItem } from './access.js';
 import { applyTest } from './tests.js';
 import {
   type CallArgs, compareValues, formatFloat, formatInt, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
-  mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, toStr, typeName, valuesEqual,
+  mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, sortValues, toStr, typeName, valuesEqual,
 } from './values.js';
 import { SafeStr } from './values.js';
 
@@ -211,7 +211,8 @@ function lowerIfStr(v: unknown, caseSensitive: boolean): unknown {
 
 // `attribute` arguments may be dotted paths ("a.b") or integer indexes ("0").
 // `x.a.b` for filters' attribute= arguments. As in an expression, an attribute of an undefined
-// value is an error (of none: undefined).
+// value is an error (of none: undefined); map, selectattr, sum, min and max let it through, while
+// sort, groupby and unique take such a path as minijinja does (attrPathOrUndefined, NO_KEY).
 export function attrPath(v: unknown, path: unknown): unknown {
   if (typeof path === 'number') return getItem(v, path);
   let cur = v;
@@ -223,12 +224,38 @@ export function attrPath(v: unknown, path: unknown): unknown {
   return cur;
 }
 
+// attrPath for the filters that, in minijinja, take a path they cannot follow as undefined
+// (groupby, unique) rather than an error.
+function attrPathOrUndefined(v: unknown, path: unknown): unknown {
+  try {
+    return attrPath(v, path);
+  } catch (err) {
+    if (err instanceof EvalError) return undefined;
+    throw err;
+  }
+}
+
+// A sort key that could not be read: as minijinja, such an item compares equal to any other.
+const NO_KEY = Symbol('no key');
+
 function sortItems(items: unknown[], a: Args, keyOf: (x: unknown) => unknown): unknown[] {
   const reverse = isTrue(a.get(0, 'reverse'));
   const cs = isTrue(a.get(1, 'case_sensitive'));
   const attr = a.get(2, 'attribute');
-  const key = (x: unknown) => lowerIfStr(attr !== undefined ? attrPath(keyOf(x), attr) : keyOf(x), cs);
-  const out = [...items].sort((x, y) => compareValues(key(x), key(y)));
+  const key = (x: unknown): unknown => {
+    if (attr === undefined) return lowerIfStr(keyOf(x), cs);
+    try {
+      return lowerIfStr(attrPath(keyOf(x), attr), cs);
+    } catch (err) {
+      if (err instanceof EvalError) return NO_KEY;
+      throw err;
+    }
+  };
+  const out = sortValues(items, (x, y) => {
+    const kx = key(x);
+    const ky = key(y);
+    return kx === NO_KEY || ky === NO_KEY ? 0 : compareValues(kx, ky);
+  });
   return reverse ? out.reverse() : out;
 }
 
@@ -506,7 +533,7 @@ const FILTERS: Record<string, Filter> = {
     const seen: unknown[] = [];
     const out: unknown[] = [];
     for (const x of listOf(v, 'unique')) {
-      const key = lowerIfStr(attr !== undefined ? attrPath(x, attr) : x, cs);
+      const key = lowerIfStr(attr !== undefined ? attrPathOrUndefined(x, attr) : x, cs);
       if (!seen.some((s) => valuesEqual(s, key))) {
         seen.push(key);
         out.push(x);
@@ -616,10 +643,10 @@ const FILTERS: Record<string, Filter> = {
     const cs = isTrue(a.get(2, 'case_sensitive'));
     const groups: [unknown, unknown[]][] = [];
     const keyOf = (x: unknown) => {
-      const r = attrPath(x, attr);
+      const r = attrPathOrUndefined(x, attr);
       return r === undefined ? d : r;
     };
-    const sorted = [...listOf(v, 'groupby')].sort((x, y) => compareValues(lowerIfStr(keyOf(x), cs), lowerIfStr(keyOf(y), cs)));
+    const sorted = sortValues(listOf(v, 'groupby'), (x, y) => compareValues(lowerIfStr(keyOf(x), cs), lowerIfStr(keyOf(y), cs)));
     for (const x of sorted) {
       const k = keyOf(x);
       const g = groups.at(-1);
@@ -706,11 +733,13 @@ function extreme(v: unknown, a: Args, dir: 1 | -1): unknown {
   const items = listOf(v, dir > 0 ? 'max' : 'min');
   let best: unknown = undefined;
   let bestKey: unknown = undefined;
+  let first = true;
   for (const x of items) {
     const key = lowerIfStr(attr !== undefined ? attrPath(x, attr) : x, cs);
-    if (best === undefined || compareValues(key, bestKey) * dir > 0) {
+    if (first || compareValues(key, bestKey) * dir > 0) {
       best = x;
       bestKey = key;
+      first = false;
     }
   }
   return best;

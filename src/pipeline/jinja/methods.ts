@@ -2,7 +2,7 @@
 // allows. minijinja-cli without --py-compat rejects them; bkci accepts them as a superset.
 import { EvalError } from './errors.js';
 import { replaceFirst, splitString, titleCase } from './filters.js';
-import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, toStr, typeName, valuesEqual } from './values.js';
+import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, sortValues, toStr, typeName, valuesEqual } from './values.js';
 
 type Method = (self: never, a: unknown[]) => unknown;
 
@@ -84,7 +84,8 @@ const LIST: Record<string, (l: unknown[], a: unknown[]) => unknown> = {
     return null;
   },
   sort: (l) => {
-    l.sort(compareValues);
+    const sorted = sortValues(l, compareValues);
+    for (let i = 0; i < sorted.length; i++) l[i] = sorted[i];
     return null;
   },
   reverse: (l) => {

@@ -236,6 +236,14 @@ const RANK: Record<Kind, number> = { undefined: 0, none: 1, bool: 2, number: 3, 
 
 // Total order used by `<`, `sort`, `max`...: undefined < none < bools < numbers < strings < seqs <
 // maps, as minijinja orders values (`false < -2` holds there; `true == 1` still does too).
+// A stable sort of Jinja values. Array.prototype.sort moves undefined elements to the end without
+// asking the comparator, where Jinja orders undefined before everything: sorted by index instead.
+export function sortValues<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
+  const idx = items.map((_, i) => i);
+  idx.sort((i, j) => cmp(items[i] as T, items[j] as T));
+  return idx.map((i) => items[i] as T);
+}
+
 export function compareValues(a: unknown, b: unknown): number {
   const ka = kindOf(a);
   const kb = kindOf(b);
