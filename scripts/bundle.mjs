@@ -91,7 +91,8 @@ const shLines = [
 ];
 const bin = readFileSync(join(outdir, 'bin.js'), 'utf8');
 if (!bin.startsWith('#!')) throw new Error('bin.js lost its #! line: check the sh lines in scripts/bundle.mjs');
-writeFileSync(join(outdir, 'bin.js'), shLines.join('\n') + bin.slice(bin.indexOf('\n')), { mode: 0o755 });
+writeFileSync(join(outdir, 'bin.js'), shLines.join('\n') + bin.slice(bin.indexOf('\n')));
+// esbuild wrote the file, so a mode given to writeFileSync would not apply.
 chmodSync(join(outdir, 'bin.js'), 0o755);
 
 // The package is "type": "module"; the bundle is CommonJS.

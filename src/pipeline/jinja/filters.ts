@@ -211,8 +211,8 @@ function lowerIfStr(v: unknown, caseSensitive: boolean): unknown {
 
 // `attribute` arguments may be dotted paths ("a.b") or integer indexes ("0").
 // `x.a.b` for filters' attribute= arguments. As in an expression, an attribute of an undefined
-// value is an error (of none: undefined); map, selectattr, sum, min and max let it through, while
-// sort, groupby and unique take such a path as minijinja does (attrPathOrUndefined, NO_KEY).
+// value is an error (of none: undefined), which map, selectattr, sum, min and max raise; sort,
+// groupby and unique take a path they cannot follow as minijinja does (attrPathOrUndefined, NO_KEY).
 export function attrPath(v: unknown, path: unknown): unknown {
   if (typeof path === 'number') return getItem(v, path);
   let cur = v;

@@ -234,8 +234,6 @@ function repr(v: unknown, nested: boolean): string {
 
 const RANK: Record<Kind, number> = { undefined: 0, none: 1, bool: 2, number: 3, string: 4, seq: 5, iterator: 5, map: 6, object: 7 };
 
-// Total order used by `<`, `sort`, `max`...: undefined < none < bools < numbers < strings < seqs <
-// maps, as minijinja orders values (`false < -2` holds there; `true == 1` still does too).
 // A stable sort of Jinja values. Array.prototype.sort moves undefined elements to the end without
 // asking the comparator, where Jinja orders undefined before everything: sorted by index instead.
 export function sortValues<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
@@ -244,6 +242,8 @@ export function sortValues<T>(items: readonly T[], cmp: (a: T, b: T) => number):
   return idx.map((i) => items[i] as T);
 }
 
+// Total order used by `<`, `sort`, `max`...: undefined < none < bools < numbers < strings < seqs <
+// maps, as minijinja orders values (`false < -2` holds there; `true == 1` still does too).
 export function compareValues(a: unknown, b: unknown): number {
   const ka = kindOf(a);
   const kb = kindOf(b);
