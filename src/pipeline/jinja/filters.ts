@@ -789,9 +789,12 @@ export function applyFilter(name: string, v: unknown, call: CallArgs, env: Filte
   const f = FILTERS[name];
   if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter: filter ${name} is unknown`);
   const args = new Args(name, call);
-  const sig = signature(name, f);
-  args.checkArity(sig.positional);
-  if (sig.keywords) for (const k of call.kwargs.keys()) if (!sig.keywords.has(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
+  // A call without arguments fits every filter: its signature is read only when there are some.
+  if (call.args.length > 0 || call.kwargs.size > 0) {
+    const sig = signature(name, f);
+    args.checkArity(sig.positional);
+    if (sig.keywords) for (const k of call.kwargs.keys()) if (!sig.keywords.has(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
+  }
   return f(v, args, env);
 }
 

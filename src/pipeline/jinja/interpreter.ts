@@ -77,8 +77,14 @@ class Renderer {
   private out: string[] = [];
   // Each block's bodies from the most derived template to the base (for `super()`).
   private blocks = new Map<string, Stmt[][]>();
-  // The blocks of the template being rendered (the base one when templates extend), for `self`.
-  private readonly ownBlocks = new Map<string, Stmt[]>();
+  // The template being rendered (the base one when templates extend): its blocks are what `self`
+  // offers, collected when a template first reads `self` (a walk of the whole tree).
+  private ownBody: Stmt[] = [];
+  private ownBlocksFound: Map<string, Stmt[]> | undefined;
+  private get ownBlocks(): Map<string, Stmt[]> {
+    if (!this.ownBlocksFound) collectBlocks(this.ownBody, (this.ownBlocksFound = new Map()));
+    return this.ownBlocksFound;
+  }
   private lenient = 0;
   // The autoescape mode in force: the template's, or an `{% autoescape %}` block's.
   private mode: AutoEscape;
@@ -117,7 +123,7 @@ class Renderer {
   render(body: Stmt[], frame: Frame): string {
     const parent = this.findExtends(body);
     if (parent) return this.renderExtends(body, parent, frame);
-    collectBlocks(body, this.ownBlocks);
+    this.ownBody = body;
     this.exec(body, frame);
     return this.out.join('');
   }
@@ -137,7 +143,7 @@ class Renderer {
       current = loaded.body;
       node = this.findExtends(current);
     }
-    collectBlocks(current, this.ownBlocks);
+    this.ownBody = current;
     this.exec(current, frame);
     return this.out.join('');
   }
