@@ -94,6 +94,7 @@ const STATEMENTS: string[] = [
   '{{ people | sort(attribute="missing.x") | map(attribute="name") | join }}', '{{ people | groupby("missing.x") | list | length }} {{ people | groupby("missing.x", default="zz") | map(attribute="grouper") | list }}',
   '{{ people | unique(attribute="missing.x") | map(attribute="name") | list }}', '{{ people | map(attribute="missing.x") | list }}', '{{ people | selectattr("missing.x") | list }}',
   '{{ [1, missing, 0] | sort }} {{ [1, missing, 0] | sort(reverse=true) }} {{ [1, missing, none, 0] | sort }}', '{{ [1, missing, 0] | min }}|{{ [1, missing, 0] | max }}', '{{ [{"a": 2}, missing, {"a": 1}] | sort(attribute="a.b") }}',
+  '{% for q in nums recursive %}{% macro rr() %}{% macro add() %}{{ loop.index }}{% endmacro %}{% for z in nums recursive %}{{ loop.depth }}{% endfor %}{% endmacro %}{{ rr() }}{% endfor %}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

@@ -51,6 +51,17 @@ class Frame {
   }
 }
 
+// The loop whose body `frame` is in. As minijinja looks for it among the frames of its own
+// context, a macro's body does not see a loop around the macro's definition, even one it captured.
+function currentLoopOf(frame: Frame): LoopState | undefined {
+  for (let f: Frame | null = frame; f; f = f.parent) {
+    const v = f.vars.get('loop');
+    if (v instanceof LoopState) return v;
+    if (f.captures) return undefined;
+  }
+  return undefined;
+}
+
 class BreakSignal {}
 class ContinueSignal {}
 
@@ -174,7 +185,7 @@ class Renderer {
         return;
       case 'for': {
         // As minijinja counts loop.depth: a loop directly inside a recursive loop is one deeper.
-        const outer = frame.find('loop');
+        const outer = currentLoopOf(frame);
         this.execFor(s, frame, this.eval(s.iter, frame), outer instanceof LoopState && outer.recurse ? outer.depth + 1 : 1);
         return;
       }
