@@ -17,6 +17,31 @@ function templates(): string[] {
   }
   out.push('{{ n | filesizeformat }} {{ n | filesizeformat(true) }} {{ "1234567" | filesizeformat }} {{ "2.5e6" | filesizeformat(true) }} {{ 1 | filesizeformat }} {{ 999 | filesizeformat }}');
   out.push('{{ "abc" | filesizeformat }}', '{{ "%s-%d" | format("a", 3) }}', '{{ "{}:{}".format("a", 1) }}');
+  // Python's str methods (predicates printed through an if: Jinja2 prints True/False).
+  const yn = (e: string) => `{{ "y" if ${e} else "n" }}`;
+  const subjects = ['s', 'u', 'p', 'w', '""', '"a_b c-d 12"', '"Hello World"', '"Hello world"', '"-42"', '"+7"', '"Straße ﬁx"', '"a\tbc\tdef\n\tg"', '"٣٤"', '"x²"', '"²³"', '"_id9"', '"9id"', '"ÉTÉ"', '"été"', '"Ǆemal"', '" "', '"a\u0007"'];
+  for (const x of subjects) {
+    out.push(
+      `{{ ${x}.find("o") }} {{ ${x}.find("o", 5) }} {{ ${x}.rfind("o", 0, -3) }} {{ ${x}.find("l", -4) }} {{ ${x}.count("o", 2) }} {{ ${x}.count("") }} {{ ${x}.count("l", 1, -1) }}`,
+      `{{ ${x}.index("e") }}`,
+      `{{ ${x}.rindex("e", 2) }}`,
+      `{{ ${x}.center(21, "*") }}|{{ ${x}.center(20) }}|{{ ${x}.ljust(15, ".") }}|{{ ${x}.rjust(15) }}|{{ ${x}.center(2) }}|`,
+      `{{ ${x}.partition(" ") | join("|") }} {{ ${x}.rpartition(" ") | join("|") }} {{ ${x}.partition("zz") | join("|") }} {{ ${x}.rpartition("zz") | join("|") }}`,
+      `{{ ${x}.swapcase() }} {{ ${x}.casefold() }} {{ ${x}.zfill(8) }} {{ ${x}.removeprefix("  ") }}|{{ ${x}.removesuffix("  ") }}|{{ ${x}.expandtabs(4) }}|{{ ${x}.expandtabs() }}`,
+      ['isdigit', 'isdecimal', 'isnumeric', 'isalpha', 'isalnum', 'isascii', 'isidentifier', 'isprintable', 'islower', 'isupper', 'istitle'].map((m) => yn(`${x}.${m}()`)).join(''),
+    );
+  }
+  out.push('{{ "a".partition("") }}', '{{ "a".center(5, "ab") }}', '{{ "abc".index("z") }}');
+  // Python's dict methods, the mutating ones included.
+  const show = '{% for k, v in d | dictsort %}{{ k }}={{ v }};{% endfor %}';
+  out.push(
+    `{% set d = {"a": 1} %}{% set _ = d.update({"b": 2}, c=3) %}${show}`,
+    `{% set d = {"a": 1} %}{% set _ = d.update([["x", 9], ["a", 0]]) %}${show}`,
+    `{% set d = {"a": 1, "b": 2} %}{{ d.pop("a") }} {{ d.pop("zz", "def") }} ${show}`,
+    '{% set d = {"a": 1} %}{{ d.pop("zz") }}',
+    `{% set d = {"a": 1} %}{{ d.setdefault("a", 5) }} {{ d.setdefault("e", 5) }} ${show}`,
+    `{% set d = {"a": 1} %}{% set c = d.copy() %}{% set _ = c.update(z=1) %}{{ d | length }} {{ c | length }}{% set _ = d.clear() %} {{ d | length }}`,
+  );
   return out;
 }
 

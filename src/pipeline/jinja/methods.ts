@@ -4,7 +4,7 @@ import { EvalError } from './errors.js';
 import { replaceFirst, splitString, titleCase } from './filters.js';
 import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, sortValues, toStr, typeName, valuesEqual } from './values.js';
 
-type Method = (self: never, a: unknown[]) => unknown;
+type Method = (self: never, a: unknown[], call: CallArgs) => unknown;
 
 const strip = (s: string, chars: unknown, left: boolean, right: boolean): string => {
   const set = chars === undefined || chars === null ? null : new Set(toStr(chars));
@@ -17,6 +17,59 @@ const strip = (s: string, chars: unknown, left: boolean, right: boolean): string
 };
 
 const prefixes = (p: unknown): string[] => (Array.isArray(p) ? p.map(toStr) : [toStr(p)]);
+
+// Python's s[start:end] bounds for find/index/count (negative from the end, clamped); indexes are
+// UTF-16 positions, as everywhere in bkci's strings.
+function bounds(len: number, start: unknown, end: unknown): [number, number] {
+  const at = (v: unknown, d: number) => {
+    if (v === undefined || v === null) return d;
+    const n = Number(v);
+    return n < 0 ? Math.max(0, len + n) : Math.min(len, n);
+  };
+  return [at(start, 0), at(end, len)];
+}
+
+function findIn(s: string, sub: unknown, start: unknown, end: unknown, last: boolean): number {
+  const [b, e] = bounds(s.length, start, end);
+  const x = toStr(sub);
+  if (e - b < x.length) return -1;
+  const i = last ? s.lastIndexOf(x, e - x.length) : s.indexOf(x, b);
+  return i < b || i + x.length > e ? -1 : i;
+}
+
+function mustFind(s: string, sub: unknown, start: unknown, end: unknown, last: boolean): number {
+  const i = findIn(s, sub, start, end, last);
+  if (i < 0) throw new EvalError('invalid operation: substring not found');
+  return i;
+}
+
+function fill(c: unknown): string {
+  const f = c === undefined || c === null ? ' ' : toStr(c);
+  if ([...f].length !== 1) throw new EvalError('invalid argument: the fill character must be exactly one character long');
+  return f;
+}
+
+// Python's str.center: the odd space goes left when the width is odd.
+function center(s: string, width: unknown, c: unknown): string {
+  const f = fill(c);
+  const w = Number(width);
+  const marg = w - s.length;
+  if (marg <= 0) return s;
+  const left = Math.floor(marg / 2) + (marg & w & 1);
+  return f.repeat(left) + s + f.repeat(marg - left);
+}
+
+const cased = (ch: string) => ch.toLowerCase() !== ch.toUpperCase();
+const isUpperCh = (ch: string) => cased(ch) && ch === ch.toUpperCase() && ch !== ch.toLowerCase();
+const isLowerCh = (ch: string) => cased(ch) && ch === ch.toLowerCase() && ch !== ch.toUpperCase();
+
+function partition(s: string, sep: unknown, last: boolean): string[] {
+  const x = toStr(sep);
+  if (x === '') throw new EvalError('invalid argument: empty separator');
+  const i = last ? s.lastIndexOf(x) : s.indexOf(x);
+  if (i < 0) return last ? ['', '', s] : [s, '', ''];
+  return [s.slice(0, i), x, s.slice(i + x.length)];
+}
 
 const STRING: Record<string, (s: string, a: unknown[]) => unknown> = {
   startswith: (s, [p]) => prefixes(p).some((x) => s.startsWith(x)),
@@ -39,28 +92,124 @@ const STRING: Record<string, (s: string, a: unknown[]) => unknown> = {
     if (n === undefined) return s.split(toStr(a)).join(toStr(b));
     return replaceFirst(s, toStr(a), toStr(b), n as number);
   },
-  find: (s, [x]) => s.indexOf(toStr(x)),
-  rfind: (s, [x]) => s.lastIndexOf(toStr(x)),
-  count: (s, [x]) => (toStr(x) ? s.split(toStr(x)).length - 1 : s.length + 1),
+  find: (s, [x, b, e]) => findIn(s, x, b, e, false),
+  rfind: (s, [x, b, e]) => findIn(s, x, b, e, true),
+  index: (s, [x, b, e]) => mustFind(s, x, b, e, false),
+  rindex: (s, [x, b, e]) => mustFind(s, x, b, e, true),
+  count: (s, [x, b, e]) => {
+    const [i, j] = bounds(s.length, b, e);
+    if (j < i) return 0;
+    const part = s.slice(i, j);
+    const sub = toStr(x);
+    return sub ? part.split(sub).length - 1 : part.length + 1;
+  },
   join: (s, [items]) => seqItems(items).map(toStr).join(s),
-  isdigit: (s) => /^\d+$/.test(s),
-  isalpha: (s) => /^[A-Za-z]+$/.test(s),
-  isalnum: (s) => /^[A-Za-z0-9]+$/.test(s),
+  // Unicode classes, as Python's (isdigit also takes the superscript digits).
+  isdigit: (s) => /^[\p{Nd}\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]+$/u.test(s),
+  isdecimal: (s) => /^\p{Nd}+$/u.test(s),
+  isnumeric: (s) => /^\p{N}+$/u.test(s),
+  isalpha: (s) => /^\p{L}+$/u.test(s),
+  isalnum: (s) => /^[\p{L}\p{N}]+$/u.test(s),
+  isascii: (s) => /^[\x00-\x7f]*$/.test(s),
+  isidentifier: (s) => /^[\p{XID_Start}_]\p{XID_Continue}*$/u.test(s),
+  isprintable: (s) => /^(?:[^\p{C}\p{Z}]| )*$/u.test(s),
   isspace: (s) => /^\s+$/.test(s),
-  islower: (s) => /[a-z]/.test(s) && s === s.toLowerCase(),
-  isupper: (s) => /[A-Z]/.test(s) && s === s.toUpperCase(),
-  zfill: (s, [w]) => s.padStart(w as number, '0'),
+  // At least one cased character, and every cased one lower (upper) case.
+  islower: (s) => [...s].some(cased) && ![...s].some(isUpperCh),
+  isupper: (s) => [...s].some(cased) && ![...s].some(isLowerCh),
+  istitle: (s) => {
+    let prevCased = false;
+    let any = false;
+    for (const ch of s) {
+      if (isUpperCh(ch)) {
+        if (prevCased) return false;
+        prevCased = any = true;
+      } else if (isLowerCh(ch)) {
+        if (!prevCased) return false;
+        prevCased = any = true;
+      } else prevCased = false;
+    }
+    return any;
+  },
+  swapcase: (s) => [...s].map((ch) => (isUpperCh(ch) ? ch.toLowerCase() : isLowerCh(ch) ? ch.toUpperCase() : ch)).join(''),
+  // Full case folding, approximated by upper then lower case (ß -> ss, ligatures split).
+  casefold: (s) => s.toUpperCase().toLowerCase(),
+  center: (s, [w, c]) => center(s, w, c),
+  ljust: (s, [w, c]) => s.padEnd(Math.max(s.length, Number(w)), fill(c)),
+  rjust: (s, [w, c]) => s.padStart(Math.max(s.length, Number(w)), fill(c)),
+  partition: (s, [sep]) => partition(s, sep, false),
+  rpartition: (s, [sep]) => partition(s, sep, true),
+  removeprefix: (s, [p]) => (s.startsWith(toStr(p)) ? s.slice(toStr(p).length) : s),
+  removesuffix: (s, [p]) => (toStr(p) && s.endsWith(toStr(p)) ? s.slice(0, s.length - toStr(p).length) : s),
+  expandtabs: (s, [size]) => {
+    const t = size === undefined || size === null ? 8 : Number(size);
+    let col = 0;
+    let out = '';
+    for (const ch of s) {
+      if (ch === '\t') {
+        const n = t > 0 ? t - (col % t) : 0;
+        out += ' '.repeat(n);
+        col += n;
+      } else {
+        out += ch;
+        col = ch === '\n' || ch === '\r' ? 0 : col + 1;
+      }
+    }
+    return out;
+  },
+  // Python's zfill: zeros after a leading sign.
+  zfill: (s, [w]) => {
+    const width = Number(w);
+    if (s.length >= width) return s;
+    const sign = s[0] === '-' || s[0] === '+' ? s[0] : '';
+    return sign + '0'.repeat(width - s.length) + s.slice(sign.length);
+  },
   format: (s, a) => {
     let i = 0;
     return s.replace(/\{(\d*)\}/g, (_m, n: string) => toStr(a[n === '' ? i++ : Number(n)]));
   },
 };
 
-const MAP: Record<string, (m: Map<unknown, unknown>, a: unknown[]) => unknown> = {
+const MAP: Record<string, (m: Map<unknown, unknown>, a: unknown[], call: CallArgs) => unknown> = {
   items: (m) => [...m].map(([k, v]) => [k, v]),
   keys: (m) => [...m.keys()],
   values: (m) => [...m.values()],
   get: (m, [k, d]) => (m.has(normKey(k)) ? m.get(normKey(k)) : d === undefined ? null : d),
+  copy: (m) => new Map(m),
+  // The mutating ones, as Python's dict has them (`{% set _ = d.update({'k': v}) %}`).
+  pop: (m, [k, d], call) => {
+    const key = normKey(k);
+    if (m.has(key)) {
+      const v = m.get(key);
+      m.delete(key);
+      return v;
+    }
+    if (call.args.length + call.kwargs.size < 2) throw new EvalError(`invalid operation: key ${toStr(k)} is not in the map`);
+    return d;
+  },
+  setdefault: (m, [k, d]) => {
+    const key = normKey(k);
+    if (!m.has(key)) m.set(key, d === undefined ? null : d);
+    return m.get(key);
+  },
+  update: (m, _a, call) => {
+    const [other] = call.args;
+    if (call.args.length > 1) throw new EvalError('too many arguments: update takes at most one positional argument');
+    if (other instanceof Map) for (const [k, v] of other) m.set(k, v);
+    else if (other !== undefined && other !== null) {
+      for (const pair of seqItems(other)) {
+        const kv = seqItems(pair);
+        if (kv.length !== 2) throw new EvalError('invalid operation: update needs a map or a sequence of pairs');
+        m.set(normKey(kv[0]), kv[1]);
+      }
+    }
+    for (const [k, v] of call.kwargs) m.set(k, v);
+    return null;
+  },
+  clear: (m) => {
+    m.clear();
+    return null;
+  },
 };
 
 const LIST: Record<string, (l: unknown[], a: unknown[]) => unknown> = {
@@ -112,6 +261,6 @@ export function callMethod(obj: unknown, name: string, call: CallArgs): unknown 
   }
   const m = table && Object.hasOwn(table, name) ? table[name] : undefined;
   if (!m) throw new EvalError(`unknown method: ${typeName(obj)} has no method named ${name}`);
-  const r = m(self as never, a);
+  const r = m(self as never, a, call);
   return typeof r === 'boolean' ? isTrue(r) : r;
 }
