@@ -3,6 +3,7 @@
 import { formatDate } from './datetime.js';
 import { EvalError } from './errors.js';
 import { getAttr, getItem } from './access.js';
+import { percentFormat } from './pyformat.js';
 import { applyTest } from './tests.js';
 import {
   type CallArgs, compareValues, formatFloat, formatInt, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
@@ -38,6 +39,9 @@ export class Args {
   }
   kw(name: string): unknown {
     return this.call.kwargs.get(name);
+  }
+  kwargs(): ReadonlyMap<string, unknown> {
+    return this.call.kwargs;
   }
   get positional(): number {
     return this.call.args.length;
@@ -340,22 +344,6 @@ function length(v: unknown): number {
 }
 
 // Python's %-formatting for the `format` filter (Jinja2).
-function pyFormat(fmt: string, args: unknown[]): string {
-  let i = 0;
-  return fmt.replace(/%([-+ 0#]*)(\d+)?(?:\.(\d+))?([sdifrx%])/g, (_m, flags: string, width?: string, prec?: string, conv?: string) => {
-    if (conv === '%') return '%';
-    const v = args[i++];
-    let s: string;
-    if (conv === 'd' || conv === 'i') s = String(Math.trunc(num(v)));
-    else if (conv === 'f') s = num(v).toFixed(prec === undefined ? 6 : Number(prec));
-    else if (conv === 'x') s = Math.trunc(num(v)).toString(16);
-    else if (conv === 'r') s = typeof v === 'string' ? `'${v}'` : str(v);
-    else s = str(v);
-    if (width && s.length < Number(width)) s = flags.includes('-') ? s.padEnd(Number(width)) : s.padStart(Number(width), flags.includes('0') && conv !== 's' ? '0' : ' ');
-    return s;
-  });
-}
-
 // Python's textwrap as Jinja2 and minijinja use it: per line, a paragraph's leading white space
 // and the white space between words are kept; lines break between words (and after a hyphen inside
 // a word), long words are cut when breakLong; a white-space-only text gives "".
@@ -659,7 +647,12 @@ const FILTERS: Record<string, Filter> = {
     if (v instanceof Map) return [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => `${encodeURIComponent(str(k))}=${encodeURIComponent(str(x))}`).join('&');
     return encodeURIComponent(strOrEmpty(v)).replace(/%2F/g, '/');
   },
-  format: (v, a) => pyFormat(strOrEmpty(v), a.rest(0)),
+  // Jinja2's: `value % args`, or `value % kwargs` (a mapping for `%(name)s`), never both.
+  format: (v, a) => {
+    const kw = a.kwargs();
+    if (kw.size && a.positional) throw new EvalError("invalid operation: format can't handle positional and keyword arguments at the same time");
+    return percentFormat(strOrEmpty(v), a.rest(0), kw.size ? kw : undefined);
+  },
   center: (v, a) => {
     const s = strOrEmpty(v);
     const w = int(a.get(0, 'width') ?? 80, 'width');

@@ -2,6 +2,7 @@
 // allows. minijinja-cli without --py-compat rejects them; bkci accepts them as a superset.
 import { EvalError } from './errors.js';
 import { replaceFirst, splitString, titleCase } from './filters.js';
+import { strFormat } from './pyformat.js';
 import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, sortValues, toStr, typeName, valuesEqual } from './values.js';
 
 type Method = (self: never, a: unknown[], call: CallArgs) => unknown;
@@ -71,7 +72,7 @@ function partition(s: string, sep: unknown, last: boolean): string[] {
   return [s.slice(0, i), x, s.slice(i + x.length)];
 }
 
-const STRING: Record<string, (s: string, a: unknown[]) => unknown> = {
+const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknown> = {
   startswith: (s, [p]) => prefixes(p).some((x) => s.startsWith(x)),
   endswith: (s, [p]) => prefixes(p).some((x) => s.endsWith(x)),
   strip: (s, [c]) => strip(s, c, true, true),
@@ -164,10 +165,7 @@ const STRING: Record<string, (s: string, a: unknown[]) => unknown> = {
     const sign = s[0] === '-' || s[0] === '+' ? s[0] : '';
     return sign + '0'.repeat(width - s.length) + s.slice(sign.length);
   },
-  format: (s, a) => {
-    let i = 0;
-    return s.replace(/\{(\d*)\}/g, (_m, n: string) => toStr(a[n === '' ? i++ : Number(n)]));
-  },
+  format: (s, _a, call) => strFormat(s, call.args, call.kwargs),
 };
 
 const MAP: Record<string, (m: Map<unknown, unknown>, a: unknown[], call: CallArgs) => unknown> = {
