@@ -95,6 +95,8 @@ const STATEMENTS: string[] = [
   '{{ people | unique(attribute="missing.x") | map(attribute="name") | list }}', '{{ people | map(attribute="missing.x") | list }}', '{{ people | selectattr("missing.x") | list }}',
   '{{ [1, missing, 0] | sort }} {{ [1, missing, 0] | sort(reverse=true) }} {{ [1, missing, none, 0] | sort }}', '{{ [1, missing, 0] | min }}|{{ [1, missing, 0] | max }}', '{{ [{"a": 2}, missing, {"a": 1}] | sort(attribute="a.b") }}',
   '{% for q in nums recursive %}{% macro rr() %}{% macro add() %}{{ loop.index }}{% endmacro %}{% for z in nums recursive %}{{ loop.depth }}{% endfor %}{% endmacro %}{{ rr() }}{% endfor %}',
+  '{{ "upper" is filter }} {{ "odd" is test }} {{ "nope" is filter }} {{ "upper" is test }} {{ "d" is filter }} {{ "==" is test }}', '{{ 1 is int }} {{ 1.0 is int }} {{ "1" is int }} {{ true is int }}',
+  '{{ ["upper", "nope"] | select("filter") | list }}', '{{ 1 is filter }}', '{{ none is test }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

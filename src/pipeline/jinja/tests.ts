@@ -1,6 +1,7 @@
 // Jinja tests (`x is defined`, `x is divisibleby(3)`) as minijinja defines them: strings and maps
 // are not sequences, numbers include bools only for `number`-agnostic comparisons.
 import { EvalError } from './errors.js';
+import { hasFilter } from './filters.js';
 import { contains } from './ops.js';
 import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, SafeStr, valuesEqual } from './values.js';
 
@@ -27,6 +28,10 @@ const TESTS: Record<string, Test> = {
   boolean: (v) => typeof v === 'boolean',
   number: (v) => kindOf(v) === 'number',
   integer: (v) => typeof v === 'number',
+  int: (v) => typeof v === 'number',
+  // Whether a filter or test of that name exists (bkci's own, the superset included).
+  filter: (v) => hasFilter(requireString(v)),
+  test: (v) => hasTest(requireString(v)),
   float: (v) => v instanceof JFloat,
   string: (v) => isStr(v) || v instanceof SafeStr,
   sequence: (v) => kindOf(v) === 'seq',
@@ -66,6 +71,10 @@ const ALIASES: Record<string, string> = {
 
 // The tests that take an argument (`x is divisibleby 3`, `x is in list`); the rest take none.
 const ONE_ARGUMENT = new Set(['divisibleby', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'in', 'sameas', 'startingwith', 'endingwith', 'containing']);
+
+export function hasTest(name: string): boolean {
+  return Object.hasOwn(TESTS, name) || Object.hasOwn(ALIASES, name);
+}
 
 export function applyTest(name: string, v: unknown, call: CallArgs): boolean {
   const key = Object.hasOwn(TESTS, name) ? name : ALIASES[name];
