@@ -97,6 +97,8 @@ const STATEMENTS: string[] = [
   '{% for q in nums recursive %}{% macro rr() %}{% macro add() %}{{ loop.index }}{% endmacro %}{% for z in nums recursive %}{{ loop.depth }}{% endfor %}{% endmacro %}{{ rr() }}{% endfor %}',
   '{{ "upper" is filter }} {{ "odd" is test }} {{ "nope" is filter }} {{ "upper" is test }} {{ "d" is filter }} {{ "==" is test }}', '{{ 1 is int }} {{ 1.0 is int }} {{ "1" is int }} {{ true is int }}',
   '{{ ["upper", "nope"] | select("filter") | list }}', '{{ 1 is filter }}', '{{ none is test }}',
+  '{{ debug(1) }}|{{ debug("a\\"b") }}|{{ debug(missing) }}|{{ debug(none) }}|{{ debug(1.0, true) }}', '{{ debug([1, "x", [2, {"k": none}], {}]) }}', '{{ debug(people) }}{{ debug(nums, s) }}{{ debug(range(2)) }}{{ debug(namespace(a=1)) }}',
+  '{% macro m() %}{% endmacro %}{{ debug(m) }}', '{{ debug is defined }}', '{% for x in nums %}{{ [loop] }}{{ {"l": loop} }}{% endfor %}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',
@@ -164,6 +166,13 @@ describe('Jinja differential (bkci vs minijinja vs Jinja2)', () => {
       })
       .map(({ c, bkci, mj }) => ({ template: c.template, bkci, minijinja: mj }));
     expect(mismatches).toEqual([]);
+  });
+
+  it('debug() shows the render state as minijinja does, up to the engine (whose globals, tests and filters are its own)', () => {
+    const c: Case = { template: '{% set x = 1 %}{% for i in [7] %}{{ debug() }}{% endfor %}', data: { a: [1], b: 'x', m: { k: [true, null] } } };
+    const head = (r: { out?: string; error?: string }) => (r.out ?? r.error ?? '').split('\n    env: Environment {')[0]!.split('\n').slice(2).join('\n');
+    expect(head(renderBkci(c))).toBe(head(renderMinijinja(c)));
+    expect(head(renderBkci(c))).toContain('"x": 1,');
   });
 
   it('agrees with both engines wherever they agree with each other', () => {

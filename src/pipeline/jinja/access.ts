@@ -11,8 +11,8 @@ export class LoopState {
     readonly depth: number,
     readonly recurse: ((items: unknown) => string) | null,
   ) {}
-  // How `{{ loop }}` prints (minijinja's form).
-  toJinja(): string {
+  // How `{{ loop }}` prints (minijinja's form), also inside a list or map: not a string.
+  rawRepr(): string {
     return `<loop ${this.index0}/${this.items.length}>`;
   }
   get(attr: string): unknown {

@@ -738,6 +738,10 @@ function extreme(v: unknown, a: Args, dir: 1 | -1): unknown {
   return best;
 }
 
+export function filterNames(): string[] {
+  return Object.keys(FILTERS);
+}
+
 export function hasFilter(name: string): boolean {
   return Object.hasOwn(FILTERS, name);
 }

@@ -1,7 +1,8 @@
-// Global functions every template sees: range, dict, namespace, lipsum, cycler, joiner, now, randrange.
+// Global functions every template sees: range, dict, namespace, debug, lipsum, cycler, joiner, now,
+// randrange.
 import { now } from './datetime.js';
 import { EvalError } from './errors.js';
-import { type CallArgs, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
+import { type CallArgs, debugRepr, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
 
 // The arguments of `fn` as integers (plain numbers are ints in the value model; floats are JFloat).
 function intArgs(args: unknown[], fn: string): number[] {
@@ -59,8 +60,16 @@ function joiner({ args }: CallArgs): JCallable {
   return new JCallable('joiner', () => (used ? sep : ((used = true), '')));
 }
 
+// debug(x): the value in Rust's pretty Debug form; several values: the list of them. Without
+// arguments the renderer answers with its state (interpreter.ts), so this one is never called so.
+export const DEBUG = new JCallable('debug', ({ args, kwargs }) => {
+  const all = [...args, ...kwargs.values()];
+  return debugRepr(all.length === 1 ? all[0] : all);
+});
+
 export const builtinGlobals = new Map<string, unknown>([
   ['range', new JCallable('range', range)],
+  ['debug', DEBUG],
   ['dict', new JCallable('dict', ({ args, kwargs }) => sortedMap([...mapArgument(args, 'dict'), ...kwargs]))],
   [
     'namespace',

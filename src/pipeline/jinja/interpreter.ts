@@ -3,14 +3,14 @@
 import type { Expr, Param, Stmt, Target } from './ast.js';
 import { EvalError, TemplateError } from './errors.js';
 import { macroClosure } from './closure.js';
-import { applyFilter, escapeHtml, SafeStr, toJson } from './filters.js';
+import { applyFilter, escapeHtml, filterNames, SafeStr, toJson } from './filters.js';
 import { callMethod } from './methods.js';
 import { binaryOp, negate } from './ops.js';
-import { applyTest } from './tests.js';
-import { builtinGlobals } from './globals.js';
+import { applyTest, testNames } from './tests.js';
+import { builtinGlobals, DEBUG } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
 import {
-  type CallArgs, iterate, isTrue, JCallable, JFloat, kindOf, Lazy, Namespace, num,
+  type CallArgs, debugRepr, iterate, isTrue, JCallable, JFloat, kindOf, Lazy, Namespace, num, quoteStr,
   sortedMap, toStr, typeName, unsafe, valuesEqual,
 } from './values.js';
 
@@ -97,6 +97,8 @@ class Renderer {
     return this.ownBlocksFound;
   }
   private lenient = 0;
+  // The block being rendered, for debug().
+  private currentBlock: string | undefined;
   // The autoescape mode in force: the template's, or an `{% autoescape %}` block's.
   private mode: AutoEscape;
   constructor(
@@ -273,7 +275,7 @@ class Renderer {
       case 'extends':
         return;
       case 'block':
-        this.execBlock([...(this.blocks.get(s.name) ?? []), s.body], frame);
+        this.execBlock(s.name, [...(this.blocks.get(s.name) ?? []), s.body], frame);
         return;
     }
   }
@@ -283,21 +285,54 @@ class Renderer {
     return sortedMap(
       [...this.ownBlocks].map(([name, body]) => [
         name,
-        new JCallable(name, () => this.captureOutput(() => this.execBlock([...(this.blocks.get(name) ?? []), body], frame))),
+        new JCallable(name, () => this.captureOutput(() => this.execBlock(name, [...(this.blocks.get(name) ?? []), body], frame))),
       ]),
     );
   }
 
   // Renders the first body of a block's chain; `super()` in it renders the next one.
-  private execBlock(chain: Stmt[][], frame: Frame): void {
+  private execBlock(name: string, chain: Stmt[][], frame: Frame): void {
     const inner = new Frame(frame);
     if (chain.length > 1) {
       inner.vars.set(
         'super',
-        new JCallable('super', () => this.captureOutput(() => this.execBlock(chain.slice(1), frame))),
+        new JCallable('super', () => this.captureOutput(() => this.execBlock(name, chain.slice(1), frame))),
       );
     }
-    this.exec(chain[0]!, inner);
+    const outer = this.currentBlock;
+    this.currentBlock = name;
+    try {
+      this.exec(chain[0]!, inner);
+    } finally {
+      this.currentBlock = outer;
+    }
+  }
+
+  // `debug()` without arguments: the render's state as minijinja prints it (Rust's Debug form),
+  // with bkci's own globals, tests and filters.
+  private debugState(frame: Frame): string {
+    const chain: Frame[] = [];
+    for (let f: Frame | null = frame; f; f = f.parent) chain.unshift(f);
+    const ctx = new Map<unknown, unknown>();
+    for (const f of chain) for (const k of f.vars.keys()) ctx.set(k, f.lookup(k));
+    const list = (names: string[]) => (names.length ? '[\n' + [...names].sort().map((n) => `            ${quoteStr(n)},\n`).join('') + '        ]' : '[]');
+    const mode = this.mode === 'none' ? 'None' : this.mode === 'html' ? 'Html' : 'Json';
+    return [
+      'State {',
+      `    name: ${quoteStr(this.name)},`,
+      `    current_block: ${this.currentBlock === undefined ? 'None' : `Some(${quoteStr(this.currentBlock)})`},`,
+      `    auto_escape: ${mode},`,
+      `    ctx: ${debugRepr(sortedMap(ctx), '    ')},`,
+      '    env: Environment {',
+      '        globals: {',
+      ...[...builtinGlobals.keys()].sort().map((g) => `            ${quoteStr(g)}: ${g},`),
+      '        },',
+      `        tests: ${list(testNames())},`,
+      `        filters: ${list(filterNames())},`,
+      '        templates: [],',
+      '    },',
+      '}',
+    ].join('\n');
   }
 
   private importModule(template: Expr, frame: Frame, at: { line: number; col: number }): Map<unknown, unknown> {
@@ -594,7 +629,9 @@ class Renderer {
         return this.markSafe(loop.recurse(args.args[0]));
       }
     }
-    return this.callValue(this.eval(e.fn, frame), args, e);
+    const fn = this.eval(e.fn, frame);
+    if (fn === DEBUG && args.args.length === 0 && args.kwargs.size === 0) return this.debugState(frame);
+    return this.callValue(fn, args, e);
   }
 
   callValue(fn: unknown, args: CallArgs, at: { line: number; col: number }): unknown {

@@ -72,6 +72,10 @@ const ALIASES: Record<string, string> = {
 // The tests that take an argument (`x is divisibleby 3`, `x is in list`); the rest take none.
 const ONE_ARGUMENT = new Set(['divisibleby', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'in', 'sameas', 'startingwith', 'endingwith', 'containing']);
 
+export function testNames(): string[] {
+  return [...Object.keys(TESTS), ...Object.keys(ALIASES)];
+}
+
 export function hasTest(name: string): boolean {
   return Object.hasOwn(TESTS, name) || Object.hasOwn(ALIASES, name);
 }

@@ -227,8 +227,29 @@ function repr(v: unknown, nested: boolean): string {
     default:
       if (v instanceof Namespace) return repr(sortedMap(v.vars), nested);
       if (v instanceof JCallable) return v.kind === 'macro' ? `<macro ${v.name}>` : `<function ${v.name}>`;
+      if (typeof v === 'object' && v && 'rawRepr' in v) return (v as { rawRepr(): string }).rawRepr();
       if (typeof v === 'object' && v && 'toJinja' in v) return repr((v as { toJinja(): unknown }).toJinja(), nested);
       return String(v);
+  }
+}
+
+// A value as minijinja's debug() prints it: Rust's pretty Debug form (`{:#?}`), one item per line
+// in lists and maps, indented by four spaces per level.
+export function debugRepr(v: unknown, indent = ''): string {
+  const inner = indent + '    ';
+  if (v instanceof Namespace) return debugRepr(sortedMap(v.vars), indent);
+  switch (kindOf(v)) {
+    case 'seq':
+    case 'iterator': {
+      const items = seqItems(v);
+      return items.length ? '[\n' + items.map((x) => `${inner}${debugRepr(x, inner)},\n`).join('') + indent + ']' : '[]';
+    }
+    case 'map': {
+      const m = v as Map<unknown, unknown>;
+      return m.size ? '{\n' + [...m].map(([k, x]) => `${inner}${debugRepr(k, inner)}: ${debugRepr(x, inner)},\n`).join('') + indent + '}' : '{}';
+    }
+    default:
+      return repr(v, true);
   }
 }
 
