@@ -99,6 +99,8 @@ const STATEMENTS: string[] = [
   '{{ ["upper", "nope"] | select("filter") | list }}', '{{ 1 is filter }}', '{{ none is test }}',
   '{{ debug(1) }}|{{ debug("a\\"b") }}|{{ debug(missing) }}|{{ debug(none) }}|{{ debug(1.0, true) }}', '{{ debug([1, "x", [2, {"k": none}], {}]) }}', '{{ debug(people) }}{{ debug(nums, s) }}{{ debug(range(2)) }}{{ debug(namespace(a=1)) }}',
   '{% macro m() %}{% endmacro %}{{ debug(m) }}', '{{ debug is defined }}', '{% for x in nums %}{{ [loop] }}{{ {"l": loop} }}{% endfor %}',
+  '{% set a = [1, 4] %}{{ range(*a) }}', '{% macro m(x, y, z=0) %}{{ x }}{{ y }}{{ z }}{% endmacro %}{{ m(1, *[2], z=3) }}{{ m(*[1, 2], **{"z": 5}) }}{{ m(**{"x": 1, "y": 2}) }}',
+  '{{ dict(**{"a": 1}, b=2) }}{{ range(*[1], 3) }}{{ dict(**{"a": 1}, **{"b": 1}) }}', '{{ range(*5) }}', '{{ nums | join(*[","]) }}', '{{ range(**{"a": 1}, 2) }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

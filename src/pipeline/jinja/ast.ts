@@ -21,6 +21,8 @@ export type Expr = Pos &
     | { t: 'and' | 'or'; l: Expr; r: Expr }
     | { t: 'not' | 'neg' | 'pos'; e: Expr }
     | { t: 'cond'; test: Expr; then: Expr; else: Expr | null }
+    // `*xs` in a call's arguments (Jinja2's splatting); `**m` is a keyword argument named '**'.
+    | { t: 'splat'; e: Expr }
   );
 
 export type BinOp =

@@ -79,6 +79,7 @@ class Tracker {
       case 'not':
       case 'neg':
       case 'pos':
+      case 'splat':
         this.expr(e.e);
         return;
       case 'cond':

@@ -568,6 +568,8 @@ class Renderer {
         }
         case 'not':
           return !isTrue(this.eval(e.e, frame));
+        case 'splat':
+          throw new EvalError('invalid operation: * only spreads a call\'s arguments');
         case 'list':
         case 'tuple':
           return e.items.map((x) => this.eval(x, frame));
@@ -590,12 +592,35 @@ class Renderer {
   }
 
   private evalArgs(args: Expr[], kwargs: [string, Expr][], frame: Frame): CallArgs {
-    const values = new Array<unknown>(args.length);
-    for (let i = 0; i < args.length; i++) values[i] = this.eval(args[i]!, frame);
+    const values: unknown[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i]!;
+      if (a.t === 'splat') values.push(...this.splatItems(this.eval(a.e, frame), a));
+      else values.push(this.eval(a, frame));
+    }
     if (!kwargs.length) return { args: values, kwargs: NO_KWARGS };
     const named = new Map<string, unknown>();
-    for (const [k, v] of kwargs) named.set(k, this.eval(v, frame));
+    for (const [k, v] of kwargs) {
+      if (k !== '**') {
+        named.set(k, this.eval(v, frame));
+        continue;
+      }
+      const m = plain(this.eval(v, frame));
+      const entries = m instanceof Map ? [...m] : m instanceof Namespace ? [...m.vars] : m === undefined || m === null ? [] : this.fail(new EvalError(`invalid operation: ** needs a map, got ${typeName(m)}`), v);
+      for (const [key, x] of entries) {
+        const name = toStr(key);
+        if (named.has(name)) this.fail(new EvalError(`invalid operation: got multiple values for keyword argument ${name}`), v);
+        named.set(name, x);
+      }
+    }
     return { args: values, kwargs: named };
+  }
+
+  private splatItems(v: unknown, at: Expr): unknown[] {
+    const k = kindOf(plain(v));
+    if (k === 'undefined' || k === 'none') return [];
+    if (k !== 'seq' && k !== 'iterator' && k !== 'string') return this.fail(new EvalError(`invalid operation: * needs a sequence, got ${typeName(v)}`), at);
+    return [...iterate(plain(v))];
   }
 
   private applyFilterChain(e: Expr, input: unknown, frame: Frame): unknown {

@@ -762,6 +762,9 @@ class JinjaParser {
     return { t: 'slice', obj, start: parts[0] ?? null, stop: parts[1] ?? null, step: parts[2] ?? null, ...at };
   }
 
+  // A call's arguments: positional ones, then keyword ones; `*xs` among the positional ones and
+  // `**m` among the keyword ones spread a sequence and a map into them (as minijinja takes them;
+  // Jinja2 allows one of each, `*` after the positional ones and `**` last).
   private parseArgs(): { args: Expr[]; kwargs: [string, Expr][] } {
     const args: Expr[] = [];
     const kwargs: [string, Expr][] = [];
@@ -773,6 +776,13 @@ class JinjaParser {
       }
       first = false;
       const t = this.peek();
+      if (t.type === lexer.TOKEN_OPERATOR && (t.value === '*' || t.value === '**')) {
+        this.next();
+        if (t.value === '**') kwargs.push(['**', this.parseExpression()]);
+        else if (kwargs.length) this.fail('positional argument after keyword argument', t);
+        else args.push({ t: 'splat', e: this.parseExpression(), ...this.pos(t) });
+        continue;
+      }
       if (t.type === lexer.TOKEN_SYMBOL) {
         this.next();
         const eq = this.p.peekToken();
