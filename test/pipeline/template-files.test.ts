@@ -98,6 +98,40 @@ describe('templates loading templates', () => {
     expect(r.stdout).toBe(renderJinja2(dir, c.data));
   });
 
+  // minijinja-cli joins a relative name to the directory of the template that names it (its path
+  // join callback); Jinja2's FileSystemLoader and minijinja-js (no loader) do not, so this is
+  // checked against that rule directly.
+  it('names in a template of a subdirectory are relative to that directory, as minijinja-cli joins them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-tpl-'));
+    const files: Record<string, string> = {
+      'main.j2': 'main:{% include "sub/a.j2" %}|{% extends "layouts/base.j2" %}',
+      'sub/a.j2': 'A:{% include "b.j2" %}:{% include "../b.j2" %}:{% from "lib/m.j2" import hi %}{{ hi() }}',
+      'sub/b.j2': 'subB',
+      'b.j2': 'topB',
+      'sub/lib/m.j2': '{% macro hi() %}{% include "word.j2" %}{% endmacro %}',
+      'sub/lib/word.j2': 'hello',
+      'layouts/base.j2': '[{% include "part.j2" %}]',
+      'layouts/part.j2': 'layout part',
+    };
+    const { mkdirSync } = await import('node:fs');
+    for (const [n, src] of Object.entries(files)) {
+      mkdirSync(join(dir, n, '..'), { recursive: true });
+      writeFileSync(join(dir, n), src);
+    }
+    writeFileSync(join(dir, 'main2.j2'), '{% include "sub/a.j2" %}');
+    const r = await runBkci(['pipeline', 'render', join(dir, 'main2.j2'), '--no-validate', '--no-newline']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('A:subB:topB:hello');
+    const ext = await runBkci(['pipeline', 'render', join(dir, 'main.j2'), '--no-validate', '--no-newline']);
+    expect(ext.code, ext.stderr).toBe(0);
+    expect(ext.stdout).toBe('[layout part]');
+    // An error in an included template names it by its path beside the main template's.
+    writeFileSync(join(dir, 'sub/b.j2'), '{{ x.y }}');
+    const bad = await runBkci(['pipeline', 'render', join(dir, 'main2.j2'), '--no-validate']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`${join(dir, 'sub/b.j2')}:1:`);
+  });
+
   it('a missing included template is exit 2 naming it and the place', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bkci-tpl-'));
     writeFileSync(join(dir, 'main.j2'), 'a\n{% include "nope.j2" %}\n');

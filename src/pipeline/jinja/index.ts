@@ -1,7 +1,7 @@
 // bkci's Jinja engine: Nunjucks' lexer with a Jinja2/minijinja grammar and evaluator, rendering the
 // way minijinja-cli does by default.
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
 import type { Stmt } from './ast.js';
 import { type AutoEscape, renderTemplate, type TemplateLoader } from './interpreter.js';
 import { parseTemplate, type WhitespaceOptions } from './parser.js';
@@ -30,12 +30,20 @@ export interface CompiledTemplate {
   render(context: Map<string, unknown>): string;
 }
 
-// Loads templates named by include/import/extends from the directory of the main template.
-export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}): TemplateLoader {
+// Loads templates named by include/import/extends. As minijinja-cli joins them, a relative name is
+// relative to the directory of the template that names it (the main template's for its own
+// includes, `sub/` for the includes of `sub/a.j2`). A loaded template is named by its path as
+// seen from where the main template's name starts, so two files of one name in different
+// directories stay apart (and error messages say which).
+export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName?: string): TemplateLoader {
   const cache = new Map<string, { name: string; body: Stmt[] }>();
+  // The directory of every template by name.
+  const dirs = new Map<string, string>();
+  if (mainName !== undefined) dirs.set(mainName, baseDir);
   return {
-    load(name) {
-      const path = isAbsolute(name) ? name : normalize(join(baseDir, name));
+    load(name, from) {
+      const parentDir = dirs.get(from) ?? baseDir;
+      const path = isAbsolute(name) ? normalize(name) : normalize(join(parentDir, name));
       const hit = cache.get(path);
       if (hit) return hit;
       let src: string;
@@ -44,7 +52,11 @@ export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}): Templat
       } catch {
         return undefined;
       }
-      const t = { name, body: parseTemplate(dropTrailingNewline(src), name, ws) };
+      // Shown relative to where the main template's name points (`inc/sub/a.j2` beside `inc/main.j2`).
+      const rel = relative(baseDir, path);
+      const shown = rel === '' || rel.startsWith('..') || isAbsolute(rel) ? path : mainName === undefined ? rel : normalize(join(dirname(mainName), rel));
+      dirs.set(shown, dirname(path));
+      const t = { name: shown, body: parseTemplate(dropTrailingNewline(src), shown, ws) };
       cache.set(path, t);
       return t;
     },
@@ -55,7 +67,7 @@ export function compileTemplate(source: string, name: string, opts: { baseDir?: 
   const ws: WhitespaceOptions = { trimBlocks: opts.trimBlocks, lstripBlocks: opts.lstripBlocks };
   const body = parseTemplate(dropTrailingNewline(source), name, ws);
   const autoescape = opts.autoescape ?? autoEscapeFor(name);
-  const loader = fileLoader(opts.baseDir ?? dirname(name), ws);
+  const loader = fileLoader(opts.baseDir ?? dirname(name), ws, name);
   return {
     name,
     render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),
