@@ -11,6 +11,7 @@ interface RenderFlags {
   env?: boolean;
   trimBlocks?: boolean;
   lstripBlocks?: boolean;
+  autoescape: 'auto' | 'none' | 'html' | 'json';
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string;
@@ -44,6 +45,7 @@ export function registerPipelineCommands(program: Command, io: Io): void {
     .option('--py-compat', "accepted for minijinja-cli: Python's methods (.items(), .startswith()...) are always on")
     .option('--trim-blocks', 'remove the first newline after a block tag or comment (as minijinja-cli)')
     .option('--lstrip-blocks', 'remove spaces and tabs before a block tag or comment that starts its line (as minijinja-cli)')
+    .addOption(new Option('-a, --autoescape <mode>', 'autoescaping: by file name (auto: .html/.xml escape HTML, .json/.yaml/.yml values as JSON), or one mode for every template (as minijinja-cli)').choices(['auto', 'none', 'html', 'json']).default('auto'))
     .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
     .option('--diff-base <ref>', 'changed files from git diff against the merge base with REF')
     .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1')
@@ -80,6 +82,7 @@ Examples:
           envVariables: flags.env === true,
           trimBlocks: flags.trimBlocks === true,
           lstripBlocks: flags.lstripBlocks === true,
+          autoescape: flags.autoescape,
           changedFiles: flags.changedFiles,
           diffBase: flags.diffBase,
           runAllPaths: list(flags.runAllPaths),

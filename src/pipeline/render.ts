@@ -24,6 +24,8 @@ export interface RenderRequest {
   // minijinja-cli's --trim-blocks and --lstrip-blocks.
   trimBlocks?: boolean;
   lstripBlocks?: boolean;
+  // minijinja-cli's --autoescape: by file name (auto, the default) or one mode for every template.
+  autoescape?: 'auto' | 'none' | 'html' | 'json';
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string[];
@@ -135,7 +137,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const name = templatePath === '-' ? '<stdin>' : templatePath;
   let text: string;
   try {
-    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined, trimBlocks: req.trimBlocks, lstripBlocks: req.lstripBlocks });
+    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined, trimBlocks: req.trimBlocks, lstripBlocks: req.lstripBlocks, autoescape: req.autoescape === 'auto' ? undefined : req.autoescape });
     text = t.render(context);
   } catch (err) {
     if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });

@@ -101,6 +101,34 @@ describe('bkci pipeline render', () => {
     expect(strict.stderr).toMatch(/t\.j2:1:\d+: undefined value: 'ENV' is undefined/);
   });
 
+  it("-a/--autoescape as minijinja-cli: auto picks each template's mode by its name; a mode given holds for every template, included ones too", async () => {
+    const d = tmp({
+      'p.yaml.j2': 'x: {{ s }} {{ m }}|{% include "i.yaml.j2" %}',
+      'p.html.j2': 'x: {{ s }} {{ m }}|{% include "i.html.j2" %}',
+      'p.j2': 'x: {{ s }} {{ m }}|{% include "i.j2" %}',
+      'i.yaml.j2': '{{ s }}',
+      'i.html.j2': '{{ s }}',
+      'i.j2': '{{ s }}',
+      'd.yaml': 's: "<a \\"b\\">"\nm: {k: v}\n',
+    });
+    const render = async (file: string, mode?: string) => {
+      const r = await runBkci(['pipeline', 'render', file, 'd.yaml', '--no-validate', '-n', ...(mode ? ['-a', mode] : [])], { cwd: d });
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const auto = { yaml: await render('p.yaml.j2'), html: await render('p.html.j2'), none: await render('p.j2') };
+    expect(auto.yaml).toBe('x: "<a \\"b\\">" {"k":"v"}|"<a \\"b\\">"');
+    expect(auto.html).toBe('x: &lt;a &quot;b&quot;&gt; {&quot;k&quot;: &quot;v&quot;}|&lt;a &quot;b&quot;&gt;');
+    expect(auto.none).toBe('x: <a "b"> {"k": "v"}|<a "b">');
+    expect(await render('p.yaml.j2', 'auto')).toBe(auto.yaml);
+    expect(await render('p.yaml.j2', 'none')).toBe(auto.none);
+    expect(await render('p.j2', 'html')).toBe(auto.html);
+    expect(await render('p.html.j2', 'json')).toBe(auto.yaml);
+    const bad = await runBkci(['pipeline', 'render', 'p.j2', '-a', 'xml'], { cwd: d });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/Allowed choices are auto, none, html, json/);
+  });
+
   it('a template that includes, imports or calls itself without end is exit 2 at its position', async () => {
     const d = tmp({ 'inc.j2': 'x{% include "inc.j2" %}', 'imp.j2': '{% import "imp.j2" as m %}', 'mac.j2': '{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}' });
     for (const [file, where] of [['inc.j2', 'inc.j2:1:2'], ['imp.j2', 'imp.j2:1:1'], ['mac.j2', 'mac.j2:1:20']]) {

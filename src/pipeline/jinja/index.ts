@@ -66,10 +66,13 @@ export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName
 export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions = {}): CompiledTemplate {
   const ws: WhitespaceOptions = { trimBlocks: opts.trimBlocks, lstripBlocks: opts.lstripBlocks };
   const body = parseTemplate(dropTrailingNewline(source), name, ws);
-  const autoescape = opts.autoescape ?? autoEscapeFor(name);
+  // A mode given applies to every template (as minijinja-cli's --autoescape); else each template's
+  // comes from its name.
+  const fixed = opts.autoescape;
+  const autoescape = fixed ?? autoEscapeFor(name);
   const loader = fileLoader(opts.baseDir ?? dirname(name), ws, name);
   return {
     name,
-    render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),
+    render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: fixed ? () => fixed : autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),
   };
 }
