@@ -42,15 +42,29 @@ export function parseYamlValue(text: string, source: string): unknown {
 }
 
 // The root context from a data file: a mapping at the top, or nothing.
-export function parseDataFile(text: string, source: string): Map<string, unknown> {
+// `select`: minijinja-cli's --select, a dotted path (`ci.linux`, `matrix.0`) to the part of the
+// data that becomes the context.
+export function parseDataFile(text: string, source: string, select?: string): Map<string, unknown> {
   const ext = /\.([a-z0-9]+)$/i.exec(source)?.[1]?.toLowerCase();
   if (ext && !['yaml', 'yml', 'json', 'json5'].includes(ext) && source !== '<stdin>') {
     throw new InputError(`${source}: cannot tell the data format from the extension .${ext}`, 'use a .yaml, .yml or .json file (or - for YAML/JSON on stdin)');
   }
   // .json is JSON5 for minijinja-cli; JSON5 made plain JSON is YAML, which keeps `1.0` a float.
-  const v = parseYamlValue(ext === 'json' || ext === 'json5' ? json5ToJson(text, source) : text, source);
+  let v = parseYamlValue(ext === 'json' || ext === 'json5' ? json5ToJson(text, source) : text, source);
+  if (select !== undefined) {
+    for (const part of select.split('.')) {
+      let next: unknown;
+      if (Array.isArray(v) && /^\d+$/.test(part)) next = v[Number(part)];
+      else if (v instanceof Map) next = v.has(part) ? v.get(part) : /^\d+$/.test(part) ? v.get(Number(part)) : undefined;
+      if (next === undefined) {
+        throw new InputError(`--select ${select}: ${source} has nothing at '${part}' (the value there is ${v === null ? 'none' : Array.isArray(v) ? 'a list' : v instanceof Map ? 'a mapping without that key' : typeof v})`, 'name a path of keys (and list indexes) in the data, e.g. --select ci.linux');
+      }
+      v = next;
+    }
+  }
   if (v === null) return new Map();
-  if (!(v instanceof Map)) throw new InputError(`${source}: the data must be a mapping at the top level, got ${Array.isArray(v) ? 'a list' : typeof v}`, 'wrap the value in a key, e.g. `steps: [...]`');
+  const where = select === undefined ? 'at the top level' : `at --select ${select}`;
+  if (!(v instanceof Map)) throw new InputError(`${source}: the data must be a mapping ${where}, got ${Array.isArray(v) ? 'a list' : typeof v}`, select === undefined ? 'wrap the value in a key, e.g. `steps: [...]`' : 'select a mapping');
   return new Map([...v].map(([k, x]) => [String(k), x]));
 }
 

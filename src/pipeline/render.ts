@@ -24,6 +24,8 @@ export interface RenderRequest {
   // minijinja-cli's --trim-blocks and --lstrip-blocks.
   trimBlocks?: boolean;
   lstripBlocks?: boolean;
+  // minijinja-cli's --select: the dotted path of the data that becomes the context.
+  select?: string;
   // minijinja-cli's --autoescape: by file name (auto, the default) or one mode for every template.
   autoescape?: 'auto' | 'none' | 'html' | 'json';
   changedFiles?: string;
@@ -89,7 +91,8 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
     throw new InputError('no test list: the bundled template renders the steps of a DATA file', `pass one (bkci pipeline render templates/default.j2 tests.yaml) or create .buildkite/test-pipeline.yaml in ${io.cwd}`);
   }
   const source = await readInput(templatePath, io, 'template');
-  const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath) : new Map<string, unknown>();
+  if (req.select !== undefined && !dataPath) throw new InputError('--select needs a DATA file to select from');
+  const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath, req.select) : new Map<string, unknown>();
 
   const context = buildkiteContext(io.env);
   if (req.envVariables) context.set('ENV', sortedMap(Object.entries(io.env).filter((e): e is [string, string] => e[1] !== undefined)));

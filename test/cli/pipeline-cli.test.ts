@@ -129,6 +129,21 @@ describe('bkci pipeline render', () => {
     expect(bad.stderr).toMatch(/Allowed choices are auto, none, html, json/);
   });
 
+  it('--select uses a part of DATA as the context, as minijinja-cli does; a path that leads nowhere or to a non-mapping is exit 2', async () => {
+    const d = tmp({ 't.j2': '{{ x }}|{{ y }}|{{ ci is defined }}', 'd.yaml': 'ci:\n  linux: {x: 1}\n  list:\n    - {y: 2}\n' });
+    const run = (sel: string) => runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--select', sel, '--no-validate', '-n'], { cwd: d });
+    expect(await run('ci.linux')).toMatchObject({ code: 0, stdout: '1||false' });
+    expect(await run('ci.list.0')).toMatchObject({ code: 0, stdout: '|2|false' });
+    for (const [sel, msg] of [['ci.nope', /--select ci\.nope: d\.yaml has nothing at 'nope'/], ['ci.list', /d\.yaml: the data must be a mapping at --select ci\.list, got a list/], ['ci.list.5', /nothing at '5'/]] as const) {
+      const r = await run(sel);
+      expect(r, sel).toMatchObject({ code: 2, stdout: '' });
+      expect(r.stderr).toMatch(msg);
+    }
+    const noData = await runBkci(['pipeline', 'render', 't.j2', '--select', 'ci'], { cwd: d });
+    expect(noData.code).toBe(2);
+    expect(noData.stderr).toMatch(/--select needs a DATA file/);
+  });
+
   it('a template that includes, imports or calls itself without end is exit 2 at its position', async () => {
     const d = tmp({ 'inc.j2': 'x{% include "inc.j2" %}', 'imp.j2': '{% import "imp.j2" as m %}', 'mac.j2': '{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}' });
     for (const [file, where] of [['inc.j2', 'inc.j2:1:2'], ['imp.j2', 'imp.j2:1:1'], ['mac.j2', 'mac.j2:1:20']]) {
