@@ -13,6 +13,8 @@ interface RenderFlags {
   lstripBlocks?: boolean;
   autoescape: 'auto' | 'none' | 'html' | 'json';
   select?: string;
+  include: boolean;
+  safePath: string[];
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string;
@@ -46,6 +48,8 @@ export function registerPipelineCommands(program: Command, io: Io): void {
     .option('--py-compat', "accepted for minijinja-cli: Python's methods (.items(), .startswith()...) are always on")
     .option('--trim-blocks', 'remove the first newline after a block tag or comment (as minijinja-cli)')
     .option('--lstrip-blocks', 'remove spaces and tabs before a block tag or comment that starts its line (as minijinja-cli)')
+    .option('--no-include', 'refuse include, import and extends (as minijinja-cli)')
+    .option('--safe-path <dir>', 'load templates only from under DIR; repeatable (as minijinja-cli)', collect, [])
     .option('--select <path>', "use only this part of DATA as the context: a dotted path of keys and list indexes (as minijinja-cli --select)")
     .addOption(new Option('-a, --autoescape <mode>', 'autoescaping: by file name (auto: .html/.xml escape HTML, .json/.yaml/.yml values as JSON), or one mode for every template (as minijinja-cli)').choices(['auto', 'none', 'html', 'json']).default('auto'))
     .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
@@ -86,6 +90,8 @@ Examples:
           lstripBlocks: flags.lstripBlocks === true,
           autoescape: flags.autoescape,
           select: flags.select,
+          noInclude: !flags.include,
+          safePaths: flags.safePath,
           changedFiles: flags.changedFiles,
           diffBase: flags.diffBase,
           runAllPaths: list(flags.runAllPaths),

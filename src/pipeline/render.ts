@@ -24,6 +24,9 @@ export interface RenderRequest {
   // minijinja-cli's --trim-blocks and --lstrip-blocks.
   trimBlocks?: boolean;
   lstripBlocks?: boolean;
+  // minijinja-cli's --no-include and --safe-path (directories templates may come from).
+  noInclude?: boolean;
+  safePaths?: string[];
   // minijinja-cli's --select: the dotted path of the data that becomes the context.
   select?: string;
   // minijinja-cli's --autoescape: by file name (auto, the default) or one mode for every template.
@@ -90,6 +93,12 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   if (templatePath === BUNDLED_TEMPLATE && !dataPath) {
     throw new InputError('no test list: the bundled template renders the steps of a DATA file', `pass one (bkci pipeline render templates/default.j2 tests.yaml) or create .buildkite/test-pipeline.yaml in ${io.cwd}`);
   }
+  // As minijinja-cli loads the main template through the same checks as the ones it includes.
+  const safePaths = req.safePaths?.map((p) => resolve(io.cwd, p));
+  if (safePaths?.length && templatePath !== '-') {
+    const { underSafePath } = await import('./jinja/index.js');
+    if (!underSafePath(resolve(io.cwd, templatePath), safePaths)) throw new InputError(`${templatePath}: the template is outside --safe-path (${req.safePaths!.join(', ')})`, 'pass a --safe-path that holds it, or move the template');
+  }
   const source = await readInput(templatePath, io, 'template');
   if (req.select !== undefined && !dataPath) throw new InputError('--select needs a DATA file to select from');
   const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath, req.select) : new Map<string, unknown>();
@@ -140,7 +149,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const name = templatePath === '-' ? '<stdin>' : templatePath;
   let text: string;
   try {
-    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined, trimBlocks: req.trimBlocks, lstripBlocks: req.lstripBlocks, autoescape: req.autoescape === 'auto' ? undefined : req.autoescape });
+    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined, trimBlocks: req.trimBlocks, lstripBlocks: req.lstripBlocks, autoescape: req.autoescape === 'auto' ? undefined : req.autoescape, noInclude: req.noInclude, safePaths });
     text = t.render(context);
   } catch (err) {
     if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });

@@ -1,8 +1,8 @@
 // The pipeline commands through the real CLI entry: exit codes, messages naming the place, stdout
 // carrying only the product.
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBkci } from '../helpers/io.js';
 
@@ -12,7 +12,10 @@ const EXAMPLE = join(ROOT, 'examples/test-pipeline.yaml');
 
 function tmp(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'bkci-cli-'));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
   return dir;
 }
 
@@ -142,6 +145,23 @@ describe('bkci pipeline render', () => {
     const noData = await runBkci(['pipeline', 'render', 't.j2', '--select', 'ci'], { cwd: d });
     expect(noData.code).toBe(2);
     expect(noData.stderr).toMatch(/--select needs a DATA file/);
+  });
+
+  it('--no-include and --safe-path as minijinja-cli: no other template, or only those under the safe directories (the main one too)', async () => {
+    const d = tmp({ 'main.j2': 'main:{% include "sub/a.j2" %}', 'sub/a.j2': 'A:{% include "b.j2" %}', 'sub/b.j2': 'B', 'sub/up.j2': '{% include "../main.j2" %}' });
+    const run = (args: string[]) => runBkci(['pipeline', 'render', ...args, '--no-validate', '-n'], { cwd: d });
+    expect(await run(['main.j2'])).toMatchObject({ code: 0, stdout: 'main:A:B' });
+    const none = await run(['main.j2', '--no-include']);
+    expect(none).toMatchObject({ code: 2, stdout: '' });
+    expect(none.stderr).toMatch(/main\.j2:1:\d+: template not found: sub\/a\.j2/);
+    expect(await run(['main.j2', '--safe-path', '.'])).toMatchObject({ code: 0, stdout: 'main:A:B' });
+    expect(await run(['sub/a.j2', '--safe-path', 'sub'])).toMatchObject({ code: 0, stdout: 'A:B' });
+    const outside = await run(['sub/up.j2', '--safe-path', 'sub']);
+    expect(outside).toMatchObject({ code: 2, stdout: '' });
+    expect(outside.stderr).toMatch(/sub\/up\.j2:1:\d+: invalid operation: cannot include template \.\.\/main\.j2 from a path outside --safe-path/);
+    const mainOutside = await run(['main.j2', '--safe-path', 'sub', '--safe-path', 'other']);
+    expect(mainOutside).toMatchObject({ code: 2, stdout: '' });
+    expect(mainOutside.stderr).toMatch(/main\.j2: the template is outside --safe-path \(sub, other\)/);
   });
 
   it('a template that includes, imports or calls itself without end is exit 2 at its position', async () => {

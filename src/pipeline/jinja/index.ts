@@ -1,7 +1,8 @@
 // bkci's Jinja engine: Nunjucks' lexer with a Jinja2/minijinja grammar and evaluator, rendering the
 // way minijinja-cli does by default.
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
+import { EvalError } from './errors.js';
 import type { Stmt } from './ast.js';
 import { type AutoEscape, renderTemplate, type TemplateLoader } from './interpreter.js';
 import { parseTemplate, type WhitespaceOptions } from './parser.js';
@@ -35,15 +36,41 @@ export interface CompiledTemplate {
 // includes, `sub/` for the includes of `sub/a.j2`). A loaded template is named by its path as
 // seen from where the main template's name starts, so two files of one name in different
 // directories stay apart (and error messages say which).
-export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName?: string): TemplateLoader {
+// minijinja-cli's --no-include (no other template loads) and --safe-path (only templates under
+// these directories load; anything else is an error).
+export interface LoadPolicy {
+  noInclude?: boolean;
+  safePaths?: string[];
+}
+
+// Whether `path` lies under one of `dirs` (whole path components, symbolic links resolved where
+// the files exist, as minijinja-cli canonicalises both).
+export function underSafePath(path: string, dirs: readonly string[]): boolean {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const target = real(path);
+  return dirs.some((d) => {
+    const rel = relative(real(d), target);
+    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  });
+}
+
+export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName?: string, policy: LoadPolicy = {}): TemplateLoader {
   const cache = new Map<string, { name: string; body: Stmt[] }>();
   // The directory of every template by name.
   const dirs = new Map<string, string>();
   if (mainName !== undefined) dirs.set(mainName, baseDir);
   return {
     load(name, from) {
+      if (policy.noInclude) return undefined;
       const parentDir = dirs.get(from) ?? baseDir;
       const path = isAbsolute(name) ? normalize(name) : normalize(join(parentDir, name));
+      if (policy.safePaths?.length && !underSafePath(path, policy.safePaths)) throw new EvalError(`invalid operation: cannot include template ${name} from a path outside --safe-path`);
       const hit = cache.get(path);
       if (hit) return hit;
       let src: string;
@@ -63,14 +90,14 @@ export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName
   };
 }
 
-export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions = {}): CompiledTemplate {
+export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions & LoadPolicy = {}): CompiledTemplate {
   const ws: WhitespaceOptions = { trimBlocks: opts.trimBlocks, lstripBlocks: opts.lstripBlocks };
   const body = parseTemplate(dropTrailingNewline(source), name, ws);
   // A mode given applies to every template (as minijinja-cli's --autoescape); else each template's
   // comes from its name.
   const fixed = opts.autoescape;
   const autoescape = fixed ?? autoEscapeFor(name);
-  const loader = fileLoader(opts.baseDir ?? dirname(name), ws, name);
+  const loader = fileLoader(opts.baseDir ?? dirname(name), ws, name, { noInclude: opts.noInclude, safePaths: opts.safePaths });
   return {
     name,
     render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: fixed ? () => fixed : autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),

@@ -163,9 +163,18 @@ class Renderer {
 
   private loadTemplate(nameVal: unknown, at: { line: number; col: number }): { name: string; body: Stmt[] } {
     const name = toStr(nameVal);
-    const loaded = this.opts.loader?.load(name, this.name);
+    const loaded = this.load(name, at);
     if (!loaded) this.fail(new EvalError(`template not found: ${name}`), at);
     return loaded;
+  }
+
+  // The loader's answer; its refusals (--safe-path) are errors at the statement's position.
+  private load(name: string, at: { line: number; col: number }): { name: string; body: Stmt[] } | undefined {
+    try {
+      return this.opts.loader?.load(name, this.name);
+    } catch (err) {
+      return this.fail(err, at);
+    }
   }
 
   // --- statements ------------------------------------------------------------------------------
@@ -250,7 +259,7 @@ class Renderer {
         const tv = this.eval(s.template, frame);
         const names = Array.isArray(tv) ? tv : [tv];
         for (const n of names) {
-          const loaded = this.opts.loader?.load(toStr(n), this.name);
+          const loaded = this.load(toStr(n), s);
           if (loaded) {
             const sub = this.renderer(loaded.name);
             try {
