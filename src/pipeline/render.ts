@@ -8,7 +8,7 @@ import { readInput, type Io } from '../util/io.js';
 import { gitChangedFiles, gitTrackedFiles, parseChangedFiles } from './changes.js';
 import { globToRegExp } from '../util/glob.js';
 import { parseDataFile, parseDefine } from './data.js';
-import { compileTemplate, fromData, Lazy, TemplateError, toPlain } from './jinja/index.js';
+import { compileTemplate, fromData, Lazy, TemplateError, toPlain, underSafePath } from './jinja/index.js';
 import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
 import { sortedMap } from './jinja/values.js';
 
@@ -96,7 +96,6 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   // As minijinja-cli loads the main template through the same checks as the ones it includes.
   const safePaths = req.safePaths?.map((p) => resolve(io.cwd, p));
   if (safePaths?.length && templatePath !== '-') {
-    const { underSafePath } = await import('./jinja/index.js');
     if (!underSafePath(resolve(io.cwd, templatePath), safePaths)) throw new InputError(`${templatePath}: the template is outside --safe-path (${req.safePaths!.join(', ')})`, 'pass a --safe-path that holds it, or move the template');
   }
   const source = await readInput(templatePath, io, 'template');

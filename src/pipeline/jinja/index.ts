@@ -31,11 +31,6 @@ export interface CompiledTemplate {
   render(context: Map<string, unknown>): string;
 }
 
-// Loads templates named by include/import/extends. As minijinja-cli joins them, a relative name is
-// relative to the directory of the template that names it (the main template's for its own
-// includes, `sub/` for the includes of `sub/a.j2`). A loaded template is named by its path as
-// seen from where the main template's name starts, so two files of one name in different
-// directories stay apart (and error messages say which).
 // minijinja-cli's --no-include (no other template loads) and --safe-path (only templates under
 // these directories load; anything else is an error).
 export interface LoadPolicy {
@@ -60,6 +55,11 @@ export function underSafePath(path: string, dirs: readonly string[]): boolean {
   });
 }
 
+// Loads templates named by include/import/extends. As minijinja-cli joins them, a relative name is
+// relative to the directory of the template that names it (the main template's for its own
+// includes, `sub/` for the includes of `sub/a.j2`). A loaded template is named by its path as
+// seen from where the main template's name starts, so two files of one name in different
+// directories stay apart (and error messages say which).
 export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName?: string, policy: LoadPolicy = {}): TemplateLoader {
   const cache = new Map<string, { name: string; body: Stmt[] }>();
   // The directory of every template by name.
