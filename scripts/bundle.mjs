@@ -86,7 +86,7 @@ await build({
 const shLines = [
   '#!/bin/sh',
   '":" //; bkci_w_=; bkci_v_=; for bkci_a_ in "$@"; do if [ -n "$bkci_v_" ]; then bkci_v_=; continue; fi; case $bkci_a_ in --log-level) bkci_v_=1;; -*) ;; *) bkci_w_=$bkci_a_; break;; esac; done',
-  '":" //; case $bkci_w_ in ""|pipeline|node|help) if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then BKCI_DEFERRED_NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export BKCI_DEFERRED_NODE_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi;; esac',
+  '":" //; unset BKCI_DEFERRED_NODE_EXTRA_CA_CERTS; case $bkci_w_ in ""|pipeline|node|help) if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then BKCI_DEFERRED_NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export BKCI_DEFERRED_NODE_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi;; esac',
   '":" //; exec node "$0" "$@"',
 ];
 const bin = readFileSync(join(outdir, 'bin.js'), 'utf8');

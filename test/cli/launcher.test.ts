@@ -57,6 +57,11 @@ describe('the bin as an executable', () => {
     if (args.includes('teardown')) expect(r.stdout).toMatch(/Usage: bkci node teardown/);
   });
 
+  it('a BKCI_DEFERRED_NODE_EXTRA_CA_CERTS from outside is dropped, never handed on as NODE_EXTRA_CA_CERTS', () => {
+    const r = run(['--log-level', 'debug', 'build', 'get', '1'], { BKCI_DEFERRED_NODE_EXTRA_CA_CERTS: '/elsewhere/ca.pem' });
+    expect(r.stderr).not.toMatch(deferredLine);
+  });
+
   it('an API command starts Node with it (and says nothing about deferring)', () => {
     const r = run(['--log-level', 'debug', 'build', 'get', '1'], { NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' });
     expect(r.status).toBe(2);
