@@ -101,6 +101,7 @@ const STATEMENTS: string[] = [
   '{% macro m() %}{% endmacro %}{{ debug(m) }}', '{{ debug is defined }}', '{% for x in nums %}{{ [loop] }}{{ {"l": loop} }}{% endfor %}',
   '{% set a = [1, 4] %}{{ range(*a) }}', '{% macro m(x, y, z=0) %}{{ x }}{{ y }}{{ z }}{% endmacro %}{{ m(1, *[2], z=3) }}{{ m(*[1, 2], **{"z": 5}) }}{{ m(**{"x": 1, "y": 2}) }}',
   '{{ dict(**{"a": 1}, b=2) }}{{ range(*[1], 3) }}{{ dict(**{"a": 1}, **{"b": 1}) }}', '{{ range(*5) }}', '{{ nums | join(*[","]) }}', '{{ range(**{"a": 1}, 2) }}',
+  '{{ ["😀", "a", "ﬀ", "é", "😀a", "😁"] | sort }} {{ "😀" > "ﬀ" }} {{ "ﬀ" < "😀" }}', '{{ {"😀": 1, "ﬀ": 2, "a": 3} }} {{ {"😀": 1, "ﬀ": 2} | dictsort }} {% for k in {"😀": 1, "ﬀ": 2} %}{{ k }}{% endfor %}', '{{ ["😀", "ﬀ"] | max }} {{ ["😀", "ﬀ"] | min }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

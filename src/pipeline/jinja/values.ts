@@ -115,7 +115,26 @@ export function sortedMap(entries: Iterable<[unknown, unknown]>): Map<unknown, u
 }
 
 function compareStringKeys(a: [unknown, unknown], b: [unknown, unknown]): number {
-  return a[0] === b[0] ? 0 : (a[0] as string) < (b[0] as string) ? -1 : 1;
+  return compareStrings(a[0] as string, b[0] as string);
+}
+
+// Strings in code point order, as Rust (minijinja) compares them. JavaScript's `<` compares UTF-16
+// units, which puts characters past U+FFFF (stored as surrogates, 0xD800-0xDFFF) before those of
+// U+E000-U+FFFF; at the first differing unit the two ranges are swapped back.
+export function compareStrings(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : 1;
 }
 
 // Map keys: floats with an integral value address the same entry as the int.
@@ -279,7 +298,7 @@ export function compareValues(a: unknown, b: unknown): number {
       return x < y ? -1 : x > y ? 1 : 0;
     }
     case 'string':
-      return a === b ? 0 : (a as string) < (b as string) ? -1 : 1;
+      return compareStrings(a as string, b as string);
     case 'seq':
     case 'iterator': {
       const x = seqItems(a);
