@@ -285,12 +285,12 @@ function selectItems(v: unknown, a: Args, env: FilterEnv, byAttr: boolean, keep:
   });
 }
 
+// minijinja's round: (10^digits * x).round() / 10^digits, Rust's round going half away from zero.
+// The product is the double it is: 1.005 * 100 is 100.49999999999999, so 1.005 rounds to 1.0.
 function roundHalfAway(x: number, digits: number): number {
   const f = 10 ** digits;
-  const y = Math.abs(x) * f;
-  const r = Math.round(y);
-  // Math.round rounds .5 up; for negatives mirror it to round away from zero.
-  return (Math.sign(x) * (Math.abs(y - Math.trunc(y) - 0.5) < 1e-9 ? Math.trunc(y) + 1 : r)) / f;
+  const y = f * x;
+  return (Math.sign(y) * Math.round(Math.abs(y))) / f;
 }
 
 function toInt(v: unknown, a: Args): unknown {
