@@ -296,7 +296,8 @@ function roundHalfAway(x: number, digits: number): number {
 function toInt(v: unknown, a: Args): unknown {
   const base = a.get(1, 'base');
   if (typeof v === 'number') return v;
-  if (v instanceof JFloat) return Math.trunc(v.v);
+  // As Rust casts a float to minijinja's i128: saturating at the ends (infinities), NaN is 0.
+  if (v instanceof JFloat) return Number.isNaN(v.v) ? 0 : Number.isFinite(v.v) ? Math.trunc(v.v) : Math.sign(v.v) * 2 ** 127;
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (v === undefined || v === null) return a.get(0, 'default') ?? 0;
   if (typeof v === 'string') {

@@ -170,7 +170,7 @@ function lexNumber(t: JinjaTokenizer): Tok {
   }
   const raw = str.slice(start, j);
   const text = raw.replace(/_/g, '');
-  if (raw.endsWith('_') || /_[.eE]|[.eE][-+]?_/.test(raw) || (state !== 'int' && !Number.isFinite(Number(text.endsWith('.') ? text + '0' : text)))) fail();
+  if (raw.endsWith('_') || /_[.eE]|[.eE][-+]?_/.test(raw) || (state !== 'int' && Number.isNaN(Number(text.endsWith('.') ? text + '0' : text)))) fail();
   advanceTo(t, j);
   return { type: state === 'int' ? lexer.TOKEN_INT : lexer.TOKEN_FLOAT, value: text, lineno, colno };
 }
