@@ -104,6 +104,7 @@ const STATEMENTS: string[] = [
   '{{ ["😀", "a", "ﬀ", "é", "😀a", "😁"] | sort }} {{ "😀" > "ﬀ" }} {{ "ﬀ" < "😀" }}', '{{ {"😀": 1, "ﬀ": 2, "a": 3} }} {{ {"😀": 1, "ﬀ": 2} | dictsort }} {% for k in {"😀": 1, "ﬀ": 2} %}{{ k }}{% endfor %}', '{{ ["😀", "ﬀ"] | max }} {{ ["😀", "ﬀ"] | min }}',
   '{{ 1.005 | round(2) }} {{ 2.675 | round(2) }} {{ 0.285 | round(2) }} {{ 1.45 | round(1) }} {{ -1.45 | round(1) }} {{ 1234.5678 | round(-2) }} {{ -0.5 | round }}',
   '{{ 1e400 }} {{ -1e400 }} {{ 1e400 > 1 }} {{ [1e400] }} {{ -1e400 | int }}', '{{ 1e }}', '{{ 1e+ }}',
+  '{{ "abc" | split("") | list }} {{ "abc" | split("", 0) | list }} {{ "abc" | split("", 2) | list }} {{ "abc" | split("", 9) | list }} {{ "" | split("") | list }} {{ "😀a" | split("") | list }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

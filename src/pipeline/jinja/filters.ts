@@ -163,12 +163,22 @@ function splitWhitespace(s: string, max?: number): string[] {
   return out;
 }
 
-export function splitString(s: string, sep: unknown, maxsplit: unknown): string[] {
+// `emptySeparator`: what an empty separator does. Python's str.split refuses it; minijinja's split
+// filter splits as Rust's str::split("") does: at every character boundary, both ends included.
+export function splitString(s: string, sep: unknown, maxsplit: unknown, emptySeparator: 'error' | 'rust' = 'error'): string[] {
   const max = maxsplit === undefined || maxsplit === null ? undefined : int(maxsplit, 'maxsplit');
   const m = max !== undefined && max < 0 ? undefined : max;
   if (sep === undefined || sep === null) return splitWhitespace(s, m);
   const d = str(sep);
-  if (!d) throw new EvalError('invalid operation: empty separator');
+  if (!d) {
+    if (emptySeparator === 'error') throw new EvalError('invalid operation: empty separator');
+    const chars = [...s];
+    const pieces = ['', ...chars, ''];
+    // splitn: the first m pieces, then the rest of the string in one.
+    if (m === undefined || m + 1 >= pieces.length) return pieces;
+    if (m === 0) return [s];
+    return [...pieces.slice(0, m), chars.slice(m - 1).join('')];
+  }
   const parts = s.split(d);
   if (m === undefined || parts.length <= m + 1) return parts;
   return [...parts.slice(0, m), parts.slice(m).join(d)];
@@ -481,7 +491,7 @@ const FILTERS: Record<string, Filter> = {
     const items = typeof v === 'string' ? [...v] : listOf(v, 'join');
     return items.map((x) => str(attr !== undefined ? attrPath(x, attr) : x)).join(sep === undefined ? '' : str(sep));
   },
-  split: (v, a) => new JIterator(splitString(requireString(v, 'split'), a.get(0, 'split'), a.get(1, 'maxsplits'))),
+  split: (v, a) => new JIterator(splitString(requireString(v, 'split'), a.get(0, 'split'), a.get(1, 'maxsplits'), 'rust')),
   lines: (v) => requireString(v, 'lines').split(/\r?\n/).filter((l, i, all) => i < all.length - 1 || l !== ''),
   default: (v, a) => {
     const d = a.get(0, 'default_value');
