@@ -2,6 +2,7 @@
 // what minijinja keeps: int vs float (`1.0` stays a float), YAML merge keys, sorted maps.
 import { InputError } from '../util/errors.js';
 import { fastParseYaml } from '../util/fast-yaml.js';
+import { serdeNumber } from '../util/fast-yaml-scalars.js';
 import { json5ToJson } from './json5.js';
 import { yamlLib } from './yaml-load.js';
 import { JFloat } from './jinja/index.js';
@@ -25,9 +26,10 @@ function convert(v: unknown): unknown {
   return String(v);
 }
 
-// Parses YAML (JSON is YAML too) into template values; errors name file:line:col.
+// Parses YAML (JSON is YAML too) into template values; errors name file:line:col. Numbers are
+// read as minijinja-cli's serde_yaml reads them (`010` is a string, `0b101` and `+0x1F` integers).
 export function parseYamlValue(text: string, source: string): unknown {
-  const fast = fastParseYaml(text, { mapAsMap: true, intAsBigInt: true });
+  const fast = fastParseYaml(text, { mapAsMap: true, intAsBigInt: true, serdeNumbers: true });
   if (fast && fast.docs.length <= 1) return convert(fast.docs[0] ?? null);
   const YAML = yamlLib();
   const lineCounter = new YAML.LineCounter();
@@ -38,6 +40,14 @@ export function parseYamlValue(text: string, source: string): unknown {
     const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
     throw new InputError(`${where}: cannot parse: ${err.message.split('\n')[0]}`, 'fix the syntax; DATA must be YAML or JSON');
   }
+  YAML.visit(doc, {
+    Scalar(_key, node) {
+      if (node.type === 'PLAIN' && !node.tag && typeof node.source === 'string') {
+        const v = serdeNumber(node.source);
+        if (v !== undefined) node.value = v;
+      }
+    },
+  });
   return convert(doc.toJS({ mapAsMap: true, maxAliasCount: -1 }));
 }
 

@@ -43,7 +43,7 @@ export class FlowParser {
     if (c === '{') return this.map();
     if (c === '"' || c === "'") return this.quoted();
     if ('&*!%@`|>#,]}?'.includes(c!)) giveUp();
-    return resolvePlain(this.plain(), this.opts.intAsBigInt === true);
+    return resolvePlain(this.plain(), this.opts.intAsBigInt === true, this.opts.serdeNumbers === true);
   }
 
   private plain(): string {
@@ -161,7 +161,7 @@ export class FlowParser {
       if (c === '?' || c === '[' || c === '{') giveUp();
       const quoted = c === '"' || c === "'";
       const raw = quoted ? this.quoted() : this.plain();
-      const key = quoted ? raw : resolvePlain(raw, this.opts.intAsBigInt === true);
+      const key = quoted ? raw : resolvePlain(raw, this.opts.intAsBigInt === true, this.opts.serdeNumbers === true);
       if (!m && (typeof key !== 'string' || key === '__proto__')) giveUp();
       this.ws();
       let v: unknown = null;

@@ -6,6 +6,10 @@ export interface FastYamlOptions {
   mapAsMap?: boolean;
   // Integers as BigInt (to tell 1 from 1.0).
   intAsBigInt?: boolean;
+  // Numbers as serde_yaml (minijinja-cli's YAML reader) reads them, not by the core schema:
+  // digits with a leading zero (`010`, `-007`) are strings; `0x`/`0o`/`0b` integers take a sign;
+  // `+5` is an integer. Needs intAsBigInt.
+  serdeNumbers?: boolean;
 }
 
 export interface RepeatedKey {
@@ -34,7 +38,23 @@ const FLOAT_EXP_RE = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/;
 const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
 
 // Plain scalar → value, YAML 1.2 core schema (npm `yaml`'s default).
-export function resolvePlain(s: string, intAsBigInt: boolean): unknown {
+const SERDE_RADIX_RE = /^([-+]?)0(?:x[0-9a-fA-F]+|o[0-7]+|b[01]+)$/;
+const SERDE_LEADING_ZERO_RE = /^[-+]?0[0-9]+$/;
+
+// A number as serde_yaml reads a plain scalar, where it differs from the core schema (a BigInt or
+// the string), else undefined.
+export function serdeNumber(s: string): unknown {
+  const radix = SERDE_RADIX_RE.exec(s);
+  if (radix) {
+    const n = BigInt(s.slice(radix[1]!.length));
+    return radix[1] === '-' ? -n : n;
+  }
+  if (SERDE_LEADING_ZERO_RE.test(s)) return s;
+  if (s.charCodeAt(0) === 43 && INT_RE.test(s)) return BigInt(s.slice(1));
+  return undefined;
+}
+
+export function resolvePlain(s: string, intAsBigInt: boolean, serde = false): unknown {
   if (s === '') return null;
   const c = s.charCodeAt(0);
   // By the first character: a null starts with ~ n N, a bool with t T f F, a number with a digit,
@@ -42,6 +62,10 @@ export function resolvePlain(s: string, intAsBigInt: boolean): unknown {
   if (c === 110 || c === 78 || c === 126) return NULL_RE.test(s) ? null : s;
   if (c === 116 || c === 84 || c === 102 || c === 70) return BOOL_RE.test(s) ? c === 116 || c === 84 : s;
   if (!((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46)) return s;
+  if (serde) {
+    const v = serdeNumber(s);
+    if (v !== undefined) return v;
+  }
   if (OCT_RE.test(s)) return intAsBigInt ? BigInt(s) : parseInt(s.substring(2), 8);
   if (INT_RE.test(s)) {
     if (intAsBigInt && s[0] === '+') giveUp();

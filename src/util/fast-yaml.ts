@@ -198,7 +198,7 @@ class Parser {
 
   private key(raw: string, quoted: boolean): unknown {
     if (quoted) return raw;
-    const v = resolvePlain(raw, this.opts.intAsBigInt === true);
+    const v = resolvePlain(raw, this.opts.intAsBigInt === true, this.opts.serdeNumbers === true);
     if (this.opts.mapAsMap) return v;
     if (typeof v !== 'string') giveUp();
     return v;
@@ -331,7 +331,7 @@ class Parser {
     }
     // Blank lines after the scalar are not part of it.
     if (pendingBreaks) this.i -= pendingBreaks;
-    return resolvePlain(text, this.opts.intAsBigInt === true);
+    return resolvePlain(text, this.opts.intAsBigInt === true, this.opts.serdeNumbers === true);
   }
 
   private quoted(k: number): string {
