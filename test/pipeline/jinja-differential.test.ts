@@ -105,6 +105,7 @@ const STATEMENTS: string[] = [
   '{{ 1.005 | round(2) }} {{ 2.675 | round(2) }} {{ 0.285 | round(2) }} {{ 1.45 | round(1) }} {{ -1.45 | round(1) }} {{ 1234.5678 | round(-2) }} {{ -0.5 | round }}',
   '{{ 1e400 }} {{ -1e400 }} {{ 1e400 > 1 }} {{ [1e400] }} {{ -1e400 | int }}', '{{ 1e }}', '{{ 1e+ }}',
   '{{ "abc" | split("") | list }} {{ "abc" | split("", 0) | list }} {{ "abc" | split("", 2) | list }} {{ "abc" | split("", 9) | list }} {{ "" | split("") | list }} {{ "😀a" | split("") | list }}',
+  '{{ range(3) is sequence }} {{ range(3) | list is sequence }} {{ range(3) == [0, 1, 2] }} {{ [range(2)] == [[0, 1]] }} {{ range(2) < range(3) }}', '{{ range(3) < {"a": 1} }} {{ range(3) > [9] }} {{ [range(2), [5], {"a": 1}, "x"] | sort }}',
   '{{ people | groupby("team") | map(attribute="grouper") | list }}', '{% for g in people | groupby("team") %}{{ g.grouper }}:{{ g.list | map(attribute="name") | join(",") }};{% endfor %}',
   '{{ (nums | list)[0] }}', '{{ s | list }}', '{{ s | first }}{{ s | last }}', '{{ [] | first }}', '{{ nums | first }}{{ nums | last }}',
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}', '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',

@@ -2,7 +2,7 @@
 // randrange.
 import { now } from './datetime.js';
 import { EvalError } from './errors.js';
-import { type CallArgs, debugRepr, JCallable, Namespace, num, sortedMap, toStr } from './values.js';
+import { type CallArgs, debugRepr, JCallable, Namespace, num, RANGES, sortedMap, toStr } from './values.js';
 
 // The arguments of `fn` as integers (plain numbers are ints in the value model; floats are JFloat).
 function intArgs(args: unknown[], fn: string): number[] {
@@ -22,6 +22,7 @@ function range({ args, kwargs }: CallArgs): number[] {
     out.push(i);
     if (out.length > 100_000) throw new EvalError('invalid operation: range has too many elements');
   }
+  RANGES.add(out);
   return out;
 }
 

@@ -3,7 +3,7 @@
 import { EvalError } from './errors.js';
 import { hasFilter } from './filters.js';
 import { contains } from './ops.js';
-import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, SafeStr, valuesEqual } from './values.js';
+import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, RANGES, SafeStr, valuesEqual } from './values.js';
 
 type Test = (v: unknown, args: unknown[]) => boolean;
 
@@ -34,7 +34,7 @@ const TESTS: Record<string, Test> = {
   test: (v) => hasTest(requireString(v)),
   float: (v) => v instanceof JFloat,
   string: (v) => isStr(v) || v instanceof SafeStr,
-  sequence: (v) => kindOf(v) === 'seq',
+  sequence: (v) => kindOf(v) === 'seq' && !RANGES.has(v as unknown[]),
   mapping: (v) => kindOf(v) === 'map',
   // Undefined and none iterate as nothing, so they are iterable (as minijinja says).
   iterable: (v) => ['seq', 'map', 'string', 'iterator', 'undefined', 'none'].includes(kindOf(v)),

@@ -274,6 +274,12 @@ export function debugRepr(v: unknown, indent = ''): string {
 
 const RANK: Record<Kind, number> = { undefined: 0, none: 1, bool: 2, number: 3, string: 4, seq: 5, iterator: 5, map: 6, object: 7 };
 
+// The lists range() made. minijinja's range is an iterable object, not a sequence: `range(3) is
+// sequence` is false there and it orders after maps (by kind), while it prints, iterates, indexes
+// and equals like the list.
+export const RANGES = new WeakSet<unknown[]>();
+const RANGE_RANK = 6.5;
+
 // A stable sort of Jinja values. Array.prototype.sort moves undefined elements to the end without
 // asking the comparator, where Jinja orders undefined before everything: sorted by index instead.
 export function sortValues<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
@@ -285,10 +291,15 @@ export function sortValues<T>(items: readonly T[], cmp: (a: T, b: T) => number):
 // Total order used by `<`, `sort`, `max`...: undefined < none < bools < numbers < strings < seqs <
 // maps, as minijinja orders values (`false < -2` holds there; `true == 1` still does too).
 export function compareValues(a: unknown, b: unknown): number {
+  return compareWith(a, b, false);
+}
+
+// `equality`: a range equals the list of its numbers (only its order among kinds is its own).
+function compareWith(a: unknown, b: unknown, equality: boolean): number {
   const ka = kindOf(a);
   const kb = kindOf(b);
-  const ra = RANK[ka];
-  const rb = RANK[kb];
+  const ra = !equality && ka === 'seq' && RANGES.has(a as unknown[]) ? RANGE_RANK : RANK[ka];
+  const rb = !equality && kb === 'seq' && RANGES.has(b as unknown[]) ? RANGE_RANK : RANK[kb];
   if (ra !== rb) return ra - rb;
   switch (ka) {
     case 'bool':
@@ -304,7 +315,7 @@ export function compareValues(a: unknown, b: unknown): number {
       const x = seqItems(a);
       const y = seqItems(b);
       for (let i = 0; i < Math.min(x.length, y.length); i++) {
-        const c = compareValues(x[i], y[i]);
+        const c = compareWith(x[i], y[i], equality);
         if (c) return c;
       }
       return x.length - y.length;
@@ -313,7 +324,7 @@ export function compareValues(a: unknown, b: unknown): number {
       const x = [...(a as Map<unknown, unknown>)];
       const y = [...(b as Map<unknown, unknown>)];
       for (let i = 0; i < Math.min(x.length, y.length); i++) {
-        const c = compareValues(x[i]![0], y[i]![0]) || compareValues(x[i]![1], y[i]![1]);
+        const c = compareWith(x[i]![0], y[i]![0], equality) || compareWith(x[i]![1], y[i]![1], equality);
         if (c) return c;
       }
       return x.length - y.length;
@@ -332,7 +343,7 @@ export function valuesEqual(a: unknown, b: unknown): boolean {
   if (ka === 'object' || kb === 'object') return a === b;
   if (RANK[ka] !== RANK[kb]) return false;
   if (ka !== kb && !(ka === 'seq' || ka === 'iterator')) return false;
-  return compareValues(a, b) === 0;
+  return compareWith(a, b, true) === 0;
 }
 
 // The items of anything iterable in a for loop; undefined iterates as empty.
