@@ -13,13 +13,13 @@ function templates(): string[] {
   for (const t of TEXTS) for (const w of [5, 8, 12]) for (const bl of ['true', 'false']) out.push(`{{ ${JSON.stringify(t)} | wordwrap(${w}, ${bl}) }}`);
   out.push('{{ w | wordwrap(20, wrapstring="<br>") }}', '{{ w | wordwrap(width=10, break_on_hyphens=false) }}');
   for (const x of ['s', 'u', 'p', 'w', '""', '"a_b c-d 12"']) {
-    out.push(`{{ ${x} | wordcount }}`, `{{ ${x} | truncate(10) }}`, `{{ ${x} | truncate(12, true, "~", 0) }}`, `{{ ${x} | center(30) }}|`, `{{ ${x} | striptags }}`, `{{ ${x} | capitalize }}`, `{{ ${x}.title() }}`);
+    out.push(`{{ ${x} | wordcount }}`, `{{ ${x} | truncate(10) }}`, `{{ ${x} | truncate(12, true, "~", 0) }}`, `{{ ${x} | center(30) }}|{{ ${x} | center(31) }}|{{ ${x} | center(5) }}|`, `{{ ${x} | striptags }}`, `{{ ${x} | capitalize }}`, `{{ ${x}.title() }}`);
   }
   out.push('{{ n | filesizeformat }} {{ n | filesizeformat(true) }} {{ "1234567" | filesizeformat }} {{ "2.5e6" | filesizeformat(true) }} {{ 1 | filesizeformat }} {{ 999 | filesizeformat }}');
   out.push('{{ "abc" | filesizeformat }}', '{{ "%s-%d" | format("a", 3) }}', '{{ "{}:{}".format("a", 1) }}');
   // Python's str methods (predicates printed through an if: Jinja2 prints True/False).
   const yn = (e: string) => `{{ "y" if ${e} else "n" }}`;
-  const subjects = ['s', 'u', 'p', 'w', '""', '"a_b c-d 12"', '"Hello World"', '"Hello world"', '"-42"', '"+7"', '"Straße ﬁx"', '"a\tbc\tdef\n\tg"', '"٣٤"', '"x²"', '"²³"', '"_id9"', '"9id"', '"ÉTÉ"', '"été"', '"Ǆemal"', '" "', '"a\u0007"'];
+  const subjects = ['s', 'u', 'p', 'w', '""', '"a_b c-d 12"', '"Hello World"', '"Hello world"', '"😀ab"', '"-42"', '"+7"', '"Straße ﬁx"', '"a\tbc\tdef\n\tg"', '"٣٤"', '"x²"', '"²³"', '"_id9"', '"9id"', '"ÉTÉ"', '"été"', '"Ǆemal"', '" "', '"a\u0007"'];
   for (const x of subjects) {
     out.push(
       `{{ ${x}.find("o") }} {{ ${x}.find("o", 5) }} {{ ${x}.rfind("o", 0, -3) }} {{ ${x}.find("l", -4) }} {{ ${x}.count("o", 2) }} {{ ${x}.count("") }} {{ ${x}.count("l", 1, -1) }}`,
@@ -31,7 +31,7 @@ function templates(): string[] {
       ['isdigit', 'isdecimal', 'isnumeric', 'isalpha', 'isalnum', 'isascii', 'isidentifier', 'isprintable', 'islower', 'isupper', 'istitle'].map((m) => yn(`${x}.${m}()`)).join(''),
     );
   }
-  out.push('{{ "a".partition("") }}', '{{ "a".center(5, "ab") }}', '{{ "abc".index("z") }}');
+  out.push('{{ "abc".count("", 2, 1) }} {{ "abc".find("", 2, 1) }} {{ "abc".find("", 3) }} {{ "abc".find("", 5) }} {{ "abc".count("", 5) }} {{ "😀abc".rfind("", 1) }}', '{{ "a".partition("") }}', '{{ "a".center(5, "ab") }}', '{{ "abc".index("z") }}');
   // Python's two formatting languages: the format filter (`%`) and str.format.
   const values = ['0', '7', '-7', '42', '1234567', '3.14159', '-0.5', '2.0', '1e20', '1.5e16', '123456789012345.0', '0.000012345', '0.0001', '-0.0', '"ab"', '"Straße"', '""'];
   const percent = ['%s', '%r', '%5s|', '%-5s|', '%.2s', '%d', '%5d', '%-5d|', '%05d', '%+d', '% d', '%x', '%X', '%#x', '%o', '%#o', '%f', '%.2f', '%8.3f', '%-8.1f|', '%+.1f', '%08.2f', '%e', '%.3E', '%g', '%.3g', '%G', '%#g', '%i', '%u', '%%d %d'];

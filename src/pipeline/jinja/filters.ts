@@ -184,6 +184,17 @@ export function splitString(s: string, sep: unknown, maxsplit: unknown, emptySep
   return [...parts.slice(0, m), parts.slice(m).join(d)];
 }
 
+// Python's str.center / ljust / rjust (Jinja2's center filter is str.center): widths in
+// characters; centred, the odd fill character goes left when the width is odd.
+export function justify(s: string, width: number, fillChar: unknown, align: '<' | '>' | '^'): string {
+  const f = fillChar === undefined || fillChar === null ? ' ' : toStr(fillChar);
+  if ([...f].length !== 1) throw new EvalError('invalid argument: the fill character must be exactly one character long');
+  const marg = width - [...s].length;
+  if (marg <= 0) return s;
+  const left = align === '<' ? 0 : align === '>' ? marg : Math.floor(marg / 2) + (marg & width & 1);
+  return f.repeat(left) + s + f.repeat(marg - left);
+}
+
 // Replaces the first `count` occurrences of `from` (Python's str.replace with a count).
 export function replaceFirst(s: string, from: string, to: string, count: number): string {
   let out = '';
@@ -664,13 +675,7 @@ const FILTERS: Record<string, Filter> = {
     if (kw.size && a.positional) throw new EvalError("invalid operation: format can't handle positional and keyword arguments at the same time");
     return percentFormat(strOrEmpty(v), a.rest(0), kw.size ? kw : undefined);
   },
-  center: (v, a) => {
-    const s = strOrEmpty(v);
-    const w = int(a.get(0, 'width') ?? 80, 'width');
-    if (s.length >= w) return s;
-    const left = Math.floor((w - s.length) / 2);
-    return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
-  },
+  center: (v, a) => justify(strOrEmpty(v), int(a.get(0, 'width') ?? 80, 'width'), ' ', '^'),
   truncate: (v, a) => {
     const s = strOrEmpty(v);
     const len = int(a.get(0, 'length') ?? 255, 'length');

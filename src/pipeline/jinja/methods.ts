@@ -1,7 +1,7 @@
 // Python methods on values (`s.startswith('x')`, `d.items()`, `d.get('k')`), as Python's Jinja2
 // allows. minijinja-cli without --py-compat rejects them; bkci accepts them as a superset.
 import { EvalError } from './errors.js';
-import { replaceFirst, splitString, titleCase } from './filters.js';
+import { justify, replaceFirst, splitString, titleCase } from './filters.js';
 import { strFormat } from './pyformat.js';
 import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, sortValues, toStr, typeName, valuesEqual } from './values.js';
 
@@ -19,45 +19,36 @@ const strip = (s: string, chars: unknown, left: boolean, right: boolean): string
 
 const prefixes = (p: unknown): string[] => (Array.isArray(p) ? p.map(toStr) : [toStr(p)]);
 
-// Python's s[start:end] bounds for find/index/count (negative from the end, clamped); indexes are
-// UTF-16 positions, as everywhere in bkci's strings.
-function bounds(len: number, start: unknown, end: unknown): [number, number] {
+// The part of s that Python's s[start:end] takes for find/index/count (negative from the end,
+// clamped), and where it starts. Positions count characters (code points), as Python's do and as
+// bkci's indexing and slicing do.
+// Undefined when the start lies past the end or past the string: then nothing is found, not even
+// "" (Python's rule).
+function window(s: string, start: unknown, end: unknown): { part: string; from: number } | undefined {
+  const chars = [...s];
   const at = (v: unknown, d: number) => {
     if (v === undefined || v === null) return d;
     const n = Number(v);
-    return n < 0 ? Math.max(0, len + n) : Math.min(len, n);
+    return n < 0 ? Math.max(0, chars.length + n) : n;
   };
-  return [at(start, 0), at(end, len)];
+  const from = at(start, 0);
+  const to = Math.min(chars.length, at(end, chars.length));
+  return from > chars.length || to < from ? undefined : { part: chars.slice(from, to).join(''), from };
 }
 
 function findIn(s: string, sub: unknown, start: unknown, end: unknown, last: boolean): number {
-  const [b, e] = bounds(s.length, start, end);
+  const w = window(s, start, end);
+  if (!w) return -1;
+  const { part, from } = w;
   const x = toStr(sub);
-  if (e - b < x.length) return -1;
-  const i = last ? s.lastIndexOf(x, e - x.length) : s.indexOf(x, b);
-  return i < b || i + x.length > e ? -1 : i;
+  const i = last ? part.lastIndexOf(x) : part.indexOf(x);
+  return i < 0 ? -1 : from + [...part.slice(0, i)].length;
 }
 
 function mustFind(s: string, sub: unknown, start: unknown, end: unknown, last: boolean): number {
   const i = findIn(s, sub, start, end, last);
   if (i < 0) throw new EvalError('invalid operation: substring not found');
   return i;
-}
-
-function fill(c: unknown): string {
-  const f = c === undefined || c === null ? ' ' : toStr(c);
-  if ([...f].length !== 1) throw new EvalError('invalid argument: the fill character must be exactly one character long');
-  return f;
-}
-
-// Python's str.center: the odd space goes left when the width is odd.
-function center(s: string, width: unknown, c: unknown): string {
-  const f = fill(c);
-  const w = Number(width);
-  const marg = w - s.length;
-  if (marg <= 0) return s;
-  const left = Math.floor(marg / 2) + (marg & w & 1);
-  return f.repeat(left) + s + f.repeat(marg - left);
 }
 
 const cased = (ch: string) => ch.toLowerCase() !== ch.toUpperCase();
@@ -98,11 +89,11 @@ const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknow
   index: (s, [x, b, e]) => mustFind(s, x, b, e, false),
   rindex: (s, [x, b, e]) => mustFind(s, x, b, e, true),
   count: (s, [x, b, e]) => {
-    const [i, j] = bounds(s.length, b, e);
-    if (j < i) return 0;
-    const part = s.slice(i, j);
+    const w = window(s, b, e);
+    if (!w) return 0;
+    const part = w.part;
     const sub = toStr(x);
-    return sub ? part.split(sub).length - 1 : part.length + 1;
+    return sub ? part.split(sub).length - 1 : [...part].length + 1;
   },
   join: (s, [items]) => seqItems(items).map(toStr).join(s),
   // Unicode classes, as Python's (isdigit also takes the superscript digits).
@@ -135,9 +126,9 @@ const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknow
   swapcase: (s) => [...s].map((ch) => (isUpperCh(ch) ? ch.toLowerCase() : isLowerCh(ch) ? ch.toUpperCase() : ch)).join(''),
   // Full case folding, approximated by upper then lower case (ß -> ss, ligatures split).
   casefold: (s) => s.toUpperCase().toLowerCase(),
-  center: (s, [w, c]) => center(s, w, c),
-  ljust: (s, [w, c]) => s.padEnd(Math.max(s.length, Number(w)), fill(c)),
-  rjust: (s, [w, c]) => s.padStart(Math.max(s.length, Number(w)), fill(c)),
+  center: (s, [w, c]) => justify(s, Number(w), c, '^'),
+  ljust: (s, [w, c]) => justify(s, Number(w), c, '<'),
+  rjust: (s, [w, c]) => justify(s, Number(w), c, '>'),
   partition: (s, [sep]) => partition(s, sep, false),
   rpartition: (s, [sep]) => partition(s, sep, true),
   removeprefix: (s, [p]) => (s.startsWith(toStr(p)) ? s.slice(toStr(p).length) : s),
@@ -160,10 +151,10 @@ const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknow
   },
   // Python's zfill: zeros after a leading sign.
   zfill: (s, [w]) => {
-    const width = Number(w);
-    if (s.length >= width) return s;
+    const marg = Number(w) - [...s].length;
+    if (marg <= 0) return s;
     const sign = s[0] === '-' || s[0] === '+' ? s[0] : '';
-    return sign + '0'.repeat(width - s.length) + s.slice(sign.length);
+    return sign + '0'.repeat(marg) + s.slice(sign.length);
   },
   format: (s, _a, call) => strFormat(s, call.args, call.kwargs),
 };

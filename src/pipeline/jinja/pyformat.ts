@@ -130,16 +130,21 @@ function numberBody(x: number, spec: Spec, float: boolean): string {
           const s = pyFloatRepr(a);
           return spec.grouping ? s.replace(/^\d+/, (d) => group(d, spec.grouping, 3)) : s;
         }
+        if (!Number.isFinite(a)) return Number.isNaN(a) ? 'nan' : 'inf';
         const p = prec === 0 ? 1 : prec;
         const e = a === 0 ? 0 : Number(a.toExponential(p - 1).split('e')[1]);
-        if (!Number.isFinite(a)) return Number.isNaN(a) ? 'nan' : 'inf';
-        if (e < -4 || e >= p - 1 + (Number.isInteger(a) ? 0 : 1)) return general(a, p, spec.alt, false).replace(/^(\d)(e)/, '$1$2');
         const g = general(a, p, spec.alt, false);
+        if (e < -4 || e >= p - 1 + (Number.isInteger(a) ? 0 : 1)) return g;
         return g.includes('.') || g.includes('e') ? g : g + '.0';
       }
       return group(String(a), spec.grouping, 3);
     }
   }
+}
+
+// The sign a number prints with: '-' when negative, else what the spec's sign option asks for.
+function signOf(negative: boolean, sign: string): string {
+  return negative ? '-' : sign === '+' || sign === ' ' ? sign : '';
 }
 
 function pad(body: string, spec: Spec, defaultAlign: string, signPart = ''): string {
@@ -184,11 +189,10 @@ export function formatWithSpec(v: unknown, specText: string): string {
   if (integer && spec.precision !== undefined && 'dbcoxXn'.includes(spec.type)) throw new EvalError('invalid argument: precision not allowed in an integer format specifier');
   if (spec.type !== '' && 'dbcoxXn'.includes(spec.type) && !integer) throw new EvalError(`invalid argument: unknown format code '${spec.type}' for a float`);
   const negative = x < 0 || Object.is(x, -0);
-  const signPart = negative ? '-' : spec.sign === '+' ? '+' : spec.sign === ' ' ? ' ' : '';
   const body = numberBody(x, spec, isFloat(v));
   // z: a value that rounds to zero loses its minus sign.
-  const sign = m[4] && negative && !/[1-9]/.test(body) ? (spec.sign === '+' ? '+' : spec.sign === ' ' ? ' ' : '') : signPart;
-  return pad(body, spec, spec.zero ? '=' : '>', sign);
+  const zeroed = m[4] !== undefined && !/[1-9]/.test(body);
+  return pad(body, spec, spec.zero ? '=' : '>', signOf(negative && !zeroed, spec.sign));
 }
 
 // `fmt % args` (the format filter): %s %r %d %i %u %f %F %e %E %g %G %x %X %o %c %%, flags
@@ -236,11 +240,9 @@ export function percentFormat(fmt: string, args: unknown[], named?: ReadonlyMap<
     if ('xXo'.includes(conv) && (isFloat(v) || !Number.isInteger(x))) throw new EvalError(`invalid operation: %${conv} format: an integer is required, not a float`);
     const type = conv === 'i' || conv === 'u' ? 'd' : conv;
     const n = 'doxX'.includes(type) ? Math.trunc(x) + 0 : x; // + 0: no -0 for an integer
-    const body = numberBody(n, { ...spec, type, alt: spec.alt && type !== 'o' ? spec.alt : false, precision: 'doxX'.includes(type) ? undefined : (p ?? 6) }, isFloat(v));
+    const body = numberBody(n, { ...spec, type, alt: spec.alt && type !== 'o', precision: 'doxX'.includes(type) ? undefined : (p ?? 6) }, isFloat(v));
     const prefixed = conv === 'o' && spec.alt ? '0o' + body : body;
-    const negative = n < 0 || Object.is(n, -0);
-    const signPart = negative ? '-' : spec.sign === '+' ? '+' : spec.sign === ' ' ? ' ' : '';
-    return pad(prefixed, spec, '>', signPart);
+    return pad(prefixed, spec, '>', signOf(n < 0 || Object.is(n, -0), spec.sign));
   });
   if (!named && i < args.length) throw new EvalError('invalid operation: not all arguments converted during string formatting');
   return out;

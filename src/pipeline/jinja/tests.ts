@@ -28,7 +28,6 @@ const TESTS: Record<string, Test> = {
   boolean: (v) => typeof v === 'boolean',
   number: (v) => kindOf(v) === 'number',
   integer: (v) => typeof v === 'number',
-  int: (v) => typeof v === 'number',
   // Whether a filter or test of that name exists (bkci's own, the superset included).
   filter: (v) => hasFilter(requireString(v)),
   test: (v) => hasTest(requireString(v)),
@@ -66,7 +65,7 @@ const TESTS: Record<string, Test> = {
   safe: (v) => v instanceof SafeStr,
 };
 const ALIASES: Record<string, string> = {
-  equalto: 'eq', '==': 'eq', '!=': 'ne', lessthan: 'lt', '<': 'lt', '<=': 'le', greaterthan: 'gt', '>': 'gt', '>=': 'ge', escaped: 'safe',
+  int: 'integer', equalto: 'eq', '==': 'eq', '!=': 'ne', lessthan: 'lt', '<': 'lt', '<=': 'le', greaterthan: 'gt', '>': 'gt', '>=': 'ge', escaped: 'safe',
 };
 
 // The tests that take an argument (`x is divisibleby 3`, `x is in list`); the rest take none.
