@@ -4,7 +4,7 @@
 // Writes bench/results.md and prints it. Needs `npm run build` first and ../shared/vllm.
 // `bkci` is the bundled CLI (dist/bundle/bin.js, the package's bin) executed as users run it; one
 // row runs it as `node bin.js`, one the unbundled tsc output, for comparison.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -29,7 +29,9 @@ function python() {
 
 // Python's Jinja2 with an Undefined that orders like minijinja (undefined < anything).
 const jinja2Script = join(tmp, 'j2.py');
-writeFileSync(jinja2Script, `
+writeFileSync(
+  jinja2Script,
+  `
 import sys, yaml, jinja2
 class U(jinja2.Undefined):
     def __lt__(self, o): return True
@@ -44,11 +46,14 @@ ctx = yaml.safe_load(open(sys.argv[2]))
 for d in sys.argv[3:]:
     k, v = d.split('=', 1); ctx[k] = v
 sys.stdout.write(t.render(**ctx) + '\\n')
-`);
+`,
+);
 
 // minijinja-js (the MiniJinja engine) as a script.
 const mjScript = join(tmp, 'mj.mjs');
-writeFileSync(mjScript, `
+writeFileSync(
+  mjScript,
+  `
 import { createRequire } from 'node:module';
 const require = createRequire(${JSON.stringify(join(root, 'package.json'))});
 const { Environment } = require('minijinja-js');
@@ -58,11 +63,19 @@ const [t, d, ...defs] = process.argv.slice(2);
 const ctx = YAML.parse(fs.readFileSync(d, 'utf8'));
 for (const x of defs) { const i = x.indexOf('='); ctx[x.slice(0, i)] = x.slice(i + 1); }
 process.stdout.write(new Environment().renderStr(fs.readFileSync(t, 'utf8'), ctx) + '\\n');
-`);
+`,
+);
 
 // 5,000 synthetic steps through the bundled template.
 const big = join(tmp, 'big.yaml');
-writeFileSync(big, 'steps:\n' + Array.from({ length: 5000 }, (_v, i) => `  - label: step ${i}\n    key: s${i}\n    commands: [pytest tests/t${i}.py]\n    source_file_dependencies: [src/m${i % 50}/]\n`).join(''));
+writeFileSync(
+  big,
+  'steps:\n' +
+    Array.from(
+      { length: 5000 },
+      (_v, i) => `  - label: step ${i}\n    key: s${i}\n    commands: [pytest tests/t${i}.py]\n    source_file_dependencies: [src/m${i % 50}/]\n`,
+    ).join(''),
+);
 const changed = join(tmp, 'changed.txt');
 writeFileSync(changed, 'src/m1/a.py\n');
 
@@ -97,11 +110,33 @@ const vllmRender = [join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline
 const bk = bench('bkci: vLLM render + validate', bin, ['pipeline', 'render', ...vllmRender], binEnv());
 const bkNode = bench('node dist/bundle/bin.js (Node started as is): vLLM render + validate', node, [bin, 'pipeline', 'render', ...vllmRender]);
 bench('bkci (unbundled dist/cli, node dist/cli/bin.js): vLLM render + validate', node, [unbundled, 'pipeline', 'render', ...vllmRender]);
-bench('bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate', bin, ['pipeline', 'render', ...vllmRender], binEnv({ BKCI_CODE_CACHE: 'off' }));
+bench(
+  'bkci without its code cache (BKCI_CODE_CACHE=off): vLLM render + validate',
+  bin,
+  ['pipeline', 'render', ...vllmRender],
+  binEnv({ BKCI_CODE_CACHE: 'off' }),
+);
 bench('bkci: vLLM render --no-validate', bin, ['pipeline', 'render', '--no-validate', ...vllmRender], binEnv());
-const j2 = py ? bench('Python Jinja2: vLLM render', py, [jinja2Script, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]) : undefined;
-bench('minijinja-js: vLLM render', node, [mjScript, join(vllm, 'test-template-ci.j2'), join(vllm, 'test-pipeline.yaml'), ...set.defines.map(([k, v]) => `${k}=${v}`)]);
-const big5k = bench('bkci: 5,000 steps, bundled template + selection + validate', bin, ['pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed], binEnv());
+const j2 = py
+  ? bench('Python Jinja2: vLLM render', py, [
+      jinja2Script,
+      join(vllm, 'test-template-ci.j2'),
+      join(vllm, 'test-pipeline.yaml'),
+      ...set.defines.map(([k, v]) => `${k}=${v}`),
+    ])
+  : undefined;
+bench('minijinja-js: vLLM render', node, [
+  mjScript,
+  join(vllm, 'test-template-ci.j2'),
+  join(vllm, 'test-pipeline.yaml'),
+  ...set.defines.map(([k, v]) => `${k}=${v}`),
+]);
+const big5k = bench(
+  'bkci: 5,000 steps, bundled template + selection + validate',
+  bin,
+  ['pipeline', 'render', join(root, 'templates/default.j2'), big, '--changed-files', changed],
+  binEnv(),
+);
 const ver = bench('bkci --version', bin, ['--version'], binEnv());
 // Node 20 reads NODE_EXTRA_CA_CERTS at start-up (Node 22+ only when TLS is first used): where it
 // is set (as on the development machine), `node -e 0` and the `node bin.js` row pay for it. The
@@ -145,7 +180,9 @@ const lines = [
   '',
   'Ratios (targets in parentheses):',
   `- vLLM render / bare node: ${ratio(bk, bare)} (<= 2); node bin.js: ${ratio(bkNode, bare)}${noCa ? `; both without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, noCa.bare)}` : ''}`,
-  j2 ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5); node bin.js: ${ratio(bkNode, j2)}${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, j2)}` : ''}` : '- Python Jinja2 not available',
+  j2
+    ? `- vLLM render / Python Jinja2: ${ratio(bk, j2)} (<= 0.5); node bin.js: ${ratio(bkNode, j2)}${noCa ? `; without NODE_EXTRA_CA_CERTS: ${ratio(noCa.bk, j2)}` : ''}`
+    : '- Python Jinja2 not available',
   `- bkci --version / bare node: ${ratio(ver, bare)} (<= 1.3)`,
   `- 5,000 steps render+validate: ${big5k.median.toFixed(0)} ms (< 1000), ${big5k.rss.toFixed(0)} MB (< 200)`,
   '',

@@ -100,9 +100,13 @@ writeFileSync(join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
 // The code cache: one render, with validation, of a template that exercises the language and then
 // renders the bundled template over the example test list (scripts/code-cache-training.j2).
-const train = spawnSync(process.execPath, [join(outdir, 'bin.js'), 'pipeline', 'render', 'scripts/code-cache-training.j2', 'examples/test-pipeline.yaml', '--quiet'], {
-  cwd: root,
-  env: { ...process.env, BKCI_CODE_CACHE: 'write' },
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
+const train = spawnSync(
+  process.execPath,
+  [join(outdir, 'bin.js'), 'pipeline', 'render', 'scripts/code-cache-training.j2', 'examples/test-pipeline.yaml', '--quiet'],
+  {
+    cwd: root,
+    env: { ...process.env, BKCI_CODE_CACHE: 'write' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  },
+);
 if (train.status !== 0 || !existsSync(join(outdir, 'bkci.cjs.cache'))) throw new Error(`making the code cache failed (exit ${train.status ?? train.signal})`);

@@ -37,7 +37,10 @@ export function queueStatus(agents: Agent[], queue: string): QueueStatus {
 export async function listAgents(client: ApiClient, org: string): Promise<{ agents: Agent[]; skipped: string[] }> {
   const agents: Agent[] = [];
   const skipped: string[] = [];
-  for await (const a of client.paginate<unknown>(`organizations/${encodeURIComponent(org)}/agents`, { scope: 'read_agents', what: `the agents of organization ${org}` })) {
+  for await (const a of client.paginate<unknown>(`organizations/${encodeURIComponent(org)}/agents`, {
+    scope: 'read_agents',
+    what: `the agents of organization ${org}`,
+  })) {
     const agent = parseListItem(AgentSchema, a, 'an agent', (why) => skipped.push(why));
     if (agent) agents.push(agent);
   }

@@ -21,7 +21,8 @@ export function selectArtifacts(all: Artifact[], glob: string | undefined): Arti
 export function localPath(dir: string, artifactPath: string): string {
   const target = resolve(dir, artifactPath.replace(/^\/+/, ''));
   const rel = relative(resolve(dir), target);
-  if (rel === '' || rel.startsWith('..') || rel.split(sep).includes('..')) throw new CheckFailed(`artifact path ${JSON.stringify(artifactPath)} would be written outside ${dir}; not downloading it`);
+  if (rel === '' || rel.startsWith('..') || rel.split(sep).includes('..'))
+    throw new CheckFailed(`artifact path ${JSON.stringify(artifactPath)} would be written outside ${dir}; not downloading it`);
   return target;
 }
 
@@ -69,7 +70,10 @@ export async function downloadArtifact(client: ApiClient, a: Artifact, dir: stri
       await pipeline(body, createWriteStream(tmp, { mode: 0o644 }));
       const sha1 = hash.digest('hex');
       if (a.sha1sum && sha1 !== a.sha1sum.toLowerCase()) {
-        throw new CheckFailed(`${a.path}: sha1 mismatch (expected ${a.sha1sum}, got ${sha1}); the file was not kept`, 'download it again; if it persists the artifact is corrupt in storage');
+        throw new CheckFailed(
+          `${a.path}: sha1 mismatch (expected ${a.sha1sum}, got ${sha1}); the file was not kept`,
+          'download it again; if it persists the artifact is corrupt in storage',
+        );
       }
       if (a.file_size != null && bytes !== a.file_size) {
         throw new CheckFailed(`${a.path}: size mismatch (expected ${a.file_size} bytes, got ${bytes}); the file was not kept`);

@@ -57,7 +57,9 @@ export class BuildkiteApi {
     if (filter.state?.length) query['state[]'] = filter.state;
     for (const [k, v] of Object.entries(filter.metaData ?? {})) query[`meta_data[${k}]`] = v;
     for await (const b of this.client.paginate<unknown>(this.buildsPath(), { query, scope: 'read_builds', what: `pipeline ${this.pipelineRef}` })) {
-      const build = parseListItem(BuildSchema, b, 'a build in the list', (why) => this.io.log.warn({ pipeline: this.pipelineRef }, `left out of the list: ${why}`));
+      const build = parseListItem(BuildSchema, b, 'a build in the list', (why) =>
+        this.io.log.warn({ pipeline: this.pipelineRef }, `left out of the list: ${why}`),
+      );
       if (build) yield build;
     }
   }
@@ -120,7 +122,10 @@ export class BuildkiteApi {
   }
 
   async retryJob(n: number, jobId: string): Promise<Job> {
-    const data = await this.client.json<unknown>('PUT', `${this.buildPath(n)}/jobs/${seg(jobId)}/retry`, { scope: 'write_builds', what: `job ${jobId} of build ${n}` });
+    const data = await this.client.json<unknown>('PUT', `${this.buildPath(n)}/jobs/${seg(jobId)}/retry`, {
+      scope: 'write_builds',
+      what: `job ${jobId} of build ${n}`,
+    });
     return parseAnswer(JobSchema, data, `the retried job ${jobId}`);
   }
 
@@ -282,7 +287,11 @@ export function jobsForLogs(b: Build, opts: { job?: string; failed?: boolean }):
   const jobs = scriptJobs(b);
   if (opts.job) {
     const j = (b.jobs ?? []).find((x) => x.id === opts.job || x.step_key === opts.job);
-    if (!j) throw new UsageError(`--job ${opts.job}: build ${b.number} has no job with that id or step key`, `its jobs: ${jobs.map((x) => `${x.id} (${jobLabel(x)})`).join(', ') || 'none'}`);
+    if (!j)
+      throw new UsageError(
+        `--job ${opts.job}: build ${b.number} has no job with that id or step key`,
+        `its jobs: ${jobs.map((x) => `${x.id} (${jobLabel(x)})`).join(', ') || 'none'}`,
+      );
     return [j];
   }
   return opts.failed ? jobs.filter(isFailedJob) : jobs;
@@ -303,6 +312,9 @@ export function parsePairs(values: string[], flag: string): Record<string, strin
 export function checkSubmit(branch: string, commit: string): void {
   if (!branch.trim()) throw new UsageError('--branch is empty');
   if (branch.includes(':') && commit.toUpperCase() === 'HEAD') {
-    throw new UsageError(`--branch ${branch} is a fork branch (owner:branch); Buildkite cannot build HEAD of a fork`, 'pass --commit with the full commit SHA of the fork branch');
+    throw new UsageError(
+      `--branch ${branch} is a fork branch (owner:branch); Buildkite cannot build HEAD of a fork`,
+      'pass --commit with the full commit SHA of the fork branch',
+    );
   }
 }

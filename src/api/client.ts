@@ -146,7 +146,8 @@ export class ApiClient {
       const rel = link ? parseLinkHeader(link).get('next') : undefined;
       next = rel ? new URL(rel, response.url) : undefined;
       // The token goes with every page: never to a host other than the API's.
-      if (next && next.origin !== this.base.origin) throw new ApiError(`the API's Link header points to another host (${next.origin}); not following it with the token`, response.status, undefined);
+      if (next && next.origin !== this.base.origin)
+        throw new ApiError(`the API's Link header points to another host (${next.origin}); not following it with the token`, response.status, undefined);
     }
   }
 
@@ -238,7 +239,16 @@ export class ApiClient {
       const started = Date.now();
       try {
         res = await undici.request(url, { method, headers, body: payload, dispatcher, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-        this.io.log.debug({ method, url: `${url.origin}${url.pathname}${url.search}`, status: res.statusCode, ms: Date.now() - started, authorization: opts.noAuth ? 'none' : 'Bearer [REDACTED]' }, 'api request');
+        this.io.log.debug(
+          {
+            method,
+            url: `${url.origin}${url.pathname}${url.search}`,
+            status: res.statusCode,
+            ms: Date.now() - started,
+            authorization: opts.noAuth ? 'none' : 'Bearer [REDACTED]',
+          },
+          'api request',
+        );
       } catch (err) {
         // The handshake failed, so nothing was sent; retrying would meet the same certificate.
         const cert = certificateProblem(err);
@@ -246,7 +256,8 @@ export class ApiClient {
         if (!isNetworkError(err)) throw err;
         const reason = describeNetworkError(err);
         if (!idempotent) throw new AmbiguousRequestError(`${where}: ${reason}; the request may or may not have been processed`, err);
-        if (attempt >= this.maxAttempts) throw new NetworkError(`${where}: ${reason} (gave up after ${attempt} attempts)`, `check that ${url.origin} is reachable`);
+        if (attempt >= this.maxAttempts)
+          throw new NetworkError(`${where}: ${reason} (gave up after ${attempt} attempts)`, `check that ${url.origin} is reachable`);
         await this.backoff(attempt, `${where}: ${reason}`);
         continue;
       }
@@ -254,8 +265,20 @@ export class ApiClient {
       if (res.statusCode === 429) {
         const text = await res.body.text().catch(() => '');
         const waitS = rateLimitWait(res.headers, text);
-        if (waitS > MAX_RATE_LIMIT_WAIT_S) throw new ApiError(`${where}: rate limited, and the API asks to wait ${waitS}s`, 429, apiMessage(text), 'wait for the rate limit to reset and run again');
-        if (++rateWaits > this.maxRateLimitWaits) throw new ApiError(`${where}: still rate limited after ${rateWaits - 1} waits`, 429, apiMessage(text), 'wait a minute and run again, or poll less often');
+        if (waitS > MAX_RATE_LIMIT_WAIT_S)
+          throw new ApiError(
+            `${where}: rate limited, and the API asks to wait ${waitS}s`,
+            429,
+            apiMessage(text),
+            'wait for the rate limit to reset and run again',
+          );
+        if (++rateWaits > this.maxRateLimitWaits)
+          throw new ApiError(
+            `${where}: still rate limited after ${rateWaits - 1} waits`,
+            429,
+            apiMessage(text),
+            'wait a minute and run again, or poll less often',
+          );
         this.io.log.warn({ waitSeconds: waitS, method, path: url.pathname }, `rate limited by the API; waiting ${waitS}s before retrying`);
         await this.io.sleep(waitS * 1000);
         attempt--; // a 429 was not processed: it does not count as a failed attempt
@@ -265,7 +288,13 @@ export class ApiClient {
         const text = await res.body.text().catch(() => '');
         const msg = `${where}: the API answered ${res.statusCode}${apiMessage(text) ? `: ${apiMessage(text)}` : ''}`;
         if (!idempotent) throw new AmbiguousRequestError(msg);
-        if (attempt >= this.maxAttempts) throw new ApiError(`${msg} (gave up after ${attempt} attempts)`, res.statusCode, apiMessage(text), 'Buildkite may be having an incident; try again later');
+        if (attempt >= this.maxAttempts)
+          throw new ApiError(
+            `${msg} (gave up after ${attempt} attempts)`,
+            res.statusCode,
+            apiMessage(text),
+            'Buildkite may be having an incident; try again later',
+          );
         // A 503 may say when to come back; honour it (up to a minute) if it is longer than the backoff.
         const after = headerValue(res.headers, 'retry-after') !== undefined ? Math.min(60, rateLimitWait(res.headers, '')) * 1000 : 0;
         await this.backoff(attempt, msg, after);
@@ -278,10 +307,20 @@ export class ApiClient {
         await res.body.dump().catch(() => undefined);
         const target = new URL(location, url);
         if (target.origin !== this.base.origin) {
-          throw new ApiError(`${where}: the API redirected to ${target.origin}${target.pathname} (${res.statusCode}); not following it with the token`, res.statusCode, undefined, `if that is where the API lives, set BUILDKITE_API_URL (or --api-url) to ${target.origin}/v2`);
+          throw new ApiError(
+            `${where}: the API redirected to ${target.origin}${target.pathname} (${res.statusCode}); not following it with the token`,
+            res.statusCode,
+            undefined,
+            `if that is where the API lives, set BUILDKITE_API_URL (or --api-url) to ${target.origin}/v2`,
+          );
         }
         const keepsMethod = res.statusCode === 307 || res.statusCode === 308;
-        if (method !== 'GET' && !keepsMethod) throw new ApiError(`${where}: the API answered ${res.statusCode} (moved to ${target.pathname}); not resending a ${method} as a GET`, res.statusCode, undefined);
+        if (method !== 'GET' && !keepsMethod)
+          throw new ApiError(
+            `${where}: the API answered ${res.statusCode} (moved to ${target.pathname}); not resending a ${method} as a GET`,
+            res.statusCode,
+            undefined,
+          );
         if (++hops > MAX_REDIRECTS) throw new ApiError(`${where}: more than ${MAX_REDIRECTS} redirects`, res.statusCode, undefined);
         this.io.log.debug({ from: url.pathname, to: target.pathname, status: res.statusCode }, 'following the API redirect');
         url = target;
@@ -389,19 +428,38 @@ function errorFor(status: number, text: string, method: Method, url: URL, opts: 
   const where = `${method} ${url.pathname}`;
   const said = msg ? `: ${msg}` : '';
   // The storage host refusing a signed URL is a failed download (1), not a bad token or slug.
-  if (!apiOrigin) return new ApiError(`the artifact storage at ${url.origin} answered ${status}${said}`, status, msg, 'signed download URLs expire; run the command again', 1);
+  if (!apiOrigin)
+    return new ApiError(
+      `the artifact storage at ${url.origin} answered ${status}${said}`,
+      status,
+      msg,
+      'signed download URLs expire; run the command again',
+      1,
+    );
   switch (status) {
     case 401:
-      return new ApiError(`the API rejected the token (401)${said}`, status, msg, 'check BUILDKITE_API_TOKEN (or --token-file): the token may be revoked, expired or mistyped');
+      return new ApiError(
+        `the API rejected the token (401)${said}`,
+        status,
+        msg,
+        'check BUILDKITE_API_TOKEN (or --token-file): the token may be revoked, expired or mistyped',
+      );
     case 403:
       return new ApiError(
         `the token may not do ${where} (403)${said}`,
         status,
         msg,
-        opts.scope ? `give the token the \`${opts.scope}\` scope (and access to the organization) at https://buildkite.com/user/api-access-tokens` : 'check the token’s scopes and organization access',
+        opts.scope
+          ? `give the token the \`${opts.scope}\` scope (and access to the organization) at https://buildkite.com/user/api-access-tokens`
+          : 'check the token’s scopes and organization access',
       );
     case 404:
-      return new ApiError(`not found: ${opts.what ?? url.pathname} (404)${said}`, status, msg, 'check the organization and pipeline slugs (--org, --pipeline) and the build number');
+      return new ApiError(
+        `not found: ${opts.what ?? url.pathname} (404)${said}`,
+        status,
+        msg,
+        'check the organization and pipeline slugs (--org, --pipeline) and the build number',
+      );
     default:
       return new ApiError(`the API refused ${where} (${status})${said}`, status, msg);
   }
@@ -411,11 +469,15 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT
 
 function isNetworkError(err: unknown): boolean {
   const e = err as { code?: string; name?: string; cause?: { code?: string } };
-  return (typeof e?.code === 'string' && (e.code.startsWith('UND_ERR') || NETWORK_CODES.has(e.code))) || (typeof e?.cause?.code === 'string' && NETWORK_CODES.has(e.cause.code));
+  return (
+    (typeof e?.code === 'string' && (e.code.startsWith('UND_ERR') || NETWORK_CODES.has(e.code))) ||
+    (typeof e?.cause?.code === 'string' && NETWORK_CODES.has(e.cause.code))
+  );
 }
 
 // OpenSSL's verification results as Node names them, and Node's host name check.
-const CERT_CODES = /^(?:UNABLE_TO_|CERT_|CRL_|ERROR_IN_CERT|ERROR_IN_CRL|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|INVALID_CA$|PATH_LENGTH_EXCEEDED$|INVALID_PURPOSE$|HOSTNAME_MISMATCH$|ERR_TLS_CERT_ALTNAME_INVALID$)/;
+const CERT_CODES =
+  /^(?:UNABLE_TO_|CERT_|CRL_|ERROR_IN_CERT|ERROR_IN_CRL|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|INVALID_CA$|PATH_LENGTH_EXCEEDED$|INVALID_PURPOSE$|HOSTNAME_MISMATCH$|ERR_TLS_CERT_ALTNAME_INVALID$)/;
 
 function certificateProblem(err: unknown): { reason: string; hint: string } | undefined {
   const e = err as { code?: unknown; message?: string; cause?: { code?: unknown; message?: string } };

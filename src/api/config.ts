@@ -24,13 +24,28 @@ const TOKEN_HINT = 'create a token at https://buildkite.com/user/api-access-toke
 
 export async function loadApiConfig(flags: ApiFlags, io: Io, need: { pipeline: boolean }): Promise<ApiConfig> {
   const token = await readToken(
-    { file: flags.tokenFile, variable: 'BUILDKITE_API_TOKEN', missing: 'no API token: BUILDKITE_API_TOKEN is not set and no --token-file was given', hint: TOKEN_HINT, fileHint: TOKEN_HINT, warnIfReadable: true },
+    {
+      file: flags.tokenFile,
+      variable: 'BUILDKITE_API_TOKEN',
+      missing: 'no API token: BUILDKITE_API_TOKEN is not set and no --token-file was given',
+      hint: TOKEN_HINT,
+      fileHint: TOKEN_HINT,
+      warnIfReadable: true,
+    },
     io,
   );
   const org = flags.org ?? nonEmpty(io.env.BUILDKITE_ORGANIZATION_SLUG);
-  if (!org) throw new UsageError('no organization: pass --org SLUG or set BUILDKITE_ORGANIZATION_SLUG', 'the slug is the part after buildkite.com/ in your pipeline URLs');
+  if (!org)
+    throw new UsageError(
+      'no organization: pass --org SLUG or set BUILDKITE_ORGANIZATION_SLUG',
+      'the slug is the part after buildkite.com/ in your pipeline URLs',
+    );
   const pipeline = flags.pipeline ?? nonEmpty(io.env.BUILDKITE_PIPELINE_SLUG);
-  if (need.pipeline && !pipeline) throw new UsageError('no pipeline: pass --pipeline SLUG or set BUILDKITE_PIPELINE_SLUG', `the slug is the part after buildkite.com/${org}/ in the pipeline's URL`);
+  if (need.pipeline && !pipeline)
+    throw new UsageError(
+      'no pipeline: pass --pipeline SLUG or set BUILDKITE_PIPELINE_SLUG',
+      `the slug is the part after buildkite.com/${org}/ in the pipeline's URL`,
+    );
   const apiUrl = flags.apiUrl ?? nonEmpty(io.env.BUILDKITE_API_URL) ?? DEFAULT_API_URL;
   let parsed: URL;
   try {

@@ -76,7 +76,12 @@ export function parseAnswer<T>(schema: z.ZodType<T>, data: unknown, what: string
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const path = issue.path.length ? issue.path.join('.') : '(root)';
-  throw new ApiError(`the API's answer for ${what} is not what bkci expects: ${path}: ${issue.message}`, 0, undefined, 'check --api-url points at the Buildkite REST API (…/v2)');
+  throw new ApiError(
+    `the API's answer for ${what} is not what bkci expects: ${path}: ${issue.message}`,
+    0,
+    undefined,
+    'check --api-url points at the Buildkite REST API (…/v2)',
+  );
 }
 
 // One item of a list answer: parsed, or (the API describes it oddly) reported through `skip` and

@@ -34,12 +34,25 @@ function apiOptions(cmd: Command, json = true): Command {
 async function withApi<T>(flags: CommonFlags, io: Io, needPipeline: boolean, fn: (api: BuildkiteApi) => Promise<T>): Promise<T> {
   if (flags.token !== undefined) {
     registerSecret(flags.token);
-    throw new UsageError('--token is not accepted: a token on the command line is visible to every user in `ps` and kept in shell history', 'export BUILDKITE_API_TOKEN or pass --token-file FILE (mode 0600)');
+    throw new UsageError(
+      '--token is not accepted: a token on the command line is visible to every user in `ps` and kept in shell history',
+      'export BUILDKITE_API_TOKEN or pass --token-file FILE (mode 0600)',
+    );
   }
-  const [{ loadApiConfig }, { ApiClient }, { BuildkiteApi }] = await Promise.all([import('../api/config.js'), import('../api/client.js'), import('../api/builds.js')]);
+  const [{ loadApiConfig }, { ApiClient }, { BuildkiteApi }] = await Promise.all([
+    import('../api/config.js'),
+    import('../api/client.js'),
+    import('../api/builds.js'),
+  ]);
   const cfg = await loadApiConfig(flags, io, { pipeline: needPipeline });
   const timeout = io.env.BKCI_HTTP_TIMEOUT ? Number(io.env.BKCI_HTTP_TIMEOUT) * 1000 : undefined;
-  const client = new ApiClient({ apiUrl: cfg.apiUrl, token: cfg.token, io, userAgent: `bkci/${VERSION}${io.nodeVersion ? ` (node ${io.nodeVersion})` : ''}`, timeoutMs: timeout });
+  const client = new ApiClient({
+    apiUrl: cfg.apiUrl,
+    token: cfg.token,
+    io,
+    userAgent: `bkci/${VERSION}${io.nodeVersion ? ` (node ${io.nodeVersion})` : ''}`,
+    timeoutMs: timeout,
+  });
   try {
     return await fn(new BuildkiteApi(client, cfg, io));
   } finally {
@@ -55,7 +68,8 @@ export function parseBuildRef(arg: string, flags: CommonFlags): number {
     flags.pipeline ??= decodeURIComponent(url[2]!);
     return Number(url[3]);
   }
-  if (!/^\d+$/.test(arg) || Number(arg) < 1) throw new UsageError(`build ${JSON.stringify(arg)}: expected a build number or a build URL`, 'e.g. bkci build get 1234');
+  if (!/^\d+$/.test(arg) || Number(arg) < 1)
+    throw new UsageError(`build ${JSON.stringify(arg)}: expected a build number or a build URL`, 'e.g. bkci build get 1234');
   return Number(arg);
 }
 
@@ -95,20 +109,34 @@ interface WaitFlags extends CommonFlags {
 }
 
 async function waitAndReport(api: BuildkiteApi, n: number, io: Io, flags: WaitFlags): Promise<void> {
-  const [{ waitForBuild }, { parseDuration }, { progressOf }] = await Promise.all([import('../api/wait.js'), import('../util/duration.js'), import('../api/builds.js')]);
+  const [{ waitForBuild }, { parseDuration }, { progressOf }] = await Promise.all([
+    import('../api/wait.js'),
+    import('../util/duration.js'),
+    import('../api/builds.js'),
+  ]);
   const timeoutMs = flags.timeout !== undefined ? parseDuration(flags.timeout, '--timeout') : undefined;
   const quiet = ['error', 'fatal', 'silent'].includes(io.log.level);
   const poll = io.env.BKCI_POLL_INTERVAL ? parseDuration(io.env.BKCI_POLL_INTERVAL, 'BKCI_POLL_INTERVAL') : undefined;
-  const { build, verdict } = await waitForBuild(api, n, io, { timeoutMs, failFast: flags.failFast === true, spinner: io.stderrIsTTY && !quiet, firstIntervalMs: poll });
+  const { build, verdict } = await waitForBuild(api, n, io, {
+    timeoutMs,
+    failFast: flags.failFast === true,
+    spinner: io.stderrIsTTY && !quiet,
+    firstIntervalMs: poll,
+  });
   printBuild(io, build, flags.json);
   if (!verdict.ok) {
     const failed = progressOf(build).failed;
-    throw new CheckFailed(`build #${build.number} ${verdict.reason}${failed.length ? `; failed jobs: ${failed.join(', ')}` : ''}`, `see the logs with \`bkci build logs ${build.number} --failed\``);
+    throw new CheckFailed(
+      `build #${build.number} ${verdict.reason}${failed.length ? `; failed jobs: ${failed.join(', ')}` : ''}`,
+      `see the logs with \`bkci build logs ${build.number} --failed\``,
+    );
   }
 }
 
 function waitOptions(cmd: Command): Command {
-  return cmd.option('--timeout <duration>', 'give up waiting after DURATION (30s, 10m, 1h30m); the build keeps running').option('--fail-fast', 'stop waiting as soon as the build is failing');
+  return cmd
+    .option('--timeout <duration>', 'give up waiting after DURATION (30s, 10m, 1h30m); the build keeps running')
+    .option('--fail-fast', 'stop waiting as soon as the build is failing');
 }
 
 export function registerBuildCommands(program: Command, io: Io): void {
@@ -127,7 +155,10 @@ export function registerBuildCommands(program: Command, io: Io): void {
         .option('--wait', 'wait for the build to finish and exit with its result'),
     ),
   )
-    .addHelpText('after', '\nExamples:\n  bkci build submit --branch main --wait --timeout 1h\n  bkci build submit --branch alice:fix-kernel --commit 3f2a9c1e... --env RUN_ALL=1 --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  bkci build submit --branch main --wait --timeout 1h\n  bkci build submit --branch alice:fix-kernel --commit 3f2a9c1e... --env RUN_ALL=1 --json',
+    )
     .action(async (flags: WaitFlags & { branch: string; commit: string; message?: string; env: string[]; metaData: string[]; wait?: boolean }) => {
       const { checkSubmit, parsePairs } = await import('../api/builds.js');
       checkSubmit(flags.branch, flags.commit);
@@ -144,29 +175,41 @@ export function registerBuildCommands(program: Command, io: Io): void {
       });
     });
 
-  waitOptions(apiOptions(build.command('wait').description('wait for a build; exit 0 passed, 1 failed/canceled/not run/timed out').argument('<build>', 'build number or URL')))
+  waitOptions(
+    apiOptions(
+      build.command('wait').description('wait for a build; exit 0 passed, 1 failed/canceled/not run/timed out').argument('<build>', 'build number or URL'),
+    ),
+  )
     .addHelpText('after', '\nA build stopped on a block step counts as finished: exit 0 when what ran passed.')
     .action(async (ref: string, flags: WaitFlags) => {
       const n = parseBuildRef(ref, flags);
       await withApi(flags, io, true, (api) => waitAndReport(api, n, io, flags));
     });
 
-  apiOptions(build.command('get').description("show a build and its jobs").argument('<build>', 'build number or URL')).action(async (ref: string, flags: CommonFlags) => {
-    const n = parseBuildRef(ref, flags);
-    await withApi(flags, io, true, async (api) => {
-      const b = await api.getBuild(n);
-      if (flags.json) return printJson(io, b);
-      const { scriptJobs, jobLabel } = await import('../api/builds.js');
-      io.stdout.write(
-        `build #${b.number} ${b.state}\nbranch  ${b.branch ?? ''}\ncommit  ${b.commit ?? ''}\nmessage ${(b.message ?? '').split('\n')[0]}\ntook    ${span(b.started_at, b.finished_at, io) || '-'}\nurl     ${b.web_url ?? ''}\n\n` +
-          table(
-            io,
-            ['job', 'state', 'duration', 'agent', 'id'],
-            scriptJobs(b).map((j) => [jobLabel(j), j.soft_failed && j.state === 'failed' ? 'soft_failed' : (j.state ?? ''), span(j.started_at, j.finished_at, io), j.agent?.name ?? '', j.id]),
-          ),
-      );
-    });
-  });
+  apiOptions(build.command('get').description('show a build and its jobs').argument('<build>', 'build number or URL')).action(
+    async (ref: string, flags: CommonFlags) => {
+      const n = parseBuildRef(ref, flags);
+      await withApi(flags, io, true, async (api) => {
+        const b = await api.getBuild(n);
+        if (flags.json) return printJson(io, b);
+        const { scriptJobs, jobLabel } = await import('../api/builds.js');
+        io.stdout.write(
+          `build #${b.number} ${b.state}\nbranch  ${b.branch ?? ''}\ncommit  ${b.commit ?? ''}\nmessage ${(b.message ?? '').split('\n')[0]}\ntook    ${span(b.started_at, b.finished_at, io) || '-'}\nurl     ${b.web_url ?? ''}\n\n` +
+            table(
+              io,
+              ['job', 'state', 'duration', 'agent', 'id'],
+              scriptJobs(b).map((j) => [
+                jobLabel(j),
+                j.soft_failed && j.state === 'failed' ? 'soft_failed' : (j.state ?? ''),
+                span(j.started_at, j.finished_at, io),
+                j.agent?.name ?? '',
+                j.id,
+              ]),
+            ),
+        );
+      });
+    },
+  );
 
   apiOptions(
     build
@@ -178,7 +221,10 @@ export function registerBuildCommands(program: Command, io: Io): void {
   ).action(async (flags: CommonFlags & { branch?: string; state?: string; limit: string }) => {
     const limit = Number(flags.limit);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit ${flags.limit}: expected a positive whole number`);
-    const state = flags.state?.split(',').map((s) => s.trim()).filter(Boolean);
+    const state = flags.state
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     await withApi(flags, io, true, async (api) => {
       const out: Build[] = [];
       for await (const b of api.listBuilds({ branch: flags.branch, state })) {
@@ -190,24 +236,34 @@ export function registerBuildCommands(program: Command, io: Io): void {
         table(
           io,
           ['number', 'state', 'branch', 'commit', 'created', 'duration', 'message'],
-          out.map((b) => [String(b.number), b.state, b.branch ?? '', (b.commit ?? '').slice(0, 10), when(b.created_at, io), span(b.started_at, b.finished_at, io), (b.message ?? '').split('\n')[0]!.slice(0, 60)]),
+          out.map((b) => [
+            String(b.number),
+            b.state,
+            b.branch ?? '',
+            (b.commit ?? '').slice(0, 10),
+            when(b.created_at, io),
+            span(b.started_at, b.finished_at, io),
+            (b.message ?? '').split('\n')[0]!.slice(0, 60),
+          ]),
         ),
       );
     });
   });
 
-  apiOptions(build.command('cancel').description('cancel a build').argument('<build>', 'build number or URL')).action(async (ref: string, flags: CommonFlags) => {
-    const n = parseBuildRef(ref, flags);
-    await withApi(flags, io, true, async (api) => {
-      const b = await api.cancelBuild(n);
-      printBuild(io, b, flags.json);
-    });
-  });
+  apiOptions(build.command('cancel').description('cancel a build').argument('<build>', 'build number or URL')).action(
+    async (ref: string, flags: CommonFlags) => {
+      const n = parseBuildRef(ref, flags);
+      await withApi(flags, io, true, async (api) => {
+        const b = await api.cancelBuild(n);
+        printBuild(io, b, flags.json);
+      });
+    },
+  );
 
   apiOptions(
     build
       .command('logs')
-      .description("print job logs as raw text: every script job in order under a header, or one job")
+      .description('print job logs as raw text: every script job in order under a header, or one job')
       .argument('<build>', 'build number or URL')
       .option('--job <id>', 'only this job (id or step key), without a header')
       .option('--failed', 'only the failed jobs'),
@@ -246,7 +302,13 @@ export function registerBuildCommands(program: Command, io: Io): void {
       if (flags.glob && chosen.length === 0) io.log.warn({ glob: flags.glob }, 'no artifact matches the glob');
       if (!flags.download) {
         if (flags.json) return printJson(io, chosen);
-        io.stdout.write(table(io, ['path', 'size', 'state', 'job', 'id'], chosen.map((a) => [a.path, a.file_size != null ? formatBytes(a.file_size) : '', a.state ?? '', a.job_id ?? '', a.id ?? ''])));
+        io.stdout.write(
+          table(
+            io,
+            ['path', 'size', 'state', 'job', 'id'],
+            chosen.map((a) => [a.path, a.file_size != null ? formatBytes(a.file_size) : '', a.state ?? '', a.job_id ?? '', a.id ?? '']),
+          ),
+        );
         return;
       }
       const dir = resolve(io.cwd, flags.download);
@@ -273,7 +335,8 @@ export function registerBuildCommands(program: Command, io: Io): void {
     ),
   ).action(async (ref: string, flags: WaitFlags & { failed?: boolean; rebuild?: boolean; wait?: boolean }) => {
     const n = parseBuildRef(ref, flags);
-    if (flags.failed && flags.rebuild) throw new UsageError('--failed and --rebuild cannot be used together', 'retry the failed jobs in place, or rebuild everything as a new build');
+    if (flags.failed && flags.rebuild)
+      throw new UsageError('--failed and --rebuild cannot be used together', 'retry the failed jobs in place, or rebuild everything as a new build');
     await withApi(flags, io, true, async (api) => {
       let target = n;
       if (!flags.rebuild) {
@@ -308,7 +371,11 @@ export function registerBuildCommands(program: Command, io: Io): void {
     .option('--json', 'same as --format json')
     .action(async (ref: string, flags: CommonFlags & { format: 'markdown' | 'json'; annotate?: boolean }) => {
       const n = parseBuildRef(ref, flags);
-      if (flags.annotate && !io.env.BUILDKITE_JOB_ID) throw new UsageError('--annotate works only inside a Buildkite job (BUILDKITE_JOB_ID is not set)', 'run it as a step of a build, or drop --annotate and post the markdown yourself');
+      if (flags.annotate && !io.env.BUILDKITE_JOB_ID)
+        throw new UsageError(
+          '--annotate works only inside a Buildkite job (BUILDKITE_JOB_ID is not set)',
+          'run it as a step of a build, or drop --annotate and post the markdown yourself',
+        );
       await withApi(flags, io, true, async (api) => {
         const { summaryRows, summaryMarkdown } = await import('../api/builds.js');
         const b = await api.getBuild(n);
@@ -324,16 +391,28 @@ export function registerBuildCommands(program: Command, io: Io): void {
     });
 
   const queue = program.command('queue').description('queue capacity from the agents API');
-  apiOptions(queue.command('status').description('connected agents of a queue: total, idle, busy, and what each runs').argument('<queue>', 'queue name (the queue=NAME agent tag)')).action(
-    async (name: string, flags: CommonFlags) => {
-      await withApi(flags, io, false, async (api) => {
-        const { listAgents, queueStatus } = await import('../api/agents.js');
-        const { agents, skipped } = await listAgents(api.client, api.cfg.org);
-        for (const why of skipped) io.log.warn({ queue: name }, `left out of the count: ${why}`);
-        const s = queueStatus(agents, name);
-        if (flags.json) return printJson(io, s);
-        io.stdout.write(`queue ${s.queue}: ${s.total} agents, ${s.idle} idle, ${s.busy} busy\n` + (s.agents.length ? table(io, ['agent', 'state', 'gpu', 'job'], s.agents.map((a) => [a.name, a.busy ? 'busy' : 'idle', a.gpu ?? '', a.job ?? ''])) : ''));
-      });
-    },
-  );
+  apiOptions(
+    queue
+      .command('status')
+      .description('connected agents of a queue: total, idle, busy, and what each runs')
+      .argument('<queue>', 'queue name (the queue=NAME agent tag)'),
+  ).action(async (name: string, flags: CommonFlags) => {
+    await withApi(flags, io, false, async (api) => {
+      const { listAgents, queueStatus } = await import('../api/agents.js');
+      const { agents, skipped } = await listAgents(api.client, api.cfg.org);
+      for (const why of skipped) io.log.warn({ queue: name }, `left out of the count: ${why}`);
+      const s = queueStatus(agents, name);
+      if (flags.json) return printJson(io, s);
+      io.stdout.write(
+        `queue ${s.queue}: ${s.total} agents, ${s.idle} idle, ${s.busy} busy\n` +
+          (s.agents.length
+            ? table(
+                io,
+                ['agent', 'state', 'gpu', 'job'],
+                s.agents.map((a) => [a.name, a.busy ? 'busy' : 'idle', a.gpu ?? '', a.job ?? '']),
+              )
+            : ''),
+      );
+    });
+  });
 }

@@ -12,6 +12,9 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as nodeModule from 'node:module';
+
+// Node >= 22.1 only; @types/node 20 does not declare it.
+const enableCompileCache = (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache;
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import type { StartInfo } from './start.js';
@@ -60,7 +63,7 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   let start: Start;
   let codeCache: string;
   let script: Script | undefined;
-  if (cached || mode === 'write' || !nodeModule.enableCompileCache) {
+  if (cached || mode === 'write' || !enableCompileCache) {
     // The bundle as Node would wrap a CommonJS module, compiled with the cache.
     const source = readFileSync(bundle, 'utf8');
     script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: bundle, cachedData: cached });
@@ -69,7 +72,7 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
     start = mod.exports.start;
     codeCache = cached === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'used';
   } else {
-    nodeModule.enableCompileCache();
+    enableCompileCache();
     start = (require(bundle) as { start: Start }).start;
     codeCache = "none (Node's compile cache)";
   }

@@ -115,12 +115,19 @@ Examples:
         io,
       );
       if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0) {
-        throw new UsageError('bkci node setup writes under /etc and runs systemctl: run it as root (sudo)', 'or stage the files with --root DIR, or look first with --dry-run');
+        throw new UsageError(
+          'bkci node setup writes under /etc and runs systemctl: run it as root (sudo)',
+          'or stage the files with --root DIR, or look first with --dry-run',
+        );
       }
       const { which } = await import('../node/detect/tools.js');
       let agentBin = flags.agentBin ? resolve(io.cwd, flags.agentBin) : await which('buildkite-agent', io.env);
       if (!agentBin) {
-        if (!staging) throw new UsageError('buildkite-agent is not on PATH', 'install it (https://buildkite.com/docs/agent/v3/linux; e.g. apt install buildkite-agent) or pass --agent-bin PATH');
+        if (!staging)
+          throw new UsageError(
+            'buildkite-agent is not on PATH',
+            'install it (https://buildkite.com/docs/agent/v3/linux; e.g. apt install buildkite-agent) or pass --agent-bin PATH',
+          );
         agentBin = '/usr/bin/buildkite-agent';
         io.log.warn({ agentBin }, 'buildkite-agent is not on PATH; the staged units name /usr/bin/buildkite-agent');
       }
@@ -147,7 +154,10 @@ Examples:
       };
       const { plan, facts } = await prepareSetup(req, io);
       for (const w of plan.warnings) io.log.warn(w);
-      io.log.info({ vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: facts.nodes.length, agents: plan.agents.length }, `found ${facts.gpus.length} ${facts.vendor === 'none' ? '' : `${facts.vendor} `}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`);
+      io.log.info(
+        { vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: facts.nodes.length, agents: plan.agents.length },
+        `found ${facts.gpus.length} ${facts.vendor === 'none' ? '' : `${facts.vendor} `}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`,
+      );
       const view = {
         agents: plan.agents.map((a) => ({
           name: a.name,
@@ -177,10 +187,28 @@ Examples:
       }
       const result = await runSetup(plan, req, flags.start && !staging, io);
       if (!plan.changed) io.log.info('nothing to change: the host already matches this setup');
-      else io.log.info({ written: result.written.length, removed: result.removed.length, dirs: result.createdDirs.length }, `wrote ${result.written.length} file${result.written.length === 1 ? '' : 's'}, removed ${result.removed.length}`);
+      else
+        io.log.info(
+          { written: result.written.length, removed: result.removed.length, dirs: result.createdDirs.length },
+          `wrote ${result.written.length} file${result.written.length === 1 ? '' : 's'}, removed ${result.removed.length}`,
+        );
       if (staging) io.log.info({ root }, 'staged under --root: no systemctl or useradd was run');
-      if (flags.json) io.stdout.write(JSON.stringify({ ...view, changed: plan.changed, written: result.written, removed: result.removed, ran: result.ran.map((c) => c.join(' ')) }, null, 2) + '\n');
-      else io.stdout.write(table(io, ['agent', 'gpus', 'numa', 'cpus', 'memory'], plan.agents.map((a) => [a.name, a.gpuIndices.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMaxText])));
+      if (flags.json)
+        io.stdout.write(
+          JSON.stringify(
+            { ...view, changed: plan.changed, written: result.written, removed: result.removed, ran: result.ran.map((c) => c.join(' ')) },
+            null,
+            2,
+          ) + '\n',
+        );
+      else
+        io.stdout.write(
+          table(
+            io,
+            ['agent', 'gpus', 'numa', 'cpus', 'memory'],
+            plan.agents.map((a) => [a.name, a.gpuIndices.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMaxText]),
+          ),
+        );
     });
 
   node
@@ -196,7 +224,13 @@ Examples:
       else if (!s.managed) io.stdout.write('no agents managed by bkci on this host (run bkci node setup)\n');
       else {
         io.stdout.write(`queue ${s.queue}, vendor ${s.vendor}, ${s.agents.length} agent${s.agents.length === 1 ? '' : 's'}\n`);
-        io.stdout.write(table(io, ['agent', 'gpus', 'cpus', 'memory', 'state', 'reason'], s.agents.map((a) => [a.name, a.gpus.join(',') || '-', a.cpus, a.memoryMax, a.state, a.reason ?? ''])));
+        io.stdout.write(
+          table(
+            io,
+            ['agent', 'gpus', 'cpus', 'memory', 'state', 'reason'],
+            s.agents.map((a) => [a.name, a.gpus.join(',') || '-', a.cpus, a.memoryMax, a.state, a.reason ?? '']),
+          ),
+        );
         for (const d of s.drift) io.stdout.write(`drift: ${d.path}: ${d.problem}\n`);
       }
       if (s.drift.length) io.log.warn({ files: s.drift.length }, 'managed files were changed by hand; re-run bkci node setup to restore them');
@@ -211,7 +245,8 @@ Examples:
     .option('--json', 'print JSON')
     .action(async (flags: { root?: string; purge?: boolean; dryRun?: boolean; json?: boolean }) => {
       const { root, staging } = rootOf(io, flags.root);
-      if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0) throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
+      if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0)
+        throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
       const [{ readManifest }, { planTeardown, applyTeardown }] = await Promise.all([import('../node/state.js'), import('../node/apply.js')]);
       const m = await readManifest(root);
       if (!m) {
@@ -221,8 +256,23 @@ Examples:
       }
       const t = planTeardown(m, flags.purge === true);
       if (flags.dryRun) {
-        if (flags.json) io.stdout.write(JSON.stringify({ units: t.units, files: t.files, dirs: t.dirs, purge: t.purge, commands: staging ? [] : t.commands.map((c) => c.join(' ')) }, null, 2) + '\n');
-        else io.stdout.write([...(staging ? [] : t.commands.map((c) => `run    ${c.join(' ')}`)), ...t.files.map((f) => `remove ${f}`), ...t.dirs.map((d) => `rmdir  ${d} (if empty)`), ...t.purge.map((d) => `purge  ${d}`)].join('\n') + '\n');
+        if (flags.json)
+          io.stdout.write(
+            JSON.stringify(
+              { units: t.units, files: t.files, dirs: t.dirs, purge: t.purge, commands: staging ? [] : t.commands.map((c) => c.join(' ')) },
+              null,
+              2,
+            ) + '\n',
+          );
+        else
+          io.stdout.write(
+            [
+              ...(staging ? [] : t.commands.map((c) => `run    ${c.join(' ')}`)),
+              ...t.files.map((f) => `remove ${f}`),
+              ...t.dirs.map((d) => `rmdir  ${d} (if empty)`),
+              ...t.purge.map((d) => `purge  ${d}`),
+            ].join('\n') + '\n',
+          );
         return;
       }
       const r = await applyTeardown(t, root, !staging, io);
@@ -242,7 +292,9 @@ Examples:
       const { runDoctor } = await import('../node/doctor.js');
       const items = await runDoctor({ root, staging, hostRoot: resolve(io.cwd, flags.hostRoot) }, io);
       if (flags.json) io.stdout.write(JSON.stringify({ ok: !items.some((i) => i.status === 'fail'), checks: items }, null, 2) + '\n');
-      else for (const i of items) io.stdout.write(`${i.status.toUpperCase().padEnd(4)}  ${i.check}: ${i.detail}\n${i.fix && i.status !== 'ok' ? `      fix: ${i.fix}\n` : ''}`);
+      else
+        for (const i of items)
+          io.stdout.write(`${i.status.toUpperCase().padEnd(4)}  ${i.check}: ${i.detail}\n${i.fix && i.status !== 'ok' ? `      fix: ${i.fix}\n` : ''}`);
       const failed = items.filter((i) => i.status === 'fail');
       if (failed.length) throw new CheckFailed(`${failed.length} check${failed.length === 1 ? '' : 's'} failed: ${failed.map((i) => i.check).join(', ')}`);
     });
@@ -259,7 +311,11 @@ Examples:
     .action(async (agent: string, flags: { root?: string; hostRoot: string; maxUsedMemory: string; json?: boolean; backoff?: boolean }) => {
       const { root } = rootOf(io, flags.root);
       const { checkAgent } = await import('../node/check.js');
-      const r = await checkAgent(agent, { root, hostRoot: resolve(io.cwd, flags.hostRoot), maxUsedMiB: positiveInt(flags.maxUsedMemory, '--max-used-memory', 0) }, io);
+      const r = await checkAgent(
+        agent,
+        { root, hostRoot: resolve(io.cwd, flags.hostRoot), maxUsedMiB: positiveInt(flags.maxUsedMemory, '--max-used-memory', 0) },
+        io,
+      );
       if (flags.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else for (const i of r.items) io.stdout.write(`${i.ok ? 'ok  ' : 'FAIL'}  ${i.check}: ${i.detail}\n`);
       // systemd sets RUNTIME_DIRECTORY for the unit (RuntimeDirectory=); elsewhere there is no backoff.
@@ -277,12 +333,33 @@ Examples:
           await io.sleep(wait * 1000);
         }
       }
-      if (!r.ok) throw new CheckFailed(`agent ${agent} is unfit for a job: ${r.items.filter((i) => !i.ok).map((i) => `${i.check}: ${i.detail}`).join('; ')}`, 'the agent stays offline until this passes; fix the GPU (or reset it); systemd retries it, backing off to every ~2 minutes');
+      if (!r.ok)
+        throw new CheckFailed(
+          `agent ${agent} is unfit for a job: ${r.items
+            .filter((i) => !i.ok)
+            .map((i) => `${i.check}: ${i.detail}`)
+            .join('; ')}`,
+          'the agent stays offline until this passes; fix the GPU (or reset it); systemd retries it, backing off to every ~2 minutes',
+        );
     });
 }
 
-function renderPlan(io: Io, view: { agents: { name: string; gpus: number[]; numaNode: number; cpus: string; memoryMax: string; tags: string[] }[]; files: { path: string; mode: string; action: string }[]; dirs: { path: string; mode: string; owner: string; action: string }[]; removals: string[]; commands: string[] }, changed: boolean): string {
-  let out = table(io, ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'], view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]));
+function renderPlan(
+  io: Io,
+  view: {
+    agents: { name: string; gpus: number[]; numaNode: number; cpus: string; memoryMax: string; tags: string[] }[];
+    files: { path: string; mode: string; action: string }[];
+    dirs: { path: string; mode: string; owner: string; action: string }[];
+    removals: string[];
+    commands: string[];
+  },
+  changed: boolean,
+): string {
+  let out = table(
+    io,
+    ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'],
+    view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]),
+  );
   out += '\n' + view.dirs.map((d) => `${d.action.padEnd(9)} ${d.mode} ${d.owner.padEnd(15)} ${d.path}/\n`).join('');
   out += view.files.map((f) => `${f.action.padEnd(9)} ${f.mode} ${'root'.padEnd(15)} ${f.path}\n`).join('');
   out += view.removals.map((p) => `remove    ${p}\n`).join('');

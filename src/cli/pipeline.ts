@@ -31,7 +31,11 @@ interface RenderFlags {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string | undefined) =>
+  v
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function registerPipelineCommands(program: Command, io: Io): void {
   const pipeline = program.command('pipeline').description('render and validate Buildkite pipelines');
@@ -50,8 +54,15 @@ export function registerPipelineCommands(program: Command, io: Io): void {
     .option('--lstrip-blocks', 'remove spaces and tabs before a block tag or comment that starts its line (as minijinja-cli)')
     .option('--no-include', 'refuse include, import and extends (as minijinja-cli)')
     .option('--safe-path <dir>', 'load templates only from under DIR; repeatable (as minijinja-cli)', collect, [])
-    .option('--select <path>', "use only this part of DATA as the context: a dotted path of keys and list indexes (as minijinja-cli --select)")
-    .addOption(new Option('-a, --autoescape <mode>', 'autoescaping: by file name (auto: .html/.xml escape HTML, .json/.yaml/.yml values as JSON), or one mode for every template (as minijinja-cli)').choices(['auto', 'none', 'html', 'json']).default('auto'))
+    .option('--select <path>', 'use only this part of DATA as the context: a dotted path of keys and list indexes (as minijinja-cli --select)')
+    .addOption(
+      new Option(
+        '-a, --autoescape <mode>',
+        'autoescaping: by file name (auto: .html/.xml escape HTML, .json/.yaml/.yml values as JSON), or one mode for every template (as minijinja-cli)',
+      )
+        .choices(['auto', 'none', 'html', 'json'])
+        .default('auto'),
+    )
     .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
     .option('--diff-base <ref>', 'changed files from git diff against the merge base with REF')
     .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1')
@@ -74,7 +85,8 @@ Examples:
   git diff --name-only origin/main | bkci pipeline render templates/default.j2 tests.yaml --changed-files -`,
     )
     .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags) => {
-      if (flags.changedFiles !== undefined && flags.diffBase !== undefined) throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
+      if (flags.changedFiles !== undefined && flags.diffBase !== undefined)
+        throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
       // The validator (and zod) load while the template renders.
       const validatorLoading = flags.validate ? import('../pipeline/validate.js') : undefined;
       validatorLoading?.catch(() => undefined);
@@ -113,7 +125,9 @@ Examples:
         if (flags.validate) {
           writeFindings(io, '<rendered pipeline>', v.findings);
           if (!v.valid) {
-            io.stderr.write(`bkci: the rendered pipeline is invalid (${v.findings.filter((f) => f.severity === 'error').length} error(s)); nothing was printed\nhint: fix the template or its data, or pass --no-validate to print it anyway\n`);
+            io.stderr.write(
+              `bkci: the rendered pipeline is invalid (${v.findings.filter((f) => f.severity === 'error').length} error(s)); nothing was printed\nhint: fix the template or its data, or pass --no-validate to print it anyway\n`,
+            );
             throw new SilentFailure();
           }
         }
@@ -142,7 +156,13 @@ Examples:
       // The agent refuses an empty pipeline file (stdin with nothing on it uploads nothing).
       if (file !== '-' && text.length === 0) {
         v.valid = false;
-        v.findings.push({ severity: 'error', path: '(file)', line: 1, col: 1, message: 'the pipeline file is empty (buildkite-agent pipeline upload refuses it)' });
+        v.findings.push({
+          severity: 'error',
+          path: '(file)',
+          line: 1,
+          col: 1,
+          message: 'the pipeline file is empty (buildkite-agent pipeline upload refuses it)',
+        });
       }
       if (flags.json) io.stdout.write(JSON.stringify({ file: name, valid: v.valid, jobs: v.jobs, findings: v.findings }, null, 2) + '\n');
       else {
@@ -162,7 +182,10 @@ const MAX_FINDINGS_SHOWN = 20;
 function writeFindings(io: Io, name: string, findings: { severity: string; path: string; line: number; col: number; message: string }[]): void {
   for (const f of findings.slice(0, MAX_FINDINGS_SHOWN)) io.stderr.write(`${name}:${f.line}:${f.col}: ${f.severity}: ${f.path}: ${f.message}\n`);
   const more = findings.length - MAX_FINDINGS_SHOWN;
-  if (more > 0) io.stderr.write(`${name}: ... and ${more} more finding${more === 1 ? '' : 's'} (fix the first ones first: later ones often follow from them; --json lists all)\n`);
+  if (more > 0)
+    io.stderr.write(
+      `${name}: ... and ${more} more finding${more === 1 ? '' : 's'} (fix the first ones first: later ones often follow from them; --json lists all)\n`,
+    );
 }
 
 function writeExplain(io: Io, decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[], json: boolean): void {

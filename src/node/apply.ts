@@ -31,7 +31,11 @@ export async function runCommand(argv: string[], io: Io): Promise<void> {
   const { execa } = await import('execa');
   io.log.info({ cmd: argv.join(' ') }, `running ${argv.join(' ')}`);
   const r = await execa(argv[0]!, argv.slice(1), { env: toolEnv(io.env), extendEnv: false, reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) throw new BkciError(`${argv.join(' ')} failed (exit ${r.exitCode ?? (r as { code?: string }).code}): ${String(r.stderr).trim()}`, 'see the journal: journalctl -xe');
+  if (r.exitCode !== 0)
+    throw new BkciError(
+      `${argv.join(' ')} failed (exit ${r.exitCode ?? (r as { code?: string }).code}): ${String(r.stderr).trim()}`,
+      'see the journal: journalctl -xe',
+    );
 }
 
 async function ids(user: string, io: Io): Promise<{ uid: number; gid: number }> {
@@ -113,8 +117,16 @@ export function planTeardown(m: Manifest, purge: boolean): TeardownPlan {
   commands.push(['systemctl', 'daemon-reload']);
   const files = [...new Set([...m.files.map((f) => f.path), PATHS.manifest])];
   const deepestFirst = (a: string, b: string) => b.split('/').length - a.split('/').length || a.localeCompare(b);
-  const purgeDirs = purge ? m.dirs.filter((d) => d.kind === 'build').map((d) => d.path).sort(deepestFirst) : [];
-  const dirs = m.dirs.filter((d) => (d.kind === 'config' || d.created) && !purgeDirs.includes(d.path) && (d.kind !== 'build' || purge)).map((d) => d.path).sort(deepestFirst);
+  const purgeDirs = purge
+    ? m.dirs
+        .filter((d) => d.kind === 'build')
+        .map((d) => d.path)
+        .sort(deepestFirst)
+    : [];
+  const dirs = m.dirs
+    .filter((d) => (d.kind === 'config' || d.created) && !purgeDirs.includes(d.path) && (d.kind !== 'build' || purge))
+    .map((d) => d.path)
+    .sort(deepestFirst);
   return { units, files, dirs, purge: purgeDirs, commands };
 }
 

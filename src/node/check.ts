@@ -46,7 +46,8 @@ export function parseEnvFile(text: string): Record<string, string> {
 
 // An agent's environment file, by instance (gpu0) or by agent name (host-gpu0).
 export async function readAgentEnv(root: string, agent: string): Promise<Record<string, string>> {
-  if (!/^[A-Za-z0-9._-]+$/.test(agent)) throw new UsageError(`agent ${JSON.stringify(agent)}: not an agent instance name`, 'use the instance, e.g. gpu0 (see bkci node status)');
+  if (!/^[A-Za-z0-9._-]+$/.test(agent))
+    throw new UsageError(`agent ${JSON.stringify(agent)}: not an agent instance name`, 'use the instance, e.g. gpu0 (see bkci node status)');
   const instance = (await readManifest(root).catch(() => undefined))?.agents.find((a) => a.name === agent)?.instance ?? agent;
   try {
     return parseEnvFile(await readFile(under(root, PATHS.agentEnv(instance)), 'utf8'));
@@ -72,7 +73,13 @@ export interface GpuReport {
   note?: string;
 }
 
-export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: string; free: number; min: number } | undefined, devicesMissing: string[], maxUsedMiB: number): CheckResult {
+export function judgeHealth(
+  agent: string,
+  gpus: GpuReport[],
+  disk: { path: string; free: number; min: number } | undefined,
+  devicesMissing: string[],
+  maxUsedMiB: number,
+): CheckResult {
   const items: HealthItem[] = [];
   for (const g of gpus) {
     if (!g.present) {
@@ -81,7 +88,8 @@ export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: stri
     }
     const problems: string[] = [];
     if (g.healthy === false) problems.push(`health is ${g.healthText ?? 'not OK'}`);
-    if (g.processes.length) problems.push(`${g.processes.length} compute process${g.processes.length === 1 ? '' : 'es'} left on it (pid ${g.processes.join(', ')})`);
+    if (g.processes.length)
+      problems.push(`${g.processes.length} compute process${g.processes.length === 1 ? '' : 'es'} left on it (pid ${g.processes.join(', ')})`);
     if (g.memoryUsedMiB !== undefined && g.memoryUsedMiB > maxUsedMiB) problems.push(`${g.memoryUsedMiB} MiB of memory in use with no job running`);
     if (g.eccUncorrected) problems.push(`${g.eccUncorrected} uncorrected ECC error${g.eccUncorrected === 1 ? '' : 's'}`);
     if (g.retiredPending) problems.push('retired pages pending (reset the GPU)');
@@ -89,7 +97,8 @@ export function judgeHealth(agent: string, gpus: GpuReport[], disk: { path: stri
     const detail = problems.length ? problems.join('; ') : 'present, idle, no uncorrected errors';
     items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: g.note ? `${detail} (${g.note})` : detail });
   }
-  if (devicesMissing.length) items.push({ check: 'devices', ok: false, detail: `missing device node${devicesMissing.length === 1 ? '' : 's'}: ${devicesMissing.join(', ')}` });
+  if (devicesMissing.length)
+    items.push({ check: 'devices', ok: false, detail: `missing device node${devicesMissing.length === 1 ? '' : 's'}: ${devicesMissing.join(', ')}` });
   if (disk) {
     const ok = disk.free >= disk.min;
     items.push({ check: 'disk', ok, detail: `${formatBytes(disk.free)} free at ${disk.path}${ok ? '' : ` (below ${formatBytes(disk.min)})`}` });
@@ -137,7 +146,10 @@ async function toolRun(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>)
   if (!path) return undefined;
   const r = await runTool(path, args, io, 30_000);
   if (r.ok) return { stdout: r.stdout };
-  const said = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).find((l) => l && !/^GPU-|^\d/.test(l));
+  const said = `${r.stderr}\n${r.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l && !/^GPU-|^\d/.test(l));
   return { stdout: r.stdout, error: `${cmd} failed${r.exitCode !== undefined ? ` (exit ${r.exitCode})` : ''}${said ? `: ${said}` : ''}` };
 }
 
@@ -153,7 +165,11 @@ async function nvidiaReports(env: Record<string, string>, io: Pick<Io, 'env' | '
   // nvidia-smi about the others would fail.
   const only = ['-i', uuids.join(',')];
   const run = await toolRun('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
-  const rows = new Map<string, NvidiaHealth>(parseNvidiaHealth(run?.stdout ?? '').filter((h) => uuids.includes(h.uuid)).map((h) => [h.uuid, h]));
+  const rows = new Map<string, NvidiaHealth>(
+    parseNvidiaHealth(run?.stdout ?? '')
+      .filter((h) => uuids.includes(h.uuid))
+      .map((h) => [h.uuid, h]),
+  );
   if (rows.size === 0) {
     // Without the health query (an old driver), presence still comes from the GPU list.
     const list = await toolRun('nvidia-smi', ['-L'], io);

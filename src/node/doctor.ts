@@ -37,12 +37,18 @@ interface Passwd {
 }
 
 function passwdEntry(text: string, user: string): Passwd | undefined {
-  const f = text.split('\n').map((l) => l.split(':')).find((x) => x[0] === user);
+  const f = text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .find((x) => x[0] === user);
   return f ? { uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? '' } : undefined;
 }
 
 function groupMembers(text: string, group: string): string[] | undefined {
-  const f = text.split('\n').map((l) => l.split(':')).find((x) => x[0] === group);
+  const f = text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .find((x) => x[0] === group);
   return f ? (f[3] ?? '').split(',').filter(Boolean) : undefined;
 }
 
@@ -68,8 +74,17 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
   if (!docker) out.push(item('docker group', 'skip', 'docker is not installed'));
   else {
     const members = groupMembers((await read(under(opts.root, '/etc/group'))) ?? '', 'docker');
-    if (members === undefined) out.push(item('docker group', 'fail', 'docker is installed but there is no docker group', 'reinstall docker, or create the group and restart docker'));
-    else if (!members.includes(user)) out.push(item('docker group', 'fail', `${user} is not in the docker group: jobs using docker fail with "permission denied ... docker.sock"`, `usermod -aG docker ${user} && systemctl restart 'bkci-agent@*'`));
+    if (members === undefined)
+      out.push(item('docker group', 'fail', 'docker is installed but there is no docker group', 'reinstall docker, or create the group and restart docker'));
+    else if (!members.includes(user))
+      out.push(
+        item(
+          'docker group',
+          'fail',
+          `${user} is not in the docker group: jobs using docker fail with "permission denied ... docker.sock"`,
+          `usermod -aG docker ${user} && systemctl restart 'bkci-agent@*'`,
+        ),
+      );
     else out.push(item('docker group', 'ok', `${user} is in the docker group`));
   }
   if (docker && m.vendor === 'nvidia') out.push(await checkNvidiaRuntime(opts));
@@ -110,10 +125,18 @@ async function checkToken(opts: DoctorOptions): Promise<DoctorItem> {
     return item('token file', 'fail', `${PATHS.tokenFile} is missing`, 'run bkci node setup with --token-file or BUILDKITE_AGENT_TOKEN');
   }
   const mode = st.mode & 0o777;
-  if (mode & 0o077) return item('token file', 'fail', `${PATHS.tokenFile} has mode ${mode.toString(8).padStart(4, '0')}: other users can read the agent token`, `chmod 600 ${PATHS.tokenFile} (and rotate the token if others could read it)`);
-  if (!opts.staging && st.uid !== 0) return item('token file', 'fail', `${PATHS.tokenFile} is owned by uid ${st.uid}, not root`, `chown root:root ${PATHS.tokenFile}`);
+  if (mode & 0o077)
+    return item(
+      'token file',
+      'fail',
+      `${PATHS.tokenFile} has mode ${mode.toString(8).padStart(4, '0')}: other users can read the agent token`,
+      `chmod 600 ${PATHS.tokenFile} (and rotate the token if others could read it)`,
+    );
+  if (!opts.staging && st.uid !== 0)
+    return item('token file', 'fail', `${PATHS.tokenFile} is owned by uid ${st.uid}, not root`, `chown root:root ${PATHS.tokenFile}`);
   const text = (await read(p)) ?? '';
-  if (!/^BUILDKITE_AGENT_TOKEN=\S+/m.test(text)) return item('token file', 'fail', `${PATHS.tokenFile} holds no BUILDKITE_AGENT_TOKEN= line`, 're-run bkci node setup');
+  if (!/^BUILDKITE_AGENT_TOKEN=\S+/m.test(text))
+    return item('token file', 'fail', `${PATHS.tokenFile} holds no BUILDKITE_AGENT_TOKEN= line`, 're-run bkci node setup');
   return item('token file', 'ok', `${PATHS.tokenFile} mode 0600${opts.staging ? '' : ', owned by root'}`);
 }
 
@@ -129,18 +152,29 @@ async function checkBuildPaths(opts: DoctorOptions, m: Manifest, pw: Passwd | un
       missing.push(a.buildPath);
     }
   }
-  if (missing.length) out.push(item('build paths', 'fail', `missing: ${missing.join(', ')} (the agent fails with "Missing build-path")`, 're-run bkci node setup'));
-  if (wrongOwner.length) out.push(item('build paths', 'fail', `not owned by ${m.user}: ${wrongOwner.join(', ')}`, `chown -R ${m.user}: ${wrongOwner.join(' ')}`));
+  if (missing.length)
+    out.push(item('build paths', 'fail', `missing: ${missing.join(', ')} (the agent fails with "Missing build-path")`, 're-run bkci node setup'));
+  if (wrongOwner.length)
+    out.push(item('build paths', 'fail', `not owned by ${m.user}: ${wrongOwner.join(', ')}`, `chown -R ${m.user}: ${wrongOwner.join(' ')}`));
   if (!opts.staging && !pw) out.push(item('agent user', 'fail', `user ${m.user} does not exist`, `useradd --system --create-home ${m.user}, or re-run setup`));
-  if (!out.length) out.push(item('build paths', 'ok', `${m.agents.length} build path${m.agents.length === 1 ? '' : 's'} present${opts.staging ? '' : ` and owned by ${m.user}`}`));
+  if (!out.length)
+    out.push(
+      item('build paths', 'ok', `${m.agents.length} build path${m.agents.length === 1 ? '' : 's'} present${opts.staging ? '' : ` and owned by ${m.user}`}`),
+    );
   return out;
 }
 
 async function checkNvidiaRuntime(opts: DoctorOptions): Promise<DoctorItem> {
   const daemon = (await read(under(opts.root, '/etc/docker/daemon.json'))) ?? '';
   const cdi = (await exists(under(opts.root, '/etc/cdi/nvidia.yaml'))) || (await exists(under(opts.hostRoot, '/var/run/cdi/nvidia.yaml')));
-  if (/"nvidia"\s*:/.test(daemon) || cdi) return item('nvidia container runtime', 'ok', /"nvidia"/.test(daemon) ? 'docker has the nvidia runtime' : 'NVIDIA CDI spec present');
-  return item('nvidia container runtime', 'fail', 'docker has no nvidia runtime: `docker run --gpus` fails with "could not select device driver"', 'install nvidia-container-toolkit, then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker');
+  if (/"nvidia"\s*:/.test(daemon) || cdi)
+    return item('nvidia container runtime', 'ok', /"nvidia"/.test(daemon) ? 'docker has the nvidia runtime' : 'NVIDIA CDI spec present');
+  return item(
+    'nvidia container runtime',
+    'fail',
+    'docker has no nvidia runtime: `docker run --gpus` fails with "could not select device driver"',
+    'install nvidia-container-toolkit, then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker',
+  );
 }
 
 async function checkGitSsh(opts: DoctorOptions, pw: Passwd | undefined, user: string): Promise<DoctorItem> {
@@ -179,15 +213,24 @@ async function checkCgroups(opts: DoctorOptions): Promise<DoctorItem> {
   }
   const have = new Set(controllers.trim().split(/\s+/));
   const missing = ['cpuset', 'memory'].filter((c) => !have.has(c));
-  if (missing.length) return item(name, 'fail', `the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available: the agents' CPU and memory limits do nothing`, 'enable it in the kernel (cgroup_enable=cpuset,memory on the kernel command line) and reboot');
+  if (missing.length)
+    return item(
+      name,
+      'fail',
+      `the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available: the agents' CPU and memory limits do nothing`,
+      'enable it in the kernel (cgroup_enable=cpuset,memory on the kernel command line) and reboot',
+    );
   return item(name, 'ok', 'unified hierarchy with the cpuset and memory controllers');
 }
 
 // What to do about the driver errors GPU hosts classically hit.
 function driverFix(msg: string): string {
-  if (/Driver\/library version mismatch/i.test(msg)) return 'the NVIDIA driver was upgraded while the old kernel module stayed loaded: reboot (or stop everything using the GPUs and reload the nvidia modules)';
-  if (/couldn't communicate with the NVIDIA driver|NVIDIA-SMI has failed/i.test(msg)) return 'the nvidia kernel module is not loaded (lsmod | grep nvidia; dmesg): reinstall the driver or its DKMS module for the running kernel';
-  if (/No devices were found|Unable to determine the device handle|GPU is lost/i.test(msg)) return 'a GPU is not answering: look for Xid errors in dmesg; reset the GPU (nvidia-smi -r) or reboot';
+  if (/Driver\/library version mismatch/i.test(msg))
+    return 'the NVIDIA driver was upgraded while the old kernel module stayed loaded: reboot (or stop everything using the GPUs and reload the nvidia modules)';
+  if (/couldn't communicate with the NVIDIA driver|NVIDIA-SMI has failed/i.test(msg))
+    return 'the nvidia kernel module is not loaded (lsmod | grep nvidia; dmesg): reinstall the driver or its DKMS module for the running kernel';
+  if (/No devices were found|Unable to determine the device handle|GPU is lost/i.test(msg))
+    return 'a GPU is not answering: look for Xid errors in dmesg; reset the GPU (nvidia-smi -r) or reboot';
   if (/amdgpu|rocm/i.test(msg)) return 'check that the amdgpu driver is loaded (lsmod | grep amdgpu; dmesg)';
   return 'check the driver (dmesg, the vendor tool run by hand)';
 }
@@ -205,7 +248,12 @@ async function checkPersistenceMode(io: Io): Promise<DoctorItem> {
     .filter(([i, mode]) => /^\d+$/.test(i ?? '') && /^disabled$/i.test(mode ?? ''))
     .map(([i]) => i);
   if (off.length) {
-    return item('persistence mode', 'warn', `off on GPU${off.length > 1 ? 's' : ''} ${off.join(', ')}: the driver tears the GPU down between jobs and each job's first CUDA call waits for it`, 'systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1)');
+    return item(
+      'persistence mode',
+      'warn',
+      `off on GPU${off.length > 1 ? 's' : ''} ${off.join(', ')}: the driver tears the GPU down between jobs and each job's first CUDA call waits for it`,
+      'systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1)',
+    );
   }
   return item('persistence mode', 'ok', 'enabled on every GPU');
 }
@@ -215,7 +263,13 @@ async function checkGpuCount(opts: DoctorOptions, m: Manifest, io: Io): Promise<
   if (m.vendor === 'none') return item('gpu count', 'skip', 'CPU-only agents');
   try {
     const facts = await detectHost(opts.hostRoot, m.vendor as 'nvidia', io);
-    if (facts.gpus.length !== planned) return item('gpu count', 'fail', `setup planned ${planned} GPUs, ${facts.gpus.length} are present now`, 'find the missing GPU (nvidia-smi / dmesg for Xid errors), or re-run setup to plan for what is there');
+    if (facts.gpus.length !== planned)
+      return item(
+        'gpu count',
+        'fail',
+        `setup planned ${planned} GPUs, ${facts.gpus.length} are present now`,
+        'find the missing GPU (nvidia-smi / dmesg for Xid errors), or re-run setup to plan for what is there',
+      );
     return item('gpu count', 'ok', `${planned} GPUs, as planned`);
   } catch (err) {
     const msg = (err as Error).message;
@@ -232,6 +286,14 @@ async function checkUnits(opts: DoctorOptions, m: Manifest, io: Io): Promise<Doc
     const r = await runTool(systemctl, ['is-active', a.unit], io, 15_000);
     if (r.stdout.trim() !== 'active') down.push(`${a.unit} (${r.stdout.trim() || 'unknown'})`);
   }
-  if (down.length) return [item('units', 'fail', `not active: ${down.join(', ')}`, 'bkci node status shows why (a failed health check names the GPU); journalctl -u bkci-agent@INSTANCE')];
+  if (down.length)
+    return [
+      item(
+        'units',
+        'fail',
+        `not active: ${down.join(', ')}`,
+        'bkci node status shows why (a failed health check names the GPU); journalctl -u bkci-agent@INSTANCE',
+      ),
+    ];
   return [item('units', 'ok', `${m.agents.length} unit${m.agents.length === 1 ? '' : 's'} active`)];
 }

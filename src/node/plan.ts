@@ -138,7 +138,8 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   const agents = planAgents(facts, opts, warnings);
   const files: Omit<PlannedFile, 'action'>[] = [];
   const dirs: Omit<PlannedDir, 'action' | 'created'>[] = [];
-  const add = (path: string, mode: number, content: string, secret = false, owner: 'root' | 'agent' = 'root') => files.push({ path, mode, owner, content, secret });
+  const add = (path: string, mode: number, content: string, secret = false, owner: 'root' | 'agent' = 'root') =>
+    files.push({ path, mode, owner, content, secret });
 
   dirs.push({ path: PATHS.confDir, mode: 0o755, owner: 'root', kind: 'config' });
   dirs.push({ path: PATHS.agentsDir, mode: 0o755, owner: 'root', kind: 'config' });
@@ -178,7 +179,10 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
     vendor: facts.vendor,
     user: opts.user,
     agents,
-    files: [...files.map((f) => (f.secret ? { path: f.path, mode: f.mode, secret: true } : { path: f.path, mode: f.mode, sha256: sha256(f.content) })), { path: PATHS.manifest, mode: 0o644 }],
+    files: [
+      ...files.map((f) => (f.secret ? { path: f.path, mode: f.mode, secret: true } : { path: f.path, mode: f.mode, sha256: sha256(f.content) })),
+      { path: PATHS.manifest, mode: 0o644 },
+    ],
     dirs: plannedDirs.map(({ path, mode, owner, kind, created }) => ({ path, mode, owner, kind, created })),
   };
   add(PATHS.manifest, 0o644, JSON.stringify(manifest, null, 2) + '\n');
@@ -195,7 +199,14 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   const removedInstances = (current.manifest?.agents ?? []).map((a) => a.instance).filter((i) => !instances.has(i));
 
   const changedInstances = agents
-    .filter((a) => planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path === PATHS.agentCfg(a.instance) || f.path === PATHS.agentEnv(a.instance) || f.path === PATHS.dropIn(a.instance))))
+    .filter((a) =>
+      planned.some(
+        (f) =>
+          f.action !== 'unchanged' &&
+          f.action !== 'chmod' &&
+          (f.path === PATHS.agentCfg(a.instance) || f.path === PATHS.agentEnv(a.instance) || f.path === PATHS.dropIn(a.instance)),
+      ),
+    )
     .map((a) => a.instance);
   const sharedChanged = planned.some((f) => f.action === 'update' && (f.path === PATHS.templateUnit || f.path === PATHS.tokenFile));
   const previously = new Set((current.manifest?.agents ?? []).map((a) => a.instance));
@@ -205,7 +216,9 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   const after = (...argv: string[]) => commands.push({ phase: 'after', argv });
   if (!current.userExists) before(...['useradd', '--system', '--create-home', '--home-dir', homeOf(opts), '--shell', '/usr/sbin/nologin', opts.user]);
   for (const i of removedInstances) before('systemctl', 'disable', '--now', unitName(i));
-  const anyUnitChange = planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path.startsWith('/etc/systemd/') || f.path.startsWith(PATHS.confDir))) || removals.length > 0;
+  const anyUnitChange =
+    planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path.startsWith('/etc/systemd/') || f.path.startsWith(PATHS.confDir))) ||
+    removals.length > 0;
   if (anyUnitChange) after('systemctl', 'daemon-reload');
   after('systemctl', 'enable', '--now', ...agents.map((a) => unitName(a.instance)));
   // Instances that were running with other settings pick them up on restart; the agent finishes
@@ -235,7 +248,8 @@ function pluginsPath(opts: SetupOptions): string {
 export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = []): AgentPlan[] {
   const baseName = opts.name ?? facts.hostname;
   const reserved = new Set(['queue', 'gpu', 'gpu-vendor', 'numa']);
-  for (const [k] of opts.tags) if (reserved.has(k)) throw new UsageError(`--tags ${k}=...: bkci sets the ${k} tag itself`, k === 'queue' ? 'use --queue' : 'pick another tag name');
+  for (const [k] of opts.tags)
+    if (reserved.has(k)) throw new UsageError(`--tags ${k}=...: bkci sets the ${k} tag itself`, k === 'queue' ? 'use --queue' : 'pick another tag name');
 
   // `nodes`: the NUMA nodes the agent's GPUs sit on (one, unless it spans nodes).
   type Group = { nodes: number[]; slots: Slot[] };
@@ -249,19 +263,25 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       if (opts.mig && g.mig.length) g.mig.forEach((m, k) => slots.push({ gpu: g, id: m.uuid, label: `${g.index}-mig${k}` }));
       else slots.push({ gpu: g, id: g.isolationId, label: String(g.index) });
     }
-    if (!opts.mig && facts.gpus.some((g) => g.mig.length)) warnings.push('MIG devices are present; agents get whole GPUs (pass --mig for one agent per MIG device)');
+    if (!opts.mig && facts.gpus.some((g) => g.mig.length))
+      warnings.push('MIG devices are present; agents get whole GPUs (pass --mig for one agent per MIG device)');
     // Two GPUs with one isolation id would be two agents on the same device (partitioned GPUs,
     // such as MI300X in CPX mode, can list several logical GPUs for one device): refuse.
     const byId = new Map<string, string>();
     for (const sl of slots) {
       const other = byId.get(sl.id);
-      if (other !== undefined) throw new UsageError(`GPUs ${other} and ${sl.label} resolve to the same device (${sl.id}); agents cannot be isolated from each other`, 'partitioned GPUs are not supported: switch the GPUs to a single partition (e.g. amd-smi set --compute-partition SPX), or file an issue with the vendor tool output');
+      if (other !== undefined)
+        throw new UsageError(
+          `GPUs ${other} and ${sl.label} resolve to the same device (${sl.id}); agents cannot be isolated from each other`,
+          'partitioned GPUs are not supported: switch the GPUs to a single partition (e.g. amd-smi set --compute-partition SPX), or file an issue with the vendor tool output',
+        );
       byId.set(sl.id, sl.label);
     }
     const n = opts.gpusPerAgent;
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--gpus-per-agent ${n}: expected a positive whole number`);
     if (opts.mig && n !== 1) throw new UsageError('--mig gives one agent per MIG device; --gpus-per-agent must be 1');
-    if (slots.length % n !== 0) throw new UsageError(`--gpus-per-agent ${n} does not divide the ${slots.length} GPUs found`, `pick a divisor of ${slots.length}`);
+    if (slots.length % n !== 0)
+      throw new UsageError(`--gpus-per-agent ${n} does not divide the ${slots.length} GPUs found`, `pick a divisor of ${slots.length}`);
     const byNode = new Map<number, Slot[]>();
     for (const s of slots) byNode.set(s.gpu.numaNode, [...(byNode.get(s.gpu.numaNode) ?? []), s]);
     const nodesInOrder = [...byNode].sort((a, b) => a[0] - b[0]);
@@ -275,7 +295,8 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
         const chunk = ordered.slice(i, i + n);
         const nodes = [...new Set(chunk.map((s) => s.gpu.numaNode))];
         groups.push({ nodes, slots: chunk });
-        if (nodes.length > 1) warnings.push(`GPUs ${chunk.map((s) => s.label).join(', ')} share an agent across NUMA nodes ${nodes.join(', ')}: it gets CPUs and memory from each`);
+        if (nodes.length > 1)
+          warnings.push(`GPUs ${chunk.map((s) => s.label).join(', ')} share an agent across NUMA nodes ${nodes.join(', ')}: it gets CPUs and memory from each`);
       }
     }
   }
@@ -303,7 +324,8 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
     }
     const memNodes = formatCpuList(g.nodes);
     const gpuLabels = g.slots.map((s) => s.label);
-    const instance = g.slots.length === 0 ? `cpu${groups.indexOf(g)}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
+    const instance =
+      g.slots.length === 0 ? `cpu${groups.indexOf(g)}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
     const ids = g.slots.map((s) => s.id);
     const devices = [...new Set(g.slots.flatMap((s) => s.gpu.devices))];
     const cpuText = formatCpuList(cpus);
@@ -385,7 +407,12 @@ export function shareCores(node: NumaNode, cores: number[][], k: number, reserve
   let at = 0;
   for (let i = 0; i < k; i++) {
     const take = base + (i < extra ? 1 : 0);
-    shares.push(usable.slice(at, at + take).flat().sort((a, b) => a - b));
+    shares.push(
+      usable
+        .slice(at, at + take)
+        .flat()
+        .sort((a, b) => a - b),
+    );
     at += take;
   }
   return shares;
@@ -395,6 +422,10 @@ export function shareCores(node: NumaNode, cores: number[][], k: number, reserve
 export function shareMemory(node: NumaNode, k: number, reserve: number): number {
   const usable = node.memBytes - reserve;
   if (node.memBytes <= 0) throw new UsageError(`NUMA node ${node.id}: its memory size is unknown (no meminfo)`, 'check --host-root');
-  if (usable < k * 256 * MiB) throw new UsageError(`NUMA node ${node.id} has ${formatBytes(node.memBytes)}; after --memory-reserve ${formatBytes(reserve)} too little is left for ${k} agents`, 'lower --memory-reserve');
+  if (usable < k * 256 * MiB)
+    throw new UsageError(
+      `NUMA node ${node.id} has ${formatBytes(node.memBytes)}; after --memory-reserve ${formatBytes(reserve)} too little is left for ${k} agents`,
+      'lower --memory-reserve',
+    );
   return Math.floor(usable / k / MiB) * MiB;
 }

@@ -20,7 +20,10 @@ export async function readManifest(root: string): Promise<Manifest | undefined> 
     if (m.managedBy !== 'bkci' || !Array.isArray(m.files) || !Array.isArray(m.agents)) throw new Error('not a bkci manifest');
     return m;
   } catch (err) {
-    throw new InputError(`${under(root, PATHS.manifest)}: unreadable bkci manifest (${(err as Error).message})`, 'restore it from backup, or remove the bkci files by hand and run setup again');
+    throw new InputError(
+      `${under(root, PATHS.manifest)}: unreadable bkci manifest (${(err as Error).message})`,
+      'restore it from backup, or remove the bkci files by hand and run setup again',
+    );
   }
 }
 

@@ -39,7 +39,8 @@ export async function findDrift(root: string, m: Manifest): Promise<Drift[]> {
     const s = await fileState(under(root, f.path));
     if (!s) out.push({ path: f.path, problem: 'missing' });
     else if (f.sha256 && s.sha256 !== f.sha256) out.push({ path: f.path, problem: 'edited by hand (re-run setup to restore it)' });
-    else if (s.mode !== f.mode) out.push({ path: f.path, problem: `mode ${s.mode.toString(8).padStart(4, '0')}, expected ${f.mode.toString(8).padStart(4, '0')}` });
+    else if (s.mode !== f.mode)
+      out.push({ path: f.path, problem: `mode ${s.mode.toString(8).padStart(4, '0')}, expected ${f.mode.toString(8).padStart(4, '0')}` });
   }
   return out;
 }
@@ -49,7 +50,11 @@ async function unitState(unit: string, io: Io): Promise<{ state: string; reason?
   if (!systemctl) return { state: 'unknown (no systemctl)' };
   const r = await runTool(systemctl, ['show', '--property=ActiveState,SubState,Result', unit], io);
   if (!r.ok) return { state: 'unknown' };
-  const p = Object.fromEntries(String(r.stdout).split('\n').map((l) => l.split('=', 2) as [string, string]));
+  const p = Object.fromEntries(
+    String(r.stdout)
+      .split('\n')
+      .map((l) => l.split('=', 2) as [string, string]),
+  );
   const state = `${p.ActiveState ?? 'unknown'}${p.SubState && p.SubState !== p.ActiveState ? ` (${p.SubState})` : ''}`;
   if (p.ActiveState === 'active' && p.SubState === 'running') return { state };
   const journal = await which('journalctl', io.env);
@@ -68,7 +73,17 @@ export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Pro
   const agents: AgentStatus[] = [];
   for (const a of m.agents as AgentPlan[]) {
     const u = queryUnits ? await unitState(a.unit, io) : { state: 'not queried (--root)' };
-    agents.push({ instance: a.instance, name: a.name, unit: a.unit, gpus: a.gpuIndices, cpus: a.cpus, memNodes: a.memNodes, memoryMax: a.memoryMaxText, state: u.state, ...(u.reason ? { reason: u.reason } : {}) });
+    agents.push({
+      instance: a.instance,
+      name: a.name,
+      unit: a.unit,
+      gpus: a.gpuIndices,
+      cpus: a.cpus,
+      memNodes: a.memNodes,
+      memoryMax: a.memoryMaxText,
+      state: u.state,
+      ...(u.reason ? { reason: u.reason } : {}),
+    });
   }
   return { managed: true, queue: m.queue, vendor: m.vendor, agents, drift: await findDrift(root, m) };
 }

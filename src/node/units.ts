@@ -29,7 +29,8 @@ const HEADER = 'Managed by bkci (bkci node setup): re-run setup to change it; bk
 const SAFE = /^[A-Za-z0-9._,:/+=@%-]*$/;
 
 function checkSafe(what: string, v: string): string {
-  if (!SAFE.test(v)) throw new UsageError(`${what} ${JSON.stringify(v)} has characters bkci will not put in an environment file or unit`, 'use letters, digits and ._,:/+=@%-');
+  if (!SAFE.test(v))
+    throw new UsageError(`${what} ${JSON.stringify(v)} has characters bkci will not put in an environment file or unit`, 'use letters, digits and ._,:/+=@%-');
   return v;
 }
 
@@ -39,7 +40,8 @@ function checkPath(what: string, p: string): string {
 }
 
 export function renderTokenFile(token: string): string {
-  if (!/^[!-~]+$/.test(token) || /["'\\$`]/.test(token)) throw new UsageError('the agent token has spaces, quotes or non-ASCII characters', 'check the token file: it should hold only the token');
+  if (!/^[!-~]+$/.test(token) || /["'\\$`]/.test(token))
+    throw new UsageError('the agent token has spaces, quotes or non-ASCII characters', 'check the token file: it should hold only the token');
   return `# ${HEADER}\n# The agent registration token, read by systemd (root) before it drops privileges.\nBUILDKITE_AGENT_TOKEN=${token}\n`;
 }
 

@@ -13,12 +13,20 @@ export async function gitChangedFiles(cwd: string, base: string): Promise<string
   // execa is loaded only when git is needed: it costs ~100 ms of start-up.
   const { execa } = await import('execa');
   const mb = await execa('git', ['merge-base', base, 'HEAD'], { cwd, reject: false });
-  if ((mb as { code?: string }).code === 'ENOENT') throw new InputError(`--diff-base ${base}: git is not installed (or not on PATH)`, 'install git, or pass the changed files with --changed-files');
+  if ((mb as { code?: string }).code === 'ENOENT')
+    throw new InputError(`--diff-base ${base}: git is not installed (or not on PATH)`, 'install git, or pass the changed files with --changed-files');
   if (mb.exitCode !== 0) {
-    throw new InputError(`--diff-base ${base}: git merge-base failed: ${String(mb.stderr).trim() || 'not a git checkout?'}`, 'fetch the base branch (git fetch origin main) or pass --changed-files');
+    throw new InputError(
+      `--diff-base ${base}: git merge-base failed: ${String(mb.stderr).trim() || 'not a git checkout?'}`,
+      'fetch the base branch (git fetch origin main) or pass --changed-files',
+    );
   }
   // -z: paths exactly as they are (no quoting of spaces or non-ASCII names).
-  const diff = await execa('git', ['diff', '--name-only', '-z', '--diff-filter=ACMDR', String(mb.stdout).trim()], { cwd, reject: false, stripFinalNewline: false });
+  const diff = await execa('git', ['diff', '--name-only', '-z', '--diff-filter=ACMDR', String(mb.stdout).trim()], {
+    cwd,
+    reject: false,
+    stripFinalNewline: false,
+  });
   if (diff.exitCode !== 0) throw new InputError(`--diff-base ${base}: git diff failed: ${String(diff.stderr).trim()}`);
   return String(diff.stdout).split('\0').filter(Boolean);
 }

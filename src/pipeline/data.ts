@@ -67,14 +67,21 @@ export function parseDataFile(text: string, source: string, select?: string): Ma
       if (Array.isArray(v) && /^\d+$/.test(part)) next = v[Number(part)];
       else if (v instanceof Map) next = v.has(part) ? v.get(part) : /^\d+$/.test(part) ? v.get(Number(part)) : undefined;
       if (next === undefined) {
-        throw new InputError(`--select ${select}: ${source} has nothing at '${part}' (the value there is ${v === null ? 'none' : Array.isArray(v) ? 'a list' : v instanceof Map ? 'a mapping without that key' : typeof v})`, 'name a path of keys (and list indexes) in the data, e.g. --select ci.linux');
+        throw new InputError(
+          `--select ${select}: ${source} has nothing at '${part}' (the value there is ${v === null ? 'none' : Array.isArray(v) ? 'a list' : v instanceof Map ? 'a mapping without that key' : typeof v})`,
+          'name a path of keys (and list indexes) in the data, e.g. --select ci.linux',
+        );
       }
       v = next;
     }
   }
   if (v === null) return new Map();
   const where = select === undefined ? 'at the top level' : `at --select ${select}`;
-  if (!(v instanceof Map)) throw new InputError(`${source}: the data must be a mapping ${where}, got ${Array.isArray(v) ? 'a list' : typeof v}`, select === undefined ? 'wrap the value in a key, e.g. `steps: [...]`' : 'select a mapping');
+  if (!(v instanceof Map))
+    throw new InputError(
+      `${source}: the data must be a mapping ${where}, got ${Array.isArray(v) ? 'a list' : typeof v}`,
+      select === undefined ? 'wrap the value in a key, e.g. `steps: [...]`' : 'select a mapping',
+    );
   return new Map([...v].map(([k, x]) => [String(k), x]));
 }
 

@@ -5,7 +5,9 @@
 import * as z from 'zod';
 
 // A string here is only accepted when the agent will interpolate it into the value (`${N:-3}`).
-const interpolated = z.string().regex(/\$/, { message: 'expected a number or boolean here (a string is accepted only with a $VARIABLE the agent interpolates)' });
+const interpolated = z
+  .string()
+  .regex(/\$/, { message: 'expected a number or boolean here (a string is accepted only with a $VARIABLE the agent interpolates)' });
 const str = z.string();
 const strOrList = z.union([str, z.array(str)]);
 const boolish = z.union([z.boolean(), z.enum(['true', 'false']), interpolated]);
@@ -21,39 +23,45 @@ const key = z
   .refine((k) => !UUID_RE.test(k), { message: 'a step key must not look like a UUID (Buildkite reserves those for step ids)' });
 
 const ifExpr = str;
-const dependsOn = z.union([
-  z.null(),
-  str,
-  z.array(z.union([str, z.object({ step: str.optional(), allow_failure: boolish.optional() }).strict()])),
-]);
+const dependsOn = z.union([z.null(), str, z.array(z.union([str, z.object({ step: str.optional(), allow_failure: boolish.optional() }).strict()]))]);
 const agents = z.union([obj, z.array(str)]);
 const env = obj;
 const secrets = z.union([z.array(str), z.record(z.string(), str)]);
 const skip = z.union([z.boolean(), z.string().max(70)]);
 const softFail = z.union([boolish, z.array(z.object({ exit_status: z.union([z.literal('*'), z.number().int(), interpolated]).optional() }).passthrough())]);
-const ifChanged = z.union([
-  str,
-  z.array(str),
-  z.object({ include: strOrList, exclude: strOrList.optional() }).strict(),
-]);
+const ifChanged = z.union([str, z.array(str), z.object({ include: strOrList, exclude: strOrList.optional() }).strict()]);
 
 const notifyIf = { if: ifExpr.optional() };
 const notifySimple = z.enum(['github_check', 'github_commit_status']);
 const notifyEmail = z.object({ email: str.optional(), ...notifyIf }).strict();
 const notifyBasecamp = z.object({ basecamp_campfire: str.optional(), ...notifyIf }).strict();
-const notifySlack = z.object({ slack: z.union([str, z.object({ channels: z.array(str).optional(), message: str.optional() }).passthrough()]).optional(), ...notifyIf }).strict();
+const notifySlack = z
+  .object({ slack: z.union([str, z.object({ channels: z.array(str).optional(), message: str.optional() }).passthrough()]).optional(), ...notifyIf })
+  .strict();
 const notifyWebhook = z.object({ webhook: str.optional(), ...notifyIf }).strict();
 const notifyPagerduty = z.object({ pagerduty_change_event: str.optional(), ...notifyIf }).strict();
 const notifyCommitStatus = z.object({ github_commit_status: z.object({ context: str.optional() }).strict().optional(), ...notifyIf }).strict();
 const notifyCheck = z.object({ github_check: obj.optional() }).strict();
-export const buildNotify = z.array(z.union([notifySimple, notifyEmail, notifyBasecamp, notifySlack, notifyWebhook, notifyPagerduty, notifyCommitStatus, notifyCheck]));
+export const buildNotify = z.array(
+  z.union([notifySimple, notifyEmail, notifyBasecamp, notifySlack, notifyWebhook, notifyPagerduty, notifyCommitStatus, notifyCheck]),
+);
 const stepNotify = z.array(z.union([notifySimple, notifyBasecamp, notifySlack, notifyCommitStatus, notifyCheck]));
 
 const fieldKey = z.string().regex(/^[a-zA-Z0-9-_]+$/, { message: 'a field key may only contain letters, digits, - and _' });
-const textField = z.object({ text: str.optional(), key: fieldKey, hint: str.optional(), format: str.optional(), required: boolish.optional(), default: str.optional() }).strict();
+const textField = z
+  .object({ text: str.optional(), key: fieldKey, hint: str.optional(), format: str.optional(), required: boolish.optional(), default: str.optional() })
+  .strict();
 const selectOption = z.object({ label: str, value: str, hint: str.optional(), required: boolish.optional() }).strict();
 const selectField = z
-  .object({ select: str.optional(), key: fieldKey, default: strOrList.optional(), hint: str.optional(), multiple: boolish.optional(), options: z.array(selectOption).min(1), required: boolish.optional() })
+  .object({
+    select: str.optional(),
+    key: fieldKey,
+    default: strOrList.optional(),
+    hint: str.optional(),
+    multiple: boolish.optional(),
+    options: z.array(selectOption).min(1),
+    required: boolish.optional(),
+  })
   .strict();
 const fields = z.array(z.union([textField, selectField]));
 
@@ -69,7 +77,9 @@ const automaticRetry = z
     exit_status: z.union([z.literal('*'), z.number().int(), z.array(z.number().int()), interpolated]).optional(),
     limit: z.union([z.number().int().min(0).max(10), interpolated]).optional(),
     signal: str.optional(),
-    signal_reason: z.enum(['*', 'none', 'agent_incompatible', 'agent_refused', 'agent_stop', 'cancel', 'process_run_error', 'signature_rejected', 'stack_error']).optional(),
+    signal_reason: z
+      .enum(['*', 'none', 'agent_incompatible', 'agent_refused', 'agent_stop', 'cancel', 'process_run_error', 'signature_rejected', 'stack_error'])
+      .optional(),
   })
   .strict();
 const retry = z
@@ -79,7 +89,20 @@ const retry = z
   })
   .strict();
 const plugins = z.union([z.array(z.union([str, obj.refine((o) => Object.keys(o).length <= 1, { message: 'a plugin entry names exactly one plugin' })])), obj]);
-const cache = z.union([str, z.array(str), z.object({ paths: z.array(str), size: z.string().regex(/^\d+g$/).optional(), name: str.optional() }).passthrough()]);
+const cache = z.union([
+  str,
+  z.array(str),
+  z
+    .object({
+      paths: z.array(str),
+      size: z
+        .string()
+        .regex(/^\d+g$/)
+        .optional(),
+      name: str.optional(),
+    })
+    .passthrough(),
+]);
 
 const common = {
   key: key.optional(),
@@ -108,7 +131,10 @@ export const commandStep = z
     image: str.optional(),
     label: str.optional(),
     name: str.optional(),
-    signature: z.object({ algorithm: str.optional(), value: str.optional(), signed_fields: z.array(str).optional() }).passthrough().optional(),
+    signature: z
+      .object({ algorithm: str.optional(), value: str.optional(), signed_fields: z.array(str).optional() })
+      .passthrough()
+      .optional(),
     matrix: matrix.optional(),
     notify: stepNotify.optional(),
     parallelism: int.optional(),
@@ -154,7 +180,10 @@ export const triggerStep = z
     ...common,
     async: boolish.optional(),
     branches: strOrList.optional(),
-    build: z.object({ branch: str.optional(), commit: str.optional(), env: env.optional(), message: str.optional(), meta_data: obj.optional() }).strict().optional(),
+    build: z
+      .object({ branch: str.optional(), commit: str.optional(), env: env.optional(), message: str.optional(), meta_data: obj.optional() })
+      .strict()
+      .optional(),
     if_changed: ifChanged.optional(),
     label: str.optional(),
     name: str.optional(),

@@ -12,7 +12,24 @@ type Schema = Record<string, unknown>;
 
 const SCHEMAS = MODEL as unknown as { top: Schema; steps: Record<StepType, Schema> };
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const KNOWN = new Set(['type', 'anyOf', 'enum', 'const', 'pattern', 'maxLength', 'minimum', 'maximum', 'minItems', 'items', 'properties', 'required', 'additionalProperties', 'propertyNames', 'default', 'description']);
+const KNOWN = new Set([
+  'type',
+  'anyOf',
+  'enum',
+  'const',
+  'pattern',
+  'maxLength',
+  'minimum',
+  'maximum',
+  'minItems',
+  'items',
+  'properties',
+  'required',
+  'additionalProperties',
+  'propertyNames',
+  'default',
+  'description',
+]);
 
 function typeMatches(t: string, v: unknown): boolean {
   switch (t) {

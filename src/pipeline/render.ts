@@ -91,16 +91,25 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const dataPath = resolveDataPath(req.data, io.cwd);
   if (templatePath === '-' && dataPath === '-') throw new InputError('TEMPLATE and DATA cannot both be read from stdin');
   if (templatePath === BUNDLED_TEMPLATE && !dataPath) {
-    throw new InputError('no test list: the bundled template renders the steps of a DATA file', `pass one (bkci pipeline render templates/default.j2 tests.yaml) or create .buildkite/test-pipeline.yaml in ${io.cwd}`);
+    throw new InputError(
+      'no test list: the bundled template renders the steps of a DATA file',
+      `pass one (bkci pipeline render templates/default.j2 tests.yaml) or create .buildkite/test-pipeline.yaml in ${io.cwd}`,
+    );
   }
   // As minijinja-cli loads the main template through the same checks as the ones it includes.
   const safePaths = req.safePaths?.map((p) => resolve(io.cwd, p));
   if (safePaths?.length && templatePath !== '-') {
-    if (!underSafePath(resolve(io.cwd, templatePath), safePaths)) throw new InputError(`${templatePath}: the template is outside --safe-path (${req.safePaths!.join(', ')})`, 'pass a --safe-path that holds it, or move the template');
+    if (!underSafePath(resolve(io.cwd, templatePath), safePaths))
+      throw new InputError(
+        `${templatePath}: the template is outside --safe-path (${req.safePaths!.join(', ')})`,
+        'pass a --safe-path that holds it, or move the template',
+      );
   }
   const source = await readInput(templatePath, io, 'template');
   if (req.select !== undefined && !dataPath) throw new InputError('--select needs a DATA file to select from');
-  const data = dataPath ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath, req.select) : new Map<string, unknown>();
+  const data = dataPath
+    ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath, req.select)
+    : new Map<string, unknown>();
 
   const context = buildkiteContext(io.env);
   if (req.envVariables) context.set('ENV', sortedMap(Object.entries(io.env).filter((e): e is [string, string] => e[1] !== undefined)));
@@ -136,7 +145,8 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   context.set('selection', new Lazy(() => sortedMap(decide().map((d) => [d.id, fromData({ run: d.run, blocked: d.blocked, reasons: d.reasons })]))));
   if (req.onlySteps) {
     const unknown = req.onlySteps.filter((k) => !decide().some((d) => d.id === k));
-    if (unknown.length) throw new InputError(`--only-steps: no step has the key or label ${unknown.map((k) => `'${k}'`).join(', ')}`, 'use the keys shown by --explain');
+    if (unknown.length)
+      throw new InputError(`--only-steps: no step has the key or label ${unknown.map((k) => `'${k}'`).join(', ')}`, 'use the keys shown by --explain');
   }
   if (changed) await warnDeadPrefixes(stepList(), io);
 
@@ -148,12 +158,21 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const name = templatePath === '-' ? '<stdin>' : templatePath;
   let text: string;
   try {
-    const t = compileTemplate(source, name, { baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)), strictUndefined: req.strictUndefined, trimBlocks: req.trimBlocks, lstripBlocks: req.lstripBlocks, autoescape: req.autoescape === 'auto' ? undefined : req.autoescape, noInclude: req.noInclude, safePaths });
+    const t = compileTemplate(source, name, {
+      baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)),
+      strictUndefined: req.strictUndefined,
+      trimBlocks: req.trimBlocks,
+      lstripBlocks: req.lstripBlocks,
+      autoescape: req.autoescape === 'auto' ? undefined : req.autoescape,
+      noInclude: req.noInclude,
+      safePaths,
+    });
     text = t.render(context);
   } catch (err) {
     if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });
     // Recursion deeper than JavaScript's stack (before the engine's own limit of 500 levels).
-    if (err instanceof RangeError && /call stack/i.test(err.message)) throw new InputError(`${name}: the template recurses too deeply`, 'look for a macro, include or import that calls itself', { cause: err });
+    if (err instanceof RangeError && /call stack/i.test(err.message))
+      throw new InputError(`${name}: the template recurses too deeply`, 'look for a macro, include or import that calls itself', { cause: err });
     throw err;
   }
   if (!req.noNewline) text += '\n';

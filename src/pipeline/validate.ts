@@ -31,10 +31,24 @@ export const MATRIX_LIMITS = { dimensions: 6, elementsPerDimension: 20, adjustme
 type Path = (string | number)[];
 
 const NESTED_TYPES: Record<string, StepType> = {
-  command: 'command', commands: 'command', script: 'command', wait: 'wait', waiter: 'wait', block: 'block', input: 'input', trigger: 'trigger',
+  command: 'command',
+  commands: 'command',
+  script: 'command',
+  wait: 'wait',
+  waiter: 'wait',
+  block: 'block',
+  input: 'input',
+  trigger: 'trigger',
 };
 const TYPE_FIELD: Record<string, StepType> = {
-  script: 'command', command: 'command', commands: 'command', wait: 'wait', waiter: 'wait', block: 'block', input: 'input', trigger: 'trigger',
+  script: 'command',
+  command: 'command',
+  commands: 'command',
+  wait: 'wait',
+  waiter: 'wait',
+  block: 'block',
+  input: 'input',
+  trigger: 'trigger',
 };
 
 export function formatPath(path: Path): string {
@@ -47,8 +61,7 @@ function levenshtein(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_v, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
   return d[a.length]![b.length]!;
 }
 
@@ -64,7 +77,6 @@ export function didYouMean(word: string, options: string[]): string | undefined 
   }
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
-
 
 // Works out a step's type the way the server does; undefined when it has none.
 export function stepType(step: Record<string, unknown>): { type: StepType; body: Record<string, unknown>; nested: string | null } | undefined {
@@ -119,11 +131,16 @@ class Validator {
 
   step(step: unknown, path: Path, inGroup: boolean): void {
     if (typeof step === 'string') {
-      if (!['wait', 'waiter', 'block', 'input'].includes(step)) this.add('error', path, `\`${step}\` is not a step: a step written as a string must be wait, waiter, block or input`);
+      if (!['wait', 'waiter', 'block', 'input'].includes(step))
+        this.add('error', path, `\`${step}\` is not a step: a step written as a string must be wait, waiter, block or input`);
       return;
     }
     if (!isRecord(step)) {
-      this.add('error', path, `a step must be a mapping or one of wait/block/input, got ${step === null ? 'null' : Array.isArray(step) ? 'a list' : typeof step}`);
+      this.add(
+        'error',
+        path,
+        `a step must be a mapping or one of wait/block/input, got ${step === null ? 'null' : Array.isArray(step) ? 'a list' : typeof step}`,
+      );
       return;
     }
     const t = stepType(step);
@@ -170,24 +187,34 @@ class Validator {
     const m = step.matrix;
     if (m !== undefined && par !== undefined) this.add('error', [...path, 'matrix'], 'a step cannot have both matrix and parallelism');
     if (Array.isArray(m)) {
-      if (m.length > MATRIX_LIMITS.elementsPerDimension) this.add('error', [...path, 'matrix'], `a matrix dimension has ${m.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
+      if (m.length > MATRIX_LIMITS.elementsPerDimension)
+        this.add('error', [...path, 'matrix'], `a matrix dimension has ${m.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
       n *= Math.max(1, m.length);
     } else if (isRecord(m) && m.setup !== undefined) {
       const setup = m.setup;
       const dims: unknown[][] = Array.isArray(setup) ? [setup] : isRecord(setup) ? Object.values(setup).filter(Array.isArray) : [];
-      if (dims.length > MATRIX_LIMITS.dimensions) this.add('error', [...path, 'matrix', 'setup'], `the matrix has ${dims.length} dimensions; Buildkite allows ${MATRIX_LIMITS.dimensions}`);
+      if (dims.length > MATRIX_LIMITS.dimensions)
+        this.add('error', [...path, 'matrix', 'setup'], `the matrix has ${dims.length} dimensions; Buildkite allows ${MATRIX_LIMITS.dimensions}`);
       dims.forEach((d, i) => {
         if (d.length > MATRIX_LIMITS.elementsPerDimension) {
           const name = isRecord(setup) ? Object.keys(setup)[i]! : i;
-          this.add('error', [...path, 'matrix', 'setup', ...(Array.isArray(setup) ? [] : [name])], `a matrix dimension has ${d.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
+          this.add(
+            'error',
+            [...path, 'matrix', 'setup', ...(Array.isArray(setup) ? [] : [name])],
+            `a matrix dimension has ${d.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`,
+          );
         }
       });
       let combos = dims.reduce((acc, d) => acc * Math.max(1, d.length), 1);
       const adj = Array.isArray(m.adjustments) ? m.adjustments : [];
-      if (adj.length > MATRIX_LIMITS.adjustments) this.add('error', [...path, 'matrix', 'adjustments'], `the matrix has ${adj.length} adjustments; Buildkite allows ${MATRIX_LIMITS.adjustments}`);
+      if (adj.length > MATRIX_LIMITS.adjustments)
+        this.add('error', [...path, 'matrix', 'adjustments'], `the matrix has ${adj.length} adjustments; Buildkite allows ${MATRIX_LIMITS.adjustments}`);
       for (const a of adj) {
         if (!isRecord(a)) continue;
-        const inSetup = isRecord(a.with) && isRecord(setup) && Object.entries(a.with).every(([k, v]) => Array.isArray(setup[k]) && (setup[k] as unknown[]).some((x) => String(x) === String(v)));
+        const inSetup =
+          isRecord(a.with) &&
+          isRecord(setup) &&
+          Object.entries(a.with).every(([k, v]) => Array.isArray(setup[k]) && (setup[k] as unknown[]).some((x) => String(x) === String(v)));
         const skipped = a.skip !== undefined && a.skip !== false;
         if (!inSetup && !skipped) combos += 1;
         if (inSetup && skipped) combos -= 1;
@@ -222,7 +249,14 @@ export async function validatePipelineText(text: string): Promise<ValidationResu
   const fast = fastParseYaml(text);
   if (fast) {
     values = fast.docs;
-    for (const r of fast.repeatedKeys) yamlFindings.push({ severity: 'warning', path: '(yaml)', line: r.line, col: r.col, message: `repeated key \`${r.key}\`: the agent keeps the last value` });
+    for (const r of fast.repeatedKeys)
+      yamlFindings.push({
+        severity: 'warning',
+        path: '(yaml)',
+        line: r.line,
+        col: r.col,
+        message: `repeated key \`${r.key}\`: the agent keeps the last value`,
+      });
   } else {
     loaded = loadPipelineYaml(text);
     for (const e of loaded.errors) yamlFindings.push({ severity: 'error', path: '(yaml)', line: e.line, col: e.col, message: e.message });
@@ -251,7 +285,13 @@ export async function validatePipelineText(text: string): Promise<ValidationResu
       unsure ||= v.unsure;
     });
     if (jobs > MAX_JOBS_PER_UPLOAD) {
-      findings.push({ severity: 'error', path: 'steps', line: 1, col: 1, message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)` });
+      findings.push({
+        severity: 'error',
+        path: 'steps',
+        line: 1,
+        col: 1,
+        message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)`,
+      });
     }
     return { findings, jobs, unsure };
   };

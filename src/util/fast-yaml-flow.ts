@@ -1,5 +1,5 @@
 // Flow collections for the fast YAML parser: `[a, "b", {c: d}]`, possibly over several lines.
-import { escapeAt, giveUp, isWs, resolvePlain, type FastYamlOptions, type RepeatedKey } from './fast-yaml-scalars.js';
+import { escapeAt, giveUp, resolvePlain, type FastYamlOptions, type RepeatedKey } from './fast-yaml-scalars.js';
 
 // Where a quoted scalar's ordinary characters end.
 const DOUBLE_STOP = /["\\\n]/g;

@@ -10,7 +10,18 @@
 //
 // Multi-line quoted scalars may continue at any indentation (as go-yaml and PyYAML accept).
 import { FlowParser } from './fast-yaml-flow.js';
-import { closingQuote, escapeAt, GiveUp, giveUp, isWs, resolvePlain, unescapeDouble, type FastYamlOptions, type FastYamlResult, type RepeatedKey } from './fast-yaml-scalars.js';
+import {
+  closingQuote,
+  escapeAt,
+  GiveUp,
+  giveUp,
+  isWs,
+  resolvePlain,
+  unescapeDouble,
+  type FastYamlOptions,
+  type FastYamlResult,
+  type RepeatedKey,
+} from './fast-yaml-scalars.js';
 
 export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedKey };
 
@@ -60,7 +71,13 @@ class Parser {
       while (c === 32 || c === 9) c = l.charCodeAt(++n);
       if (n === l.length) this.kind[k] = EMPTY;
       else if (c === 35) this.kind[k] = COMMENT;
-      else if (n === 0 && (c === 45 || c === 46) && (l.startsWith('---') || l.startsWith('...')) && (l.length === 3 || l.charCodeAt(3) === 32 || l.charCodeAt(3) === 9)) this.kind[k] = MARKER;
+      else if (
+        n === 0 &&
+        (c === 45 || c === 46) &&
+        (l.startsWith('---') || l.startsWith('...')) &&
+        (l.length === 3 || l.charCodeAt(3) === 32 || l.charCodeAt(3) === 9)
+      )
+        this.kind[k] = MARKER;
       else this.kind[k] = CONTENT;
     }
   }

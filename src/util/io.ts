@@ -53,7 +53,12 @@ export async function readInput(path: string, io: Pick<Io, 'stdin' | 'cwd'>, wha
     return readFileSync(resolve(io.cwd, path), 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied', ENOTDIR: 'a part of the path is not a directory' };
+    const why: Record<string, string> = {
+      ENOENT: 'no such file',
+      EISDIR: 'it is a directory',
+      EACCES: 'permission denied',
+      ENOTDIR: 'a part of the path is not a directory',
+    };
     throw new InputError(`${path}: cannot read the ${what}: ${(code && why[code]) ?? code ?? String(err)}`, `check the path (relative to ${io.cwd})`);
   }
 }

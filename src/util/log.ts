@@ -40,7 +40,15 @@ function sink(stderr: NodeJS.WritableStream, pretty: boolean, color: boolean): W
   return new Writable({
     write(chunk: Buffer, _enc, done) {
       const text = redact(chunk.toString('utf8'));
-      stderr.write(pretty ? text.split('\n').filter(Boolean).map((l) => prettyLine(l, color)).join('') : text);
+      stderr.write(
+        pretty
+          ? text
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => prettyLine(l, color))
+              .join('')
+          : text,
+      );
       done();
     },
   });

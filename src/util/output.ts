@@ -12,7 +12,11 @@ export function table(io: Io, header: string[], rows: string[][]): string {
   if (!io.stdoutIsTTY) return rows.map((r) => r.join('\t') + '\n').join('');
   const all = [header.map((h) => h.toUpperCase()), ...rows];
   const widths = header.map((_h, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd() + '\n';
   const head = line(all[0]!);
   return (io.color ? `\u001b[1m${head.trimEnd()}\u001b[0m\n` : head) + rows.map(line).join('');
 }

@@ -176,7 +176,10 @@ describe('configuration', () => {
 
   it('accepts a build URL naming org and pipeline', async () => {
     bk.addBuild({ states: ['passed'], number: 9 });
-    const r = await run(['build', 'get', `https://buildkite.com/gpu-org/gpu-tests/builds/9`, '--json'], { BUILDKITE_ORGANIZATION_SLUG: '', BUILDKITE_PIPELINE_SLUG: '' });
+    const r = await run(['build', 'get', `https://buildkite.com/gpu-org/gpu-tests/builds/9`, '--json'], {
+      BUILDKITE_ORGANIZATION_SLUG: '',
+      BUILDKITE_PIPELINE_SLUG: '',
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).number).toBe(9);
   });
@@ -303,7 +306,10 @@ describe('a misbehaving server', () => {
     const srv = createServer((q, s) => {
       const page = Number(new URL(q.url ?? '/', 'http://x').searchParams.get('page') ?? 1);
       pages++;
-      s.writeHead(200, { 'content-type': 'application/json', link: `<${q.url?.replace(/([?&])page=\d+/, '$1').replace(/[?&]$/, '')}${q.url?.includes('?') ? '&' : '?'}page=${page + 1}>; rel="next"` });
+      s.writeHead(200, {
+        'content-type': 'application/json',
+        link: `<${q.url?.replace(/([?&])page=\d+/, '$1').replace(/[?&]$/, '')}${q.url?.includes('?') ? '&' : '?'}page=${page + 1}>; rel="next"`,
+      });
       s.end('[]');
     });
     await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
@@ -383,7 +389,12 @@ describe('build list', () => {
     expect(apiCalls('GET', /\/builds$/)[0]!.query.get('per_page')).toBe('100');
     bk.requests = [];
     r = await run(['build', 'list', '--branch', 'main', '--limit', '2']);
-    expect(r.stdout.trim().split('\n').map((l) => l.split('\t')[0])).toEqual(['104', '102']);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]),
+    ).toEqual(['104', '102']);
     expect(apiCalls('GET', /\/builds$/)[0]!.query.get('branch')).toBe('main');
   });
 
@@ -453,7 +464,14 @@ describe('build wait', () => {
   });
 
   it('names the failed jobs', async () => {
-    bk.addBuild({ states: ['failed'], jobs: [{ name: 'kernels', state: 'failed' }, { name: 'models', state: 'passed' }], number: 1 });
+    bk.addBuild({
+      states: ['failed'],
+      jobs: [
+        { name: 'kernels', state: 'failed' },
+        { name: 'models', state: 'passed' },
+      ],
+      number: 1,
+    });
     const r = await run(['build', 'wait', '1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/failed jobs: kernels/);
@@ -544,7 +562,15 @@ describe('cancel, logs, retry', () => {
   });
 
   it('retry --failed retries only the failed jobs, then --wait', async () => {
-    bk.addBuild({ states: ['failed'], number: 8, jobs: [{ name: 'a', state: 'passed' }, { name: 'b', state: 'failed' }, { name: 'c', state: 'failed', soft_failed: true }] });
+    bk.addBuild({
+      states: ['failed'],
+      number: 8,
+      jobs: [
+        { name: 'a', state: 'passed' },
+        { name: 'b', state: 'failed' },
+        { name: 'c', state: 'failed', soft_failed: true },
+      ],
+    });
     const r = await run(['build', 'retry', '8', '--failed', '--wait']);
     expect(r.code, r.stderr).toBe(0);
     const puts = apiCalls('PUT', /\/retry$/);
@@ -592,7 +618,11 @@ describe('artifacts', () => {
     const r = await run(['build', 'artifacts', '11', '--download', dir, '--glob', 'results/**', '--debug']);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(dir, 'results/result.json'), 'utf8')).toBe('{"score": 1.5}\n');
-    expect(createHash('sha1').update(readFileSync(join(dir, 'results/logs/run.txt'))).digest('hex')).toBe(createHash('sha1').update(Buffer.alloc(200_000, 7)).digest('hex'));
+    expect(
+      createHash('sha1')
+        .update(readFileSync(join(dir, 'results/logs/run.txt')))
+        .digest('hex'),
+    ).toBe(createHash('sha1').update(Buffer.alloc(200_000, 7)).digest('hex'));
     expect(existsSync(join(dir, 'trace.nsys-rep'))).toBe(false);
     expect(bk.storageRequests).toHaveLength(2);
     for (const q of bk.storageRequests) expect(q.headers.authorization).toBeUndefined();
@@ -650,7 +680,9 @@ describe('summary and queue status', () => {
     let r = await run(['build', 'summary', '20']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('| Stage | Job | Status | Agent (queue) | Minutes | Links |');
-    expect(r.stdout).toMatch(/\| gpu \| H100 kernels \| ✅ passed \| my-agent \(h100\) \| 12\.5 \| \[log\]\(https:\/\/buildkite\.com\/gpu-org\/gpu-tests\/builds\/20#[^)]+\) · \[1 artifact\]/);
+    expect(r.stdout).toMatch(
+      /\| gpu \| H100 kernels \| ✅ passed \| my-agent \(h100\) \| 12\.5 \| \[log\]\(https:\/\/buildkite\.com\/gpu-org\/gpu-tests\/builds\/20#[^)]+\) · \[1 artifact\]/,
+    );
     expect(r.stdout).toMatch(/MI300 kernels \| ❌ failed/);
     r = await run(['build', 'summary', '20', '--format', 'json']);
     const j = JSON.parse(r.stdout);
@@ -682,7 +714,14 @@ describe('summary and queue status', () => {
       meta_data: [`queue=${queue}`, `gpu=${i}`],
       job: busy ? { ...base.job, name: `job-${i}` } : null,
     });
-    bk.agents = [agent(0, 'h100', true), agent(1, 'h100', false), agent(2, 'h100', false), agent(3, 'mi300', true), agent(4, 'h100', false, 'lost'), agent(5, 'h100', true)];
+    bk.agents = [
+      agent(0, 'h100', true),
+      agent(1, 'h100', false),
+      agent(2, 'h100', false),
+      agent(3, 'mi300', true),
+      agent(4, 'h100', false, 'lost'),
+      agent(5, 'h100', true),
+    ];
     bk.perPageMax = 2;
     const r = await run(['queue', 'status', 'h100', '--json'], { BUILDKITE_PIPELINE_SLUG: '' });
     expect(r.code, r.stderr).toBe(0);
@@ -718,7 +757,12 @@ describe('as a real process', () => {
   it('the bundled bkci submits and waits, exits with the result, and does not hang on open connections', async () => {
     const { execa } = await import('execa');
     const bin = join(import.meta.dirname, '../../dist/bundle/bin.js');
-    const r = await execa(process.execPath, [bin, 'build', 'submit', '--branch', 'main', '--wait', '--json'], { env: { ...bk.env, BKCI_POLL_INTERVAL: '0.05' }, extendEnv: false, reject: false, timeout: 20_000 });
+    const r = await execa(process.execPath, [bin, 'build', 'submit', '--branch', 'main', '--wait', '--json'], {
+      env: { ...bk.env, BKCI_POLL_INTERVAL: '0.05' },
+      extendEnv: false,
+      reject: false,
+      timeout: 20_000,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).state).toBe('passed');
     // JSON log lines on stderr when it is not a terminal, none carrying the token.

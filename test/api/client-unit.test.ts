@@ -70,7 +70,11 @@ describe('judgeBuild', () => {
     expect(judgeBuild(b('failing'), true)).toMatchObject({ done: true, ok: false });
     // A state bkci does not know: waited on while unfinished, a failure once finished_at is set.
     expect(judgeBuild(b('brand_new_state'), false).done).toBe(false);
-    expect(judgeBuild(b('brand_new_state', { finished_at: '2026-11-23T10:00:00Z' }), false)).toEqual({ done: true, ok: false, reason: 'finished in state brand_new_state' });
+    expect(judgeBuild(b('brand_new_state', { finished_at: '2026-11-23T10:00:00Z' }), false)).toEqual({
+      done: true,
+      ok: false,
+      reason: 'finished in state brand_new_state',
+    });
     expect(judgeBuild(b('running', { finished_at: '2026-11-23T10:00:00Z' }), false).done).toBe(false);
   });
   it('blocked: blocked_state decides, else the jobs', () => {
@@ -78,7 +82,10 @@ describe('judgeBuild', () => {
     expect(judgeBuild(b('blocked', { blocked_state: 'failed' }), false)).toMatchObject({ done: true, ok: false });
     expect(judgeBuild(b('blocked', { blocked_state: 'running' }), false).done).toBe(false);
     const job = (state: string) => ({ id: state, type: 'script', state });
-    expect(judgeBuild(b('blocked', { jobs: [job('passed'), { id: 'm', type: 'manual', state: 'blocked' }] as Build['jobs'] }), false)).toMatchObject({ done: true, ok: true });
+    expect(judgeBuild(b('blocked', { jobs: [job('passed'), { id: 'm', type: 'manual', state: 'blocked' }] as Build['jobs'] }), false)).toMatchObject({
+      done: true,
+      ok: true,
+    });
     expect(judgeBuild(b('blocked', { jobs: [job('failed')] as Build['jobs'] }), false)).toMatchObject({ done: true, ok: false });
     expect(judgeBuild(b('blocked', { jobs: [job('running')] as Build['jobs'] }), false).done).toBe(false);
   });

@@ -14,7 +14,12 @@ const VLLM = join(ROOT, '../shared/vllm');
 const sets = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets;
 
 const bkci = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) =>
-  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env }, input: opts.input, maxBuffer: 64 << 20 });
+  spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env },
+    input: opts.input,
+    maxBuffer: 64 << 20,
+  });
 
 describe('the bundled bkci', () => {
   it('is the package bin', () => {
@@ -25,7 +30,14 @@ describe('the bundled bkci', () => {
   });
 
   it.each(sets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte, blank lines stripped as bootstrap.sh did', (_n, set) => {
-    const r = bkci(['pipeline', 'render', join(VLLM, 'test-template-ci.j2'), join(VLLM, 'test-pipeline.yaml'), '--strip-blank-lines', ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`])]);
+    const r = bkci([
+      'pipeline',
+      'render',
+      join(VLLM, 'test-template-ci.j2'),
+      join(VLLM, 'test-pipeline.yaml'),
+      '--strip-blank-lines',
+      ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`]),
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(readFileSync(join(VLLM, `expected/${set.name}.pipeline.yaml`), 'utf8'));
@@ -48,10 +60,18 @@ describe('the bundled bkci', () => {
   });
 
   // What the launcher did with the code cache, from its debug log line.
-  const codeCache = (r: { stderr: string }) => (r.stderr.split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as { codeCache?: string }) : {})).find((x) => x.codeCache)?.codeCache);
+  const codeCache = (r: { stderr: string }) =>
+    r.stderr
+      .split('\n')
+      .map((l) => (l.startsWith('{') ? (JSON.parse(l) as { codeCache?: string }) : {}))
+      .find((x) => x.codeCache)?.codeCache;
   const validInput = 'steps:\n  - command: "true"\n';
   const debugValidate = (bin = BIN, nodeArgs: string[] = [], env: Record<string, string> = {}) =>
-    spawnSync(process.execPath, [...nodeArgs, bin, '--log-level', 'debug', 'pipeline', 'validate', '-'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, input: validInput });
+    spawnSync(process.execPath, [...nodeArgs, bin, '--log-level', 'debug', 'pipeline', 'validate', '-'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      input: validInput,
+    });
 
   it('starts from the code cache the build made, when this Node made it', () => {
     const cache = readFileSync(join(ROOT, 'dist/bundle/bkci.cjs.cache'));
@@ -67,7 +87,9 @@ describe('the bundled bkci', () => {
   it('runs the same without the cache, or with one V8 refuses', () => {
     const want = bkci(['pipeline', 'render', join(ROOT, 'templates/default.j2'), join(ROOT, 'examples/test-pipeline.yaml')]);
     expect(want.status, want.stderr).toBe(0);
-    const off = bkci(['pipeline', 'render', join(ROOT, 'templates/default.j2'), join(ROOT, 'examples/test-pipeline.yaml')], { env: { BKCI_CODE_CACHE: 'off' } });
+    const off = bkci(['pipeline', 'render', join(ROOT, 'templates/default.j2'), join(ROOT, 'examples/test-pipeline.yaml')], {
+      env: { BKCI_CODE_CACHE: 'off' },
+    });
     expect(off.stdout).toBe(want.stdout);
     expect(codeCache(debugValidate(BIN, [], { BKCI_CODE_CACHE: 'off' }))).toMatch(/^none/);
     // Another V8 flag set than the one the cache was made under: V8 says no, the code compiles.
@@ -86,7 +108,10 @@ describe('the bundled bkci', () => {
     const file = join(dir, 'dist/bundle/bkci.cjs.cache');
     const cache = readFileSync(file);
     const nl = cache.indexOf(10);
-    const header = cache.subarray(0, nl).toString().replace(/ [0-9a-f]{16} /, ' 0123456789abcdef ');
+    const header = cache
+      .subarray(0, nl)
+      .toString()
+      .replace(/ [0-9a-f]{16} /, ' 0123456789abcdef ');
     writeFileSync(file, Buffer.concat([Buffer.from(header), cache.subarray(nl)]));
     const r = debugValidate(join(dir, 'dist/bundle/bin.js'));
     expect(r.status, r.stderr).toBe(0);
@@ -106,14 +131,19 @@ describe('the bundled bkci', () => {
   });
 
   it('plans a node, naming itself in the health check', () => {
-    const r = bkci(['node', 'setup', '--queue', 'h100', '--host-root', HOSTS.l40s, '--root', '/nonexistent-stage', '--agent-bin', '/bin/true', '--dry-run', '--json'], {
-      env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_bundletesttoken' }),
-    });
+    const r = bkci(
+      ['node', 'setup', '--queue', 'h100', '--host-root', HOSTS.l40s, '--root', '/nonexistent-stage', '--agent-bin', '/bin/true', '--dry-run', '--json'],
+      {
+        env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_bundletesttoken' }),
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).agents).toHaveLength(2);
     expect(r.stdout + r.stderr).not.toContain('bkat_bundletesttoken');
     const root = mkdtempSync(join(tmpdir(), 'bkci-bundle-'));
-    const staged = bkci(['node', 'setup', '--queue', 'h100', '--host-root', HOSTS.l40s, '--root', root, '--agent-bin', '/bin/true'], { env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_bundletesttoken' }) });
+    const staged = bkci(['node', 'setup', '--queue', 'h100', '--host-root', HOSTS.l40s, '--root', root, '--agent-bin', '/bin/true'], {
+      env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_bundletesttoken' }),
+    });
     expect(staged.status, staged.stderr).toBe(0);
     expect(readFileSync(join(root, 'etc/systemd/system/bkci-agent@.service'), 'utf8')).toContain(`ExecStartPre=${process.execPath} ${BIN} node check %i`);
   });

@@ -40,7 +40,11 @@ describe('the bin as an executable', () => {
   });
 
   it('passes arguments through untouched, spaces, quotes and globs included', () => {
-    const withInput = spawnSync(linked, ['pipeline', 'render', '-', '-D', 'x=a  b "c" * $HOME', '--no-validate'], { encoding: 'utf8', env: { PATH }, input: '{{ x }}' });
+    const withInput = spawnSync(linked, ['pipeline', 'render', '-', '-D', 'x=a  b "c" * $HOME', '--no-validate'], {
+      encoding: 'utf8',
+      env: { PATH },
+      input: '{{ x }}',
+    });
     expect(withInput.status, withInput.stderr).toBe(0);
     expect(withInput.stdout).toBe('a  b "c" * $HOME\n');
   });
@@ -115,7 +119,9 @@ describe('an API command over HTTPS', () => {
     // Without it: a user error naming the fix, at once (a certificate is not retried).
     expect(untrusted.status).toBe(1);
     expect(untrusted.stdout).toBe('');
-    expect(untrusted.stderr).toMatch(/^bkci: GET \/v2\/\S+\/builds\/7: the TLS certificate of https:\/\/127\.0\.0\.1:\d+ was not accepted: .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)\nhint: .*NODE_EXTRA_CA_CERTS/m);
+    expect(untrusted.stderr).toMatch(
+      /^bkci: GET \/v2\/\S+\/builds\/7: the TLS certificate of https:\/\/127\.0\.0\.1:\d+ was not accepted: .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)\nhint: .*NODE_EXTRA_CA_CERTS/m,
+    );
     expect(untrusted.stderr).not.toMatch(/retrying|internal error/);
   });
 

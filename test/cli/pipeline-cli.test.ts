@@ -89,12 +89,18 @@ describe('bkci pipeline render', () => {
 
   it("takes minijinja-cli's own flags: --strict, -n, --env (ENV, overridden by data and -D), --py-compat, --trim-blocks, --lstrip-blocks", async () => {
     const d = tmp({ 't.j2': '{{ ENV.HOME }}|{{ ENV.TOKEN_X | default("-") }}|{{ "a=b".split("=") | last }}', 'd.yaml': 'other: 1\n' });
-    const r = await runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--env', '--py-compat', '-n', '--no-validate'], { cwd: d, env: { HOME: '/home/ci', TOKEN_X: 'x' } });
+    const r = await runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--env', '--py-compat', '-n', '--no-validate'], {
+      cwd: d,
+      env: { HOME: '/home/ci', TOKEN_X: 'x' },
+    });
     expect(r).toMatchObject({ code: 0, stdout: '/home/ci|x|b' });
     const without = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], { cwd: d, env: { HOME: '/home/ci' } });
     expect(without).toMatchObject({ code: 2, stdout: '' }); // an attribute of undefined, as in minijinja
     expect(without.stderr).toMatch(/'ENV' is undefined/);
-    const overridden = await runBkci(['pipeline', 'render', 't.j2', '--env', '-D', 'ENV:={"HOME": "/d"}', '--no-validate'], { cwd: d, env: { HOME: '/home/ci' } });
+    const overridden = await runBkci(['pipeline', 'render', 't.j2', '--env', '-D', 'ENV:={"HOME": "/d"}', '--no-validate'], {
+      cwd: d,
+      env: { HOME: '/home/ci' },
+    });
     expect(overridden.stdout).toBe('/d|-|b\n');
     const blocks = tmp({ 'b.j2': 'steps:\n  {% for c in ["a", "b"] %}\n  - command: {{ c }}\n  {% endfor %}\n' });
     const trimmed = await runBkci(['pipeline', 'render', 'b.j2', '--trim-blocks', '--lstrip-blocks'], { cwd: blocks });
@@ -137,7 +143,11 @@ describe('bkci pipeline render', () => {
     const run = (sel: string) => runBkci(['pipeline', 'render', 't.j2', 'd.yaml', '--select', sel, '--no-validate', '-n'], { cwd: d });
     expect(await run('ci.linux')).toMatchObject({ code: 0, stdout: '1||false' });
     expect(await run('ci.list.0')).toMatchObject({ code: 0, stdout: '|2|false' });
-    for (const [sel, msg] of [['ci.nope', /--select ci\.nope: d\.yaml has nothing at 'nope'/], ['ci.list', /d\.yaml: the data must be a mapping at --select ci\.list, got a list/], ['ci.list.5', /nothing at '5'/]] as const) {
+    for (const [sel, msg] of [
+      ['ci.nope', /--select ci\.nope: d\.yaml has nothing at 'nope'/],
+      ['ci.list', /d\.yaml: the data must be a mapping at --select ci\.list, got a list/],
+      ['ci.list.5', /nothing at '5'/],
+    ] as const) {
       const r = await run(sel);
       expect(r, sel).toMatchObject({ code: 2, stdout: '' });
       expect(r.stderr).toMatch(msg);
@@ -148,7 +158,12 @@ describe('bkci pipeline render', () => {
   });
 
   it('--no-include and --safe-path as minijinja-cli: no other template, or only those under the safe directories (the main one too)', async () => {
-    const d = tmp({ 'main.j2': 'main:{% include "sub/a.j2" %}', 'sub/a.j2': 'A:{% include "b.j2" %}', 'sub/b.j2': 'B', 'sub/up.j2': '{% include "../main.j2" %}' });
+    const d = tmp({
+      'main.j2': 'main:{% include "sub/a.j2" %}',
+      'sub/a.j2': 'A:{% include "b.j2" %}',
+      'sub/b.j2': 'B',
+      'sub/up.j2': '{% include "../main.j2" %}',
+    });
     const run = (args: string[]) => runBkci(['pipeline', 'render', ...args, '--no-validate', '-n'], { cwd: d });
     expect(await run(['main.j2'])).toMatchObject({ code: 0, stdout: 'main:A:B' });
     const none = await run(['main.j2', '--no-include']);
@@ -166,7 +181,11 @@ describe('bkci pipeline render', () => {
 
   it('a template that includes, imports or calls itself without end is exit 2 at its position', async () => {
     const d = tmp({ 'inc.j2': 'x{% include "inc.j2" %}', 'imp.j2': '{% import "imp.j2" as m %}', 'mac.j2': '{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}' });
-    for (const [file, where] of [['inc.j2', 'inc.j2:1:2'], ['imp.j2', 'imp.j2:1:1'], ['mac.j2', 'mac.j2:1:20']]) {
+    for (const [file, where] of [
+      ['inc.j2', 'inc.j2:1:2'],
+      ['imp.j2', 'imp.j2:1:1'],
+      ['mac.j2', 'mac.j2:1:20'],
+    ]) {
       const r = await runBkci(['pipeline', 'render', file!, '--no-validate'], { cwd: d });
       expect(r, file).toMatchObject({ code: 2, stdout: '' });
       expect(r.stderr).toContain(`${where}: recursion limit exceeded`);
@@ -224,13 +243,19 @@ describe('bkci pipeline render', () => {
 
   it('--run-all-paths sets run_all when a changed file matches a glob', async () => {
     const d = tmp({ 't.j2': '{{ run_all }} {{ list_file_diff }}' });
-    const r = await runBkci(['pipeline', 'render', 't.j2', '--changed-files', '-', '--run-all-paths', 'setup.py,csrc/**', '--no-validate'], { cwd: d, stdin: 'docs/a.md\ncsrc/x/y.cu\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', '--changed-files', '-', '--run-all-paths', 'setup.py,csrc/**', '--no-validate'], {
+      cwd: d,
+      stdin: 'docs/a.md\ncsrc/x/y.cu\n',
+    });
     expect(r.stdout).toBe('1 docs/a.md|csrc/x/y.cu\n');
   });
 
   it('exposes BUILDKITE_* variables as env and buildkite', async () => {
     const d = tmp({ 't.j2': '{{ env.BUILDKITE_BRANCH }} {{ buildkite.pull_request }} {{ buildkite.build_number }}' });
-    const r = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], { cwd: d, env: { BUILDKITE_BRANCH: 'main', BUILDKITE_PULL_REQUEST: 'false', BUILDKITE_BUILD_NUMBER: '7' } });
+    const r = await runBkci(['pipeline', 'render', 't.j2', '--no-validate'], {
+      cwd: d,
+      env: { BUILDKITE_BRANCH: 'main', BUILDKITE_PULL_REQUEST: 'false', BUILDKITE_BUILD_NUMBER: '7' },
+    });
     expect(r.stdout).toBe('main none 7\n');
   });
 

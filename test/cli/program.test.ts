@@ -15,7 +15,10 @@ describe('buildProgram', () => {
 
   it('defines only the named group, or all of them', () => {
     const io = { env: {}, cwd: process.cwd() } as unknown as Io; // registering commands reads nothing from Io
-    const names = (argv?: string[]) => buildProgram(io, argv).commands.map((c) => c.name()).sort();
+    const names = (argv?: string[]) =>
+      buildProgram(io, argv)
+        .commands.map((c) => c.name())
+        .sort();
     expect(names(['pipeline', 'render'])).toEqual(['pipeline']);
     expect(names(['--quiet', 'queue', 'status'])).toEqual(['build', 'queue']);
     expect(names(['help', 'pipeline'])).toEqual(['build', 'node', 'pipeline', 'queue']);

@@ -73,7 +73,13 @@ describe('fdWriter', () => {
 
 // The vLLM render (~240 KB, several pipe buffers) through the bin, as `... | upload` runs it.
 const set = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets[1]!;
-const renderArgs = ['pipeline', 'render', join(VLLM, 'test-template-ci.j2'), join(VLLM, 'test-pipeline.yaml'), ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`])];
+const renderArgs = [
+  'pipeline',
+  'render',
+  join(VLLM, 'test-template-ci.j2'),
+  join(VLLM, 'test-pipeline.yaml'),
+  ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`]),
+];
 const expected = readFileSync(join(VLLM, `expected/${set.name}.minijinja.yaml`), 'utf8');
 
 // Runs the bin with stdout on a pipe made by Python: non-blocking or not, read after a pause or

@@ -120,7 +120,15 @@ export class FakeBuildkite {
 
   // Adds a build from the documented example with the given jobs; `states[0]` is its state when
   // created; every GET of the build first moves it to the next state (the last one stays).
-  addBuild(opts: { states: string[]; jobs?: JobSeed[]; branch?: string; blocked_state?: string; artifacts?: ArtifactSeed[]; meta_data?: Record<string, string>; number?: number }): any {
+  addBuild(opts: {
+    states: string[];
+    jobs?: JobSeed[];
+    branch?: string;
+    blocked_state?: string;
+    artifacts?: ArtifactSeed[];
+    meta_data?: Record<string, string>;
+    number?: number;
+  }): any {
     const n = opts.number ?? this.nextNumber++;
     const base = example('builds__get_a_build');
     const jobTemplate = base.jobs[0];
@@ -221,7 +229,8 @@ export class FakeBuildkite {
       if (fault.kind === 'status') return send(res, fault.status ?? 500, fault.body ?? { message: 'fault' }, fault.headers);
       dropAfter = true;
     }
-    if (req.headers.authorization !== `Bearer ${this.token}`) return send(res, 401, { message: 'Authentication required. Please supply a valid API Access Token' });
+    if (req.headers.authorization !== `Bearer ${this.token}`)
+      return send(res, 401, { message: 'Authentication required. Please supply a valid API Access Token' });
 
     const respond = (status: number, data: unknown, headers: Record<string, string> = {}) => {
       if (dropAfter) return void req.socket.destroy();
@@ -266,12 +275,15 @@ export class FakeBuildkite {
         const next = s.states.shift();
         if (next) {
           s.build.state = next;
-          if (['passed', 'failed', 'canceled'].includes(next)) for (const j of s.build.jobs) if (j.state === 'running' || j.state === 'scheduled') j.state = next === 'passed' ? 'passed' : next === 'failed' ? 'failed' : 'canceled';
+          if (['passed', 'failed', 'canceled'].includes(next))
+            for (const j of s.build.jobs)
+              if (j.state === 'running' || j.state === 'scheduled') j.state = next === 'passed' ? 'passed' : next === 'failed' ? 'failed' : 'canceled';
         }
         return respond(200, s.build);
       }
       if (rest === '/cancel' && method === 'PUT') {
-        if (['passed', 'failed', 'canceled', 'skipped', 'not_run'].includes(s.build.state)) return respond(422, { message: "Build can't be canceled because it's already finished" });
+        if (['passed', 'failed', 'canceled', 'skipped', 'not_run'].includes(s.build.state))
+          return respond(422, { message: "Build can't be canceled because it's already finished" });
         s.build.state = 'canceled';
         s.states = [];
         return respond(200, s.build);
@@ -281,7 +293,12 @@ export class FakeBuildkite {
         nb.rebuilt_from = { id: s.build.id, number: s.build.number, url: s.build.url };
         return respond(200, nb);
       }
-      if (rest === '/artifacts' && method === 'GET') return this.page(url, s.artifacts.map((a) => a.json), respond);
+      if (rest === '/artifacts' && method === 'GET')
+        return this.page(
+          url,
+          s.artifacts.map((a) => a.json),
+          respond,
+        );
       let jm: RegExpExecArray | null;
       if ((jm = /^\/jobs\/([^/]+)\/(log\.txt|log|retry|artifacts\/([^/]+)\/download)$/.exec(rest))) {
         const job = s.build.jobs.find((j: any) => j.id === jm![1]);
@@ -306,7 +323,7 @@ export class FakeBuildkite {
           const a = s.artifacts.find((x) => x.json.id === jm![3]);
           if (!a) return respond(404, { message: 'No artifact found' });
           if (dropAfter) return void req.socket.destroy();
-          res.writeHead(302, { location: `${this.storageOrigin}/blob/${a.json.id}?X-Amz-Signature=abc` , 'content-type': 'application/json'});
+          res.writeHead(302, { location: `${this.storageOrigin}/blob/${a.json.id}?X-Amz-Signature=abc`, 'content-type': 'application/json' });
           return void res.end(JSON.stringify({ url: `${this.storageOrigin}/blob/${a.json.id}?X-Amz-Signature=abc` }));
         }
       }

@@ -11,7 +11,10 @@ export interface CliRun {
   sleeps: number[];
 }
 
-export async function runBkci(argv: string[], opts: { env?: Record<string, string>; stdin?: string; cwd?: string; tty?: boolean; uid?: number } = {}): Promise<CliRun> {
+export async function runBkci(
+  argv: string[],
+  opts: { env?: Record<string, string>; stdin?: string; cwd?: string; tty?: boolean; uid?: number } = {},
+): Promise<CliRun> {
   const out = new PassThrough();
   const err = new PassThrough();
   let stdout = '';

@@ -38,7 +38,9 @@ describe('formats', () => {
     const skipped: string[] = [];
     expect(parseNvidiaQuery('WARNING: infoROM is corrupted at gpu 0000:8D:00.0\n0, GPU-aaa, H100, 00000000:8D:00.0, 81559\n', skipped)).toHaveLength(1);
     expect(skipped).toEqual(['WARNING: infoROM is corrupted at gpu 0000:8D:00.0']);
-    const L = parseNvidiaList('GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-x)\n  MIG 3g.20gb     Device  0: (UUID: MIG-a)\n  MIG 3g.20gb     Device  1: (UUID: MIG-b)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-y)\n');
+    const L = parseNvidiaList(
+      'GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-x)\n  MIG 3g.20gb     Device  0: (UUID: MIG-a)\n  MIG 3g.20gb     Device  1: (UUID: MIG-b)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-y)\n',
+    );
     expect(L.get('GPU-x')).toEqual([
       { name: '3g.20gb', uuid: 'MIG-a' },
       { name: '3g.20gb', uuid: 'MIG-b' },
@@ -53,14 +55,23 @@ describe('formats', () => {
 
   it('parses amd-smi list as JSON and as text, and KFD topology nodes', () => {
     const json = parseAmdSmiList('[{"gpu": 0, "bdf": "0000:0b:00.0", "uuid": "u0", "kfd_id": 7, "node_id": 3, "partition_id": 0}]');
-    const text = parseAmdSmiList('GPU: 0\n    BDF: 0000:0b:00.0\n    UUID: u0\n    KFD_ID: 7\n    NODE_ID: 3\n    PARTITION_ID: 0\n\nGPU: 1\n    BDF: 0000:0c:00.0\n    UUID: u1\n');
+    const text = parseAmdSmiList(
+      'GPU: 0\n    BDF: 0000:0b:00.0\n    UUID: u0\n    KFD_ID: 7\n    NODE_ID: 3\n    PARTITION_ID: 0\n\nGPU: 1\n    BDF: 0000:0c:00.0\n    UUID: u1\n',
+    );
     expect(json).toEqual([{ index: 0, busId: '0000:0b:00.0', uuid: 'u0' }]);
-    expect(parseAmdSmiList('WARNING: User is missing the following required groups: render, video\n[{"gpu": 1, "bdf": "0000:0c:00.0", "uuid": "u1"}]\n')).toEqual([{ index: 1, busId: '0000:0c:00.0', uuid: 'u1' }]);
+    expect(
+      parseAmdSmiList('WARNING: User is missing the following required groups: render, video\n[{"gpu": 1, "bdf": "0000:0c:00.0", "uuid": "u1"}]\n'),
+    ).toEqual([{ index: 1, busId: '0000:0c:00.0', uuid: 'u1' }]);
     expect(text).toEqual([
       { index: 0, busId: '0000:0b:00.0', uuid: 'u0' },
       { index: 1, busId: '0000:0c:00.0', uuid: 'u1' },
     ]);
-    expect(parseKfdProperties(2, 'simd_count 1216\nlocation_id 3072\ndomain 0\ndrm_render_minor 128\nunique_id 255\n')).toEqual({ node: 2, busId: '0000:0c:00.0', uniqueId: 255n, renderMinor: 128 });
+    expect(parseKfdProperties(2, 'simd_count 1216\nlocation_id 3072\ndomain 0\ndrm_render_minor 128\nunique_id 255\n')).toEqual({
+      node: 2,
+      busId: '0000:0c:00.0',
+      uniqueId: 255n,
+      renderMinor: 128,
+    });
     expect(parseKfdProperties(0, 'cpu_cores_count 96\nsimd_count 0\n')).toBeUndefined();
   });
 
@@ -87,7 +98,9 @@ describe('formats', () => {
       [1, 0, 'Warning', '0000:01:00.0'],
     ]);
     expect(info.processes).toEqual([{ npu: 1, chip: 0, pid: 2871311 }]);
-    const map = parseNpuSmiMapping('   NPU ID   Chip ID   Chip Logic ID   Chip Name\n   0   0   0   Ascend 910B3\n   0   1   -   Mcu\n   1   0   1   Ascend 910B3\n');
+    const map = parseNpuSmiMapping(
+      '   NPU ID   Chip ID   Chip Logic ID   Chip Name\n   0   0   0   Ascend 910B3\n   0   1   -   Mcu\n   1   0   1   Ascend 910B3\n',
+    );
     expect([...map]).toEqual([
       ['0:0', 0],
       ['1:0', 1],
@@ -149,11 +162,17 @@ describe('detectHost on fixture hosts', () => {
   });
 
   it('a GPU vendor whose tool is missing is exit 2, naming the tool', async () => {
-    await expect(detectHost(HOSTS.cpu, 'nvidia', quietIo(hostEnv(HOSTS.cpu)))).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('nvidia-smi is not on PATH') });
+    await expect(detectHost(HOSTS.cpu, 'nvidia', quietIo(hostEnv(HOSTS.cpu)))).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('nvidia-smi is not on PATH'),
+    });
   });
 
   it('auto-detection notices GPUs on the PCI bus without their tool', async () => {
-    await expect(detectHost(HOSTS.h100, 'auto', quietIo({ PATH: '/usr/bin:/bin' }))).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('NVIDIA devices are on the PCI bus') });
+    await expect(detectHost(HOSTS.h100, 'auto', quietIo({ PATH: '/usr/bin:/bin' }))).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('NVIDIA devices are on the PCI bus'),
+    });
   });
 
   it('a kernel without NUMA nodes in sysfs is one node with /proc/meminfo', async () => {
@@ -173,8 +192,14 @@ describe('detectHost on fixture hosts', () => {
 describe('other forms of the vendor tools', () => {
   it('reads amd-smi static --json and rocm-smi --showbus in text', async () => {
     const { parseAmdSmiStatic, parseRocmSmiBus } = await import('../../src/node/detect/amd.js');
-    expect(parseAmdSmiStatic('[{"gpu": 0, "asic": {"market_name": "MI300X"}, "bus": {"bdf": "0000:0c:00.0", "max_pcie_width": 16}}]')).toEqual([{ index: 0, busId: '0000:0c:00.0' }]);
-    expect(parseRocmSmiBus('============ ROCm System Management Interface ============\nGPU[0]\t\t: PCI Bus: 0000:0C:00.0\nGPU[1]\t\t: PCI Bus: 0000:22:00.0\n=== End of ROCm SMI Log ===\n')).toEqual([
+    expect(parseAmdSmiStatic('[{"gpu": 0, "asic": {"market_name": "MI300X"}, "bus": {"bdf": "0000:0c:00.0", "max_pcie_width": 16}}]')).toEqual([
+      { index: 0, busId: '0000:0c:00.0' },
+    ]);
+    expect(
+      parseRocmSmiBus(
+        '============ ROCm System Management Interface ============\nGPU[0]\t\t: PCI Bus: 0000:0C:00.0\nGPU[1]\t\t: PCI Bus: 0000:22:00.0\n=== End of ROCm SMI Log ===\n',
+      ),
+    ).toEqual([
       { index: 0, busId: '0000:0C:00.0' },
       { index: 1, busId: '0000:22:00.0' },
     ]);
@@ -201,7 +226,11 @@ describe('other forms of the vendor tools', () => {
     const nv = mkdtempSync(join(tmpdir(), 'bkci-host-'));
     cpSync(HOSTS.l40s, nv, { recursive: true });
     writeFileSync(join(nv, 'out/nvidia-L.txt'), '');
-    writeFileSync(join(nv, 'bin/nvidia-smi'), `#!/bin/sh\n[ "$1" = "-L" ] && { echo "unsupported" >&2; exit 2; }\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      join(nv, 'bin/nvidia-smi'),
+      `#!/bin/sh\n[ "$1" = "-L" ] && { echo "unsupported" >&2; exit 2; }\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`,
+      { mode: 0o755 },
+    );
     const g = await detectHost(nv, 'nvidia', quietIo(hostEnv(nv)));
     expect(g.gpus).toHaveLength(2);
     expect(g.warnings).toContain('nvidia-smi -L failed; assuming no MIG devices');

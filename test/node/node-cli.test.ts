@@ -43,7 +43,10 @@ async function setup(host: string, root: string, extra: string[] = [], env: Reco
 
 function verifyUnits(root: string, instances: string[]): void {
   const units = instances.map((i) => `bkci-agent@${i}.service`);
-  const r = spawnSync('systemd-analyze', ['verify', ...units], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${root}/etc/systemd/system:`, SYSTEMD_LOG_COLOR: '0' }, encoding: 'utf8' });
+  const r = spawnSync('systemd-analyze', ['verify', ...units], {
+    env: { ...process.env, SYSTEMD_UNIT_PATH: `${root}/etc/systemd/system:`, SYSTEMD_LOG_COLOR: '0' },
+    encoding: 'utf8',
+  });
   expect(r.error, 'systemd-analyze must be installed (.ci/run installs systemd)').toBeUndefined();
   // verify exits 0 on "Unknown key" warnings: any output about our units is a failure.
   const ours = (r.stderr + r.stdout).split('\n').filter((l) => l.includes('bkci') || l.includes(root));
@@ -91,7 +94,10 @@ describe('node setup under --root', () => {
     const root = tmp('bkci-root-');
     await setup(HOSTS.l40s, root);
     writeFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu0.service.d/50-bkci.conf'), '[Service]\nAllowedCPUz=0-3\n');
-    const r = spawnSync('systemd-analyze', ['verify', 'bkci-agent@gpu0.service'], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${root}/etc/systemd/system:` }, encoding: 'utf8' });
+    const r = spawnSync('systemd-analyze', ['verify', 'bkci-agent@gpu0.service'], {
+      env: { ...process.env, SYSTEMD_UNIT_PATH: `${root}/etc/systemd/system:` },
+      encoding: 'utf8',
+    });
     expect(r.stderr).toMatch(/Unknown key .*AllowedCPUz/);
   });
 
@@ -122,8 +128,23 @@ describe('node setup under --root', () => {
     expect(out.agents.map((a: { name: string }) => a.name)).toEqual(['gpu-node-17-gpu0-1', 'gpu-node-17-gpu2-3', 'gpu-node-17-gpu4-5', 'gpu-node-17-gpu6-7']);
     expect(out.removed).toContain('/etc/buildkite-agent/bkci/agents/gpu5.cfg');
     const units = readdirSync(join(root, 'etc/systemd/system')).sort();
-    expect(units).toEqual(['bkci-agent@.service', 'bkci-agent@gpu0-1.service.d', 'bkci-agent@gpu2-3.service.d', 'bkci-agent@gpu4-5.service.d', 'bkci-agent@gpu6-7.service.d']);
-    expect(readdirSync(join(root, 'etc/buildkite-agent/bkci/agents')).sort()).toEqual(['gpu0-1.cfg', 'gpu0-1.env', 'gpu2-3.cfg', 'gpu2-3.env', 'gpu4-5.cfg', 'gpu4-5.env', 'gpu6-7.cfg', 'gpu6-7.env']);
+    expect(units).toEqual([
+      'bkci-agent@.service',
+      'bkci-agent@gpu0-1.service.d',
+      'bkci-agent@gpu2-3.service.d',
+      'bkci-agent@gpu4-5.service.d',
+      'bkci-agent@gpu6-7.service.d',
+    ]);
+    expect(readdirSync(join(root, 'etc/buildkite-agent/bkci/agents')).sort()).toEqual([
+      'gpu0-1.cfg',
+      'gpu0-1.env',
+      'gpu2-3.cfg',
+      'gpu2-3.env',
+      'gpu4-5.cfg',
+      'gpu4-5.env',
+      'gpu6-7.cfg',
+      'gpu6-7.env',
+    ]);
     verifyUnits(root, ['gpu0-1']);
   });
 
@@ -175,7 +196,10 @@ describe('node setup under --root', () => {
   });
 
   it('without --root, a user other than root is refused (exit 2) before anything is read or written', async () => {
-    let r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100], { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }), uid: 1000 });
+    let r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100], {
+      env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }),
+      uid: 1000,
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/run it as root \(sudo\)[\s\S]*--root DIR/);
     r = await runBkci(['node', 'teardown'], { uid: 1000 });
@@ -184,7 +208,9 @@ describe('node setup under --root', () => {
   });
 
   it('without --root, a missing buildkite-agent is exit 2 with the install hint', async () => {
-    const r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100, '--dry-run'], { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }) });
+    const r = await runBkci(['node', 'setup', '--queue', 'x', '--host-root', HOSTS.h100, '--dry-run'], {
+      env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: TOKEN }),
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/buildkite-agent is not on PATH[\s\S]*install it/);
   });
@@ -248,7 +274,7 @@ describe('node status, teardown, doctor', () => {
     chmodSync(join(root, 'etc/buildkite-agent/bkci/token.env'), 0o640);
     r = await runBkci(['node', 'doctor', '--root', root, '--host-root', HOSTS.h100], { env: hostEnv(HOSTS.h100) });
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/FAIL  token file: .*mode 0640[\s\S]*fix: chmod 600/);
+    expect(r.stdout).toMatch(/FAIL {2}token file: .*mode 0640[\s\S]*fix: chmod 600/);
   });
 
   // A staged H100 setup and a copy of the host to break: `doctor()` runs it, `item()` picks a check.
@@ -277,7 +303,11 @@ describe('node status, teardown, doctor', () => {
     rmSync(join(host, 'sys/fs/cgroup/cgroup.controllers'));
     r = await doctor();
     expect(r.code).toBe(1);
-    expect(cg(r)).toMatchObject({ status: 'fail', detail: expect.stringMatching(/cgroup v1 or hybrid.*ignores AllowedCPUs=/), fix: expect.stringMatching(/systemd\.unified_cgroup_hierarchy=1/) });
+    expect(cg(r)).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/cgroup v1 or hybrid.*ignores AllowedCPUs=/),
+      fix: expect.stringMatching(/systemd\.unified_cgroup_hierarchy=1/),
+    });
   });
 
   it('doctor warns (not fails) when persistence mode is off on some GPUs', async () => {
@@ -296,7 +326,11 @@ describe('node status, teardown, doctor', () => {
     const { host, doctor, item } = await doctorOnCopy();
     const cases: [string, number, RegExp][] = [
       ['Failed to initialize NVML: Driver/library version mismatch', 18, /upgraded while the old kernel module stayed loaded: reboot/],
-      ["NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.", 9, /kernel module is not loaded/],
+      [
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",
+        9,
+        /kernel module is not loaded/,
+      ],
       ['No devices were found', 6, /Xid errors in dmesg/],
     ];
     for (const [said, code, fix] of cases) {
@@ -328,7 +362,11 @@ describe('node check (the health gate)', () => {
     const copy = tmp('bkci-host-');
     cpSync(host, copy, { recursive: true });
     await setup(copy, root);
-    return { root, host: copy, check: (agent: string) => runBkci(['node', 'check', agent, '--root', root, '--host-root', copy, '--json'], { env: hostEnv(copy) }) };
+    return {
+      root,
+      host: copy,
+      check: (agent: string) => runBkci(['node', 'check', agent, '--root', root, '--host-root', copy, '--json'], { env: hostEnv(copy) }),
+    };
   }
 
   it('passes on an idle healthy GPU, named by instance or by agent name', async () => {
@@ -376,7 +414,8 @@ describe('node check (the health gate)', () => {
   it('--backoff (as the unit runs it) waits longer after each failure in a row, and a pass resets it', async () => {
     const s = await staged(HOSTS.h100);
     const state = tmp('bkci-run-');
-    const gate = () => runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: state }) });
+    const gate = () =>
+      runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: state }) });
     const apps = join(s.host, 'out/nvidia-apps.csv');
     const uuid = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').split('\n')[0]!.split(', ')[1]!;
     writeFileSync(apps, `${uuid}, 4242, 30000\n`);
@@ -394,7 +433,9 @@ describe('node check (the health gate)', () => {
     // A runtime directory that cannot be written: no backoff, and the gate still answers.
     const notADir = join(tmp('bkci-run-'), 'file');
     writeFileSync(notADir, '');
-    const bad = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], { env: hostEnv(s.host, { RUNTIME_DIRECTORY: join(notADir, 'run') }) });
+    const bad = await runBkci(['node', 'check', 'gpu0', '--root', s.root, '--host-root', s.host, '--backoff'], {
+      env: hostEnv(s.host, { RUNTIME_DIRECTORY: join(notADir, 'run') }),
+    });
     expect(bad.code).toBe(1);
     expect(bad.sleeps).toEqual([]);
     expect(bad.stderr).toMatch(/cannot keep the failure count/);
@@ -406,20 +447,33 @@ describe('node check (the health gate)', () => {
 
   it('says what the driver said when nvidia-smi fails, and keeps the GPUs it could read', async () => {
     const s = await staged(HOSTS.h100);
-    const uuids = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').trim().split('\n').map((l) => l.split(', ')[1]!);
+    const uuids = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(', ')[1]!);
     const smi = join(s.host, 'bin/nvidia-smi');
     const real = readFileSync(smi, 'utf8');
     // A driver/library mismatch after a driver upgrade without a reboot: every call fails.
     writeFileSync(smi, '#!/bin/sh\necho "Failed to initialize NVML: Driver/library version mismatch"\necho "NVML library version: 550.90"\nexit 18\n');
     let r = await s.check('gpu0');
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing \(nvidia-smi failed \(exit 18\): Failed to initialize NVML: Driver\/library version mismatch\)/);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(
+      /is missing \(nvidia-smi failed \(exit 18\): Failed to initialize NVML: Driver\/library version mismatch\)/,
+    );
     // GPU 0 fallen off the bus: nvidia-smi prints an error for it (exit 15) in every listing.
     const gone = 'Unable to determine the device handle for GPU0000:18:00.0: Unknown Error';
-    writeFileSync(smi, real.replace(/^case "\$\*" in$/m, `case "$*" in\n  *${uuids[0]}*|-L) echo "${gone}"; [ "$1" = -L ] && grep -v "${uuids[0]}" "$out/nvidia-L.txt"; exit 15 ;;`));
+    writeFileSync(
+      smi,
+      real.replace(
+        /^case "\$\*" in$/m,
+        `case "$*" in\n  *${uuids[0]}*|-L) echo "${gone}"; [ "$1" = -L ] && grep -v "${uuids[0]}" "$out/nvidia-L.txt"; exit 15 ;;`,
+      ),
+    );
     r = await s.check('gpu0');
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).items[0].detail).toMatch(/is missing \(nvidia-smi failed \(exit 15\): Unable to determine the device handle for GPU0000:18:00\.0: Unknown Error\)/);
+    expect(JSON.parse(r.stdout).items[0].detail).toMatch(
+      /is missing \(nvidia-smi failed \(exit 15\): Unable to determine the device handle for GPU0000:18:00\.0: Unknown Error\)/,
+    );
     r = await s.check('gpu1');
     expect(r.code, r.stdout).toBe(0);
   });
@@ -452,7 +506,9 @@ describe('node check (the health gate)', () => {
 
   it('an nvidia-smi without the health query still proves presence (reported, not failed)', async () => {
     const s = await staged(HOSTS.l40s);
-    writeFileSync(join(s.host, 'bin/nvidia-smi'), `#!/bin/sh\ncase "$*" in *memory.used*) exit 2 ;; esac\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(s.host, 'bin/nvidia-smi'), `#!/bin/sh\ncase "$*" in *memory.used*) exit 2 ;; esac\nexec ${join(HOSTS.l40s, 'bin/nvidia-smi')} "$@"\n`, {
+      mode: 0o755,
+    });
     const r = await s.check('gpu1');
     expect(r.code, r.stdout).toBe(0);
     expect(JSON.parse(r.stdout).items[0].detail).toMatch(/health fields unavailable/);
@@ -479,7 +535,10 @@ describe('doctor with docker on the host', () => {
     let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
     expect(r.code).toBe(1);
     let checks = JSON.parse(r.stdout).checks as { check: string; status: string; fix?: string }[];
-    expect(checks.find((c) => c.check === 'docker group')).toMatchObject({ status: 'fail', fix: expect.stringContaining('usermod -aG docker buildkite-agent') });
+    expect(checks.find((c) => c.check === 'docker group')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringContaining('usermod -aG docker buildkite-agent'),
+    });
     expect(checks.find((c) => c.check === 'nvidia container runtime')!.status).toBe('fail');
     writeFileSync(join(root, 'etc/group'), 'root:x:0:\ndocker:x:999:alice,buildkite-agent\n');
     mkdirSync(join(root, 'etc/docker'), { recursive: true });
@@ -495,7 +554,10 @@ describe('doctor with docker on the host', () => {
 describe('the environment hook', () => {
   function stagedHook(root: string): string {
     // The hook reads the target path; point a copy at the staged tree to run it here.
-    const hook = readFileSync(join(root, 'etc/buildkite-agent/bkci/hooks/environment'), 'utf8').replaceAll('/etc/buildkite-agent/bkci', `${root}/etc/buildkite-agent/bkci`);
+    const hook = readFileSync(join(root, 'etc/buildkite-agent/bkci/hooks/environment'), 'utf8').replaceAll(
+      '/etc/buildkite-agent/bkci',
+      `${root}/etc/buildkite-agent/bkci`,
+    );
     const p = join(root, 'hook-under-test');
     writeFileSync(p, hook, { mode: 0o755 });
     return p;
@@ -508,7 +570,10 @@ describe('the environment hook', () => {
     writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia3`));
     const hook = stagedHook(root);
     const script = `source ${hook} && echo "CUDA=$CUDA_VISIBLE_DEVICES CPUS=$BKCI_CPUSET"`;
-    const r = spawnSync('bash', ['-c', script], { env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu2', CUDA_VISIBLE_DEVICES: '0,1,2,3' }, encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', script], {
+      env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu2', CUDA_VISIBLE_DEVICES: '0,1,2,3' },
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     const uuid = /NVIDIA_VISIBLE_DEVICES=(\S+)/.exec(readFileSync(envFile, 'utf8'))![1];
     expect(r.stdout).toContain(`CUDA=${uuid} CPUS=12-17,60-65`);
@@ -523,7 +588,12 @@ describe('the environment hook', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/device \/dev\/nvidia0 of agent gpu0 is missing; refusing to run the job/);
     const envFile = join(root, 'etc/buildkite-agent/bkci/agents/gpu0.env');
-    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia0`).replace(/^BKCI_GPU_UUIDS=.*$/m, 'BKCI_GPU_UUIDS=GPU-gone'));
+    writeFileSync(
+      envFile,
+      readFileSync(envFile, 'utf8')
+        .replace(/^BKCI_DEVICES=.*$/m, `BKCI_DEVICES=${HOSTS.h100}/dev/nvidia0`)
+        .replace(/^BKCI_GPU_UUIDS=.*$/m, 'BKCI_GPU_UUIDS=GPU-gone'),
+    );
     r = spawnSync('bash', [hook], { env: { PATH: hostEnv(HOSTS.h100).PATH, BKCI_AGENT: 'gpu0' }, encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/GPU GPU-gone of agent gpu0 is missing/);
@@ -548,8 +618,19 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
     const io = quietIo({ PATH: `${bin}:${hostEnv(HOSTS.h100).PATH}` });
     const facts = await detectHost(HOSTS.h100, 'auto', io);
     const opts = {
-      queue: 'h100', gpusPerAgent: 1, agents: 1, tags: [] as [string, string][], memoryReserve: 4 * 1024 ** 3, cpuReserve: 0, user: 'ci',
-      agentBin: agentBin, bkciBin: ['/usr/bin/node', '/opt/bkci/bin.js'], buildRoot: '/var/lib/buildkite-agent/builds', mig: false, minFreeDisk: 1, token: TOKEN,
+      queue: 'h100',
+      gpusPerAgent: 1,
+      agents: 1,
+      tags: [] as [string, string][],
+      memoryReserve: 4 * 1024 ** 3,
+      cpuReserve: 0,
+      user: 'ci',
+      agentBin: agentBin,
+      bkciBin: ['/usr/bin/node', '/opt/bkci/bin.js'],
+      buildRoot: '/var/lib/buildkite-agent/builds',
+      mig: false,
+      minFreeDisk: 1,
+      token: TOKEN,
     };
     const plan1 = planNodeSetup(facts, opts, { files: new Map(), dirs: new Set(), manifest: undefined, userExists: false });
     await applyPlan(plan1, { root, runCommands: true, start: true, staging: false, user: 'ci' }, io);
@@ -560,7 +641,13 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
     writeFileSync(log, '');
     const o2 = { ...opts, gpusPerAgent: 4 };
     const draft = planNodeSetup(facts, o2, { files: new Map(), dirs: new Set(), manifest: undefined, userExists: true });
-    const state = await gatherState(root, draft.files.map((f) => f.path), draft.dirs.map((d) => d.path), 'ci', false);
+    const state = await gatherState(
+      root,
+      draft.files.map((f) => f.path),
+      draft.dirs.map((d) => d.path),
+      'ci',
+      false,
+    );
     const plan2 = planNodeSetup(facts, o2, { ...state, userExists: true });
     await applyPlan(plan2, { root, runCommands: true, start: true, staging: false, user: 'ci' }, io);
     const second = readFileSync(log, 'utf8').trim().split('\n');
@@ -570,7 +657,13 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
     // --no-start: files and daemon-reload, no enable.
     writeFileSync(log, '');
     const o3 = { ...o2, tags: [['arch', 'sm90']] as [string, string][] };
-    const state3 = await gatherState(root, plan2.files.map((f) => f.path), plan2.dirs.map((d) => d.path), 'ci', false);
+    const state3 = await gatherState(
+      root,
+      plan2.files.map((f) => f.path),
+      plan2.dirs.map((d) => d.path),
+      'ci',
+      false,
+    );
     const plan3 = planNodeSetup(facts, o3, { ...state3, userExists: true });
     expect(plan3.commands.map((c) => c.argv.join(' '))).toContain('systemctl restart bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service');
     await applyPlan(plan3, { root, runCommands: true, start: false, staging: false, user: 'ci' }, io);
@@ -587,7 +680,11 @@ describe('more hosts and refusals', () => {
     const real = join(host, 'bin/nvidia-smi.real');
     cpSync(join(host, 'bin/nvidia-smi'), real);
     // Like NVML under DevicePolicy=closed: a query over every GPU fails.
-    writeFileSync(join(host, 'bin/nvidia-smi'), `#!/bin/sh\ncase "$*" in *--query-*) case "$*" in *" -i "*) ;; *) echo "Unable to determine the device handle for GPU0000:3A:00.0: Insufficient Permissions" >&2; exit 15 ;; esac ;; esac\nexec ${real} "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      join(host, 'bin/nvidia-smi'),
+      `#!/bin/sh\ncase "$*" in *--query-*) case "$*" in *" -i "*) ;; *) echo "Unable to determine the device handle for GPU0000:3A:00.0: Insufficient Permissions" >&2; exit 15 ;; esac ;; esac\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
     const r = await runBkci(['node', 'check', 'gpu3', '--root', root, '--host-root', host], { env: hostEnv(host) });
     expect(r.code, r.stdout + r.stderr).toBe(0);
   });
@@ -652,7 +749,11 @@ describe('node status on a host with systemd (stand-in systemctl and journalctl)
       '#!/bin/sh\ncase "$3" in *gpu0*) printf "ActiveState=active\\nSubState=running\\nResult=success\\n" ;; *) printf "ActiveState=activating\\nSubState=auto-restart\\nResult=exit-code\\n" ;; esac\n',
       { mode: 0o755 },
     );
-    writeFileSync(join(bin, 'journalctl'), '#!/bin/sh\necho "Started Buildkite agent gpu1 (bkci)."\necho "bkci: agent gpu1 is unfit for a job: gpu GPU-x: 2 compute processes left on it (pid 11, 12)"\n', { mode: 0o755 });
+    writeFileSync(
+      join(bin, 'journalctl'),
+      '#!/bin/sh\necho "Started Buildkite agent gpu1 (bkci)."\necho "bkci: agent gpu1 is unfit for a job: gpu GPU-x: 2 compute processes left on it (pid 11, 12)"\n',
+      { mode: 0o755 },
+    );
     const s = await nodeStatus(root, quietIo({ PATH: `${bin}:/usr/bin:/bin` }), true);
     expect(s.agents.map((a) => [a.instance, a.state, a.reason])).toEqual([
       ['gpu0', 'active (running)', undefined],
@@ -669,9 +770,14 @@ describe('node doctor on a host with systemd (stand-ins)', () => {
     await setup(HOSTS.l40s, root);
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(root, 'etc'), { recursive: true });
-    writeFileSync(join(root, 'etc/passwd'), `root:x:0:0:root:/root:/bin/bash\nbuildkite-agent:x:${process.getuid!()}:${process.getgid!()}::/var/lib/buildkite-agent:/usr/sbin/nologin\n`);
+    writeFileSync(
+      join(root, 'etc/passwd'),
+      `root:x:0:0:root:/root:/bin/bash\nbuildkite-agent:x:${process.getuid!()}:${process.getgid!()}::/var/lib/buildkite-agent:/usr/sbin/nologin\n`,
+    );
     const bin = tmp('bkci-sysbin-');
-    writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\n[ "$1" = is-active ] || exit 2\ncase "$2" in *gpu1*) echo failed; exit 3 ;; *) echo active ;; esac\n', { mode: 0o755 });
+    writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\n[ "$1" = is-active ] || exit 2\ncase "$2" in *gpu1*) echo failed; exit 3 ;; *) echo active ;; esac\n', {
+      mode: 0o755,
+    });
     const items = await runDoctor({ root, hostRoot: HOSTS.l40s, staging: false }, quietIo({ PATH: `${bin}:${hostEnv(HOSTS.l40s).PATH}` }));
     const by = Object.fromEntries(items.map((i) => [i.check, i]));
     expect(by['agent binary']).toMatchObject({ status: 'ok', detail: 'buildkite-agent version 3.99.0, build 1' });

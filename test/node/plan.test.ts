@@ -84,7 +84,7 @@ describe('planAgents', () => {
     const f = await facts(HOSTS.h100);
     const a = checkProperties(f, opts({ gpusPerAgent: 2, cpuReserve: 2, memoryReserve: 64 * GiB, tags: [['arch', 'sm90']] }));
     expect(a.map((x) => x.instance)).toEqual(['gpu0-1', 'gpu2-3', 'gpu4-5', 'gpu6-7']);
-    expect(a[0]!.env.CUDA_VISIBLE_DEVICES.split(',')).toHaveLength(2);
+    expect(a[0]!.env.CUDA_VISIBLE_DEVICES?.split(',')).toHaveLength(2);
     // Core 0 (CPUs 0 and 48) is left to the host.
     expect(cpusOf(a[0]!.cpus)).not.toContain(0);
     expect(cpusOf(a[0]!.cpus)).not.toContain(48);
@@ -130,7 +130,7 @@ describe('planAgents', () => {
       expect(nodes.size).toBe(1);
       expect(x.env.HIP_VISIBLE_DEVICES).toBe('0,1');
       expect(x.tags[1]).toBe(`gpu=${x.gpuIndices.join('+')}`);
-      expect(x.env.ROCR_VISIBLE_DEVICES.split(',')).toEqual(x.isolationIds);
+      expect(x.env.ROCR_VISIBLE_DEVICES?.split(',')).toEqual(x.isolationIds);
       expect(x.env).not.toHaveProperty('CUDA_VISIBLE_DEVICES');
     }
     expect(a.find((x) => x.gpuIndices.includes(0))!.numaNode).toBe(1);
@@ -185,8 +185,15 @@ describe('planAgents', () => {
 
   it('shareCores gives the remainder to the first shares', () => {
     const node = { id: 0, cpus: [0, 1, 2, 3, 4, 5, 6], memBytes: GiB };
-    expect(shareCores(node, [[0], [1], [2], [3], [4], [5], [6]], 3, 1)).toEqual([[1, 2], [3, 4], [5, 6]]);
-    expect(shareCores(node, [[0], [1], [2], [3], [4], [5], [6]], 2, 0)).toEqual([[0, 1, 2, 3], [4, 5, 6]]);
+    expect(shareCores(node, [[0], [1], [2], [3], [4], [5], [6]], 3, 1)).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+    expect(shareCores(node, [[0], [1], [2], [3], [4], [5], [6]], 2, 0)).toEqual([
+      [0, 1, 2, 3],
+      [4, 5, 6],
+    ]);
   });
 });
 
@@ -205,6 +212,9 @@ describe('planNodeSetup', () => {
   it('adds useradd when the agent user is missing', async () => {
     const f = await facts(HOSTS.l40s);
     const p = planNodeSetup(f, opts(), { ...empty(), userExists: false });
-    expect(p.commands[0]).toEqual({ phase: 'before', argv: ['useradd', '--system', '--create-home', '--home-dir', '/var/lib/buildkite-agent', '--shell', '/usr/sbin/nologin', 'buildkite-agent'] });
+    expect(p.commands[0]).toEqual({
+      phase: 'before',
+      argv: ['useradd', '--system', '--create-home', '--home-dir', '/var/lib/buildkite-agent', '--shell', '/usr/sbin/nologin', 'buildkite-agent'],
+    });
   });
 });

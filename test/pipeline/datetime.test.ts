@@ -15,8 +15,12 @@ describe('date functions', () => {
     expect(render(`{{ ${TS} | datetimeformat(format="full") }}`)).toBe('Saturday, June 24 2023 16:37:22.0');
     expect(render(`{{ ${TS} | datetimeformat(format="unix") }}`)).toBe(String(TS));
     expect(render(`{{ ${TS} | datetimeformat(format="iso") }}`)).toBe('2023-06-24T16:37:22+00:00');
-    expect(render(`{{ "2023-06-24" | dateformat }}|{{ ${TS} | dateformat(format="short") }}|{{ "2023-06-24" | dateformat(format="full") }}`)).toBe('Jun 24 2023|2023-06-24|Saturday, June 24 2023');
-    expect(render(`{{ ${TS} | timeformat }}|{{ ${TS}.5 | timeformat(format="full") }}|{{ ${TS} | timeformat(format="long") }}`)).toBe('16:37|16:37:22.5|16:37:22');
+    expect(render(`{{ "2023-06-24" | dateformat }}|{{ ${TS} | dateformat(format="short") }}|{{ "2023-06-24" | dateformat(format="full") }}`)).toBe(
+      'Jun 24 2023|2023-06-24|Saturday, June 24 2023',
+    );
+    expect(render(`{{ ${TS} | timeformat }}|{{ ${TS}.5 | timeformat(format="full") }}|{{ ${TS} | timeformat(format="long") }}`)).toBe(
+      '16:37|16:37:22.5|16:37:22',
+    );
   });
 
   it("keeps an ISO string's offset, or converts with tz=", () => {
@@ -28,7 +32,11 @@ describe('date functions', () => {
   });
 
   it('renders format descriptions in the time crate syntax', () => {
-    expect(render(`{{ ${TS} | datetimeformat(format="[year]/[month]/[day] [weekday repr:short] [hour repr:12][period case:lower] [[x] [month repr:long] [day padding:none]") }}`)).toBe('2023/06/24 Sat 04pm [x] June 24');
+    expect(
+      render(
+        `{{ ${TS} | datetimeformat(format="[year]/[month]/[day] [weekday repr:short] [hour repr:12][period case:lower] [[x] [month repr:long] [day padding:none]") }}`,
+      ),
+    ).toBe('2023/06/24 Sat 04pm [x] June 24');
   });
 
   it('now() is the current unix time in seconds', () => {

@@ -41,7 +41,10 @@ describe('the fast lexer methods', () => {
   });
 
   it.each(files.map((f) => [f.slice(root.length - 4)]))('tokenises %s as Nunjucks does', (rel) => {
-    const src = readFileSync(files.find((f) => f.endsWith(rel.slice(4)))!, 'utf8');
+    const src = readFileSync(
+      files.find((f) => f.endsWith(rel.slice(4)))!,
+      'utf8',
+    );
     const fast = tokens(src, false);
     expect(fast.length).toBeGreaterThan(10);
     expect(fast).toEqual(tokens(src, true));
@@ -49,8 +52,51 @@ describe('the fast lexer methods', () => {
 
   it('tokenises random input as Nunjucks does', () => {
     const frags = [
-      '{{ ', ' }}', '{%- ', ' -%}', '{% ', ' %}', '{#', '#}', '{', '}', '#', '%', '-', '"', "'", '\\', '\\n', '\\t', '\\"', '\n', '\r\n', ' ', '\t',
-      'abc', 'x.y', '12', '3.5', '(', ')', '[', ']', ',', ':', '|', '~', '==', '<=', '**', '//', 'r/a+/g', 'true', 'none', 'é', '😀', '- key: "v"\n',
+      '{{ ',
+      ' }}',
+      '{%- ',
+      ' -%}',
+      '{% ',
+      ' %}',
+      '{#',
+      '#}',
+      '{',
+      '}',
+      '#',
+      '%',
+      '-',
+      '"',
+      "'",
+      '\\',
+      '\\n',
+      '\\t',
+      '\\"',
+      '\n',
+      '\r\n',
+      ' ',
+      '\t',
+      'abc',
+      'x.y',
+      '12',
+      '3.5',
+      '(',
+      ')',
+      '[',
+      ']',
+      ',',
+      ':',
+      '|',
+      '~',
+      '==',
+      '<=',
+      '**',
+      '//',
+      'r/a+/g',
+      'true',
+      'none',
+      'é',
+      '😀',
+      '- key: "v"\n',
     ];
     const rnd = randomInts(7);
     let compared = 0;

@@ -58,15 +58,64 @@ describe('the quick check', () => {
     const rnd = randomFloats(Number(process.env.PRECHECK_SEED ?? 11));
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const scalars: unknown[] = [
-      'x', '', 'true', 'false', '$N', '${A:-1}', 'has space', '0b0e5d8e-7e45-4c6c-8f53-4d6f4b1d2a9c', 'k'.repeat(101), '42g', '*', 'passed', 'failed', 'running',
-      0, 1, -1, 10, 11, 2.5, 9007199254740993, -0, true, false, null,
+      'x',
+      '',
+      'true',
+      'false',
+      '$N',
+      '${A:-1}',
+      'has space',
+      '0b0e5d8e-7e45-4c6c-8f53-4d6f4b1d2a9c',
+      'k'.repeat(101),
+      '42g',
+      '*',
+      'passed',
+      'failed',
+      'running',
+      0,
+      1,
+      -1,
+      10,
+      11,
+      2.5,
+      // eslint-disable-next-line no-loss-of-precision -- a number past 2^53 on purpose
+      9007199254740993,
+      -0,
+      true,
+      false,
+      null,
     ];
     const value = (depth: number): unknown => {
       const r = rnd();
       if (depth > 2 || r < 0.55) return pick(scalars);
       if (r < 0.8) return Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1));
       const o: Record<string, unknown> = {};
-      for (let k = Math.floor(rnd() * 3); k > 0; k--) o[pick(['exit_status', 'limit', 'signal', 'step', 'allow_failure', 'queue', 'label', 'value', 'text', 'key', 'slack', 'paths', 'setup', 'with', 'skip', 'automatic', 'manual', 'allowed', 'docker#v5', 'branch', 'x'])] = value(depth + 1);
+      for (let k = Math.floor(rnd() * 3); k > 0; k--)
+        o[
+          pick([
+            'exit_status',
+            'limit',
+            'signal',
+            'step',
+            'allow_failure',
+            'queue',
+            'label',
+            'value',
+            'text',
+            'key',
+            'slack',
+            'paths',
+            'setup',
+            'with',
+            'skip',
+            'automatic',
+            'manual',
+            'allowed',
+            'docker#v5',
+            'branch',
+            'x',
+          ])
+        ] = value(depth + 1);
       return o;
     };
     const bases: Record<StepType, Record<string, unknown>> = {

@@ -9,11 +9,122 @@ import { compileTemplate } from '../../src/pipeline/jinja/index.js';
 import { parseYamlValue } from '../../src/pipeline/data.js';
 import { randomInts } from '../helpers/random.js';
 
-const DATA = { n: 3, f: 2.5, z: 0, neg: -2, s: 'Ab c', e: '', t: true, no: false, nil: null, l: [3, 1, 2], sl: ['b', 'a', 'C'], el: [], m: { b: 2, a: 1 }, em: {}, ps: [{ k: 'x', v: 1 }, { k: 'y', v: 2 }, { k: 'x', v: 3 }] };
-const ATOMS = ['n', 'f', 'z', 'neg', 's', 'e', 't', 'no', 'nil', 'l', 'sl', 'el', 'm', 'em', 'ps', 'missing', '1', '2.0', '"x"', "'Ab'", '[1, 2]', '{"a": 1}', 'none', 'true', '(1, 2)', 'l[0]', 'm.a', 'ps[1].v', 's[1:]', 'l[-1]'];
-const FILTERS = ['length', 'first', 'last', 'upper', 'lower', 'string', 'list', 'sort', 'reverse', 'unique', 'join', 'join(",")', 'default(0)', 'int', 'float', 'abs', 'round', 'tojson', 'trim', 'title', 'capitalize', 'sum', 'max', 'min', 'items', 'dictsort', 'batch(2)', 'map("string")', 'select', 'reject', 'selectattr("v")', 'map(attribute="k")', 'replace("a", "b")', 'indent(2)', 'split', 'count', 'bool', 'escape', 'safe', 'groupby("k")'];
+const DATA = {
+  n: 3,
+  f: 2.5,
+  z: 0,
+  neg: -2,
+  s: 'Ab c',
+  e: '',
+  t: true,
+  no: false,
+  nil: null,
+  l: [3, 1, 2],
+  sl: ['b', 'a', 'C'],
+  el: [],
+  m: { b: 2, a: 1 },
+  em: {},
+  ps: [
+    { k: 'x', v: 1 },
+    { k: 'y', v: 2 },
+    { k: 'x', v: 3 },
+  ],
+};
+const ATOMS = [
+  'n',
+  'f',
+  'z',
+  'neg',
+  's',
+  'e',
+  't',
+  'no',
+  'nil',
+  'l',
+  'sl',
+  'el',
+  'm',
+  'em',
+  'ps',
+  'missing',
+  '1',
+  '2.0',
+  '"x"',
+  "'Ab'",
+  '[1, 2]',
+  '{"a": 1}',
+  'none',
+  'true',
+  '(1, 2)',
+  'l[0]',
+  'm.a',
+  'ps[1].v',
+  's[1:]',
+  'l[-1]',
+];
+const FILTERS = [
+  'length',
+  'first',
+  'last',
+  'upper',
+  'lower',
+  'string',
+  'list',
+  'sort',
+  'reverse',
+  'unique',
+  'join',
+  'join(",")',
+  'default(0)',
+  'int',
+  'float',
+  'abs',
+  'round',
+  'tojson',
+  'trim',
+  'title',
+  'capitalize',
+  'sum',
+  'max',
+  'min',
+  'items',
+  'dictsort',
+  'batch(2)',
+  'map("string")',
+  'select',
+  'reject',
+  'selectattr("v")',
+  'map(attribute="k")',
+  'replace("a", "b")',
+  'indent(2)',
+  'split',
+  'count',
+  'bool',
+  'escape',
+  'safe',
+  'groupby("k")',
+];
 const OPS = ['+', '-', '*', '/', '//', '%', '**', '~', '==', '!=', '<', '>', '<=', '>=', 'in', 'not in', 'and', 'or'];
-const TESTS = ['defined', 'undefined', 'none', 'number', 'string', 'sequence', 'mapping', 'iterable', 'odd', 'even', 'divisibleby(2)', 'true', 'false', 'lower', 'upper', 'in([1, 2, 3])', 'eq(3)', 'gt(1)'];
+const TESTS = [
+  'defined',
+  'undefined',
+  'none',
+  'number',
+  'string',
+  'sequence',
+  'mapping',
+  'iterable',
+  'odd',
+  'even',
+  'divisibleby(2)',
+  'true',
+  'false',
+  'lower',
+  'upper',
+  'in([1, 2, 3])',
+  'eq(3)',
+  'gt(1)',
+];
 
 // What minijinja-js and bkci make of a template: the output, or 'ERROR'.
 function bothEngines(src: string, data: Record<string, unknown>): [want: string, got: string] {
@@ -75,7 +186,28 @@ describe('random expressions', () => {
     const rnd = randomInts(1);
     const pick = <T>(a: T[]): T => a[rnd(a.length)]!;
     const tag = (b: string) => `{%${pick(['', '', '-'])} ${b} ${pick(['', '', '-'])}%}`;
-    const vals = ['x', 'y', 'l', 'm', 's', 'ps', 'n + 1', 'x ~ "!"', 'loop.index', 'loop.first', 'ns.c', 'l | length', 'caller()', 'm.a', 'p.v', 'k', 'w', 'q', 'r', 'ns2.v'];
+    const vals = [
+      'x',
+      'y',
+      'l',
+      'm',
+      's',
+      'ps',
+      'n + 1',
+      'x ~ "!"',
+      'loop.index',
+      'loop.first',
+      'ns.c',
+      'l | length',
+      'caller()',
+      'm.a',
+      'p.v',
+      'k',
+      'w',
+      'q',
+      'r',
+      'ns2.v',
+    ];
     const body = (d: number): string => {
       let out = '';
       for (let i = rnd(4); i > 0; i--) {
@@ -84,22 +216,47 @@ describe('random expressions', () => {
         else if (r === 1) out += `{{${pick(['', '', '-'])} ${pick(vals)} ${pick(['', '', '-'])}}}`;
         else if (r === 2) out += tag(`set x = ${pick(vals)}`);
         else if (r === 3) out += tag('for y in l') + body(d + 1) + (rnd(3) ? '' : tag('else') + body(d + 1)) + tag('endfor');
-        else if (r === 4) out += tag(`if ${pick(vals)}`) + body(d + 1) + (rnd(2) ? '' : tag(`elif ${pick(vals)}`) + body(d + 1)) + (rnd(2) ? '' : tag('else') + body(d + 1)) + tag('endif');
-        else if (r === 5) out += tag('set ns = namespace(c=0)') + tag('for p in ps') + tag('set ns.c = ns.c + p.v') + body(d + 1) + tag('endfor') + '{{ ns.c }}';
+        else if (r === 4)
+          out +=
+            tag(`if ${pick(vals)}`) +
+            body(d + 1) +
+            (rnd(2) ? '' : tag(`elif ${pick(vals)}`) + body(d + 1)) +
+            (rnd(2) ? '' : tag('else') + body(d + 1)) +
+            tag('endif');
+        else if (r === 5)
+          out += tag('set ns = namespace(c=0)') + tag('for p in ps') + tag('set ns.c = ns.c + p.v') + body(d + 1) + tag('endfor') + '{{ ns.c }}';
         else if (r === 6) out += tag('macro mm(a, b=2)') + body(d + 1) + '{{ a }}{{ b }}' + tag('endmacro') + '{{ mm(1) }}{{ mm(3, b=4) }}';
         else if (r === 7) out += tag('macro cc()') + '[{{ caller() }}]' + tag('endmacro') + tag('call cc()') + body(d + 1) + tag('endcall');
         else if (r === 8) out += tag('filter upper') + body(d + 1) + tag('endfilter');
         else if (r === 9) out += tag('set z') + body(d + 1) + tag('endset') + '{{ z }}';
         else if (r === 10) out += tag('for k, v in m | items') + body(d + 1) + '{{ k }}={{ v }}' + tag('endfor');
         else if (r === 11) out += tag(`with w = ${pick(vals)}`) + body(d + 1) + '{{ w }}' + tag('endwith');
-        else if (r === 12) out += tag('macro ee(q)') + '<{{ caller(q) }}>' + tag('endmacro') + tag('call(r) ee(' + pick(vals) + ')') + '{{ r }}' + body(d + 1) + tag('endcall');
+        else if (r === 12)
+          out += tag('macro ee(q)') + '<{{ caller(q) }}>' + tag('endmacro') + tag('call(r) ee(' + pick(vals) + ')') + '{{ r }}' + body(d + 1) + tag('endcall');
         else if (r === 13) out += tag('macro rr(n2)') + body(d + 1) + '{% if n2 > 0 %}{{ rr(n2 - 1) }}{% endif %}{{ n2 }}' + tag('endmacro') + '{{ rr(2) }}';
-        else if (r === 14) out += tag('set ns2 = namespace(v=[])') + tag('macro add(i)') + tag('set ns2.v = ns2.v + [i]') + body(d + 1) + tag('endmacro') + '{{ add(1) }}{{ add(x) }}{{ ns2.v }}';
+        else if (r === 14)
+          out +=
+            tag('set ns2 = namespace(v=[])') +
+            tag('macro add(i)') +
+            tag('set ns2.v = ns2.v + [i]') +
+            body(d + 1) +
+            tag('endmacro') +
+            '{{ add(1) }}{{ add(x) }}{{ ns2.v }}';
         else out += tag('for q in l recursive') + body(d + 1) + '{{ loop.depth }}{{ q }}' + tag('endfor');
       }
       return out;
     };
-    const data = { l: [3, 1, 2], m: { b: 2, a: 1 }, s: 'Ab', ps: [{ k: 'x', v: 1 }, { k: 'y', v: 2 }], t: true, n: 0 };
+    const data = {
+      l: [3, 1, 2],
+      m: { b: 2, a: 1 },
+      s: 'Ab',
+      ps: [
+        { k: 'x', v: 1 },
+        { k: 'y', v: 2 },
+      ],
+      t: true,
+      n: 0,
+    };
     let rendered = 0;
     for (let i = 0; i < 1500; i++) {
       const src = body(0);

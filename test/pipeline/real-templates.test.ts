@@ -25,7 +25,11 @@ describe('real-world-style templates', () => {
   it.each(CASES)('%s (%s, %s): bkci prints what minijinja prints, and it validates', async (name, data, _set, defines) => {
     const dir = join(ROOT, 'test/fixtures/templates', name);
     const defs = defines.flatMap((d) => ['-D', d]);
-    const expected = execFileSync(process.execPath, [ORACLE, 'render', 'pipeline.j2', data, ...defs], { cwd: dir, env: { ...process.env, MINIJINJA_JS_DIR: ROOT }, encoding: 'utf8' });
+    const expected = execFileSync(process.execPath, [ORACLE, 'render', 'pipeline.j2', data, ...defs], {
+      cwd: dir,
+      env: { ...process.env, MINIJINJA_JS_DIR: ROOT },
+      encoding: 'utf8',
+    });
     expect(expected).toMatch(/(^|\n)steps:\n/);
     const r = await runBkci(['pipeline', 'render', 'pipeline.j2', data, ...defs], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);

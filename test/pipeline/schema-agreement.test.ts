@@ -36,9 +36,19 @@ const VALID_STEPS: Record<string, unknown>[] = [
   { command: 'x', soft_fail: [{ exit_status: 1 }], artifact_paths: ['out/**'], plugins: [{ 'docker#v5.2.0': { image: 'x' } }] },
   { command: 'x', matrix: ['a', 'b'], depends_on: ['k0'], allow_dependency_failure: true },
   { command: 'x', matrix: { setup: { os: ['linux', 'mac'], arch: ['x86', 'arm'] }, adjustments: [{ with: { os: 'mac', arch: 'x86' }, skip: true }] } },
-  { wait: null }, { wait: '~', continue_on_failure: true }, { block: 'Deploy?', fields: [{ text: 'Why', key: 'why' }, { select: 'Env', key: 'env', options: [{ label: 'a', value: 'a' }] }] },
-  { input: 'Info', fields: [{ text: 'x', key: 'x', required: false }] }, { trigger: 'other', build: { branch: 'main', env: { A: 'b' } }, async: true },
-  { group: 'G', key: 'g1', steps: [{ command: 'a' }, 'wait', { command: 'b' }] }, { block: 'b', blocked_state: 'failed', branches: 'main' },
+  { wait: null },
+  { wait: '~', continue_on_failure: true },
+  {
+    block: 'Deploy?',
+    fields: [
+      { text: 'Why', key: 'why' },
+      { select: 'Env', key: 'env', options: [{ label: 'a', value: 'a' }] },
+    ],
+  },
+  { input: 'Info', fields: [{ text: 'x', key: 'x', required: false }] },
+  { trigger: 'other', build: { branch: 'main', env: { A: 'b' } }, async: true },
+  { group: 'G', key: 'g1', steps: [{ command: 'a' }, 'wait', { command: 'b' }] },
+  { block: 'b', blocked_state: 'failed', branches: 'main' },
   { command: 'x', if: 'build.branch == "main"', skip: 'not today', concurrency: 1, concurrency_group: 'gpu', priority: 2 },
   { command: 'x', notify: [{ slack: '#ci' }, 'github_check'], cache: { paths: ['node_modules'] }, secrets: ['API_KEY'] },
 ];
@@ -105,7 +115,9 @@ describe('generated corpus', () => {
   });
 
   it('gives the schema verdict on every pipeline', async () => {
-    const judged = await Promise.all(all.map(async (c) => ({ ...c, schema: schemaValid(c.pipeline), bkci: await validatePipelineText(YAML.stringify(c.pipeline)) })));
+    const judged = await Promise.all(
+      all.map(async (c) => ({ ...c, schema: schemaValid(c.pipeline), bkci: await validatePipelineText(YAML.stringify(c.pipeline)) })),
+    );
     const disagreements = judged
       .filter((c) => c.schema !== c.bkci.valid)
       .map((c) => ({ kind: c.kind, schema: c.schema, findings: c.bkci.findings, pipeline: JSON.stringify(c.pipeline) }));
@@ -117,7 +129,11 @@ describe('server rules the schema misses', () => {
   const cases: [string, string, RegExp][] = [
     ['a step with no type', 'steps:\n  - name: foo\n', /1:0|2:5.*missing a type/],
     ['duplicate keys', 'steps:\n  - command: a\n    key: x\n  - command: b\n    key: x\n', /5:5.*already been used/],
-    ['an unknown property, with a suggestion', 'steps:\n  - command: a\n    agent: {queue: x}\n', /3:5.*`agent` is not a valid property on the `command` step \(did you mean `agents`\?\)/],
+    [
+      'an unknown property, with a suggestion',
+      'steps:\n  - command: a\n    agent: {queue: x}\n',
+      /3:5.*`agent` is not a valid property on the `command` step \(did you mean `agents`\?\)/,
+    ],
     ['env on a wait step', 'steps:\n  - wait: ~\n    env: {A: b}\n', /3:5.*`env` is not a valid property on the `wait` step/],
     ['too many jobs', 'steps:\n  - command: a\n    parallelism: 501\n', /501 jobs; Buildkite allows 500/],
     ['a matrix with too many elements', `steps:\n  - command: a\n    matrix: [${Array.from({ length: 21 }, (_v, i) => i).join(', ')}]\n`, /21 elements/],

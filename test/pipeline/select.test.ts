@@ -15,8 +15,12 @@ const steps = [
   { label: 'E2E', key: 'e2e', depends_on: ['kernels'], source_file_dependencies: ['tests/e2e/'] },
   { label: 'Nightly perf', key: 'perf', optional: true, source_file_dependencies: ['csrc/'] },
 ];
-const sel = (o: Partial<Parameters<typeof selectSteps>[0]>) => selectSteps({ steps, changedFiles: undefined, runAll: false, nightly: false, onlySteps: undefined, ...o });
-const running = (o: Partial<Parameters<typeof selectSteps>[0]>) => sel(o).filter((d) => d.run && !d.blocked).map((d) => d.id);
+const sel = (o: Partial<Parameters<typeof selectSteps>[0]>) =>
+  selectSteps({ steps, changedFiles: undefined, runAll: false, nightly: false, onlySteps: undefined, ...o });
+const running = (o: Partial<Parameters<typeof selectSteps>[0]>) =>
+  sel(o)
+    .filter((d) => d.run && !d.blocked)
+    .map((d) => d.id);
 
 describe('selectSteps', () => {
   it('runs a step whose prefix matches a changed file, not one whose change is excluded', () => {
@@ -59,7 +63,11 @@ describe('selectSteps', () => {
 describe('--diff-base in a git checkout', () => {
   function repo(): string {
     const dir = mkdtempSync(join(tmpdir(), 'bkci-git-'));
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' } });
+    const git = (...a: string[]) =>
+      execFileSync('git', a, {
+        cwd: dir,
+        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' },
+      });
     const put = (p: string, c: string) => {
       mkdirSync(dirname(join(dir, p)), { recursive: true });
       writeFileSync(join(dir, p), c);

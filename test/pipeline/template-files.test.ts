@@ -10,7 +10,9 @@ import { runBkci } from '../helpers/io.js';
 import { pythonWithJinja2 } from '../helpers/oracles.js';
 
 const require = createRequire(import.meta.url);
-const { Environment } = require('minijinja-js') as { Environment: new () => { addTemplate(n: string, s: string): void; renderTemplate(n: string, ctx: unknown): string } };
+const { Environment } = require('minijinja-js') as {
+  Environment: new () => { addTemplate(n: string, s: string): void; renderTemplate(n: string, ctx: unknown): string };
+};
 
 interface Case {
   name: string;
@@ -55,7 +57,8 @@ const CASES: Case[] = [
   {
     name: 'imports and includes "with context", and an include list taking the first that exists',
     files: {
-      'main.j2': '{% from "m.j2" import hi, hi as hey with context %}{% import "m.j2" as m with context %}{{ hi(1) }} {{ hey(2) }} {{ m.hi(3) }} {% include ["missing.j2", "a.j2"] with context %}',
+      'main.j2':
+        '{% from "m.j2" import hi, hi as hey with context %}{% import "m.j2" as m with context %}{{ hi(1) }} {{ hey(2) }} {{ m.hi(3) }} {% include ["missing.j2", "a.j2"] with context %}',
       'm.j2': '{% macro hi(n) %}hi {{ n }}{{ suffix }}{% endmacro %}',
       'a.j2': 'inc:{{ name }}',
     },

@@ -20,7 +20,14 @@ describe('vLLM test-template-ci.j2', () => {
   });
 
   it.each(sets.map((s) => [s.name, s] as const))('renders %s with --strip-blank-lines exactly as bootstrap.sh uploaded it', async (_name, set) => {
-    const r = await runBkci(['pipeline', 'render', join(VLLM, 'test-template-ci.j2'), join(VLLM, 'test-pipeline.yaml'), '--strip-blank-lines', ...defines(set)]);
+    const r = await runBkci([
+      'pipeline',
+      'render',
+      join(VLLM, 'test-template-ci.j2'),
+      join(VLLM, 'test-pipeline.yaml'),
+      '--strip-blank-lines',
+      ...defines(set),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(readFileSync(join(VLLM, `expected/${set.name}.pipeline.yaml`), 'utf8'));
   });
@@ -37,7 +44,10 @@ describe('vLLM test-template-ci.j2', () => {
   it('validates every expected render', async () => {
     for (const f of files) {
       const v = await validatePipelineText(readFileSync(f, 'utf8'));
-      expect(v.findings.filter((x) => x.severity === 'error'), f).toEqual([]);
+      expect(
+        v.findings.filter((x) => x.severity === 'error'),
+        f,
+      ).toEqual([]);
       expect(v.valid).toBe(true);
       expect(v.jobs).toBeGreaterThan(100);
     }

@@ -12,7 +12,13 @@ import { randomFloats } from '../helpers/random.js';
 
 // npm `yaml` as bkci uses it: every document, merge keys, repeated keys allowed.
 function reference(text: string, mapMode = false): unknown[] | undefined {
-  const docs = YAML.parseAllDocuments(reindentQuotedScalars(text), { merge: true, uniqueKeys: false, strict: false, prettyErrors: false, intAsBigInt: mapMode });
+  const docs = YAML.parseAllDocuments(reindentQuotedScalars(text), {
+    merge: true,
+    uniqueKeys: false,
+    strict: false,
+    prettyErrors: false,
+    intAsBigInt: mapMode,
+  });
   const list = Array.isArray(docs) ? docs : [];
   if (list.some((d) => d.errors.length)) return undefined;
   return list.map((d) => d.toJS({ maxAliasCount: -1, mapAsMap: mapMode }));
@@ -50,7 +56,7 @@ describe('fastParseYaml', () => {
 
   const cases: string[] = [
     'a: 1\nb: 1.0\nc: 1e3\nd: 0x1F\ne: 0o17\nf: -0\ng: .inf\nh: -.Inf\ni: .nan\nj: ~\nk: null\nl: Null\nm:\nn: true\no: False\np: yes\nq: NO\nr: 012\ns: +5\nt: 1_000\nu: 1.\nv: .5\n',
-    'key: value # comment\n# full comment\nother: "quoted # not a comment"\nthird: \'it\'\'s\'\n',
+    "key: value # comment\n# full comment\nother: \"quoted # not a comment\"\nthird: 'it''s'\n",
     'steps:\n- label: a\n  command: echo\n- wait\n- label: b\n  commands:\n  - one\n  - two\n',
     'steps:\n  - label: "x"\n    env:\n      A: "1"\n      B: 2\n    agents: {queue: gpu, "gpu": 1}\n    depends_on: [a, "b", c]\n',
     '- - a\n  - b\n- - c\n',
@@ -105,11 +111,11 @@ describe('fastParseYaml', () => {
     '- k: 1\n\tj: 2\n',
     '- k: 1\n  \tj: 2\n',
     // Quoted scalars scanned in runs: escapes next to quotes and line ends, '' in single quotes.
-    'a: "ends in backslash \\\\"\nb: "\\"starts\\" and \\\\\\" mid"\nc: \'\'\'\'\nd: \'x\'\'\'\n',
-    '"k \\" q": "v \\\\"\n\'k \'\' q\': \'v \'\'\'\n',
+    "a: \"ends in backslash \\\\\"\nb: \"\\\"starts\\\" and \\\\\\\" mid\"\nc: ''''\nd: 'x'''\n",
+    "\"k \\\" q\": \"v \\\\\"\n'k '' q': 'v '''\n",
     '- "a\\tb\\\\c\\"d" # c\n- \'it\'\'s\' # c\n- "tail\\\n  next \\\\\n  last"\n',
     'f: ["a\\"b", \'c\'\'d\', "e\\\\", "multi \\\n   line", \'two\n\n  breaks\']\n',
-    'm: {"k\\"": "\\\\", \'x\'\'\': \'\'}\n',
+    "m: {\"k\\\"\": \"\\\\\", 'x''': ''}\n",
     `long: "${'x\\\\y\\"z '.repeat(400)}"\n`,
     '"1": one\n2: two\ntrue: yes\n',
     'k: ["x\n\n  \\ \n  more\n  inde\\\n  nted\n\n  back"]\n',
@@ -134,13 +140,58 @@ describe('fastParseYaml', () => {
   it('agrees on 10,000 random values written in every style', () => {
     const rnd = randomFloats(Number(process.env.FAST_YAML_SEED ?? 7));
     const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
-    const strings = ['plain', 'with space', 'a: b', 'x #y', '#lead', '- dash', 'quote"s', "it's", 'multi\nline', 'trail ', ' lead', 'tab\there', 'true', '1.0', '0x10', 'null', '', 'ünïcödé', 'back\\slash', 'colon:', '{brace}', '[bracket]', 'a,b', '*star', '&amp', '!bang', '%pct', '@at', '`tick', '|pipe', '>gt', 'line1\n\nline3\n', 'ends with newline\n', '  indented\nlines\n', 'x\n  more indented\nback'];
-    const scalar = (): unknown => pick<() => unknown>([() => pick(strings), () => Math.floor(rnd() * 1000) - 500, () => rnd() * 100, () => rnd() > 0.5, () => null, () => pick(strings) + pick(strings)])();
+    const strings = [
+      'plain',
+      'with space',
+      'a: b',
+      'x #y',
+      '#lead',
+      '- dash',
+      'quote"s',
+      "it's",
+      'multi\nline',
+      'trail ',
+      ' lead',
+      'tab\there',
+      'true',
+      '1.0',
+      '0x10',
+      'null',
+      '',
+      'ünïcödé',
+      'back\\slash',
+      'colon:',
+      '{brace}',
+      '[bracket]',
+      'a,b',
+      '*star',
+      '&amp',
+      '!bang',
+      '%pct',
+      '@at',
+      '`tick',
+      '|pipe',
+      '>gt',
+      'line1\n\nline3\n',
+      'ends with newline\n',
+      '  indented\nlines\n',
+      'x\n  more indented\nback',
+    ];
+    const scalar = (): unknown =>
+      pick<() => unknown>([
+        () => pick(strings),
+        () => Math.floor(rnd() * 1000) - 500,
+        () => rnd() * 100,
+        () => rnd() > 0.5,
+        () => null,
+        () => pick(strings) + pick(strings),
+      ])();
     const value = (depth: number): unknown => {
       if (depth > 3 || rnd() < 0.35) return scalar();
       if (rnd() < 0.5) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
       const o: Record<string, unknown> = {};
-      for (let k = Math.floor(rnd() * 4); k > 0; k--) o[pick(['key', 'label', 'a b', 'x:y', 'env', 'steps', 'k' + Math.floor(rnd() * 9), '1', 'true'])] = value(depth + 1);
+      for (let k = Math.floor(rnd() * 4); k > 0; k--)
+        o[pick(['key', 'label', 'a b', 'x:y', 'env', 'steps', 'k' + Math.floor(rnd() * 9), '1', 'true'])] = value(depth + 1);
       return o;
     };
     const styles: YAML.ToStringOptions[] = [

@@ -22,7 +22,11 @@ export interface NpuSmiInfo {
   processes: AscendProcess[];
 }
 
-const cells = (line: string) => line.split('|').slice(1, -1).map((c) => c.trim());
+const cells = (line: string) =>
+  line
+    .split('|')
+    .slice(1, -1)
+    .map((c) => c.trim());
 const BUS = /^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$/;
 
 export function parseNpuSmiInfo(text: string): NpuSmiInfo {
@@ -51,7 +55,14 @@ export function parseNpuSmiInfo(text: string): NpuSmiInfo {
     }
     const chip = /^(\d+)(?:\s+(\d+))?$/.exec(c[0]!);
     if (chip && npu && c[1] && BUS.test(c[1])) {
-      chips.push({ npu: npu.id, chip: Number(chip[1]), name: npu.name, health: npu.health, busId: c[1], rowId: chip[2] === undefined ? undefined : Number(chip[2]) });
+      chips.push({
+        npu: npu.id,
+        chip: Number(chip[1]),
+        name: npu.name,
+        health: npu.health,
+        busId: c[1],
+        rowId: chip[2] === undefined ? undefined : Number(chip[2]),
+      });
     }
   }
   return { chips, processes };

@@ -18,8 +18,13 @@ export async function detectHost(hostRoot: string, choice: VendorChoice, io: Pic
   const warnings: string[] = [];
   const nodes = await readNumaNodes(host);
   if (!nodes[0]?.cpus.length) throw new InputError(`no online CPUs found under ${host.path('sys/devices/system')}`, 'check --host-root');
-  const cores = await readCores(host, nodes.flatMap((n) => n.cpus));
-  const hostname = ((await host.read('proc/sys/kernel/hostname')) ?? (await host.read('etc/hostname')) ?? (hostRoot === '/' ? osHostname() : 'host')).trim().split('.')[0]!;
+  const cores = await readCores(
+    host,
+    nodes.flatMap((n) => n.cpus),
+  );
+  const hostname = ((await host.read('proc/sys/kernel/hostname')) ?? (await host.read('etc/hostname')) ?? (hostRoot === '/' ? osHostname() : 'host'))
+    .trim()
+    .split('.')[0]!;
 
   let vendor: Vendor | 'none';
   if (choice === 'auto') vendor = await autoVendor(host, io);
@@ -37,7 +42,11 @@ export async function detectHost(hostRoot: string, choice: VendorChoice, io: Pic
     gpus = await detectAscend(host, nodes, io, warnings);
     sharedDevices = ASCEND_SHARED_DEVICES;
   }
-  if (vendor !== 'none' && gpus.length === 0) throw new InputError(`--vendor ${vendor}: ${TOOLS[vendor][0]} reports no ${VENDOR_NAME[vendor]} GPUs`, 'check the driver (the tool runs but lists nothing), or use --vendor none for CPU-only agents');
+  if (vendor !== 'none' && gpus.length === 0)
+    throw new InputError(
+      `--vendor ${vendor}: ${TOOLS[vendor][0]} reports no ${VENDOR_NAME[vendor]} GPUs`,
+      'check the driver (the tool runs but lists nothing), or use --vendor none for CPU-only agents',
+    );
   return { hostname, vendor, gpus, nodes, cores, sharedDevices, warnings };
 }
 
@@ -47,7 +56,10 @@ async function autoVendor(host: HostTree, io: Pick<Io, 'env' | 'log'>): Promise<
   }
   const seen = new Set((await pciAccelerators(host)).map((d) => PCI_VENDOR[d.vendor]).filter((v): v is Vendor => v !== undefined));
   for (const v of seen) {
-    throw new InputError(`${VENDOR_NAME[v]} devices are on the PCI bus but ${TOOLS[v].join(' / ')} is not on PATH`, `install the ${VENDOR_NAME[v]} driver tools (or put them on PATH), or pass --vendor none for CPU-only agents`);
+    throw new InputError(
+      `${VENDOR_NAME[v]} devices are on the PCI bus but ${TOOLS[v].join(' / ')} is not on PATH`,
+      `install the ${VENDOR_NAME[v]} driver tools (or put them on PATH), or pass --vendor none for CPU-only agents`,
+    );
   }
   return 'none';
 }
@@ -56,7 +68,11 @@ async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>, ve
   const path = await which(cmd, io.env);
   if (!path) throw new UsageError(`--vendor ${vendor}: ${cmd} is not on PATH`, `install the ${VENDOR_NAME[vendor]} driver tools, or pick the right --vendor`);
   const r = await runTool(path, args, io);
-  if (!r.ok) throw new InputError(`${cmd} ${args.join(' ')} failed (exit ${r.exitCode ?? '?'}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`, 'check that the driver is loaded (the tool must work before agents can use the GPUs)');
+  if (!r.ok)
+    throw new InputError(
+      `${cmd} ${args.join(' ')} failed (exit ${r.exitCode ?? '?'}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`,
+      'check that the driver is loaded (the tool must work before agents can use the GPUs)',
+    );
   return r.stdout;
 }
 
@@ -72,14 +88,26 @@ async function detectNvidia(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
   for (const r of rows) {
     const busId = normalizeBusId(r.busId);
     const numa = await pciNumaNode(host, busId, nodes);
-    if (!numa.known && nodes.length > 1) warnings.push(`GPU ${r.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
+    if (!numa.known && nodes.length > 1)
+      warnings.push(`GPU ${r.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
     const info = await host.read(`proc/driver/nvidia/gpus/${busId}/information`);
     let minor = info ? parseDeviceMinor(info) : undefined;
     if (minor === undefined) {
       warnings.push(`GPU ${r.index} (${busId}): no device minor in /proc/driver/nvidia; assuming /dev/nvidia${r.index}`);
       minor = r.index;
     }
-    gpus.push({ vendor: 'nvidia', index: r.index, isolationId: r.uuid, uuid: r.uuid, name: r.name, busId, numaNode: numa.node, devices: [`/dev/nvidia${minor}`], memoryMiB: r.memoryMiB, mig: migs.get(r.uuid) ?? [] });
+    gpus.push({
+      vendor: 'nvidia',
+      index: r.index,
+      isolationId: r.uuid,
+      uuid: r.uuid,
+      name: r.name,
+      busId,
+      numaNode: numa.node,
+      devices: [`/dev/nvidia${minor}`],
+      memoryMiB: r.memoryMiB,
+      mig: migs.get(r.uuid) ?? [],
+    });
   }
   return gpus;
 }
@@ -98,7 +126,8 @@ async function detectAmd(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' |
   for (const g of listed) {
     const busId = normalizeBusId(g.busId);
     const numa = await pciNumaNode(host, busId, nodes);
-    if (!numa.known && nodes.length > 1) warnings.push(`GPU ${g.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
+    if (!numa.known && nodes.length > 1)
+      warnings.push(`GPU ${g.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
     const k = kfd.findIndex((n) => n.busId === busId);
     let isolationId: string;
     if (k >= 0 && kfd[k]!.uniqueId !== undefined) isolationId = `GPU-${kfd[k]!.uniqueId!.toString(16).padStart(16, '0')}`;
@@ -142,7 +171,8 @@ export async function listAmdGpus(io: Pick<Io, 'env' | 'log'>): Promise<AmdSmiGp
       failures.push(`${cmd} ${args.join(' ')}: ${(err as Error).message}`);
     }
   }
-  if (!(await which('amd-smi', io.env)) && !(await which('rocm-smi', io.env))) throw new UsageError('--vendor amd: neither amd-smi nor rocm-smi is on PATH', 'install the ROCm tools, or pick the right --vendor');
+  if (!(await which('amd-smi', io.env)) && !(await which('rocm-smi', io.env)))
+    throw new UsageError('--vendor amd: neither amd-smi nor rocm-smi is on PATH', 'install the ROCm tools, or pick the right --vendor');
   if (failures.length) throw new InputError(`cannot list the AMD GPUs (${failures.join('; ')})`, 'check that the amdgpu driver is loaded');
   return [];
 }
@@ -158,7 +188,8 @@ async function detectAscend(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
   for (const [ordinal, c] of chips.entries()) {
     const busId = normalizeBusId(c.busId);
     const numa = await pciNumaNode(host, busId, nodes);
-    if (!numa.known && nodes.length > 1) warnings.push(`NPU ${c.npu} chip ${c.chip} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
+    if (!numa.known && nodes.length > 1)
+      warnings.push(`NPU ${c.npu} chip ${c.chip} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
     const logic = mapping.get(`${c.npu}:${c.chip}`) ?? ordinal;
     // Multi-chip cards: the index names the chip (npu*chips + chip keeps one number per chip).
     const index = chips.filter((x) => x.npu === c.npu).length > 1 ? logic : c.npu;

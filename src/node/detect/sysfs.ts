@@ -57,7 +57,12 @@ export async function readNumaNodes(host: HostTree): Promise<NumaNode[]> {
   const meminfo = (await host.read('proc/meminfo')) ?? '';
   const kb = /MemTotal:\s+(\d+)\s*kB/.exec(meminfo);
   let cpus = online ? [...online].sort((a, b) => a - b) : [];
-  if (!cpus.length) cpus = (await host.list('sys/devices/system/cpu')).map((d) => /^cpu(\d+)$/.exec(d)?.[1]).filter((x): x is string => x !== undefined).map(Number).sort((a, b) => a - b);
+  if (!cpus.length)
+    cpus = (await host.list('sys/devices/system/cpu'))
+      .map((d) => /^cpu(\d+)$/.exec(d)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
   return [{ id: 0, cpus, memBytes: kb ? Number(kb[1]) * 1024 : 0 }];
 }
 
@@ -68,7 +73,9 @@ export async function readCores(host: HostTree, cpus: number[]): Promise<number[
   const all = new Set(cpus);
   for (const c of [...cpus].sort((a, b) => a - b)) {
     if (seen.has(c)) continue;
-    const text = (await host.read(`sys/devices/system/cpu/cpu${c}/topology/thread_siblings_list`)) ?? (await host.read(`sys/devices/system/cpu/cpu${c}/topology/core_cpus_list`));
+    const text =
+      (await host.read(`sys/devices/system/cpu/cpu${c}/topology/thread_siblings_list`)) ??
+      (await host.read(`sys/devices/system/cpu/cpu${c}/topology/core_cpus_list`));
     const group = (text ? parseCpuList(text) : [c]).filter((x) => all.has(x));
     if (!group.includes(c)) group.push(c);
     for (const x of group) seen.add(x);

@@ -19,17 +19,28 @@ export class LoopState {
     const n = this.items.length;
     const i = this.index0;
     switch (attr) {
-      case 'index0': return i;
-      case 'index': return i + 1;
-      case 'revindex': return n - i;
-      case 'revindex0': return n - i - 1;
-      case 'first': return i === 0;
-      case 'last': return i === n - 1;
-      case 'length': return n;
-      case 'depth': return this.depth;
-      case 'depth0': return this.depth - 1;
-      case 'previtem': return i > 0 ? this.items[i - 1] : undefined;
-      case 'nextitem': return i < n - 1 ? this.items[i + 1] : undefined;
+      case 'index0':
+        return i;
+      case 'index':
+        return i + 1;
+      case 'revindex':
+        return n - i;
+      case 'revindex0':
+        return n - i - 1;
+      case 'first':
+        return i === 0;
+      case 'last':
+        return i === n - 1;
+      case 'length':
+        return n;
+      case 'depth':
+        return this.depth;
+      case 'depth0':
+        return this.depth - 1;
+      case 'previtem':
+        return i > 0 ? this.items[i - 1] : undefined;
+      case 'nextitem':
+        return i < n - 1 ? this.items[i + 1] : undefined;
       case 'cycle':
         return new JCallable('cycle', ({ args }) => {
           if (!args.length) throw new EvalError('invalid argument: loop.cycle needs at least one item');
@@ -87,8 +98,7 @@ export function slice(obj: unknown, start: unknown, stop: unknown, step: unknown
   const n = items.length;
   const st = sliceIndex(step, 'step') ?? 1;
   if (st === 0) throw new EvalError('invalid operation: cannot slice by step size of 0');
-  const norm = (i: number | undefined, dflt: number, lo: number, hi: number) =>
-    i === undefined ? dflt : Math.min(Math.max(i < 0 ? i + n : i, lo), hi);
+  const norm = (i: number | undefined, dflt: number, lo: number, hi: number) => (i === undefined ? dflt : Math.min(Math.max(i < 0 ? i + n : i, lo), hi));
   const out: unknown[] = [];
   if (st > 0) {
     const a = norm(sliceIndex(start, 'start'), 0, 0, n);
@@ -101,4 +111,3 @@ export function slice(obj: unknown, start: unknown, stop: unknown, step: unknown
   }
   return k === 'string' ? out.join('') : out;
 }
-

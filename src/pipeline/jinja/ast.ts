@@ -25,9 +25,7 @@ export type Expr = Pos &
     | { t: 'splat'; e: Expr }
   );
 
-export type BinOp =
-  | '+' | '-' | '*' | '/' | '//' | '%' | '**' | '~'
-  | '==' | '!=' | '<' | '>' | '<=' | '>=' | 'in' | 'not in';
+export type BinOp = '+' | '-' | '*' | '/' | '//' | '%' | '**' | '~' | '==' | '!=' | '<' | '>' | '<=' | '>=' | 'in' | 'not in';
 
 export type Target = Pos & ({ t: 'name'; name: string } | { t: 'tuple'; items: Target[] } | { t: 'nsattr'; ns: string; attr: string });
 

@@ -53,7 +53,16 @@ function atOffset(ms: number, nanosExtra: number, offsetMinutes: number, hasTime
 function zoneOffset(ms: number, tz: string): number {
   let parts: Intl.DateTimeFormatPart[];
   try {
-    parts = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(ms);
+    parts = new Intl.DateTimeFormat('en-US', {
+      timeZone: tz,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    }).formatToParts(ms);
   } catch {
     throw new EvalError(`invalid operation: unknown timezone '${tz}'`);
   }
@@ -105,7 +114,8 @@ const pad = (n: number, width: number) => String(Math.abs(n)).padStart(width, '0
 function component(m: Moment, spec: string): string {
   const [name, ...mods] = spec.trim().split(/\s+/);
   const mod = (k: string, dflt: string) => mods.find((x) => x.startsWith(`${k}:`))?.slice(k.length + 1) ?? dflt;
-  const padded = (n: number, width: number) => (mod('padding', 'zero') === 'none' ? String(n) : mod('padding', 'zero') === 'space' ? String(n).padStart(width, ' ') : pad(n, width));
+  const padded = (n: number, width: number) =>
+    mod('padding', 'zero') === 'none' ? String(n) : mod('padding', 'zero') === 'space' ? String(n).padStart(width, ' ') : pad(n, width);
   switch (name) {
     case 'year':
       return mod('repr', 'full') === 'last_two' ? pad(m.year % 100, 2) : padded(m.year, 4);
@@ -159,7 +169,7 @@ function component(m: Moment, spec: string): string {
 // Renders a `time` format description: `[component]`s, `[[` for a literal bracket, text as is.
 function formatDescription(m: Moment, fmt: string): string {
   let out = '';
-  for (let i = 0; i < fmt.length; ) {
+  for (let i = 0; i < fmt.length;) {
     if (fmt.startsWith('[[', i)) {
       out += '[';
       i += 2;

@@ -6,13 +6,31 @@ import { getAttr, getItem } from './access.js';
 import { percentFormat } from './pyformat.js';
 import { applyTest } from './tests.js';
 import {
-  type CallArgs, compareValues, formatFloat, formatInt, GroupTuple, isFloat, isNumber, isTrue, JFloat, JIterator, kindOf,
-  mkFloat, Namespace, num, quoteStr, seqItems, sortedMap, sortValues, toStr, typeName, valuesEqual,
+  type CallArgs,
+  compareValues,
+  formatFloat,
+  formatInt,
+  GroupTuple,
+  isFloat,
+  isNumber,
+  isTrue,
+  JFloat,
+  JIterator,
+  kindOf,
+  mkFloat,
+  Namespace,
+  num,
+  quoteStr,
+  seqItems,
+  sortedMap,
+  sortValues,
+  toStr,
+  typeName,
+  valuesEqual,
 } from './values.js';
 import { SafeStr } from './values.js';
 
 export { SafeStr };
-
 
 export interface FilterEnv {
   autoescape: 'none' | 'html' | 'json';
@@ -503,7 +521,10 @@ const FILTERS: Record<string, Filter> = {
     return items.map((x) => str(attr !== undefined ? attrPath(x, attr) : x)).join(sep === undefined ? '' : str(sep));
   },
   split: (v, a) => new JIterator(splitString(requireString(v, 'split'), a.get(0, 'split'), a.get(1, 'maxsplits'), 'rust')),
-  lines: (v) => requireString(v, 'lines').split(/\r?\n/).filter((l, i, all) => i < all.length - 1 || l !== ''),
+  lines: (v) =>
+    requireString(v, 'lines')
+      .split(/\r?\n/)
+      .filter((l, i, all) => i < all.length - 1 || l !== ''),
   default: (v, a) => {
     const d = a.get(0, 'default_value');
     const bool = isTrue(a.get(1, 'boolean'));
@@ -666,7 +687,11 @@ const FILTERS: Record<string, Filter> = {
     return groups.map(([grouper, list]) => GroupTuple.of2(grouper, list));
   },
   urlencode: (v) => {
-    if (v instanceof Map) return [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => `${encodeURIComponent(str(k))}=${encodeURIComponent(str(x))}`).join('&');
+    if (v instanceof Map)
+      return [...v]
+        .filter(([, x]) => x !== undefined && x !== null)
+        .map(([k, x]) => `${encodeURIComponent(str(k))}=${encodeURIComponent(str(x))}`)
+        .join('&');
     return encodeURIComponent(strOrEmpty(v)).replace(/%2F/g, '/');
   },
   // Jinja2's: `value % args`, or `value % kwargs` (a mapping for `%(name)s`), never both.
@@ -691,7 +716,13 @@ const FILTERS: Record<string, Filter> = {
   // Jinja2's fourth argument, break_on_hyphens, is accepted; lines break at white space only.
   wordwrap: (v, a) => {
     const flag = (x: unknown) => (x === undefined ? true : isTrue(x));
-    return wordwrap(strOrEmpty(v), int(a.get(0, 'width') ?? 79, 'width'), flag(a.get(1, 'break_long_words')), str(a.get(2, 'wrapstring') ?? '\n'), flag(a.get(3, 'break_on_hyphens')));
+    return wordwrap(
+      strOrEmpty(v),
+      int(a.get(0, 'width') ?? 79, 'width'),
+      flag(a.get(1, 'break_long_words')),
+      str(a.get(2, 'wrapstring') ?? '\n'),
+      flag(a.get(3, 'break_on_hyphens')),
+    );
   },
   filesizeformat: (v, a) => filesizeformat(v, isTrue(a.get(0, 'binary'))),
   pluralize: (v, a) => {
@@ -702,7 +733,10 @@ const FILTERS: Record<string, Filter> = {
   },
   xmlattr: (v, a) => {
     if (!(v instanceof Map)) throw new EvalError('invalid operation: xmlattr needs a map');
-    const attrs = [...v].filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => `${str(k)}="${escapeHtml(str(x))}"`).join(' ');
+    const attrs = [...v]
+      .filter(([, x]) => x !== undefined && x !== null)
+      .map(([k, x]) => `${str(k)}="${escapeHtml(str(x))}"`)
+      .join(' ');
     const autospace = a.get(0, 'autospace');
     return attrs && (autospace === undefined || isTrue(autospace)) ? ' ' + attrs : attrs;
   },
@@ -806,8 +840,8 @@ export function applyFilter(name: string, v: unknown, call: CallArgs, env: Filte
   if (call.args.length > 0 || call.kwargs.size > 0) {
     const sig = signature(name, f);
     args.checkArity(sig.positional);
-    if (sig.keywords) for (const k of call.kwargs.keys()) if (!sig.keywords.has(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
+    if (sig.keywords)
+      for (const k of call.kwargs.keys()) if (!sig.keywords.has(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
   }
   return f(v, args, env);
 }
-

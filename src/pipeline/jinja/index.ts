@@ -70,7 +70,8 @@ export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName
       if (policy.noInclude) return undefined;
       const parentDir = dirs.get(from) ?? baseDir;
       const path = isAbsolute(name) ? normalize(name) : normalize(join(parentDir, name));
-      if (policy.safePaths?.length && !underSafePath(path, policy.safePaths)) throw new EvalError(`invalid operation: cannot include template ${name} from a path outside --safe-path`);
+      if (policy.safePaths?.length && !underSafePath(path, policy.safePaths))
+        throw new EvalError(`invalid operation: cannot include template ${name} from a path outside --safe-path`);
       const hit = cache.get(path);
       if (hit) return hit;
       let src: string;
@@ -90,7 +91,11 @@ export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName
   };
 }
 
-export function compileTemplate(source: string, name: string, opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions & LoadPolicy = {}): CompiledTemplate {
+export function compileTemplate(
+  source: string,
+  name: string,
+  opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions & LoadPolicy = {},
+): CompiledTemplate {
   const ws: WhitespaceOptions = { trimBlocks: opts.trimBlocks, lstripBlocks: opts.lstripBlocks };
   const body = parseTemplate(dropTrailingNewline(source), name, ws);
   // A mode given applies to every template (as minijinja-cli's --autoescape); else each template's
@@ -100,6 +105,13 @@ export function compileTemplate(source: string, name: string, opts: { baseDir?: 
   const loader = fileLoader(opts.baseDir ?? dirname(name), ws, name, { noInclude: opts.noInclude, safePaths: opts.safePaths });
   return {
     name,
-    render: (context) => renderTemplate(body, context, { name, autoescape, autoescapeFor: fixed ? () => fixed : autoEscapeFor, loader, strictUndefined: opts.strictUndefined ?? false }),
+    render: (context) =>
+      renderTemplate(body, context, {
+        name,
+        autoescape,
+        autoescapeFor: fixed ? () => fixed : autoEscapeFor,
+        loader,
+        strictUndefined: opts.strictUndefined ?? false,
+      }),
   };
 }

@@ -10,8 +10,22 @@ import { applyTest, testNames } from './tests.js';
 import { builtinGlobals, DEBUG } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
 import {
-  type CallArgs, debugRepr, iterate, isTrue, JCallable, JFloat, kindOf, Lazy, Namespace, num, quoteStr,
-  sortedMap, toStr, typeName, unsafe, valuesEqual,
+  type CallArgs,
+  debugRepr,
+  iterate,
+  isTrue,
+  JCallable,
+  JFloat,
+  kindOf,
+  Lazy,
+  Namespace,
+  num,
+  quoteStr,
+  sortedMap,
+  toStr,
+  typeName,
+  unsafe,
+  valuesEqual,
 } from './values.js';
 
 export type AutoEscape = 'none' | 'html' | 'json';
@@ -303,10 +317,7 @@ class Renderer {
   private execBlock(name: string, chain: Stmt[][], frame: Frame): void {
     const inner = new Frame(frame);
     if (chain.length > 1) {
-      inner.vars.set(
-        'super',
-        new JCallable('super', () => this.captureOutput(() => this.execBlock(name, chain.slice(1), frame))),
-      );
+      inner.vars.set('super', new JCallable('super', () => this.captureOutput(() => this.execBlock(name, chain.slice(1), frame))));
     }
     const outer = this.currentBlock;
     this.currentBlock = name;
@@ -324,7 +335,15 @@ class Renderer {
     for (let f: Frame | null = frame; f; f = f.parent) chain.unshift(f);
     const ctx = new Map<unknown, unknown>();
     for (const f of chain) for (const k of f.vars.keys()) ctx.set(k, f.lookup(k));
-    const list = (names: string[]) => (names.length ? '[\n' + [...names].sort().map((n) => `            ${quoteStr(n)},\n`).join('') + '        ]' : '[]');
+    const list = (names: string[]) =>
+      names.length
+        ? '[\n' +
+          [...names]
+            .sort()
+            .map((n) => `            ${quoteStr(n)},\n`)
+            .join('') +
+          '        ]'
+        : '[]';
     const mode = this.mode === 'none' ? 'None' : this.mode === 'html' ? 'Html' : 'Json';
     return [
       'State {',
@@ -431,7 +450,8 @@ class Renderer {
         return;
       case 'nsattr': {
         const ns = frame.lookup(target.ns);
-        if (!(ns instanceof Namespace)) this.fail(new EvalError(`invalid operation: can only assign to attributes of namespaces, '${target.ns}' is ${typeName(ns)}`), target);
+        if (!(ns instanceof Namespace))
+          this.fail(new EvalError(`invalid operation: can only assign to attributes of namespaces, '${target.ns}' is ${typeName(ns)}`), target);
         ns.vars.set(target.attr, value);
         return;
       }
@@ -561,12 +581,7 @@ class Renderer {
           return v === undefined ? this.undefinedValue(e) : v;
         }
         case 'slice':
-          return slice(
-            this.eval(e.obj, frame),
-            e.start && this.eval(e.start, frame),
-            e.stop && this.eval(e.stop, frame),
-            e.step && this.eval(e.step, frame),
-          );
+          return slice(this.eval(e.obj, frame), e.start && this.eval(e.start, frame), e.stop && this.eval(e.stop, frame), e.step && this.eval(e.step, frame));
         case 'and': {
           const l = this.eval(e.l, frame);
           return isTrue(l) ? this.eval(e.r, frame) : l;
@@ -578,7 +593,7 @@ class Renderer {
         case 'not':
           return !isTrue(this.eval(e.e, frame));
         case 'splat':
-          throw new EvalError('invalid operation: * only spreads a call\'s arguments');
+          throw new EvalError("invalid operation: * only spreads a call's arguments");
         case 'list':
         case 'tuple':
           return e.items.map((x) => this.eval(x, frame));
@@ -615,7 +630,14 @@ class Renderer {
         continue;
       }
       const m = plain(this.eval(v, frame));
-      const entries = m instanceof Map ? [...m] : m instanceof Namespace ? [...m.vars] : m === undefined || m === null ? [] : this.fail(new EvalError(`invalid operation: ** needs a map, got ${typeName(m)}`), v);
+      const entries =
+        m instanceof Map
+          ? [...m]
+          : m instanceof Namespace
+            ? [...m.vars]
+            : m === undefined || m === null
+              ? []
+              : this.fail(new EvalError(`invalid operation: ** needs a map, got ${typeName(m)}`), v);
       for (const [key, x] of entries) {
         const name = toStr(key);
         if (named.has(name)) this.fail(new EvalError(`invalid operation: got multiple values for keyword argument ${name}`), v);
@@ -636,7 +658,10 @@ class Renderer {
     if (e.t !== 'filter') return this.eval(e, frame);
     const v = e.input ? this.evalFilterInput(e.input, input, frame, LENIENT_FILTERS.has(e.name)) : input;
     try {
-      return applyFilter(e.name, SAFE_AWARE_FILTERS.has(e.name) ? v : plain(v), this.evalArgs(e.args, e.kwargs, frame), { autoescape: this.mode, call: (fn, a) => this.callValue(fn, a, e) });
+      return applyFilter(e.name, SAFE_AWARE_FILTERS.has(e.name) ? v : plain(v), this.evalArgs(e.args, e.kwargs, frame), {
+        autoescape: this.mode,
+        call: (fn, a) => this.callValue(fn, a, e),
+      });
     } catch (err) {
       return this.fail(err, e);
     }
@@ -685,7 +710,8 @@ class Renderer {
 function collectBlocks(stmts: Stmt[], out: Map<string, Stmt[]>): void {
   for (const s of stmts) {
     if (s.t === 'block' && !out.has(s.name)) out.set(s.name, s.body);
-    for (const v of Object.values(s)) if (Array.isArray(v) && v.length && typeof v[0] === 'object' && v[0] !== null && 't' in v[0]) collectBlocks(v as Stmt[], out);
+    for (const v of Object.values(s))
+      if (Array.isArray(v) && v.length && typeof v[0] === 'object' && v[0] !== null && 't' in v[0]) collectBlocks(v as Stmt[], out);
   }
 }
 

@@ -77,7 +77,9 @@ const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknow
   rsplit: (s, [sep, max]) => {
     if (max === undefined || max === null || (max as number) < 0) return splitString(s, sep, undefined);
     const rev = (x: string) => [...x].reverse().join('');
-    return splitString(rev(s), sep === undefined || sep === null ? sep : rev(toStr(sep)), max).map(rev).reverse();
+    return splitString(rev(s), sep === undefined || sep === null ? sep : rev(toStr(sep)), max)
+      .map(rev)
+      .reverse();
   },
   splitlines: (s) => s.split(/\r\n|\r|\n/).filter((l, i, all) => i < all.length - 1 || l !== ''),
   replace: (s, [a, b, n]) => {

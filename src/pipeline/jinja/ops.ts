@@ -28,9 +28,21 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
     case '+':
       if (typeof a === 'string' && typeof b === 'string') return a + b;
       if (kindOf(a) === 'seq' && kindOf(b) === 'seq') return [...seqItems(a), ...seqItems(b)];
-      return arith('+', a, b, (x, y) => x + y, (x, y) => x + y);
+      return arith(
+        '+',
+        a,
+        b,
+        (x, y) => x + y,
+        (x, y) => x + y,
+      );
     case '-':
-      return arith('-', a, b, (x, y) => x - y, (x, y) => x - y);
+      return arith(
+        '-',
+        a,
+        b,
+        (x, y) => x - y,
+        (x, y) => x - y,
+      );
     case '*':
       // A string or sequence repeated (either way round) a whole, non-negative number of times.
       for (const [x, c] of [
@@ -41,10 +53,17 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
         if (!str && kindOf(x) !== 'seq') continue;
         const n = typeof c === 'boolean' ? Number(c) : typeof c === 'number' ? c : c instanceof JFloat ? c.v : undefined;
         if (n === undefined) continue;
-        if (!Number.isInteger(n) || n < 0) throw new EvalError(`invalid operation: ${str ? 'strings' : 'sequences and iterables'} can only be multiplied with integers`);
+        if (!Number.isInteger(n) || n < 0)
+          throw new EvalError(`invalid operation: ${str ? 'strings' : 'sequences and iterables'} can only be multiplied with integers`);
         return str ? (x as string).repeat(n) : Array.from({ length: n }, () => seqItems(x)).flat();
       }
-      return arith('*', a, b, (x, y) => x * y, (x, y) => x * y);
+      return arith(
+        '*',
+        a,
+        b,
+        (x, y) => x * y,
+        (x, y) => x * y,
+      );
     case '/':
       if (!isNumLike(a) || !isNumLike(b)) unsupported('/', a, b);
       return mkFloat(num(a) / num(b));
@@ -61,7 +80,13 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
       if (!isFloat(a) && !isFloat(b)) {
         // Integers: a negative exponent is an error in minijinja (Jinja2 gives a float).
         if (num(b) < 0) throw new EvalError(`invalid operation: unable to calculate ${toStr(a)} ** ${toStr(b)}`);
-        return arith('**', a, b, (x, y) => x ** y, (x, y) => x ** y);
+        return arith(
+          '**',
+          a,
+          b,
+          (x, y) => x ** y,
+          (x, y) => x ** y,
+        );
       }
       return mkFloat(num(a) ** num(b));
     case '~':

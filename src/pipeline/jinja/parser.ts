@@ -804,7 +804,15 @@ class JinjaParser {
   private startsTestArgument(t: Token | null | undefined): boolean {
     if (!t) return false;
     if (t.type === lexer.TOKEN_SYMBOL) return !['and', 'or', 'else', 'if', 'is', 'in', 'not'].includes(t.value);
-    return [lexer.TOKEN_STRING, lexer.TOKEN_INT, lexer.TOKEN_FLOAT, lexer.TOKEN_LEFT_BRACKET, lexer.TOKEN_LEFT_CURLY, lexer.TOKEN_BOOLEAN, lexer.TOKEN_NONE].includes(t.type);
+    return [
+      lexer.TOKEN_STRING,
+      lexer.TOKEN_INT,
+      lexer.TOKEN_FLOAT,
+      lexer.TOKEN_LEFT_BRACKET,
+      lexer.TOKEN_LEFT_CURLY,
+      lexer.TOKEN_BOOLEAN,
+      lexer.TOKEN_NONE,
+    ].includes(t.type);
   }
 
   private parseFilterChain(input: Expr | null): Expr {

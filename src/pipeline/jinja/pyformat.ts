@@ -175,7 +175,7 @@ export function formatWithSpec(v: unknown, specText: string): string {
     type: m[10] ?? '',
   };
   const numeric = typeof v === 'number' || isNumber(v) || typeof v === 'boolean';
-  if (m[4] && !(numeric && isFloat(v))) throw new EvalError("invalid argument: negative zero coercion (z) is only allowed for floats");
+  if (m[4] && !(numeric && isFloat(v))) throw new EvalError('invalid argument: negative zero coercion (z) is only allowed for floats');
   if (numeric && spec.type === 's') throw new EvalError("invalid argument: unknown format code 's' for a number");
   if (!numeric && (spec.type === 's' || spec.type === '')) {
     if (spec.sign !== '-' || spec.alt || spec.grouping) throw new EvalError(`invalid argument: format specifier '${specText}' is not allowed with a string`);
@@ -186,7 +186,8 @@ export function formatWithSpec(v: unknown, specText: string): string {
   if (!numeric) throw new EvalError(`invalid argument: unknown format code '${spec.type}' for a ${typeof v === 'string' ? 'string' : 'value'}`);
   const x = typeof v === 'boolean' ? (v ? 1 : 0) : num(v);
   const integer = !isFloat(v) && Number.isInteger(x);
-  if (integer && spec.precision !== undefined && 'dbcoxXn'.includes(spec.type)) throw new EvalError('invalid argument: precision not allowed in an integer format specifier');
+  if (integer && spec.precision !== undefined && 'dbcoxXn'.includes(spec.type))
+    throw new EvalError('invalid argument: precision not allowed in an integer format specifier');
   if (spec.type !== '' && 'dbcoxXn'.includes(spec.type) && !integer) throw new EvalError(`invalid argument: unknown format code '${spec.type}' for a float`);
   const negative = x < 0 || Object.is(x, -0);
   const body = numberBody(x, spec, isFloat(v));
@@ -203,47 +204,53 @@ export function percentFormat(fmt: string, args: unknown[], named?: ReadonlyMap<
     if (i >= args.length) throw new EvalError('invalid operation: not enough arguments for format string');
     return args[i++];
   };
-  const out = fmt.replace(/%(?:\(([^)]*)\))?([-+ 0#]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcrsa%])|%(.?)/gs, (_m, key?: string, flags = '', width?: string, prec?: string, conv?: string, bad?: string) => {
-    if (conv === undefined) throw new EvalError(bad ? `invalid argument: unsupported format character '${bad}'` : 'invalid argument: incomplete format');
-    if (conv === '%') return '%';
-    const w = width === '*' ? intOf(next(), '*') : width ? Number(width) : 0;
-    const p = prec === '*' ? intOf(next(), '*') : prec !== undefined ? Number(prec) : undefined;
-    let v: unknown;
-    if (key !== undefined) {
-      if (!named) throw new EvalError('invalid operation: format requires a mapping');
-      if (!named.has(key)) throw new EvalError(`invalid operation: format key ${key} is missing`);
-      v = named.get(key);
-    } else v = next();
-    const spec: Spec = {
-      fill: flags.includes('0') && !flags.includes('-') && !'sr'.includes(conv) ? '0' : ' ',
-      align: flags.includes('-') ? '<' : flags.includes('0') && !'sr'.includes(conv) ? '=' : '>',
-      sign: flags.includes('+') ? '+' : flags.includes(' ') ? ' ' : '-',
-      alt: flags.includes('#'),
-      zero: false,
-      width: Math.abs(w),
-      grouping: '',
-      precision: p,
-      type: '',
-    };
-    if (w < 0) spec.align = '<';
-    if (conv === 's' || conv === 'r' || conv === 'a') {
-      let s = plain(v, conv !== 's');
-      if (p !== undefined) s = s.slice(0, p);
-      return pad(s, { ...spec, fill: ' ' }, spec.align === '<' ? '<' : '>');
-    }
-    if (conv === 'c') {
-      if (typeof v === 'string' ? [...v].length !== 1 : isFloat(v) || !Number.isInteger(num(v))) throw new EvalError('invalid operation: %c requires an integer or a one-character string');
-      return pad(typeof v === 'string' ? v : String.fromCodePoint(intOf(v, '%c')), { ...spec, fill: ' ' }, '>');
-    }
-    if (typeof v !== 'number' && !isNumber(v) && typeof v !== 'boolean') throw new EvalError(`invalid operation: %${conv} format: a number is required, not ${typeof v === 'string' ? 'a string' : toStr(v)}`);
-    const x = typeof v === 'boolean' ? (v ? 1 : 0) : num(v);
-    if ('xXo'.includes(conv) && (isFloat(v) || !Number.isInteger(x))) throw new EvalError(`invalid operation: %${conv} format: an integer is required, not a float`);
-    const type = conv === 'i' || conv === 'u' ? 'd' : conv;
-    const n = 'doxX'.includes(type) ? Math.trunc(x) + 0 : x; // + 0: no -0 for an integer
-    const body = numberBody(n, { ...spec, type, alt: spec.alt && type !== 'o', precision: 'doxX'.includes(type) ? undefined : (p ?? 6) }, isFloat(v));
-    const prefixed = conv === 'o' && spec.alt ? '0o' + body : body;
-    return pad(prefixed, spec, '>', signOf(n < 0 || Object.is(n, -0), spec.sign));
-  });
+  const out = fmt.replace(
+    /%(?:\(([^)]*)\))?([-+ 0#]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcrsa%])|%(.?)/gs,
+    (_m, key?: string, flags = '', width?: string, prec?: string, conv?: string, bad?: string) => {
+      if (conv === undefined) throw new EvalError(bad ? `invalid argument: unsupported format character '${bad}'` : 'invalid argument: incomplete format');
+      if (conv === '%') return '%';
+      const w = width === '*' ? intOf(next(), '*') : width ? Number(width) : 0;
+      const p = prec === '*' ? intOf(next(), '*') : prec !== undefined ? Number(prec) : undefined;
+      let v: unknown;
+      if (key !== undefined) {
+        if (!named) throw new EvalError('invalid operation: format requires a mapping');
+        if (!named.has(key)) throw new EvalError(`invalid operation: format key ${key} is missing`);
+        v = named.get(key);
+      } else v = next();
+      const spec: Spec = {
+        fill: flags.includes('0') && !flags.includes('-') && !'sr'.includes(conv) ? '0' : ' ',
+        align: flags.includes('-') ? '<' : flags.includes('0') && !'sr'.includes(conv) ? '=' : '>',
+        sign: flags.includes('+') ? '+' : flags.includes(' ') ? ' ' : '-',
+        alt: flags.includes('#'),
+        zero: false,
+        width: Math.abs(w),
+        grouping: '',
+        precision: p,
+        type: '',
+      };
+      if (w < 0) spec.align = '<';
+      if (conv === 's' || conv === 'r' || conv === 'a') {
+        let s = plain(v, conv !== 's');
+        if (p !== undefined) s = s.slice(0, p);
+        return pad(s, { ...spec, fill: ' ' }, spec.align === '<' ? '<' : '>');
+      }
+      if (conv === 'c') {
+        if (typeof v === 'string' ? [...v].length !== 1 : isFloat(v) || !Number.isInteger(num(v)))
+          throw new EvalError('invalid operation: %c requires an integer or a one-character string');
+        return pad(typeof v === 'string' ? v : String.fromCodePoint(intOf(v, '%c')), { ...spec, fill: ' ' }, '>');
+      }
+      if (typeof v !== 'number' && !isNumber(v) && typeof v !== 'boolean')
+        throw new EvalError(`invalid operation: %${conv} format: a number is required, not ${typeof v === 'string' ? 'a string' : toStr(v)}`);
+      const x = typeof v === 'boolean' ? (v ? 1 : 0) : num(v);
+      if ('xXo'.includes(conv) && (isFloat(v) || !Number.isInteger(x)))
+        throw new EvalError(`invalid operation: %${conv} format: an integer is required, not a float`);
+      const type = conv === 'i' || conv === 'u' ? 'd' : conv;
+      const n = 'doxX'.includes(type) ? Math.trunc(x) + 0 : x; // + 0: no -0 for an integer
+      const body = numberBody(n, { ...spec, type, alt: spec.alt && type !== 'o', precision: 'doxX'.includes(type) ? undefined : (p ?? 6) }, isFloat(v));
+      const prefixed = conv === 'o' && spec.alt ? '0o' + body : body;
+      return pad(prefixed, spec, '>', signOf(n < 0 || Object.is(n, -0), spec.sign));
+    },
+  );
   if (!named && i < args.length) throw new EvalError('invalid operation: not all arguments converted during string formatting');
   return out;
 }

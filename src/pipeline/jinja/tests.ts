@@ -7,7 +7,10 @@ import { type CallArgs, compareValues, isTrue, JCallable, JFloat, kindOf, num, R
 
 type Test = (v: unknown, args: unknown[]) => boolean;
 
-const cmp = (f: (c: number) => boolean): Test => (v, [o]) => f(compareValues(v, o));
+const cmp =
+  (f: (c: number) => boolean): Test =>
+  (v, [o]) =>
+    f(compareValues(v, o));
 const numeric = (v: unknown) => typeof v === 'number' || typeof v === 'boolean' || v instanceof JFloat;
 const integral = (v: unknown): number | undefined => (numeric(v) && Number.isInteger(num(v)) ? num(v) : undefined);
 // Unicode case classes, built on first use.
@@ -65,7 +68,17 @@ const TESTS: Record<string, Test> = {
   safe: (v) => v instanceof SafeStr,
 };
 const ALIASES: Record<string, string> = {
-  int: 'integer', equalto: 'eq', '==': 'eq', '!=': 'ne', lessthan: 'lt', '<': 'lt', '<=': 'le', greaterthan: 'gt', '>': 'gt', '>=': 'ge', escaped: 'safe',
+  int: 'integer',
+  equalto: 'eq',
+  '==': 'eq',
+  '!=': 'ne',
+  lessthan: 'lt',
+  '<': 'lt',
+  '<=': 'le',
+  greaterthan: 'gt',
+  '>': 'gt',
+  '>=': 'ge',
+  escaped: 'safe',
 };
 
 // The tests that take an argument (`x is divisibleby 3`, `x is in list`); the rest take none.
@@ -85,6 +98,7 @@ export function applyTest(name: string, v: unknown, call: CallArgs): boolean {
   if (!t) throw new EvalError(`unknown test: test ${name} is unknown`);
   const args = [...call.args, ...call.kwargs.values()];
   // More arguments than the test takes is an error, as in minijinja and Jinja2.
-  if (args.length > (ONE_ARGUMENT.has(key!) ? 1 : 0)) throw new EvalError(`too many arguments: test ${name} takes ${ONE_ARGUMENT.has(key!) ? 'one argument' : 'no arguments'}`);
+  if (args.length > (ONE_ARGUMENT.has(key!) ? 1 : 0))
+    throw new EvalError(`too many arguments: test ${name} takes ${ONE_ARGUMENT.has(key!) ? 'one argument' : 'no arguments'}`);
   return isTrue(t(v, args));
 }

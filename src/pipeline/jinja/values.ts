@@ -218,7 +218,8 @@ export function quoteStr(s: string): string {
     else if (c === 0) out += '\\0';
     else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
     else if (c < 0x80) out += ch;
-    else if (c >= 0xd800 && c <= 0xdfff) out += '\ufffd'; // a lone surrogate, as Rust receives it
+    else if (c >= 0xd800 && c <= 0xdfff)
+      out += '\ufffd'; // a lone surrogate, as Rust receives it
     else if ((NOT_PRINTED ??= /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}\p{Grapheme_Extend}]/u).test(ch)) out += `\\u{${c.toString(16)}}`;
     else out += ch;
   }
