@@ -1,5 +1,12 @@
 // Changed-file facts for selection: read from a file/stdin, or from git (diff against the merge base).
 import { InputError } from '../util/errors.js';
+import { compileGlobList } from '../util/glob.js';
+
+// The first changed file that one of the globs matches (--run-all-paths), or undefined.
+export function firstMatchingFile(changed: readonly string[], globs: string | readonly string[]): string | undefined {
+  const m = compileGlobList(globs);
+  return changed.find((f) => m.test(f));
+}
 
 export function parseChangedFiles(text: string): string[] {
   return text

@@ -5,8 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../util/errors.js';
 import { readInput, type Io } from '../util/io.js';
-import { gitChangedFiles, gitTrackedFiles, parseChangedFiles } from './changes.js';
-import { globToRegExp } from '../util/glob.js';
+import { firstMatchingFile, gitChangedFiles, gitTrackedFiles, parseChangedFiles } from './changes.js';
 import { parseDataFile, parseDefine } from './data.js';
 import { compileTemplate, fromData, Lazy, TemplateError, toPlain, underSafePath } from './jinja/index.js';
 import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
@@ -125,8 +124,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   }
   let runAll = req.runAll;
   if (req.runAllPaths?.length && changed) {
-    const res = req.runAllPaths.map(globToRegExp);
-    const hit = changed.find((f) => res.some((r) => r.test(f)));
+    const hit = firstMatchingFile(changed, req.runAllPaths);
     if (hit) {
       runAll = true;
       io.log.info({ file: hit }, 'a changed file matches --run-all-paths: running everything');
