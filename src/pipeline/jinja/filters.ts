@@ -44,8 +44,11 @@ export class Args {
   constructor(
     readonly name: string,
     private readonly call: CallArgs,
+    private readonly sig: FilterSignature = VARIADIC,
   ) {}
   get(i: number, kw: string): unknown {
+    if (!this.sig.variadic && this.sig.params[i] !== kw)
+      throw new Error(`filter ${this.name} reads parameter ${i} as ${kw}; its signature says ${this.sig.params[i]}`);
     if (i < this.call.args.length) {
       if (this.call.kwargs.has(kw)) throw new EvalError(`${this.name}: duplicate argument ${kw}`);
       return this.call.args[i];
@@ -56,6 +59,8 @@ export class Args {
     return this.call.args.slice(from);
   }
   kw(name: string): unknown {
+    if (!this.sig.variadic && !this.sig.params.includes(name) && !this.sig.keywordOnly.includes(name))
+      throw new Error(`filter ${this.name} reads keyword ${name}, which its signature does not declare`);
     return this.call.kwargs.get(name);
   }
   kwargs(): ReadonlyMap<string, unknown> {
@@ -796,52 +801,100 @@ export function hasFilter(name: string): boolean {
   return Object.hasOwn(FILTERS, name);
 }
 
-// What each filter takes, read once from the filter itself: positional arguments, none when it
-// takes only its value, else one more than the highest `a.get(N)`; keyword arguments, the names
-// its a.get()/a.kw() calls read. A filter that reads `a.rest()` or hands its arguments on takes any
-// number. More positional arguments, or a keyword the filter does not know, are an error, as in
-// minijinja and Jinja2. The filters that hand their arguments to a helper say so here (Jinja2's
-// signatures; minijinja takes fewer positionally).
-interface Signature {
-  positional: number;
-  // undefined: any keyword.
-  keywords?: ReadonlySet<string>;
+// What each filter takes, declared as data (a minifier renames a function's parameters, so the
+// source of a filter says nothing reliable about them): its positional parameters in order (each
+// may also be given by name) and its keyword-only parameters; `variadic` filters take any
+// positional and keyword arguments and check them themselves. More positional arguments, or a
+// keyword the filter does not know, are an error, as in minijinja and Jinja2. Where Jinja2 and
+// minijinja differ, the signature is Jinja2's (minijinja takes fewer positionally). Args.get and
+// Args.kw check every read against it, so a filter and its signature cannot drift apart unnoticed.
+export interface FilterSignature {
+  readonly params: readonly string[];
+  readonly keywordOnly: readonly string[];
+  readonly variadic: boolean;
 }
-const signatures = new Map<string, Signature>([
-  ['indent', { positional: 3, keywords: new Set(['width', 'first', 'blank']) }],
-  ['sort', { positional: 3, keywords: new Set(['reverse', 'case_sensitive', 'attribute']) }],
-  ['min', { positional: 2, keywords: new Set(['case_sensitive', 'attribute']) }],
-  ['max', { positional: 2, keywords: new Set(['case_sensitive', 'attribute']) }],
-  ['int', { positional: 2, keywords: new Set(['default', 'base']) }],
-  ['float', { positional: 1, keywords: new Set(['default']) }],
-]);
-function signature(name: string, f: Filter): Signature {
-  let sig = signatures.get(name);
-  if (sig === undefined) {
-    const src = f.toString();
-    if (f.length < 2) sig = { positional: 0, keywords: new Set() };
-    else if (/\ba\.rest\(/.test(src) || /[(,]\s*a\s*[),]/.test(src.slice(src.indexOf('=>') + 2))) sig = { positional: Infinity };
-    else {
-      const positional = Math.max(0, ...[...src.matchAll(/\ba\.get\((\d+)/g)].map((m) => Number(m[1]) + 1));
-      // (Quoted either way: the bundler writes double quotes.)
-      const keywords = new Set([...src.matchAll(/\ba\.(?:get\(\d+,\s*|kw\()['"](\w+)['"]/g)].map((m) => m[1]!));
-      sig = { positional, keywords };
-    }
-    signatures.set(name, sig);
-  }
-  return sig;
+const sig = (params = '', keywordOnly = ''): FilterSignature => ({
+  params: params ? params.split(',') : [],
+  keywordOnly: keywordOnly ? keywordOnly.split(',') : [],
+  variadic: false,
+});
+const VARIADIC: FilterSignature = { params: [], keywordOnly: [], variadic: true };
+const SIGNATURES: Record<string, FilterSignature> = {
+  safe: sig(),
+  escape: sig(),
+  e: sig(),
+  forceescape: sig(),
+  lower: sig(),
+  upper: sig(),
+  title: sig(),
+  capitalize: sig(),
+  trim: sig('chars'),
+  replace: sig('old,new,count'),
+  length: sig(),
+  count: sig(),
+  wordcount: sig(),
+  first: sig(),
+  last: sig(),
+  join: sig('d,attribute', 'sep'),
+  split: sig('split,maxsplits'),
+  lines: sig(),
+  default: sig('default_value,boolean'),
+  d: sig('default_value,boolean'),
+  indent: sig('width,first,blank'),
+  items: sig(),
+  dictsort: sig('case_sensitive,by,reverse'),
+  list: sig(),
+  reverse: sig(),
+  sort: sig('reverse,case_sensitive,attribute'),
+  unique: sig('case_sensitive,attribute'),
+  min: sig('case_sensitive,attribute'),
+  max: sig('case_sensitive,attribute'),
+  sum: sig('attribute,start'),
+  abs: sig(),
+  round: sig('precision,method'),
+  int: sig('default,base'),
+  float: sig('default'),
+  bool: sig(),
+  string: sig(),
+  attr: sig('name'),
+  tojson: sig('indent'),
+  pprint: sig(),
+  batch: sig('linecount,fill_with'),
+  slice: sig('slices,fill_with'),
+  map: VARIADIC,
+  select: VARIADIC,
+  reject: VARIADIC,
+  selectattr: VARIADIC,
+  rejectattr: VARIADIC,
+  groupby: sig('attribute,default,case_sensitive'),
+  urlencode: sig(),
+  format: VARIADIC,
+  center: sig('width'),
+  truncate: sig('length,killwords,end,leeway'),
+  wordwrap: sig('width,break_long_words,wrapstring,break_on_hyphens'),
+  filesizeformat: sig('binary'),
+  pluralize: sig('singular,plural'),
+  xmlattr: sig('autospace'),
+  striptags: sig(),
+  random: sig(),
+  datetimeformat: sig('', 'format,tz'),
+  dateformat: sig('', 'format,tz'),
+  timeformat: sig('', 'format,tz'),
+};
+
+export function filterSignature(name: string): FilterSignature | undefined {
+  return Object.hasOwn(SIGNATURES, name) ? SIGNATURES[name] : undefined;
 }
 
 export function applyFilter(name: string, v: unknown, call: CallArgs, env: FilterEnv): unknown {
   const f = FILTERS[name];
   if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter: filter ${name} is unknown`);
-  const args = new Args(name, call);
-  // A call without arguments fits every filter: its signature is read only when there are some.
-  if (call.args.length > 0 || call.kwargs.size > 0) {
-    const sig = signature(name, f);
-    args.checkArity(sig.positional);
-    if (sig.keywords)
-      for (const k of call.kwargs.keys()) if (!sig.keywords.has(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
+  const sig = SIGNATURES[name]!;
+  const args = new Args(name, call, sig);
+  if (!sig.variadic && (call.args.length > 0 || call.kwargs.size > 0)) {
+    args.checkArity(sig.params.length);
+    for (const k of call.kwargs.keys())
+      if (!sig.params.includes(k) && !sig.keywordOnly.includes(k)) throw new EvalError(`too many arguments: filter ${name} has no argument named ${k}`);
   }
   return f(v, args, env);
 }
