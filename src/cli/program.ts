@@ -1,9 +1,10 @@
 // The command tree: global flags and one group per domain. Wiring only.
 import { Command, Option } from 'commander';
 import type { Io } from '../util/io.js';
-import { registerBuildCommands } from './build.js';
-import { registerNodeCommands } from './node.js';
-import { registerPipelineCommands } from './pipeline.js';
+import { registerBuildCommands } from './build/index.js';
+import { registerNodeCommands } from './node/index.js';
+import { registerPipelineCommands } from './pipeline/index.js';
+import { registerQueueCommands } from './queue/index.js';
 import { VERSION } from './version.js';
 
 export { VERSION };
@@ -23,7 +24,7 @@ const GROUPS: Record<string, (program: Command, io: Io) => void> = {
   pipeline: registerPipelineCommands,
   node: registerNodeCommands,
   build: registerBuildCommands,
-  queue: registerBuildCommands,
+  queue: registerQueueCommands,
 };
 
 // The whole tree, or (given argv) only the group it names: the others are not needed to parse it,

@@ -160,7 +160,7 @@ describe('the commands started without NODE_EXTRA_CA_CERTS', () => {
     return { files: [...seen].map((f) => f.slice(ROOT.length + 1)), external: [...external] };
   };
 
-  it.each(['src/cli/pipeline.ts', 'src/cli/node.ts'])('%s reaches no TLS code', (entry) => {
+  it.each(['src/cli/pipeline/index.ts', 'src/cli/node/index.ts'])('%s reaches no TLS code', (entry) => {
     const { files, external } = reach(join(ROOT, entry));
     expect(files.length).toBeGreaterThan(10);
     expect(files.filter((f) => f.startsWith('src/api/'))).toEqual([]);
@@ -168,7 +168,7 @@ describe('the commands started without NODE_EXTRA_CA_CERTS', () => {
   });
 
   it('(the check sees an API command reach them)', () => {
-    const { files, external } = reach(join(ROOT, 'src/cli/build.ts'));
+    const { files, external } = reach(join(ROOT, 'src/cli/build/index.ts'));
     expect(files).toContain('src/api/client.ts');
     expect(external).toContain('undici');
   });

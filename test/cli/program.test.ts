@@ -20,7 +20,7 @@ describe('buildProgram', () => {
         .commands.map((c) => c.name())
         .sort();
     expect(names(['pipeline', 'render'])).toEqual(['pipeline']);
-    expect(names(['--quiet', 'queue', 'status'])).toEqual(['build', 'queue']);
+    expect(names(['--quiet', 'queue', 'status'])).toEqual(['queue']);
     expect(names(['help', 'pipeline'])).toEqual(['build', 'node', 'pipeline', 'queue']);
     expect(names(['pipelin'])).toEqual(['build', 'node', 'pipeline', 'queue']);
     expect(names(['constructor'])).toEqual(['build', 'node', 'pipeline', 'queue']);

@@ -1,8 +1,10 @@
-// `bkci pipeline render|validate`: flags to a RenderRequest, then print the product on stdout.
+// `bkci pipeline render`: a Jinja template and its test list into a pipeline on stdout (or -o FILE).
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { SilentFailure, UsageError } from '../util/errors.js';
-import type { Io } from '../util/io.js';
+import { SilentFailure, UsageError } from '../../util/errors.js';
+import type { Io } from '../../util/io.js';
+import { collect, list } from '../command.js';
+import { writeFindings } from './findings.js';
 
 interface RenderFlags {
   define: string[];
@@ -30,17 +32,8 @@ interface RenderFlags {
   newline: boolean;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-const list = (v: string | undefined) =>
-  v
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-
-export function registerPipelineCommands(program: Command, io: Io): void {
-  const pipeline = program.command('pipeline').description('render and validate Buildkite pipelines');
-
-  pipeline
+export function renderCommand(pipeline: Command, io: Io): Command {
+  return pipeline
     .command('render')
     .description('render a Jinja template and its test list into a pipeline (a drop-in for minijinja-cli)')
     .argument('[template]', 'Jinja template (default: .buildkite/pipeline.j2, else the bundled templates/default.j2); - for stdin')
@@ -88,9 +81,9 @@ Examples:
       if (flags.changedFiles !== undefined && flags.diffBase !== undefined)
         throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
       // The validator (and zod) load while the template renders.
-      const validatorLoading = flags.validate ? import('../pipeline/validate.js') : undefined;
+      const validatorLoading = flags.validate ? import('../../pipeline/validate.js') : undefined;
       validatorLoading?.catch(() => undefined);
-      const { renderPipeline } = await import('../pipeline/render.js');
+      const { renderPipeline } = await import('../../pipeline/render.js');
       const result = await renderPipeline(
         {
           template,
@@ -119,7 +112,7 @@ Examples:
       let documents: unknown[] | undefined;
       if (flags.validate || flags.format === 'json') {
         // zod and the model load only when validating.
-        const { validatePipelineText } = await (validatorLoading ?? import('../pipeline/validate.js'));
+        const { validatePipelineText } = await (validatorLoading ?? import('../../pipeline/validate.js'));
         const v = await validatePipelineText(result.text);
         documents = v.documents;
         if (flags.validate) {
@@ -134,58 +127,13 @@ Examples:
       }
       const out = flags.format === 'json' ? JSON.stringify(documents && documents.length === 1 ? documents[0] : documents, null, 2) + '\n' : result.text;
       if (flags.output) {
-        const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../util/atomic-write.js')]);
+        const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../../util/atomic-write.js')]);
         const wrote = await writeIfChanged(resolve(io.cwd, flags.output), out, 0o644);
         io.log.info({ file: flags.output }, wrote ? 'pipeline written' : 'pipeline unchanged: nothing written');
       } else {
         io.stdout.write(out);
       }
     });
-
-  pipeline
-    .command('validate')
-    .description('check a pipeline as Buildkite would on upload (exit 1 when invalid)')
-    .argument('[file]', 'pipeline YAML (- or omitted: stdin)', '-')
-    .option('--json', 'print the verdict and findings as JSON on stdout')
-    .addHelpText('after', '\nExamples:\n  bkci pipeline validate .buildkite/pipeline.yml\n  bkci pipeline render | bkci pipeline validate -')
-    .action(async (file: string, flags: { json?: boolean }) => {
-      const [{ validatePipelineText }, { readInput }] = await Promise.all([import('../pipeline/validate.js'), import('../util/io.js')]);
-      const text = await readInput(file, io, 'pipeline');
-      const v = await validatePipelineText(text);
-      const name = file === '-' ? '<stdin>' : file;
-      // The agent refuses an empty pipeline file (stdin with nothing on it uploads nothing).
-      if (file !== '-' && text.length === 0) {
-        v.valid = false;
-        v.findings.push({
-          severity: 'error',
-          path: '(file)',
-          line: 1,
-          col: 1,
-          message: 'the pipeline file is empty (buildkite-agent pipeline upload refuses it)',
-        });
-      }
-      if (flags.json) io.stdout.write(JSON.stringify({ file: name, valid: v.valid, jobs: v.jobs, findings: v.findings }, null, 2) + '\n');
-      else {
-        writeFindings(io, name, v.findings);
-        if (v.valid) io.stdout.write(`${name}: valid (${v.jobs} job${v.jobs === 1 ? '' : 's'})\n`);
-      }
-      if (!v.valid) {
-        if (!flags.json) io.stderr.write(`bkci: ${name} is invalid\n`);
-        throw new SilentFailure();
-      }
-    });
-}
-
-// At most this many findings on stderr: one YAML mistake (a wrong indent) can cascade into dozens.
-const MAX_FINDINGS_SHOWN = 20;
-
-function writeFindings(io: Io, name: string, findings: { severity: string; path: string; line: number; col: number; message: string }[]): void {
-  for (const f of findings.slice(0, MAX_FINDINGS_SHOWN)) io.stderr.write(`${name}:${f.line}:${f.col}: ${f.severity}: ${f.path}: ${f.message}\n`);
-  const more = findings.length - MAX_FINDINGS_SHOWN;
-  if (more > 0)
-    io.stderr.write(
-      `${name}: ... and ${more} more finding${more === 1 ? '' : 's'} (fix the first ones first: later ones often follow from them; --json lists all)\n`,
-    );
 }
 
 function writeExplain(io: Io, decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[], json: boolean): void {

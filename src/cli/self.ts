@@ -1,0 +1,14 @@
+// The command line that runs this bkci: what the systemd units of `node setup` run for the health check.
+// At the depth of dist/cli/*.js, as the bundle's import.meta.url is (scripts/bundle.mjs).
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Io } from '../util/io.js';
+
+// How systemd runs this bkci for the health check: --bkci-bin, else node + the bin.js beside this
+// module (dist/bundle/ or dist/cli/; from the TypeScript sources, the compiled dist/cli/bin.js).
+export function selfCommand(flag: string | undefined, io: Io): string[] {
+  if (flag) return [flag];
+  const here = dirname(fileURLToPath(import.meta.url));
+  const bin = /[\\/]src[\\/]cli$/.test(here) ? resolve(here, '../../dist/cli/bin.js') : resolve(here, 'bin.js');
+  return [io.execPath ?? 'node', bin];
+}
