@@ -242,7 +242,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 // YAML of pipelines; npm `yaml` reads the rest, and is consulted for positions only when there is
 // something to report. Steps are checked against the JSON Schema of the zod model first; zod
 // itself loads only when that check cannot pass something, and then judges the whole upload.
-export async function validatePipelineText(text: string): Promise<ValidationResult> {
+// `maxJobs`: the per-upload job limit to check (null: none, for `pipeline upload`, which batches).
+export async function validatePipelineText(text: string, opts: { maxJobs?: number | null } = {}): Promise<ValidationResult> {
+  const maxJobs = opts.maxJobs === undefined ? MAX_JOBS_PER_UPLOAD : opts.maxJobs;
   const yamlFindings: Finding[] = [];
   let values: unknown[];
   let loaded: LoadedYaml | undefined;
@@ -284,13 +286,13 @@ export async function validatePipelineText(text: string): Promise<ValidationResu
       jobs += v.jobs;
       unsure ||= v.unsure;
     });
-    if (jobs > MAX_JOBS_PER_UPLOAD) {
+    if (maxJobs !== null && jobs > maxJobs) {
       findings.push({
         severity: 'error',
         path: 'steps',
         line: 1,
         col: 1,
-        message: `the upload creates ${jobs} jobs; Buildkite allows ${MAX_JOBS_PER_UPLOAD} per upload (counting parallelism and matrix)`,
+        message: `the upload creates ${jobs} jobs; Buildkite allows ${maxJobs} per upload (counting parallelism and matrix)`,
       });
     }
     return { findings, jobs, unsure };
