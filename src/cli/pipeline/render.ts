@@ -66,7 +66,7 @@ export function renderCommand(pipeline: Command, io: Io): Command {
     .option('--explain', 'print on stderr why each step runs or not')
     .option('--json', 'with --explain: the explanation as JSON (on stderr)')
     .option('--no-validate', 'skip validating the rendered pipeline')
-    .option('-o, --output <file>', 'write the pipeline to FILE atomically instead of stdout')
+    .option('-o, --output <file>', 'write the pipeline to FILE (replaced atomically when it changed; - is stdout; a device or FIFO is written to directly)')
     .addOption(new Option('--format <format>', 'output the rendered text (yaml) or the parsed pipeline as JSON').choices(['yaml', 'json']).default('yaml'))
     .option('-n, --no-newline', 'do not add the trailing newline minijinja-cli prints')
     .addHelpText(
@@ -126,10 +126,10 @@ Examples:
         }
       }
       const out = flags.format === 'json' ? JSON.stringify(documents && documents.length === 1 ? documents[0] : documents, null, 2) + '\n' : result.text;
-      if (flags.output) {
-        const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../../util/atomic-write.js')]);
-        const wrote = await writeIfChanged(resolve(io.cwd, flags.output), out, 0o644);
-        io.log.info({ file: flags.output }, wrote ? 'pipeline written' : 'pipeline unchanged: nothing written');
+      if (flags.output !== undefined) {
+        const { writeOutput } = await import('../../util/output-file.js');
+        const done = await writeOutput(flags.output, out, io);
+        if (done !== 'stdout') io.log.info({ file: flags.output }, done === 'unchanged' ? 'pipeline unchanged: nothing written' : 'pipeline written');
       } else {
         io.stdout.write(out);
       }
