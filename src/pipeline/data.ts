@@ -4,7 +4,7 @@ import { InputError } from '../util/errors.js';
 import { fastParseYaml } from '../util/fast-yaml.js';
 import { serdeNumber } from '../util/fast-yaml-scalars.js';
 import { json5ToJson } from './json5.js';
-import { yamlLib } from './yaml-load.js';
+import { composeYaml, DATA_MAX_DEPTH } from './yaml-compose.js';
 import { JFloat } from './jinja/index.js';
 import { sortedMap } from './jinja/values.js';
 
@@ -26,29 +26,39 @@ function convert(v: unknown): unknown {
   return String(v);
 }
 
-// Parses YAML (JSON is YAML too) into template values; errors name file:line:col. Numbers are
-// read as minijinja-cli's serde_yaml reads them (`010` is a string, `0b101` and `+0x1F` integers).
-export function parseYamlValue(text: string, source: string): unknown {
-  const fast = fastParseYaml(text, { mapAsMap: true, intAsBigInt: true, serdeNumbers: true });
-  if (fast && fast.docs.length <= 1) return convert(fast.docs[0] ?? null);
-  const YAML = yamlLib();
-  const lineCounter = new YAML.LineCounter();
-  const doc = YAML.parseDocument(text, { merge: true, intAsBigInt: true, uniqueKeys: false, prettyErrors: false, lineCounter });
-  const err = doc.errors[0];
-  if (err) {
-    const pos = lineCounter.linePos(err.pos[0]);
-    const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
-    throw new InputError(`${where}: cannot parse: ${err.message.split('\n')[0]}`, 'fix the syntax; DATA must be YAML or JSON');
+// A scalar as a template value: ints (BigInt from the parsers) are numbers, numbers floats.
+function scalarValue(v: unknown, node: { type?: string; tag?: string; source?: string }): unknown {
+  if (node.type === 'PLAIN' && !node.tag && typeof node.source === 'string') {
+    const s = serdeNumber(node.source);
+    if (s !== undefined) v = s;
   }
-  YAML.visit(doc, {
-    Scalar(_key, node) {
-      if (node.type === 'PLAIN' && !node.tag && typeof node.source === 'string') {
-        const v = serdeNumber(node.source);
-        if (v !== undefined) node.value = v;
-      }
-    },
-  });
-  return convert(doc.toJS({ mapAsMap: true, maxAliasCount: -1 }));
+  return convert(v);
+}
+
+const DATA_HINT = 'fix the data file (YAML or JSON, read as minijinja-cli reads it)';
+
+// Parses YAML (JSON is YAML too) into template values; errors name file:line:col. Numbers are
+// read as minijinja-cli's serde_yaml reads them (`010` is a string, `0b101` and `+0x1F` integers);
+// so are its limits: 128 levels of nesting, alias expansion bounded, one document, and (in YAML
+// data files, `uniqueKeys`) no repeated keys.
+export function parseYamlValue(text: string, source: string, uniqueKeys = false): unknown {
+  const fast = fastParseYaml(text, { mapAsMap: true, intAsBigInt: true, serdeNumbers: true, maxDepth: DATA_MAX_DEPTH });
+  if (fast && fast.docs.length <= 1 && !(uniqueKeys && fast.repeatedKeys.length)) return convert(fast.docs[0] ?? null);
+  const r = composeYaml(
+    text,
+    { mode: 'data', maxDepth: DATA_MAX_DEPTH, uniqueKeys },
+    { intAsBigInt: true, scalar: scalarValue as (v: unknown, n: unknown) => unknown, makeMap: (entries) => sortedMap(entries) },
+  );
+  const err = r.errors[0];
+  if (err) throw new InputError(`${source}:${err.line}:${err.col}: cannot parse: ${err.message}`, DATA_HINT);
+  if (r.starts.length > 1) {
+    const p = r.starts[1]!;
+    throw new InputError(
+      `${source}:${p.line}:${p.col}: a second YAML document: minijinja-cli reads data with one document only`,
+      'remove the `---` line and what follows, or merge the documents into one mapping',
+    );
+  }
+  return r.docs[0]?.value ?? null;
 }
 
 // The root context from a data file: a mapping at the top, or nothing.
@@ -60,7 +70,9 @@ export function parseDataFile(text: string, source: string, select?: string): Ma
     throw new InputError(`${source}: cannot tell the data format from the extension .${ext}`, 'use a .yaml, .yml or .json file (or - for YAML/JSON on stdin)');
   }
   // .json is JSON5 for minijinja-cli; JSON5 made plain JSON is YAML, which keeps `1.0` a float.
-  let v = parseYamlValue(ext === 'json' || ext === 'json5' ? json5ToJson(text, source) : text, source);
+  const json = ext === 'json' || ext === 'json5';
+  // YAML data refuses repeated keys (serde_yaml); JSON keeps the last (minijinja's JSON reader).
+  let v = parseYamlValue(json ? json5ToJson(text, source) : text, source, !json);
   if (select !== undefined) {
     for (const part of select.split('.')) {
       let next: unknown;

@@ -3,22 +3,13 @@
 // warning), every document of a multi-document file, and multi-line quoted scalars whose
 // continuation lines are indented less than their key (go-yaml and PyYAML accept those; npm `yaml`
 // rejects them). The text itself is never rewritten: only a parsing copy is re-indented.
-import { createRequire } from 'node:module';
 import { closingQuote } from '../util/fast-yaml-scalars.js';
+import { composeYaml, PIPELINE_MAX_DEPTH, yamlLib, type YamlIssue } from './yaml-compose.js';
 import type { Document, LineCounter, Node } from 'yaml';
 
-// npm `yaml` is loaded only when the fast parser gives up or a position is needed.
-const require = createRequire(import.meta.url);
-let yamlModule: typeof import('yaml') | undefined;
-export function yamlLib(): typeof import('yaml') {
-  return (yamlModule ??= require('yaml') as typeof import('yaml'));
-}
+export { yamlLib };
 
-export interface YamlIssue {
-  line: number;
-  col: number;
-  message: string;
-}
+export type { YamlIssue };
 
 export interface LoadedYaml {
   docs: { value: unknown; doc: Document }[];
@@ -98,48 +89,11 @@ function scanQuoted(lines: string[], line: number, col: number, quote: string): 
   return { line, col: lines[line]!.length };
 }
 
-function duplicateKeys(node: unknown, lc: LineCounter, out: YamlIssue[]): void {
-  const { isMap, isScalar, isSeq } = yamlLib();
-  if (isMap(node)) {
-    const seen = new Set<string>();
-    for (const pair of node.items) {
-      if (isScalar(pair.key)) {
-        const k = String(pair.key.value);
-        if (seen.has(k) && k !== '<<') {
-          const pos = lc.linePos(pair.key.range?.[0] ?? 0);
-          out.push({ line: pos.line, col: pos.col, message: `repeated key \`${k}\`: the agent keeps the last value` });
-        }
-        seen.add(k);
-      }
-      duplicateKeys(pair.value, lc, out);
-    }
-  } else if (isSeq(node)) {
-    for (const item of node.items) duplicateKeys(item, lc, out);
-  }
-}
-
+// Reads every document of a pipeline as the agent does (yaml-compose.ts: aliases, merge keys, keys,
+// limits); errors and warnings are located, in bkci's words.
 export function loadPipelineYaml(text: string): LoadedYaml {
-  const YAML = yamlLib();
-  const lineCounter = new YAML.LineCounter();
-  const fixed = reindentQuotedScalars(text);
-  const parsed = YAML.parseAllDocuments(fixed, { lineCounter, merge: true, uniqueKeys: false, strict: false, prettyErrors: false });
-  const errors: YamlIssue[] = [];
-  const warnings: YamlIssue[] = [];
-  const docs: LoadedYaml['docs'] = [];
-  const list = Array.isArray(parsed) ? parsed : [];
-  if (!Array.isArray(parsed)) {
-    errors.push({ line: 1, col: 1, message: 'cannot parse YAML' });
-  }
-  for (const doc of list) {
-    for (const e of doc.errors) {
-      const p = lineCounter.linePos(e.pos[0]);
-      errors.push({ line: p.line, col: p.col, message: e.message.split('\n')[0]! });
-    }
-    duplicateKeys(doc.contents, lineCounter, warnings);
-    if (doc.errors.length) continue;
-    docs.push({ value: doc.toJS({ maxAliasCount: -1 }), doc });
-  }
-  return { docs, lineCounter, errors, warnings };
+  const r = composeYaml(reindentQuotedScalars(text), { mode: 'pipeline', maxDepth: PIPELINE_MAX_DEPTH });
+  return { docs: r.docs, lineCounter: r.lineCounter, errors: r.errors, warnings: r.warnings };
 }
 
 // The 1-based position of the node at `path` (or its nearest ancestor that exists).

@@ -15,6 +15,8 @@ export class FlowParser {
     private readonly lineNo: number,
     // Continuation lines must be indented more than this.
     private readonly parent: number,
+    // How many more collections may nest.
+    private room: number,
   ) {}
 
   // Skips white space, line breaks and comments; checks continuation lines' indentation.
@@ -130,12 +132,14 @@ export class FlowParser {
   }
 
   private seq(): unknown[] {
+    if (--this.room < 0) giveUp();
     this.pos++;
     const out: unknown[] = [];
     for (;;) {
       this.ws();
       if (this.s[this.pos] === ']') {
         this.pos++;
+        this.room++;
         return out;
       }
       const v = this.value();
@@ -148,6 +152,7 @@ export class FlowParser {
   }
 
   private map(): unknown {
+    if (--this.room < 0) giveUp();
     this.pos++;
     const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
     const o: Record<string, unknown> = {};
@@ -155,6 +160,7 @@ export class FlowParser {
       this.ws();
       if (this.s[this.pos] === '}') {
         this.pos++;
+        this.room++;
         return m ?? o;
       }
       const c = this.s[this.pos];

@@ -10,6 +10,9 @@ export interface FastYamlOptions {
   // digits with a leading zero (`010`, `-007`) are strings; `0x`/`0o`/`0b` integers take a sign;
   // `+5` is an integer. Needs intAsBigInt.
   serdeNumbers?: boolean;
+  // Collections nested deeper than this make the parser give up (npm `yaml`'s path then reports
+  // the place); 1000 when not given.
+  maxDepth?: number;
 }
 
 export interface RepeatedKey {
@@ -107,7 +110,10 @@ export function escapeAt(l: string, j: number): [string, number] {
   if (!len) giveUp();
   const hex = l.slice(j + 2, j + 2 + len);
   if (hex.length !== len || !/^[0-9a-fA-F]+$/.test(hex)) giveUp();
-  return [String.fromCodePoint(parseInt(hex, 16)), 2 + len];
+  const cp = parseInt(hex, 16);
+  // Not a character (beyond U+10FFFF, or a surrogate): go-yaml and libyaml refuse it.
+  if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) giveUp();
+  return [String.fromCodePoint(cp), 2 + len];
 }
 
 export function unescapeDouble(s: string): string {

@@ -41,11 +41,15 @@ class Parser {
   private readonly lines: string[];
   private i = 0;
   readonly repeated: RepeatedKey[] = [];
+  // Collections open around the current node, and how many may be.
+  depth = 0;
+  private readonly maxDepth: number;
 
   constructor(
     text: string,
     private readonly opts: FastYamlOptions,
   ) {
+    this.maxDepth = opts.maxDepth ?? 1000;
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     this.lines = text.split('\n');
     if (text.includes('\r')) {
@@ -237,7 +241,8 @@ class Parser {
   }
 
   // A block mapping at indentation n; `firstColon` is where the current line's key ends.
-  private mapping(n: number, firstColon: number): unknown {
+ private mapping(n: number, firstColon: number): unknown {
+    if (++this.depth > this.maxDepth) giveUp();
     const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
     const o: Record<string, unknown> = {};
     for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
@@ -284,10 +289,12 @@ class Parser {
         o[key as string] = value;
       }
     }
+    this.depth--;
     return m ?? o;
   }
 
   private sequence(n: number): unknown[] {
+    if (++this.depth > this.maxDepth) giveUp();
     const out: unknown[] = [];
     for (let line = this.entryLine(n); line !== undefined; line = this.entryLine(n)) {
       if (!(line.charCodeAt(n) === 45 && wsOrEnd(line, n + 1))) break;
@@ -303,6 +310,7 @@ class Parser {
       this.indent[this.i] = k;
       out.push(this.nodeAt(k, n));
     }
+    this.depth--;
     return out;
   }
 
@@ -314,7 +322,7 @@ class Parser {
     if (c === '"' || c === "'") return this.quoted(k);
     if (c === '|' || c === '>') return this.blockScalar(k, parent);
     if (c === '[' || c === '{') {
-      const f = new FlowParser(this.text, this.lineStarts[this.i]! + k, this.opts, this.repeated, this.i + 1, parent);
+      const f = new FlowParser(this.text, this.lineStarts[this.i]! + k, this.opts, this.repeated, this.i + 1, parent, this.maxDepth - this.depth);
       const v = f.value();
       // Only white space or a comment may follow on the closing line.
       const endLine = this.lineAt(f.pos);
