@@ -90,7 +90,9 @@ export function describeYamlError(code: string, libMessage: string, at: string):
     case 'ALIAS_PROPS':
       return 'an alias (`*name`) cannot have an anchor or a tag';
     case 'BAD_ALIAS':
-      return /empty/.test(libMessage) ? 'an anchor or alias needs a name after `&` or `*`' : 'an anchor or alias name cannot end in `:` (add a space before the `:`)';
+      return /empty/.test(libMessage)
+        ? 'an anchor or alias needs a name after `&` or `*`'
+        : 'an anchor or alias name cannot end in `:` (add a space before the `:`)';
     case 'BAD_DIRECTIVE':
       return 'a `%` directive bkci does not know (only %YAML and %TAG exist)';
     case 'BAD_DQ_ESCAPE':
@@ -100,7 +102,7 @@ export function describeYamlError(code: string, libMessage: string, at: string):
     case 'BAD_PROP_ORDER':
       return 'an anchor or tag must come after the `-`, `?` or `:` it belongs to';
     case 'BAD_SCALAR_START':
-      return `a plain value cannot start with ${shown}: quote the value`;
+      return `an unquoted value cannot begin with ${shown}: quote the value`;
     case 'BLOCK_AS_IMPLICIT_KEY':
       return /compact/.test(libMessage)
         ? 'a mapping cannot start on the line of another key (`a: b: c`): put it on the next line, indented, or quote the value'
@@ -302,7 +304,10 @@ class Composer {
     if (typeof v === 'boolean') id = String(v);
     else if (typeof v === 'number' || typeof v === 'bigint') {
       const src = scalarSource(n);
-      id = typeof v === 'bigint' || (Number.isInteger(v) && n.type === 'PLAIN' && src !== undefined && INT_SOURCE.test(src)) ? BigInt(v).toString() : goFloatKey(v);
+      id =
+        typeof v === 'bigint' || (Number.isInteger(v) && n.type === 'PLAIN' && src !== undefined && INT_SOURCE.test(src))
+          ? BigInt(v).toString()
+          : goFloatKey(v);
     } else id = String(v);
     return { key: id, id, built: b };
   }
@@ -421,7 +426,10 @@ class Composer {
     const b = this.built.get(target);
     if (!Y.isMap(target) || !b) {
       const what = Y.isScalar(target) && target.value === null ? 'null' : Y.isSeq(target) ? 'a list inside its list' : 'a scalar';
-      this.fail(item, `a merge key \`<<\` needs a mapping, an alias of one or a list of them, not ${what}${data && Y.isSeq(target) ? " (minijinja-cli's YAML reader merges only mappings)" : ''}`);
+      this.fail(
+        item,
+        `a merge key \`<<\` needs a mapping, an alias of one or a list of them, not ${what}${data && Y.isSeq(target) ? " (minijinja-cli's YAML reader merges only mappings)" : ''}`,
+      );
     }
     const value = b.value;
     if (value instanceof Map) return [...(value as Map<unknown, unknown>)].map(([k, x]) => [keyId(k), [k, x]]);
@@ -572,7 +580,9 @@ export function composeYaml(text: string, opts: ComposeOptions, hooks: ComposeHo
     starts.push(at(docStart(doc)));
     for (const e of doc.errors) push(errors, e.pos[0], describeYamlError(e.code, e.message, text.slice(e.pos[0], e.pos[0] + 1)));
     if (doc.errors.length) continue;
-    if (opts.mode === 'data') for (const w of doc.warnings) if (w.code !== 'TAG_RESOLVE_FAILED') push(warnings, w.pos[0], describeYamlError(w.code, w.message, text.slice(w.pos[0], w.pos[0] + 1)));
+    if (opts.mode === 'data')
+      for (const w of doc.warnings)
+        if (w.code !== 'TAG_RESOLVE_FAILED') push(warnings, w.pos[0], describeYamlError(w.code, w.message, text.slice(w.pos[0], w.pos[0] + 1)));
     const { names, events } = anchorNames(doc);
     const stats: Stats = { decodes: 1, aliased: 0, jumps: 0, jumpLimit: events * 100 };
     const c = new Composer(opts, names, stats, scalar, makeMap);

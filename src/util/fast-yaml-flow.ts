@@ -167,6 +167,8 @@ export class FlowParser {
       if (c === '?' || c === '[' || c === '{') giveUp();
       const quoted = c === '"' || c === "'";
       const raw = quoted ? this.quoted() : this.plain();
+      // A merge key (and, for serde_yaml's data, a quoted "<<" too): left to npm `yaml`'s path.
+      if (raw === '<<') giveUp();
       const key = quoted ? raw : resolvePlain(raw, this.opts.intAsBigInt === true, this.opts.serdeNumbers === true);
       if (!m && (typeof key !== 'string' || key === '__proto__')) giveUp();
       this.ws();

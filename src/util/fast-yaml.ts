@@ -241,7 +241,7 @@ class Parser {
   }
 
   // A block mapping at indentation n; `firstColon` is where the current line's key ends.
- private mapping(n: number, firstColon: number): unknown {
+  private mapping(n: number, firstColon: number): unknown {
     if (++this.depth > this.maxDepth) giveUp();
     const m = this.opts.mapAsMap ? new Map<unknown, unknown>() : undefined;
     const o: Record<string, unknown> = {};
@@ -257,8 +257,9 @@ class Parser {
         quoted = true;
       } else {
         rawKey = line.slice(n, colon).trimEnd();
-        if (rawKey === '<<') giveUp();
       }
+      // A merge key (and, for serde_yaml's data, a quoted "<<" too): left to npm `yaml`'s path.
+      if (rawKey === '<<') giveUp();
       const key = this.key(rawKey, quoted);
       const keyLine = this.i + 1;
       let k = colon + 1;
