@@ -5,6 +5,7 @@ import { SilentFailure, UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { collect, list } from '../command.js';
 import { writeFindings } from './findings.js';
+import { argsAfterDoubleDash, uploadText } from './upload.js';
 
 interface RenderFlags {
   define: string[];
@@ -30,6 +31,9 @@ interface RenderFlags {
   output?: string;
   format: 'yaml' | 'json';
   newline: boolean;
+  upload?: boolean;
+  maxJobs?: string;
+  agentBin: string;
 }
 
 export function renderCommand(pipeline: Command, io: Io): Command {
@@ -69,15 +73,28 @@ export function renderCommand(pipeline: Command, io: Io): Command {
     .option('-o, --output <file>', 'write the pipeline to FILE (replaced atomically when it changed; - is stdout; a device or FIFO is written to directly)')
     .addOption(new Option('--format <format>', 'output the rendered text (yaml) or the parsed pipeline as JSON').choices(['yaml', 'json']).default('yaml'))
     .option('-n, --no-newline', 'do not add the trailing newline minijinja-cli prints')
+    .option('--upload', 'upload the rendered pipeline as `bkci pipeline upload` does (batches under the job limit; ARGS after -- go to the agent)')
+    .option('--max-jobs <n>', 'with --upload: at most N jobs per upload (default: BKCI_MAX_UPLOAD_JOBS, else 500)')
+    .option('--agent-bin <path>', 'with --upload: the buildkite-agent to run', 'buildkite-agent')
     .addHelpText(
       'after',
       `
 Examples:
   bkci pipeline render test-template.j2 test-pipeline.yaml -D branch=main -D run_all=1 | buildkite-agent pipeline upload
+  bkci pipeline render test-template.j2 test-pipeline.yaml -D branch=main --upload --max-jobs 750
   bkci pipeline render --diff-base origin/main --run-all-paths 'setup.py,csrc/**' --explain
   git diff --name-only origin/main | bkci pipeline render templates/default.j2 tests.yaml --changed-files -`,
     )
-    .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags) => {
+    .allowExcessArguments()
+    .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags, cmd: Command) => {
+      // Operands after `--` are the agent's (with --upload), whatever commander put in [template] [data].
+      const agentArgs = argsAfterDoubleDash(cmd);
+      const before = cmd.args.length - agentArgs.length;
+      if (before > 2)
+        throw new UsageError(`unexpected argument '${cmd.args[2]}'`, 'render takes TEMPLATE and DATA; arguments for the agent go after -- with --upload');
+      if (agentArgs.length && !flags.upload) throw new UsageError('arguments after -- are for buildkite-agent: they need --upload');
+      if (before < 2) data = undefined;
+      if (before < 1) template = undefined;
       if (flags.changedFiles !== undefined && flags.diffBase !== undefined)
         throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
       // The validator (and zod) load while the template renders.
@@ -110,6 +127,15 @@ Examples:
       );
       if (flags.explain) writeExplain(io, result.decisions, flags.json === true);
       let documents: unknown[] | undefined;
+      if (flags.upload) {
+        // Validated (without the one-upload job limit), batched and uploaded as `pipeline upload` does.
+        if (flags.output) {
+          const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../../util/atomic-write.js')]);
+          await writeIfChanged(resolve(io.cwd, flags.output), result.text, 0o644);
+        }
+        await uploadText(result.text, '<rendered pipeline>', { maxJobs: flags.maxJobs, agentBin: flags.agentBin }, agentArgs, io);
+        return;
+      }
       if (flags.validate || flags.format === 'json') {
         // zod and the model load only when validating.
         const { validatePipelineText } = await (validatorLoading ?? import('../../pipeline/validate.js'));
