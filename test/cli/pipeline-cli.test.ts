@@ -281,7 +281,8 @@ describe('bkci pipeline validate', () => {
     const r = await runBkci(['pipeline', 'validate', 'p.yml'], { cwd: d });
     expect(r.code).toBe(1);
     expect(r.stderr.match(/: error: /g)).toHaveLength(20);
-    expect(r.stderr).toContain('p.yml: ... and 10 more findings (fix the first ones first');
+    // The rest are located: where the next one is and the lines of all ten.
+    expect(r.stderr).toContain('p.yml:63:5: ... and 10 more findings at lines 63, 66, 69, 72, 75, 78, 81, 84, 87, 90 (fix the first ones first');
     const j = await runBkci(['pipeline', 'validate', 'p.yml', '--json'], { cwd: d });
     expect(JSON.parse(j.stdout).findings).toHaveLength(30);
   });

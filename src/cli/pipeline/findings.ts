@@ -14,9 +14,14 @@ export interface Finding {
 
 export function writeFindings(io: Io, name: string, findings: Finding[]): void {
   for (const f of findings.slice(0, MAX_FINDINGS_SHOWN)) io.stderr.write(`${name}:${f.line}:${f.col}: ${f.severity}: ${f.path}: ${f.message}\n`);
-  const more = findings.length - MAX_FINDINGS_SHOWN;
-  if (more > 0)
+  const rest = findings.slice(MAX_FINDINGS_SHOWN);
+  if (rest.length > 0) {
+    // Where the rest are: the lines of the first ten (the full list is in --json).
+    const lines = [...new Set(rest.map((f) => f.line))];
+    const shown = lines.slice(0, 10).join(', ') + (lines.length > 10 ? ` and ${lines.length - 10} more lines` : '');
+    const more = rest.length;
     io.stderr.write(
-      `${name}: ... and ${more} more finding${more === 1 ? '' : 's'} (fix the first ones first: later ones often follow from them; --json lists all)\n`,
+      `${name}:${rest[0]!.line}:${rest[0]!.col}: ... and ${more} more finding${more === 1 ? '' : 's'} at line${lines.length === 1 ? '' : 's'} ${shown} (fix the first ones first: later ones often follow from them; --json lists all)\n`,
     );
+  }
 }
