@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: whole-process wall times (median of N round-robin runs) of bkci against the other ways of
 // rendering vLLM's template, plus a 5,000-step render+validate and `bkci --version`.
-// Writes bench/results.md and prints it. Needs `npm run build` first and ../shared/vllm.
+// Writes bench/results.md and prints it. Needs `npm run build` first; vLLM's inputs are test/fixtures/vllm.
 // `bkci` is the bundled CLI (dist/bundle/bin.js, the package's bin) executed as users run it; one
 // row runs it as `node bin.js`, one the unbundled tsc output, for comparison.
 import { spawnSync } from 'node:child_process';
@@ -11,7 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const vllm = join(root, '../shared/vllm');
+const vllm = join(root, 'test/fixtures/vllm');
 const runs = Number(process.env.BENCH_RUNS ?? 15);
 const bin = join(root, 'dist/bundle/bin.js');
 const unbundled = join(root, 'dist/cli/bin.js');

@@ -10,7 +10,7 @@ import { hostEnv, HOSTS } from '../node/helpers.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'dist/bundle/bin.js');
-const VLLM = join(ROOT, '../shared/vllm');
+const VLLM = join(ROOT, 'test/fixtures/vllm');
 const sets = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets;
 
 const bkci = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) =>

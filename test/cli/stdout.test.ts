@@ -9,7 +9,7 @@ import { fdWriter } from '../../src/util/fd-writer.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'dist/bundle/bin.js');
-const VLLM = join(ROOT, '../shared/vllm');
+const VLLM = join(ROOT, 'test/fixtures/vllm');
 const work = mkdtempSync(join(tmpdir(), 'bkci-stdout-'));
 
 const collector = () => {

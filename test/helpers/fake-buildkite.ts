@@ -1,5 +1,5 @@
 // A fake Buildkite REST API for the tests: real HTTP on 127.0.0.1, seeded from the documented
-// response bodies in ../shared/buildkite/api-examples, plus a second origin standing in for the
+// response bodies in test/fixtures/buildkite/api-examples, plus a second origin standing in for the
 // artifact storage that downloads redirect to. Faults (dropped connections, 429, 5xx) are queued
 // per route so a test can make the server misbehave exactly once or several times.
 import { createHash, randomUUID } from 'node:crypto';
@@ -9,8 +9,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-export const SHARED = join(import.meta.dirname, '../../../shared/buildkite');
-export const example = (name: string): any => JSON.parse(readFileSync(join(SHARED, 'api-examples', `${name}.json`), 'utf8'));
+export const BUILDKITE = join(import.meta.dirname, '../fixtures/buildkite');
+export const example = (name: string): any => JSON.parse(readFileSync(join(BUILDKITE, 'api-examples', `${name}.json`), 'utf8'));
 
 export interface Recorded {
   method: string;

@@ -13,7 +13,7 @@ const require = createRequire(import.meta.url);
 const { Environment } = require('minijinja-js') as { Environment: new () => { renderStr(t: string, ctx: unknown): string } };
 const ROOT = join(import.meta.dirname, '../..');
 const TEMPLATE = join(ROOT, 'templates/default.j2');
-const LISTS = { example: join(ROOT, 'examples/test-pipeline.yaml'), vllm: join(ROOT, '../shared/vllm/test-pipeline.yaml') };
+const LISTS = { example: join(ROOT, 'examples/test-pipeline.yaml'), vllm: join(ROOT, 'test/fixtures/vllm/test-pipeline.yaml') };
 
 describe('templates/default.j2', () => {
   const changed = join(mkdtempSync(join(tmpdir(), 'bkci-default-')), 'changed.txt');

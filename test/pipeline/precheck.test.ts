@@ -9,7 +9,7 @@ import { stepPasses, topPasses } from '../../src/pipeline/precheck.js';
 import { stepType } from '../../src/pipeline/validate.js';
 import { randomFloats } from '../helpers/random.js';
 
-const SHARED = join(import.meta.dirname, '../../../shared');
+const FIXTURES = join(import.meta.dirname, '../fixtures');
 
 function agree(type: StepType, body: Record<string, unknown>): void {
   const zod = STEP_MODELS[type].safeParse(body).success;
@@ -34,8 +34,8 @@ describe('the quick check', () => {
 
   it('agrees with zod on every step of the vLLM renders and the official examples', () => {
     const files = [
-      ...readdirSync(join(SHARED, 'vllm/expected')).map((f) => join(SHARED, 'vllm/expected', f)),
-      ...readdirSync(join(SHARED, 'buildkite/pipeline-examples')).map((f) => join(SHARED, 'buildkite/pipeline-examples', f)),
+      ...readdirSync(join(FIXTURES, 'vllm/expected')).map((f) => join(FIXTURES, 'vllm/expected', f)),
+      ...readdirSync(join(FIXTURES, 'buildkite/pipeline-examples')).map((f) => join(FIXTURES, 'buildkite/pipeline-examples', f)),
     ];
     let n = 0;
     for (const f of files) {

@@ -1,5 +1,5 @@
 // Real-world-style templates other than vLLM's, rendered by the CLI and by the MiniJinja oracle
-// (../shared/vllm/render-oracle.mjs: minijinja-js with minijinja-cli's defaults), byte-compared,
+// (test/fixtures/vllm/render-oracle.mjs: minijinja-js with minijinja-cli's defaults), byte-compared,
 // and the renders validated. gpu-matrix: a hardware matrix, path filters in a macro, namespaces,
 // dictsort/tojson/trim, nested map literals, block steps for optional suites, a Buildkite matrix.
 // kernel-bench: groupby into groups, loop filters with for-else, shards from range, block scalars
@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { runBkci } from '../helpers/io.js';
 
 const ROOT = join(import.meta.dirname, '../..');
-const ORACLE = join(ROOT, '../shared/vllm/render-oracle.mjs');
+const ORACLE = join(ROOT, 'test/fixtures/vllm/render-oracle.mjs');
 
 const CASES: [string, string, string, string[]][] = [
   ['gpu-matrix', 'tests.yaml', 'a change to src/ and csrc/', ['changed_files=src/a.py,csrc/k.cu', 'run_all=0', 'nightly=0']],

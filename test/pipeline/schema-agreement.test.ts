@@ -8,15 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { validatePipelineText } from '../../src/pipeline/validate.js';
 import { randomFloats } from '../helpers/random.js';
 
-const SHARED = join(import.meta.dirname, '../../../shared/buildkite');
-const schema = JSON.parse(readFileSync(join(SHARED, 'pipeline-schema.json'), 'utf8')) as object;
+const BUILDKITE = join(import.meta.dirname, '../fixtures/buildkite');
+const schema = JSON.parse(readFileSync(join(BUILDKITE, 'pipeline-schema.json'), 'utf8')) as object;
 const ajv = new Ajv.default({ strict: false, validateFormats: false, allErrors: false });
 const schemaValid = ajv.compile(schema);
 
 describe('official examples', () => {
-  const files = readdirSync(join(SHARED, 'pipeline-examples')).filter((f) => f.endsWith('.yml'));
+  const files = readdirSync(join(BUILDKITE, 'pipeline-examples')).filter((f) => f.endsWith('.yml'));
   it.each(files)('%s gets the schema verdict', async (f) => {
-    const text = readFileSync(join(SHARED, 'pipeline-examples', f), 'utf8');
+    const text = readFileSync(join(BUILDKITE, 'pipeline-examples', f), 'utf8');
     const expected = schemaValid(YAML.parse(text, { merge: true }));
     const r = await validatePipelineText(text);
     expect(r.findings.filter((x) => x.severity === 'error')).toEqual([]);

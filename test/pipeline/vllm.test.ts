@@ -7,7 +7,7 @@ import { parseWithPyYaml } from '../helpers/oracles.js';
 import { loadPipelineYaml } from '../../src/pipeline/yaml-load.js';
 import { validatePipelineText } from '../../src/pipeline/validate.js';
 
-const VLLM = join(import.meta.dirname, '../../../shared/vllm');
+const VLLM = join(import.meta.dirname, '../fixtures/vllm');
 const sets = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets;
 const defines = (s: (typeof sets)[number]) => s.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`]);
 

@@ -45,13 +45,13 @@ function yamlFiles(dir: string, out: string[] = []): string[] {
 
 describe('fastParseYaml', () => {
   it('agrees with npm yaml on every YAML file of the suite, and parses vLLM’s renders itself', () => {
-    const files = [...yamlFiles(join(import.meta.dirname, '../../../shared')), ...yamlFiles(join(import.meta.dirname, '../../examples'))];
+    const files = [...yamlFiles(join(import.meta.dirname, '../fixtures/buildkite')), ...yamlFiles(join(import.meta.dirname, '../fixtures/vllm')), ...yamlFiles(join(import.meta.dirname, '../../examples'))];
     expect(files.length).toBeGreaterThan(15);
     const results = files.map((f) => [f, agrees(readFileSync(f, 'utf8'))] as const);
     for (const [f, r] of results) if (/vllm\//.test(f)) expect(r, f).toBe('same');
     expect(results.filter(([, r]) => r === 'same').length).toBeGreaterThan(files.length - 3);
     // The test list as template data (maps, ints as BigInt).
-    expect(agrees(readFileSync(join(import.meta.dirname, '../../../shared/vllm/test-pipeline.yaml'), 'utf8'), true)).toBe('same');
+    expect(agrees(readFileSync(join(import.meta.dirname, '../fixtures/vllm/test-pipeline.yaml'), 'utf8'), true)).toBe('same');
   });
 
   const cases: string[] = [
