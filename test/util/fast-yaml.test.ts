@@ -45,7 +45,11 @@ function yamlFiles(dir: string, out: string[] = []): string[] {
 
 describe('fastParseYaml', () => {
   it('agrees with npm yaml on every YAML file of the suite, and parses vLLM’s renders itself', () => {
-    const files = [...yamlFiles(join(import.meta.dirname, '../fixtures/buildkite')), ...yamlFiles(join(import.meta.dirname, '../fixtures/vllm')), ...yamlFiles(join(import.meta.dirname, '../../examples'))];
+    const files = [
+      ...yamlFiles(join(import.meta.dirname, '../fixtures/buildkite')),
+      ...yamlFiles(join(import.meta.dirname, '../fixtures/vllm')),
+      ...yamlFiles(join(import.meta.dirname, '../../examples')),
+    ];
     expect(files.length).toBeGreaterThan(15);
     const results = files.map((f) => [f, agrees(readFileSync(f, 'utf8'))] as const);
     for (const [f, r] of results) if (/vllm\//.test(f)) expect(r, f).toBe('same');
