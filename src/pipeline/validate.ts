@@ -7,6 +7,7 @@ import { fastParseYaml } from '../util/fast-yaml.js';
 import { loadPipelineYaml, positionOf, type LoadedYaml } from './yaml-load.js';
 import type { StepType } from './model.js';
 import { stepPasses, topPasses } from './precheck.js';
+import { documentJobs } from './upload/count.js';
 
 type Model = typeof import('./model.js');
 
@@ -283,18 +284,20 @@ export async function validatePipelineText(text: string, opts: { maxJobs?: numbe
       );
       validateDocument(v, value);
       findings.push(...v.findings);
-      jobs += v.jobs;
+      // Each document is its own upload (the agent uploads them one by one), counted as the server
+      // counts: parallelism, matrix combinations, +1 per group, 1 per wait/block/input/trigger.
+      const docJobs = documentJobs(value);
+      jobs += docJobs;
       unsure ||= v.unsure;
+      if (maxJobs !== null && docJobs > maxJobs)
+        findings.push({
+          severity: 'error',
+          path: 'steps',
+          line: 1,
+          col: 1,
+          message: `the upload creates ${docJobs} jobs (parallelism, matrix combinations, +1 per group, 1 per wait/block/input/trigger step); Buildkite allows ${maxJobs} per upload: \`bkci pipeline upload\` splits it into batches`,
+        });
     });
-    if (maxJobs !== null && jobs > maxJobs) {
-      findings.push({
-        severity: 'error',
-        path: 'steps',
-        line: 1,
-        col: 1,
-        message: `the upload creates ${jobs} jobs; Buildkite allows ${maxJobs} per upload (counting parallelism and matrix)`,
-      });
-    }
     return { findings, jobs, unsure };
   };
   let result = judge(undefined);

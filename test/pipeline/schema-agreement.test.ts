@@ -135,7 +135,13 @@ describe('server rules the schema misses', () => {
       /3:5.*`agent` is not a valid property on the `command` step \(did you mean `agents`\?\)/,
     ],
     ['env on a wait step', 'steps:\n  - wait: ~\n    env: {A: b}\n', /3:5.*`env` is not a valid property on the `wait` step/],
-    ['too many jobs', 'steps:\n  - command: a\n    parallelism: 501\n', /501 jobs; Buildkite allows 500/],
+    ['too many jobs', 'steps:\n  - command: a\n    parallelism: 501\n', /501 jobs .*Buildkite allows 500 per upload/],
+    // Counted as the server counts: 498 command jobs + 1 group + 1 wait + 1 block = 501.
+    [
+      'too many jobs, groups and waits counted',
+      'steps:\n  - group: g\n    steps:\n      - command: a\n        parallelism: 498\n  - wait\n  - block: go\n',
+      /501 jobs .*bkci pipeline upload/,
+    ],
     ['a matrix with too many elements', `steps:\n  - command: a\n    matrix: [${Array.from({ length: 21 }, (_v, i) => i).join(', ')}]\n`, /21 elements/],
   ];
   it.each(cases)('rejects %s', async (_n, text, re) => {
