@@ -42,11 +42,18 @@ export class BuildkiteApi {
   }
 
   buildPath(n: number): string {
+    // Never `builds/1e+23`: a number that is not a checked build number is a bug upstream.
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`build ${String(n)}: not a build number`);
     return `${this.buildsPath()}/${n}`;
   }
 
-  async getBuild(n: number): Promise<Build> {
-    const data = await this.client.json<unknown>('GET', this.buildPath(n), { scope: 'read_builds', what: `build ${n} of ${this.pipelineRef}` });
+  // `deadline` (epoch ms on the Io clock): the client's retries stop there (`build wait --timeout`).
+  async getBuild(n: number, opts: { deadline?: number } = {}): Promise<Build> {
+    const data = await this.client.json<unknown>('GET', this.buildPath(n), {
+      scope: 'read_builds',
+      what: `build ${n} of ${this.pipelineRef}`,
+      deadline: opts.deadline,
+    });
     return parseAnswer(BuildSchema, data, `build ${n}`);
   }
 
@@ -143,16 +150,20 @@ export class BuildkiteApi {
     return retried;
   }
 
-  // The logs of the chosen jobs of build n (see jobsForLogs), in build order, one at a time: a
-  // caller printing them holds one log in memory, not all of them.
-  async *jobLogs(n: number, pick: { job?: string; failed?: boolean }): AsyncGenerator<{ job: Job; log: string }> {
+  // The jobs whose logs `build logs` prints (see jobsForLogs), in build order, each with a
+  // function that streams its log to `write` as it arrives (constant memory whatever its size).
+  async logsOf(n: number, pick: { job?: string; failed?: boolean }): Promise<{ job: Job; pipe: (write: (text: string) => void) => Promise<number> }[]> {
     const jobs = jobsForLogs(await this.getBuild(n), pick);
     if (jobs.length === 0) this.io.log.warn({ build: n }, pick.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
-    for (const job of jobs) yield { job, log: await this.jobLog(n, job.id) };
+    return jobs.map((job) => ({ job, pipe: (write: (text: string) => void) => this.streamJobLog(n, job.id, write) }));
   }
 
-  jobLog(n: number, jobId: string): Promise<string> {
-    return this.client.text(`${this.buildPath(n)}/jobs/${seg(jobId)}/log.txt`, { scope: 'read_build_logs', what: `the log of job ${jobId} in build ${n}` });
+  // One job's log streamed to `write`; returns its size in bytes.
+  streamJobLog(n: number, jobId: string, write: (text: string) => void): Promise<number> {
+    return this.client.streamText(`${this.buildPath(n)}/jobs/${seg(jobId)}/log.txt`, write, {
+      scope: 'read_build_logs',
+      what: `the log of job ${jobId} in build ${n}`,
+    });
   }
 
   async artifacts(n: number): Promise<Artifact[]> {

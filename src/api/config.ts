@@ -18,11 +18,15 @@ export interface ApiConfig {
   token: string;
   org: string;
   pipeline: string | undefined;
+  // BKCI_HTTP_TIMEOUT in milliseconds (undefined: the client's default, 30 s).
+  timeoutMs: number | undefined;
 }
 
 const TOKEN_HINT = 'create a token at https://buildkite.com/user/api-access-tokens and export BUILDKITE_API_TOKEN, or pass --token-file FILE';
 
 export async function loadApiConfig(flags: ApiFlags, io: Io, need: { pipeline: boolean }): Promise<ApiConfig> {
+  // Settings first: a bad one is exit 2 at once, before the token is even read.
+  const timeoutMs = httpTimeout(io.env);
   const token = await readToken(
     {
       file: flags.tokenFile,
@@ -57,9 +61,46 @@ export async function loadApiConfig(flags: ApiFlags, io: Io, need: { pipeline: b
   if (parsed.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname)) {
     io.log.warn({ apiUrl: parsed.origin }, 'the API URL is plain http: the token travels unencrypted');
   }
-  return { apiUrl, token, org, pipeline };
+  return { apiUrl, token, org, pipeline, timeoutMs };
+}
+
+// BKCI_HTTP_TIMEOUT: seconds (`30`, `2.5`) or a duration (`30s`, `2m`), from 0.1 s to 1 h.
+export function httpTimeout(env: Io['env']): number | undefined {
+  const text = env.BKCI_HTTP_TIMEOUT;
+  if (text === undefined || text.trim() === '') return undefined;
+  const t = text.trim();
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(t);
+  const ms = m ? Number(m[1]) * units[m[2] ?? 's']! : NaN;
+  if (!Number.isFinite(ms) || ms < 100 || ms > 3_600_000)
+    throw new UsageError(
+      `BKCI_HTTP_TIMEOUT=${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text)}: expected a number of seconds from 0.1 to 3600 (or a duration like 30s, 2m)`,
+      'unset it for the default, 30 seconds',
+    );
+  return Math.round(ms);
 }
 
 function nonEmpty(s: string | undefined): string | undefined {
   return s === undefined || s === '' ? undefined : s;
+}
+
+// BKCI_POLL_INTERVAL: the first wait between polls of `build wait` (`2s`, `500ms`, `1m`), 10 ms to 1 h.
+export function pollInterval(env: Io['env']): number | undefined {
+  const text = env.BKCI_POLL_INTERVAL;
+  if (text === undefined || text.trim() === '') return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']! : NaN;
+  if (!Number.isFinite(ms) || ms < 10 || ms > 3_600_000)
+    throw new UsageError(
+      `BKCI_POLL_INTERVAL=${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text)}: expected a duration from 10ms to 1h (like 2s, 500ms)`,
+      'unset it for the default, 2s',
+    );
+  return Math.round(ms);
+}
+
+// `--concurrency N`: a whole number from 1 to 64.
+export function parseConcurrency(text: string): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--concurrency ${JSON.stringify(text)}: expected a whole number from 1 to 64`);
+  return n;
 }

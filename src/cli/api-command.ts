@@ -40,13 +40,12 @@ export async function withApi<T>(flags: CommonFlags, io: Io, needPipeline: boole
     import('../api/builds.js'),
   ]);
   const cfg = await loadApiConfig(flags, io, { pipeline: needPipeline });
-  const timeout = io.env.BKCI_HTTP_TIMEOUT ? Number(io.env.BKCI_HTTP_TIMEOUT) * 1000 : undefined;
   const client = new ApiClient({
     apiUrl: cfg.apiUrl,
     token: cfg.token,
     io,
     userAgent: `bkci/${VERSION}${io.nodeVersion ? ` (node ${io.nodeVersion})` : ''}`,
-    timeoutMs: timeout,
+    timeoutMs: cfg.timeoutMs,
   });
   try {
     return await fn(new BuildkiteApi(client, cfg, io));

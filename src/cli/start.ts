@@ -1,6 +1,7 @@
 // Runs the CLI as the real process: process.* gathered into an Io, handed to runCli. Shared by the
 // two executables, dist/cli/bin.js (the compiled sources) and the bundle's launcher.
 import { createRequire } from 'node:module';
+import { Interrupted } from '../util/errors.js';
 import { fdWriter } from '../util/fd-writer.js';
 import { realSleep, wantsColor } from '../util/io.js';
 import { runCli } from './main.js';
@@ -34,6 +35,24 @@ export async function start(argv: string[], info: StartInfo = {}): Promise<numbe
   // stdin, ~1 ms for a stderr that is a file), which a render that logs nothing never needs.
   let stderrTTY: boolean | undefined;
   const stderrIsTTY = () => (stderrTTY ??= process.stderr.isTTY === true);
+  // SIGINT/SIGTERM abort io.signal. The handlers exist only once a command has read the signal
+  // (requests, waits, downloads), so the others keep Node's default (end at once). A second
+  // signal, or work that does not stop within 3 s, ends the process with 130 (143 for SIGTERM).
+  let controller: AbortController | undefined;
+  const signal = () => {
+    if (!controller) {
+      const c = (controller = new AbortController());
+      const on = (sig: 'SIGINT' | 'SIGTERM') => {
+        const code = sig === 'SIGINT' ? 130 : 143;
+        if (c.signal.aborted) process.exit(code);
+        c.abort(new Interrupted(sig));
+        setTimeout(() => process.exit(code), 3000).unref();
+      };
+      process.on('SIGINT', () => on('SIGINT'));
+      process.on('SIGTERM', () => on('SIGTERM'));
+    }
+    return controller.signal;
+  };
   return runCli(
     argv,
     {
@@ -57,6 +76,9 @@ export async function start(argv: string[], info: StartInfo = {}): Promise<numbe
       },
       now: () => new Date(),
       sleep: realSleep,
+      get signal() {
+        return signal();
+      },
       uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
       execPath: process.execPath,
       nodeVersion: process.versions.node,

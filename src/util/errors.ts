@@ -1,6 +1,7 @@
 // Errors that carry their exit code; src/cli/main.ts prints them once.
 export class BkciError extends Error {
-  readonly exitCode: 1 | 2 = 1;
+  // 130/143: stopped by SIGINT/SIGTERM (see Interrupted).
+  readonly exitCode: 1 | 2 | 130 | 143 = 1;
   constructor(
     message: string,
     readonly hint?: string,
@@ -28,5 +29,15 @@ export class CheckFailed extends BkciError {}
 export class SilentFailure extends BkciError {
   constructor() {
     super('');
+  }
+}
+
+// Stopped by Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143): what was going on is named; the
+// partial work has been cleaned up by whoever was doing it.
+export class Interrupted extends BkciError {
+  override readonly exitCode: 130 | 143;
+  constructor(signal: 'SIGINT' | 'SIGTERM' = 'SIGINT', doing?: string) {
+    super(`interrupted by ${signal === 'SIGINT' ? 'Ctrl-C (SIGINT)' : 'SIGTERM'}${doing ? ` while ${doing}` : ''}`);
+    this.exitCode = signal === 'SIGINT' ? 130 : 143;
   }
 }

@@ -17,6 +17,10 @@ export interface Io {
   color: boolean;
   now(): Date;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  // Aborted on SIGINT/SIGTERM with an Interrupted error as its reason (src/cli/start.ts installs
+  // the handlers the first time this is read, so commands that never look keep Node's default).
+  // Long work (requests, waits, downloads) stops at once and cleans up; absent in some tests.
+  readonly signal?: AbortSignal;
   log: Logger;
   // The process's user id (undefined where there is none) and the Node.js binary running bkci.
   uid?: number;

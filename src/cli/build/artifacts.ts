@@ -12,11 +12,13 @@ export function artifactsCommand(build: Command, io: Io): Command {
       .description('list a build’s artifacts, or download them (sha1-checked, paths kept)')
       .argument('<build>', 'build number or URL')
       .option('--glob <glob>', 'only artifacts whose path matches (comma-separated globs, ** across directories)')
-      .option('--download <dir>', 'download into DIR'),
-  ).action(async (ref: string, flags: CommonFlags & { glob?: string; download?: string }) => {
+      .option('--download <dir>', 'download into DIR')
+      .option('--concurrency <n>', 'with --download: files downloaded at once', '4'),
+  ).action(async (ref: string, flags: CommonFlags & { glob?: string; download?: string; concurrency: string }) => {
     const n = parseBuildRef(ref, flags);
     await withApi(flags, io, true, async (api) => {
-      const { selectArtifacts, downloadArtifact } = await import('../../api/artifacts.js');
+      const { selectArtifacts, downloadArtifacts, downloadProblems } = await import('../../api/artifacts.js');
+      const concurrency = (await import('../../api/config.js')).parseConcurrency(flags.concurrency);
       const { formatBytes } = await import('../../util/bytes.js');
       const { resolve } = await import('node:path');
       const chosen = selectArtifacts(await api.artifacts(n), flags.glob);
@@ -33,14 +35,14 @@ export function artifactsCommand(build: Command, io: Io): Command {
         return;
       }
       const dir = resolve(io.cwd, flags.download);
-      const done = [];
-      for (const a of chosen) {
-        const d = await downloadArtifact(api.client, a, dir);
-        io.log.info({ path: a.path, bytes: d.bytes }, d.skipped ? `${a.path} is already there (sha1 matches)` : `downloaded ${a.path}`);
-        done.push(d);
-      }
-      if (flags.json) printJson(io, done);
-      else io.stdout.write(done.map((d) => `${d.file}\n`).join(''));
+      const result = await downloadArtifacts(api.client, chosen, dir, io, {
+        concurrency,
+        onDone: (d) => io.log.info({ path: d.path, bytes: d.bytes }, d.skipped ? `${d.path} is already there (sha1 matches)` : `downloaded ${d.path}`),
+      });
+      if (flags.json) printJson(io, result.downloaded);
+      else io.stdout.write(result.downloaded.map((d) => `${d.file}\n`).join(''));
+      const problems = downloadProblems(result);
+      if (problems) throw problems;
     });
   });
 }

@@ -14,11 +14,19 @@ export function parseBuildRef(arg: string, flags: CommonFlags): number {
   if (url) {
     flags.org ??= decodeURIComponent(url[1]!);
     flags.pipeline ??= decodeURIComponent(url[2]!);
-    return Number(url[3]);
+    return buildNumber(url[3]!);
   }
-  if (!/^\d+$/.test(arg) || Number(arg) < 1)
-    throw new UsageError(`build ${JSON.stringify(arg)}: expected a build number or a build URL`, 'e.g. bkci build get 1234');
-  return Number(arg);
+  if (!/^\d+$/.test(arg)) throw new UsageError(`build ${JSON.stringify(arg.slice(0, 80))}: expected a build number or a build URL`, 'e.g. bkci build get 1234');
+  return buildNumber(arg);
+}
+
+// Digits as a build number: 1 up to 2^53-1 (past that a number is only approximate:
+// 99999999999999999999999 would be requested as builds/1e+23).
+function buildNumber(digits: string): number {
+  const n = Number(digits);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`build ${digits.slice(0, 80)}: not a build number (a whole number from 1 to ${Number.MAX_SAFE_INTEGER})`, 'e.g. bkci build get 1234');
+  return n;
 }
 
 // How long something ran (`12m`, `1h30m`), up to now while it runs; empty before it starts.
@@ -53,20 +61,21 @@ export interface WaitFlags extends CommonFlags {
 }
 
 export async function waitAndReport(api: BuildkiteApi, n: number, io: Io, flags: WaitFlags): Promise<void> {
-  const [{ waitForBuild }, { parseDuration }, { progressOf }] = await Promise.all([
+  const [{ waitForBuild }, { parseDuration }, { progressOf }, { pollInterval }, { progressView }] = await Promise.all([
     import('../../api/wait.js'),
     import('../../util/duration.js'),
     import('../../api/builds.js'),
+    import('../../api/config.js'),
+    import('../progress.js'),
   ]);
   const timeoutMs = flags.timeout !== undefined ? parseDuration(flags.timeout, '--timeout') : undefined;
-  const quiet = ['error', 'fatal', 'silent'].includes(io.log.level);
-  const poll = io.env.BKCI_POLL_INTERVAL ? parseDuration(io.env.BKCI_POLL_INTERVAL, 'BKCI_POLL_INTERVAL') : undefined;
+  const view = progressView(io);
   const { build, verdict } = await waitForBuild(api, n, io, {
     timeoutMs,
     failFast: flags.failFast === true,
-    spinner: io.stderrIsTTY && !quiet,
-    firstIntervalMs: poll,
-  });
+    onProgress: view.onProgress,
+    firstIntervalMs: pollInterval(io.env),
+  }).finally(view.close);
   printBuild(io, build, flags.json);
   if (!verdict.ok) {
     const failed = progressOf(build).failed;

@@ -1,0 +1,328 @@
+// What to do after one HTTP attempt that did not succeed: the client's whole retry policy as one
+// pure function of the outcome (a status with its headers and body, or a network error), the
+// attempt counters, the method and the clock. src/api/client.ts applies the decision; the table
+// of cases is test/api/retry.test.ts.
+//
+//   outcome                          GET/PUT/DELETE                      POST
+//   429                              wait RateLimit-Reset / Retry-After   same (a 429 was not processed)
+//   5xx                              backoff (Retry-After up to 60 s)     look up the build (ambiguous)
+//   network error, nothing sent      backoff                              backoff (safe: never reached the server)
+//   network error after sending      backoff                              look up the build (ambiguous)
+//   TLS certificate refused          give up (exit 1)                     give up
+//   3xx + Location, same origin      follow (up to 5)                     follow only 307/308
+//   3xx elsewhere / bad Location     give up, named                       give up, named
+//   4xx                              give up: 401/403/404 exit 2, else 1  same
+// A wait that would end past the deadline (`build wait --timeout`) gives up instead.
+import { BkciError } from '../util/errors.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+export type Headers = Record<string, string | string[] | undefined>;
+
+// An error answer from the API (4xx/5xx after retries). 422 and 5xx exit 1; 401/403/404 exit 2
+// (the token, org, pipeline or build given is wrong).
+export class ApiError extends BkciError {
+  override readonly exitCode: 1 | 2;
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly apiMessage: string | undefined,
+    hint?: string,
+    exitCode?: 1 | 2,
+  ) {
+    super(message, hint);
+    this.exitCode = exitCode ?? (status === 401 || status === 403 || status === 404 ? 2 : 1);
+  }
+}
+
+// The request may or may not have been processed (connection lost, timeout, 5xx on a POST).
+export class AmbiguousRequestError extends BkciError {
+  constructor(message: string, cause?: unknown) {
+    super(message, 'check whether the request took effect before repeating it', { cause });
+  }
+}
+
+// Network failure after every retry (or one that retrying cannot fix).
+export class NetworkError extends BkciError {}
+
+export const BACKOFF_BASE_MS = 500;
+export const BACKOFF_CAP_MS = 30_000;
+// A rate-limit wait longer than this is a server that will not serve us: give up and say so.
+export const MAX_RATE_LIMIT_WAIT_S = 900;
+// Same-origin redirects followed for one API request.
+export const MAX_REDIRECTS = 5;
+// The longest a 5xx's Retry-After is honoured.
+const MAX_RETRY_AFTER_5XX_S = 60;
+
+export type Outcome =
+  // An answer the caller does not take as it is: 3xx (unless the caller follows them itself), 4xx, 5xx.
+  | { kind: 'status'; status: number; headers: Headers; body: string }
+  // No answer, or the answer broke off. `error` is what undici or Node threw.
+  | { kind: 'network'; error: unknown; reading?: boolean };
+
+export interface Attempts {
+  // Failed attempts so far, this one included (redirects and rate-limit waits do not count).
+  attempt: number;
+  // Rate-limit waits so far (not counting this one).
+  rateWaits: number;
+  // Redirects followed so far.
+  hops: number;
+}
+
+export interface DecideContext {
+  method: Method;
+  url: URL;
+  // The API's origin: the only one the token goes to, and the only one redirects may lead to.
+  apiOrigin: string;
+  maxAttempts: number;
+  maxRateLimitWaits: number;
+  // Epoch milliseconds from the Io clock.
+  now: number;
+  // Give up rather than wait past this (epoch ms); undefined: no deadline.
+  deadline?: number;
+  random: () => number;
+  // For the 403/404 messages.
+  scope?: string;
+  what?: string;
+}
+
+export type Decision =
+  | { retryAfterMs: number; why: string; rateLimited?: boolean }
+  | { redirect: URL }
+  | { giveUp: BkciError }
+  // A create that may have been processed: the caller looks for it before sending it again.
+  | { lookUpBuild: AmbiguousRequestError };
+
+export function decide(outcome: Outcome, n: Attempts, ctx: DecideContext): Decision {
+  const where = `${ctx.method} ${ctx.url.pathname}`;
+  const idempotent = ctx.method !== 'POST';
+  const pastDeadline = (ms: number) => ctx.deadline !== undefined && ctx.now + ms > ctx.deadline;
+
+  if (outcome.kind === 'network') {
+    const cert = certificateProblem(outcome.error);
+    // The handshake failed, so nothing was sent; retrying would meet the same certificate.
+    if (cert)
+      return {
+        giveUp: new NetworkError(`${where}: the TLS certificate of ${ctx.url.origin} was not accepted: ${cert.reason}`, cert.hint, { cause: outcome.error }),
+      };
+    const reason = describeNetworkError(outcome.error) + (outcome.reading ? ' while reading the answer' : '');
+    const sent = outcome.reading || !neverSent(outcome.error);
+    if (!idempotent && sent)
+      return { lookUpBuild: new AmbiguousRequestError(`${where}: ${reason}; the request may or may not have been processed`, outcome.error) };
+    if (n.attempt >= ctx.maxAttempts)
+      return {
+        giveUp: new NetworkError(`${where}: ${reason} (gave up after ${n.attempt} attempts)`, `check that ${ctx.url.origin} is reachable`, {
+          cause: outcome.error,
+        }),
+      };
+    const ms = backoffDelay(n.attempt, ctx.random);
+    if (pastDeadline(ms))
+      return { giveUp: new NetworkError(`${where}: ${reason} (gave up: the time allowed has run out)`, `check that ${ctx.url.origin} is reachable`) };
+    return { retryAfterMs: ms, why: `${where}: ${reason} (attempt ${n.attempt} of ${ctx.maxAttempts})` };
+  }
+
+  const { status, headers, body } = outcome;
+  const said = apiMessage(body);
+  if (status === 429) {
+    const waitS = rateLimitWait(headers, body, ctx.now);
+    if (waitS > MAX_RATE_LIMIT_WAIT_S)
+      return {
+        giveUp: new ApiError(`${where}: rate limited, and the API asks to wait ${waitS}s`, 429, said, 'wait for the rate limit to reset and run again'),
+      };
+    if (n.rateWaits >= ctx.maxRateLimitWaits)
+      return { giveUp: new ApiError(`${where}: still rate limited after ${n.rateWaits} waits`, 429, said, 'wait a minute and run again, or poll less often') };
+    if (pastDeadline(waitS * 1000)) return { giveUp: new ApiError(`${where}: rate limited for ${waitS}s, past the time allowed`, 429, said) };
+    return { retryAfterMs: waitS * 1000, why: `${where}: rate limited by the API; waiting ${waitS}s`, rateLimited: true };
+  }
+  if (status >= 500) {
+    const msg = `${where}: the API answered ${status}${said ? `: ${said}` : ''}`;
+    if (!idempotent) return { lookUpBuild: new AmbiguousRequestError(msg) };
+    if (n.attempt >= ctx.maxAttempts)
+      return { giveUp: new ApiError(`${msg} (gave up after ${n.attempt} attempts)`, status, said, 'Buildkite may be having an incident; try again later') };
+    // A 503 may say when to come back; honour it (up to a minute) if it is longer than the backoff.
+    const after = headerValue(headers, 'retry-after') !== undefined ? Math.min(MAX_RETRY_AFTER_5XX_S, rateLimitWait(headers, '', ctx.now)) * 1000 : 0;
+    const ms = Math.max(after, backoffDelay(n.attempt, ctx.random));
+    if (pastDeadline(ms)) return { giveUp: new ApiError(`${msg} (gave up: the time allowed has run out)`, status, said) };
+    return { retryAfterMs: ms, why: `${msg} (attempt ${n.attempt} of ${ctx.maxAttempts})` };
+  }
+  const location = headerValue(headers, 'location');
+  if (status >= 300 && status < 400 && location !== undefined) {
+    // The API moved (a trailing slash, a renamed slug): follow it on the same host, with the
+    // token; never to another host, and never turn a POST into a GET.
+    const target = parseUrl(location, ctx.url);
+    if (!target)
+      return {
+        giveUp: new ApiError(
+          `${where}: the API answered ${status} with a Location header that is not a URL: ${JSON.stringify(clip(location))}`,
+          status,
+          undefined,
+        ),
+      };
+    if (target.origin !== ctx.apiOrigin)
+      return {
+        giveUp: new ApiError(
+          `${where}: the API redirected to ${target.origin}${target.pathname} (${status}); not following it with the token`,
+          status,
+          undefined,
+          /^https?:$/.test(target.protocol) ? `if that is where the API lives, set BUILDKITE_API_URL (or --api-url) to ${target.origin}/v2` : undefined,
+        ),
+      };
+    if (ctx.method !== 'GET' && status !== 307 && status !== 308)
+      return {
+        giveUp: new ApiError(`${where}: the API answered ${status} (moved to ${target.pathname}); not resending a ${ctx.method} as a GET`, status, undefined),
+      };
+    if (n.hops >= MAX_REDIRECTS) return { giveUp: new ApiError(`${where}: more than ${MAX_REDIRECTS} redirects`, status, undefined) };
+    return { redirect: target };
+  }
+  return { giveUp: errorFor(status, body, where, ctx) };
+}
+
+// Full-jitter exponential backoff: a random delay up to min(cap, base * 2^(attempt-1)), at least 100 ms.
+export function backoffDelay(attempt: number, random: () => number): number {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  return Math.max(100, Math.round(random() * ceiling));
+}
+
+// Seconds to wait on a 429: RateLimit-Reset, else Retry-After (seconds or an HTTP date), else the
+// body's `reset`, else 60. Never less than 1; `now` is epoch milliseconds.
+export function rateLimitWait(headers: Headers, body: string, now: number): number {
+  const resetText = headerValue(headers, 'ratelimit-reset');
+  const reset = resetText === undefined || resetText.trim() === '' ? NaN : Number(resetText);
+  // Seconds until the reset (Buildkite); a value that large is an epoch time instead.
+  if (Number.isFinite(reset) && reset >= 1e9) return Math.max(1, Math.ceil(reset - now / 1000));
+  if (Number.isFinite(reset) && reset >= 0) return Math.max(1, Math.ceil(reset));
+  const after = headerValue(headers, 'retry-after');
+  if (after !== undefined && after.trim() !== '') {
+    const n = Number(after);
+    if (Number.isFinite(n) && n >= 0) return Math.max(1, Math.ceil(n));
+    // An HTTP date names its day and month (V8 would also read "-5" as a year).
+    const date = /[a-z]/i.test(after) ? Date.parse(after) : NaN;
+    if (!Number.isNaN(date)) return Math.max(1, Math.ceil((date - now) / 1000));
+  }
+  try {
+    const r = (JSON.parse(body) as { reset?: unknown } | null)?.reset;
+    if (typeof r === 'number' && Number.isFinite(r) && r > 0) return Math.ceil(r);
+  } catch {
+    // not JSON
+  }
+  return 60;
+}
+
+export function headerValue(headers: Headers, name: string): string | undefined {
+  const v = headers[name] ?? headers[name.toLowerCase()];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+// A URL relative to `base`, or undefined when it is not one.
+export function parseUrl(text: string, base: URL): URL | undefined {
+  try {
+    return new URL(text, base);
+  } catch {
+    return undefined;
+  }
+}
+
+export function clip(s: string, n = 200): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+// The API's `{"message": ..., "errors": [...]}`, as one line.
+export function apiMessage(text: string): string | undefined {
+  try {
+    const j = JSON.parse(text) as { message?: unknown; errors?: unknown } | null;
+    if (typeof j?.message !== 'string') return undefined;
+    const errors = Array.isArray(j.errors) ? j.errors.map((e) => (typeof e === 'string' ? e : JSON.stringify(e))).join('; ') : '';
+    return clip(errors ? `${j.message} (${errors})` : j.message, 500);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorFor(status: number, text: string, where: string, ctx: DecideContext): ApiError {
+  const msg = apiMessage(text);
+  const said = msg ? `: ${msg}` : '';
+  // The storage host refusing a signed URL is a failed download (1), not a bad token or slug.
+  if (ctx.url.origin !== ctx.apiOrigin)
+    return new ApiError(
+      `the artifact storage at ${ctx.url.origin} answered ${status}${said}`,
+      status,
+      msg,
+      'signed download URLs expire; run the command again',
+      1,
+    );
+  switch (status) {
+    case 401:
+      return new ApiError(
+        `the API rejected the token (401)${said}`,
+        status,
+        msg,
+        'check BUILDKITE_API_TOKEN (or --token-file): the token may be revoked, expired or mistyped',
+      );
+    case 403:
+      return new ApiError(
+        `the token may not do ${where} (403)${said}`,
+        status,
+        msg,
+        ctx.scope
+          ? `give the token the \`${ctx.scope}\` scope (and access to the organization) at https://buildkite.com/user/api-access-tokens`
+          : 'check the token’s scopes and organization access',
+      );
+    case 404:
+      return new ApiError(
+        `not found: ${ctx.what ?? ctx.url.pathname} (404)${said}`,
+        status,
+        msg,
+        'check the organization and pipeline slugs (--org, --pipeline) and the build number',
+      );
+    default:
+      return new ApiError(`the API refused ${where} (${status})${said}`, status, msg);
+  }
+}
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+// Failures before a byte of the request left: safe to send again whatever the method.
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function codeOf(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  if (typeof e?.code === 'string') return e.code;
+  return typeof e?.cause?.code === 'string' ? e.cause.code : undefined;
+}
+
+export function isNetworkError(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const codes = [e?.code, e?.cause?.code].filter((c): c is string => typeof c === 'string');
+  return codes.some((c) => c.startsWith('UND_ERR') || NETWORK_CODES.has(c) || c === 'ERR_BKCI_TIMEOUT');
+}
+
+function neverSent(err: unknown): boolean {
+  const code = codeOf(err);
+  return code !== undefined && NEVER_SENT.has(code);
+}
+
+// OpenSSL's verification results as Node names them, and Node's host name check.
+const CERT_CODES =
+  /^(?:UNABLE_TO_|CERT_|CRL_|ERROR_IN_CERT|ERROR_IN_CRL|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|INVALID_CA$|PATH_LENGTH_EXCEEDED$|INVALID_PURPOSE$|HOSTNAME_MISMATCH$|ERR_TLS_CERT_ALTNAME_INVALID$)/;
+
+export function certificateProblem(err: unknown): { reason: string; hint: string } | undefined {
+  const e = err as { code?: unknown; message?: string; cause?: { code?: unknown; message?: string } } | undefined;
+  const found = [e, e?.cause].find((x) => typeof x?.code === 'string' && CERT_CODES.test(x.code));
+  if (!found) return undefined;
+  const code = found.code as string;
+  const reason = `${found.message ?? code} (${code})`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') return { reason, hint: 'check the host name in --api-url / BUILDKITE_API_URL' };
+  if (/EXPIRED|NOT_YET_VALID/.test(code)) return { reason, hint: "check this machine's clock; if it is right, the server's certificate is out of date" };
+  return {
+    reason,
+    hint: 'if a proxy or a private CA signs the certificates here, point NODE_EXTRA_CA_CERTS at its CA certificate (a PEM file) and run again',
+  };
+}
+
+export function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
+  if (e?.code === 'ERR_BKCI_TIMEOUT') return e.message ?? 'the request timed out';
+  if (e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT' || e?.code === 'UND_ERR_CONNECT_TIMEOUT') return 'the request timed out';
+  if (e?.code === 'UND_ERR_SOCKET') return 'the connection was closed by the server';
+  const code = codeOf(err);
+  const message = e?.cause?.message && e.message === 'fetch failed' ? e.cause.message : (e?.message ?? String(err));
+  return `${message}${code && !message.includes(code) ? ` (${code})` : ''}`;
+}
