@@ -5,7 +5,7 @@
 // renamed into place only when both match. A failed or interrupted download leaves no file.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, realpath, rename, unlink } from 'node:fs/promises';
+import { mkdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -100,11 +100,13 @@ export async function downloadArtifacts(client: ApiClient, artifacts: Artifact[]
   const todo = plan.flatMap((p, i) => ('file' in p ? [{ i, artifact: p.artifact, file: p.file }] : []));
   let next = 0;
   let stop: unknown;
+  // Directories made for files that then failed are removed at the end when empty.
+  const made = new Set<string>();
   const worker = async () => {
     while (next < todo.length && stop === undefined) {
       const t = todo[next++]!;
       try {
-        const d = await downloadOne(client, t.artifact, t.file, dir);
+        const d = await downloadOne(client, t.artifact, t.file, dir, made);
         results[t.i] = { ok: d };
         opts.onDone?.(d);
       } catch (err) {
@@ -115,6 +117,7 @@ export async function downloadArtifacts(client: ApiClient, artifacts: Artifact[]
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, todo.length)) }, worker));
+  for (const d of [...made].sort((x, y) => y.length - x.length)) await rmdir(d).catch(() => undefined);
   if (stop !== undefined) throw stop instanceof BkciError ? stop : new Interrupted();
   const out: DownloadResult = { downloaded: [], problems: [] };
   results.forEach((r, i) => {
@@ -151,7 +154,7 @@ async function sha1Of(file: string): Promise<{ sha1: string; bytes: number } | u
   return { sha1: hash.digest('hex'), bytes };
 }
 
-async function downloadOne(client: ApiClient, a: Artifact, file: string, dir: string): Promise<Downloaded> {
+async function downloadOne(client: ApiClient, a: Artifact, file: string, dir: string, made: Set<string>): Promise<Downloaded> {
   if (a.sha1sum) {
     const have = await sha1Of(file);
     if (have && have.sha1 === a.sha1sum.toLowerCase()) return { path: a.path, file, bytes: have.bytes, sha1: have.sha1, skipped: true };
@@ -160,7 +163,8 @@ async function downloadOne(client: ApiClient, a: Artifact, file: string, dir: st
     // Directories only once there is something to write into them, and never through a
     // symbolic link that leads out of the download directory.
     const parent = dirname(file);
-    await mkdir(parent, { recursive: true });
+    const first = await mkdir(parent, { recursive: true });
+    for (let d = parent; first !== undefined && d.length >= first.length; d = dirname(d)) made.add(d);
     const [realRoot, realParent] = await Promise.all([realpath(resolve(dir)), realpath(parent)]);
     if (realParent !== realRoot && !realParent.startsWith(realRoot + sep))
       throw new CheckFailed(`${dirname(a.path)} is a symbolic link out of the download directory (to ${realParent})`);

@@ -288,7 +288,7 @@ export class ApiClient {
       // by its rate (chunks) and undici's idle timeout.
       const limit = new AbortController();
       const remaining = opts.deadline === undefined ? Infinity : opts.deadline - this.io.now().getTime();
-      const totalMs = Math.max(1000, Math.min(this.timeoutMs, remaining));
+      const totalMs = Math.min(this.timeoutMs, Math.max(1000, remaining));
       const timer = opts.streamed
         ? undefined
         : setTimeout(() => limit.abort(new TimeoutError(`the request timed out (no complete answer within ${formatSeconds(totalMs)})`)), totalMs);
@@ -321,7 +321,7 @@ export class ApiClient {
           try {
             return await consume(res.body, response);
           } catch (err) {
-            res.body.destroy();
+            discard(res.body);
             const stopped = this.interrupted();
             if (stopped) throw stopped;
             if (limit.signal.aborted) outcome = { kind: 'network', error: limit.signal.reason, reading: true };
@@ -448,11 +448,19 @@ async function* bytesOf(body: Readable, res: Response): AsyncGenerator<Buffer> {
         undefined,
       );
     } finally {
-      decoder.destroy();
+      discard(decoder);
     }
   } finally {
-    body.destroy();
+    discard(body);
   }
+}
+
+// Drops what is left of a stream; destroying one that is not finished makes it emit an error,
+// which nobody is listening for any more.
+function discard(s: Readable | import('node:stream').Duplex): void {
+  if (s.destroyed) return;
+  s.on('error', () => undefined);
+  s.destroy();
 }
 
 function formatSeconds(ms: number): string {
