@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { BkciError, Interrupted } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { redact } from '../util/redact.js';
-import { ApiError, clip, decide, headerValue, isNetworkError, parseUrl, type Headers, type Method, type Outcome } from './retry.js';
+import { ApiError, clip, decide, headerValue, isNetworkError, isTransportError, parseUrl, type Headers, type Method, type Outcome } from './retry.js';
 
 export { AmbiguousRequestError, ApiError, NetworkError, backoffDelay, headerValue, rateLimitWait, type Method } from './retry.js';
 
@@ -336,7 +336,7 @@ export class ApiClient {
         const stopped = this.interrupted();
         if (stopped) throw stopped;
         if (limit.signal.aborted) outcome = { kind: 'network', error: limit.signal.reason };
-        else if (err instanceof BkciError || !isNetworkError(err)) throw err;
+        else if (err instanceof BkciError || !isTransportError(err)) throw err;
         else outcome = { kind: 'network', error: err };
       } finally {
         clearTimeout(timer);

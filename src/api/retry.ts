@@ -294,6 +294,11 @@ export function isNetworkError(err: unknown): boolean {
   return codes.some((c) => c.startsWith('UND_ERR') || NETWORK_CODES.has(c) || c === 'ERR_BKCI_TIMEOUT');
 }
 
+// An error of the connection (network or TLS certificate): an outcome for decide(), not a bug.
+export function isTransportError(err: unknown): boolean {
+  return isNetworkError(err) || certificateProblem(err) !== undefined;
+}
+
 function neverSent(err: unknown): boolean {
   const code = codeOf(err);
   return code !== undefined && NEVER_SENT.has(code);
