@@ -26,6 +26,8 @@ export interface RenderRequest {
   // minijinja-cli's --no-include and --safe-path (directories templates may come from).
   noInclude?: boolean;
   safePaths?: string[];
+  // minijinja-cli's --fuel: how much work the render may do (the engine's DEFAULT_FUEL if absent).
+  fuel?: number;
   // minijinja-cli's --select: the dotted path of the data that becomes the context.
   select?: string;
   // minijinja-cli's --autoescape: by file name (auto, the default) or one mode for every template.
@@ -164,6 +166,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
       autoescape: req.autoescape === 'auto' ? undefined : req.autoescape,
       noInclude: req.noInclude,
       safePaths,
+      fuel: req.fuel,
     });
     text = t.render(context);
   } catch (err) {

@@ -1,6 +1,6 @@
 // `bkci pipeline render`: a Jinja template and its test list into a pipeline on stdout (or -o FILE).
 import type { Command } from 'commander';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { SilentFailure, UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { collect, list } from '../command.js';
@@ -18,6 +18,7 @@ interface RenderFlags {
   select?: string;
   include: boolean;
   safePath: string[];
+  fuel?: number;
   changedFiles?: string;
   diffBase?: string;
   runAllPaths?: string;
@@ -51,6 +52,12 @@ export function renderCommand(pipeline: Command, io: Io): Command {
     .option('--lstrip-blocks', 'remove spaces and tabs before a block tag or comment that starts its line (as minijinja-cli)')
     .option('--no-include', 'refuse include, import and extends (as minijinja-cli)')
     .option('--safe-path <dir>', 'load templates only from under DIR; repeatable (as minijinja-cli)', collect, [])
+    .addOption(
+      new Option('--fuel <n>', 'how much work the render may do before it stops with an error (default 50000000; as minijinja-cli --fuel)').argParser((v) => {
+        if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError('a whole number of 1 or more');
+        return Number(v);
+      }),
+    )
     .option('--select <path>', 'use only this part of DATA as the context: a dotted path of keys and list indexes (as minijinja-cli --select)')
     .addOption(
       new Option(
@@ -114,6 +121,7 @@ Examples:
           select: flags.select,
           noInclude: !flags.include,
           safePaths: flags.safePath,
+          fuel: flags.fuel,
           changedFiles: flags.changedFiles,
           diffBase: flags.diffBase,
           runAllPaths: list(flags.runAllPaths),

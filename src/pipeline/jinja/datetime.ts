@@ -80,7 +80,8 @@ function toMoment(v: unknown, tz: string | undefined, allowDate: boolean): Momen
   let hasTime = true;
   if (typeof v === 'number' || v instanceof JFloat) {
     const s = typeof v === 'number' ? v : v.v;
-    if (!Number.isFinite(s)) throw new EvalError('invalid operation: date out of range');
+    // The time crate's range, years -9999 to 9999 (JavaScript dates end sooner than 1e300).
+    if (!Number.isFinite(s) || s < -377_705_116_800 || s > 253_402_300_799) throw new EvalError('invalid operation: date out of range');
     ms = Math.floor(s * 1000);
     nanosExtra = Math.round((s * 1000 - ms) * 1_000_000) % 1_000_000;
   } else if (typeof v === 'string') {

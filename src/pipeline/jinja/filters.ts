@@ -3,6 +3,7 @@
 import { formatDate } from './datetime.js';
 import { EvalError } from './errors.js';
 import { getAttr, getItem } from './access.js';
+import { items as itemsMade, repeatString, sized } from './limits.js';
 import { percentFormat } from './pyformat.js';
 import { applyTest } from './tests.js';
 import {
@@ -102,8 +103,8 @@ function jsonValue(v: unknown, allowUndefined: boolean): unknown {
 // Serialises like serde_json: compact, or pretty with `indent` spaces; keys sorted (maps are).
 export function toJson(v: unknown, indent: number | undefined, htmlSafe: boolean): string {
   const ser = (x: unknown, depth: number): string => {
-    const pad = indent === undefined ? '' : '\n' + ' '.repeat(indent * (depth + 1));
-    const end = indent === undefined ? '' : '\n' + ' '.repeat(indent * depth);
+    const pad = indent === undefined ? '' : '\n' + repeatString(' ', indent * (depth + 1));
+    const end = indent === undefined ? '' : '\n' + repeatString(' ', indent * depth);
     const sep = indent === undefined ? ':' : ': ';
     switch (kindOf(x)) {
       case 'undefined':
@@ -212,10 +213,11 @@ export function splitString(s: string, sep: unknown, maxsplit: unknown, emptySep
 export function justify(s: string, width: number, fillChar: unknown, align: '<' | '>' | '^'): string {
   const f = fillChar === undefined || fillChar === null ? ' ' : toStr(fillChar);
   if ([...f].length !== 1) throw new EvalError('invalid argument: the fill character must be exactly one character long');
-  const marg = width - [...s].length;
+  const marg = width - codePoints(s);
   if (marg <= 0) return s;
+  sized(s.length + marg);
   const left = align === '<' ? 0 : align === '>' ? marg : Math.floor(marg / 2) + (marg & width & 1);
-  return f.repeat(left) + s + f.repeat(marg - left);
+  return repeatString(f, left) + s + repeatString(f, marg - left);
 }
 
 // Replaces the first `count` occurrences of `from` (Python's str.replace with a count).
@@ -234,12 +236,13 @@ export function replaceFirst(s: string, from: string, to: string, count: number)
 function indent(v: unknown, a: Args): string {
   let s = str(v);
   const w = a.get(0, 'width');
-  const prefix = typeof w === 'string' ? w : ' '.repeat(w === undefined ? 4 : int(w, 'width'));
+  const prefix = typeof w === 'string' ? w : repeatString(' ', w === undefined ? 4 : int(w, 'width'));
   const first = isTrue(a.get(1, 'first'));
   const blank = isTrue(a.get(2, 'blank'));
   const strip = (x: string) => x.replace(/\n$/, '').replace(/\r$/, '');
   s = strip(s);
   const lines = s.split('\n');
+  sized(s.length + lines.length * prefix.length);
   let out = '';
   let start = 0;
   if (!first) {
@@ -374,10 +377,26 @@ function toFloat(v: unknown, a: Args): unknown {
   throw new EvalError('invalid operation: invalid float literal');
 }
 
+// Characters (code points) of a string, counted without making an array of them.
+export function codePoints(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
 function length(v: unknown): number {
   switch (kindOf(v)) {
     case 'string':
-      return [...(v as string)].length;
+      return codePoints(v as string);
     case 'seq':
       return (v as unknown[]).length;
     case 'map':
@@ -617,6 +636,8 @@ const FILTERS: Record<string, Filter> = {
     // indent: a number of spaces, true for 2, false or none for compact (as minijinja reads it).
     const ind = a.get(0, 'indent');
     const spaces = ind === undefined || ind === null || ind === false ? undefined : ind === true ? 2 : int(ind, 'indent');
+    if (spaces !== undefined && (spaces < 0 || !Number.isInteger(spaces)))
+      throw new EvalError('invalid argument: indent must be a whole number of spaces, 0 or more');
     return new SafeStr(toJson(v, spaces, true));
   },
   pprint: (v) => pprint(v, 0),
@@ -628,12 +649,16 @@ const FILTERS: Record<string, Filter> = {
     const out: unknown[][] = [];
     for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
     const lastRow = out.at(-1);
-    if (fill !== undefined && lastRow) while (lastRow.length < n) lastRow.push(fill);
+    if (fill !== undefined && lastRow) {
+      itemsMade(n - lastRow.length, 'batch: a row');
+      while (lastRow.length < n) lastRow.push(fill);
+    }
     return out;
   },
   slice: (v, a) => {
     const n = int(a.get(0, 'slices'), 'count');
     if (n <= 0) throw new EvalError('invalid argument: count must be positive');
+    itemsMade(n, 'slice: a list');
     const fill = a.get(1, 'fill_with');
     const items = listOf(v, 'slice');
     const per = Math.floor(items.length / n);

@@ -2,6 +2,7 @@
 // randrange.
 import { now } from './datetime.js';
 import { EvalError } from './errors.js';
+import { charge, sized } from './limits.js';
 import { type CallArgs, debugRepr, JCallable, Namespace, num, RANGES, sortedMap, toStr } from './values.js';
 
 // The arguments of `fn` as integers (plain numbers are ints in the value model; floats are JFloat).
@@ -22,6 +23,7 @@ function range({ args, kwargs }: CallArgs): number[] {
     out.push(i);
     if (out.length > 100_000) throw new EvalError('invalid operation: range has too many elements');
   }
+  charge(out.length);
   RANGES.add(out);
   return out;
 }
@@ -31,6 +33,9 @@ const LOREM = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiu
 function lipsum({ args }: CallArgs): string {
   if (args.length > 4) throw new EvalError('too many arguments: lipsum takes at most 4');
   const n = args[0] === undefined ? 5 : num(args[0]);
+  // Paragraphs of 20 to 59 words: at least ~100 characters each.
+  sized(n * 100, 'lipsum text');
+  charge(n);
   const paras: string[] = [];
   for (let p = 0; p < n; p++) {
     const words = Array.from({ length: 20 + ((p * 7) % 40) }, (_x, i) => LOREM[(i + p) % LOREM.length]!);

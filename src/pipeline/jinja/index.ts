@@ -94,7 +94,7 @@ export function fileLoader(baseDir: string, ws: WhitespaceOptions = {}, mainName
 export function compileTemplate(
   source: string,
   name: string,
-  opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean } & WhitespaceOptions & LoadPolicy = {},
+  opts: { baseDir?: string; autoescape?: AutoEscape; strictUndefined?: boolean; fuel?: number } & WhitespaceOptions & LoadPolicy = {},
 ): CompiledTemplate {
   const ws: WhitespaceOptions = { trimBlocks: opts.trimBlocks, lstripBlocks: opts.lstripBlocks };
   const body = parseTemplate(dropTrailingNewline(source), name, ws);
@@ -112,6 +112,7 @@ export function compileTemplate(
         autoescapeFor: fixed ? () => fixed : autoEscapeFor,
         loader,
         strictUndefined: opts.strictUndefined ?? false,
+        fuel: opts.fuel,
       }),
   };
 }

@@ -9,6 +9,7 @@ import { binaryOp, negate } from './ops.js';
 import { applyTest, testNames } from './tests.js';
 import { builtinGlobals, DEBUG } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
+import { Budget, charge, emitted, engineLimitError, withBudget } from './limits.js';
 import {
   type CallArgs,
   debugRepr,
@@ -88,6 +89,8 @@ export interface RenderOptions {
   // minijinja's strict undefined: using an undefined value is an error, except in `is defined`,
   // `is undefined` and `default`.
   strictUndefined?: boolean;
+  // minijinja's fuel: how much work the render may do (limits.ts; DEFAULT_FUEL when absent).
+  fuel?: number;
 }
 
 const LENIENT_TESTS = new Set(['defined', 'undefined', 'none']);
@@ -111,6 +114,8 @@ class Renderer {
     return this.ownBlocksFound;
   }
   private lenient = 0;
+  // The statement being run: where an error that no expression placed is reported.
+  private at: { line: number; col: number } = { line: 1, col: 1 };
   // The block being rendered, for debug().
   private currentBlock: string | undefined;
   // The autoescape mode in force: the template's, or an `{% autoescape %}` block's.
@@ -144,15 +149,23 @@ class Renderer {
   fail(err: unknown, at: { line: number; col: number }): never {
     if (err instanceof TemplateError) throw err;
     if (err instanceof EvalError) throw new TemplateError(err.message, this.name, at.line, at.col);
+    const limit = engineLimitError(err);
+    if (limit) throw new TemplateError(limit.message, this.name, at.line, at.col);
     throw err;
   }
 
   render(body: Stmt[], frame: Frame): string {
-    const parent = this.findExtends(body);
-    if (parent) return this.renderExtends(body, parent, frame);
-    this.ownBody = body;
-    this.exec(body, frame);
-    return this.out.join('');
+    try {
+      const parent = this.findExtends(body);
+      if (parent) return this.renderExtends(body, parent, frame);
+      this.ownBody = body;
+      this.exec(body, frame);
+      return this.out.join('');
+    } catch (err) {
+      // Anything not placed yet (a limit reached between two nodes) is placed at the statement
+      // being run.
+      return this.fail(err, this.at);
+    }
   }
 
   private findExtends(body: Stmt[]): Extract<Stmt, { t: 'extends' }> | undefined {
@@ -162,10 +175,15 @@ class Renderer {
   private renderExtends(body: Stmt[], ext: Extract<Stmt, { t: 'extends' }>, frame: Frame): string {
     let current = body;
     let node: Extract<Stmt, { t: 'extends' }> | undefined = ext;
-    for (let guard = 0; node && guard < 32; guard++) {
+    // As minijinja: a template met twice on the way up is a cycle (a template extending itself).
+    const seen = new Set<string>();
+    while (node) {
       for (const s of current) if (s.t === 'block') this.blocks.set(s.name, [...(this.blocks.get(s.name) ?? []), s.body]);
       for (const s of current) if (s.t === 'set' || s.t === 'macro' || s.t === 'import' || s.t === 'fromimport') this.exec([s], frame);
       const loaded = this.loadTemplate(this.eval(node.template, frame), node);
+      if (seen.has(loaded.name))
+        this.fail(new EvalError(`invalid operation: cycle in template inheritance. "${loaded.name}" was referenced more than once`), node);
+      seen.add(loaded.name);
       this.name = loaded.name;
       current = loaded.body;
       node = this.findExtends(current);
@@ -198,13 +216,27 @@ class Renderer {
   }
 
   private execOne(s: Stmt, frame: Frame): void {
+    this.at = s;
+    try {
+      charge();
+      if (s.t === 'data') emitted(s.text.length);
+    } catch (err) {
+      this.fail(err, s);
+    }
     switch (s.t) {
       case 'data':
         this.out.push(s.text);
         return;
-      case 'emit':
-        this.out.push(this.format(this.eval(s.e, frame), s));
+      case 'emit': {
+        const text = this.format(this.eval(s.e, frame), s);
+        try {
+          emitted(text.length);
+        } catch (err) {
+          this.fail(err, s);
+        }
+        this.out.push(text);
         return;
+      }
       case 'if':
         this.exec(isTrue(this.eval(s.cond, frame)) ? s.body : s.else, frame);
         return;
@@ -430,6 +462,11 @@ class Renderer {
     const loop = new LoopState(items, depth, recurse);
     const inner = new Frame(frame);
     for (let i = 0; i < items.length; i++) {
+      try {
+        charge();
+      } catch (err) {
+        this.fail(err, s);
+      }
       loop.index0 = i;
       inner.vars.set('loop', loop);
       this.assign(s.target, items[i], inner);
@@ -547,6 +584,7 @@ class Renderer {
 
   eval(e: Expr, frame: Frame): unknown {
     try {
+      charge();
       switch (e.t) {
         case 'const':
           return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;
@@ -726,7 +764,7 @@ function rootOf(frame: Frame): Frame {
 export function renderTemplate(body: Stmt[], context: Map<string, unknown>, opts: RenderOptions): string {
   const root = new Frame(null);
   for (const [k, v] of context) root.vars.set(k, v);
-  return new Renderer(opts, opts.name).render(body, new Frame(root));
+  return withBudget(new Budget(opts.fuel), () => new Renderer(opts, opts.name).render(body, new Frame(root)));
 }
 
 // How an expression reads in an error message: `step.env`, `x["k"]`, or `the value` for the rest.

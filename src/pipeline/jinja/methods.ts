@@ -1,7 +1,8 @@
 // Python methods on values (`s.startswith('x')`, `d.items()`, `d.get('k')`), as Python's Jinja2
 // allows. minijinja-cli without --py-compat rejects them; bkci accepts them as a superset.
 import { EvalError } from './errors.js';
-import { justify, replaceFirst, splitString, titleCase } from './filters.js';
+import { repeatString, sized } from './limits.js';
+import { codePoints, justify, replaceFirst, splitString, titleCase } from './filters.js';
 import { strFormat } from './pyformat.js';
 import { type CallArgs, compareValues, isTrue, JIterator, kindOf, Namespace, normKey, seqItems, sortValues, toStr, typeName, valuesEqual } from './values.js';
 
@@ -142,7 +143,8 @@ const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknow
     for (const ch of s) {
       if (ch === '\t') {
         const n = t > 0 ? t - (col % t) : 0;
-        out += ' '.repeat(n);
+        sized(out.length + n);
+        out += repeatString(' ', n);
         col += n;
       } else {
         out += ch;
@@ -153,10 +155,10 @@ const STRING: Record<string, (s: string, a: unknown[], call: CallArgs) => unknow
   },
   // Python's zfill: zeros after a leading sign.
   zfill: (s, [w]) => {
-    const marg = Number(w) - [...s].length;
+    const marg = Number(w) - codePoints(s);
     if (marg <= 0) return s;
     const sign = s[0] === '-' || s[0] === '+' ? s[0] : '';
-    return sign + '0'.repeat(marg) + s.slice(sign.length);
+    return sign + repeatString('0', marg) + s.slice(sign.length);
   },
   format: (s, _a, call) => strFormat(s, call.args, call.kwargs),
 };

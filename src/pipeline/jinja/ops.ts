@@ -3,6 +3,7 @@
 import { EvalError } from './errors.js';
 import { compareValues, isFloat, isNumber, JFloat, kindOf, mkFloat, num, seqItems, toStr, typeName, valuesEqual } from './values.js';
 import type { BinOp } from './ast.js';
+import { items, repeatString, sized } from './limits.js';
 
 const isNumLike = (v: unknown) => isNumber(v) || typeof v === 'boolean';
 
@@ -26,8 +27,12 @@ function arith(op: string, a: unknown, b: unknown, ints: (x: number, y: number) 
 export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
   switch (op) {
     case '+':
-      if (typeof a === 'string' && typeof b === 'string') return a + b;
-      if (kindOf(a) === 'seq' && kindOf(b) === 'seq') return [...seqItems(a), ...seqItems(b)];
+      if (typeof a === 'string' && typeof b === 'string') return sized(a.length + b.length) && a + b;
+      if (kindOf(a) === 'seq' && kindOf(b) === 'seq') {
+        const [x, y] = [seqItems(a), seqItems(b)];
+        items(x.length + y.length);
+        return [...x, ...y];
+      }
       return arith(
         '+',
         a,
@@ -55,7 +60,10 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
         if (n === undefined) continue;
         if (!Number.isInteger(n) || n < 0)
           throw new EvalError(`invalid operation: ${str ? 'strings' : 'sequences and iterables'} can only be multiplied with integers`);
-        return str ? (x as string).repeat(n) : Array.from({ length: n }, () => seqItems(x)).flat();
+        if (str) return repeatString(x as string, n);
+        const xs = seqItems(x);
+        items(xs.length * n);
+        return Array.from({ length: xs.length ? n : 0 }, () => xs).flat();
       }
       return arith(
         '*',
@@ -89,8 +97,11 @@ export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
         );
       }
       return mkFloat(num(a) ** num(b));
-    case '~':
-      return toStr(a) + toStr(b);
+    case '~': {
+      const [x, y] = [toStr(a), toStr(b)];
+      sized(x.length + y.length);
+      return x + y;
+    }
     case '==':
       return valuesEqual(a, b);
     case '!=':

@@ -23,11 +23,23 @@ export interface WhitespaceOptions {
 // Parses template source into statements; throws TemplateError with the 1-based position.
 export function parseTemplate(source: string, name: string, ws: WhitespaceOptions = {}): Stmt[] {
   try {
-    return new JinjaParser(new TokenStream(lexJinja(source), ws.trimBlocks === true), name, ws.lstripBlocks === true).parseAll();
+    return new JinjaParser(new TokenStream(lexJinja(source), ws.trimBlocks === true), name, ws.lstripBlocks === true, endOf(source)).parseAll();
   } catch (err) {
-    throw toTemplateError(err, name);
+    throw toTemplateError(err, name, endOf(source));
   }
 }
+
+// Where the template ends: the line and column just past its last character (1-based).
+function endOf(source: string): Pos {
+  const nl = source.lastIndexOf('\n');
+  let line = 1;
+  for (let i = source.indexOf('\n'); i >= 0; i = source.indexOf('\n', i + 1)) line++;
+  return { line, col: source.length - nl };
+}
+
+// How deeply blocks, and expressions, may nest: minijinja's parser stops at 150 levels
+// ("template exceeds maximum recursion limits"), far beyond what a real template uses.
+const MAX_NESTING = 150;
 
 // The tokens the grammar reads: Nunjucks' tokens without white space, with unbounded push-back
 // (Jinja's grammar needs more look-ahead than one token: `not in`, keyword arguments), and the flag
@@ -80,22 +92,39 @@ class TokenStream {
   }
 }
 
-function toTemplateError(err: unknown, name: string): TemplateError {
+function toTemplateError(err: unknown, name: string, end: Pos): TemplateError {
   if (err instanceof TemplateError) return err;
   const e = err as { message?: string; lineno?: number; colno?: number };
-  // Nunjucks' lexer throws plain errors ("expected end of comment") without a position.
+  if (err instanceof RangeError && /call stack/i.test(String(e.message)))
+    return new TemplateError('syntax error: template exceeds maximum recursion limits', name, 1, 1);
+  // Nunjucks' lexer throws plain errors ("expected end of comment") without a position: they are
+  // about something left open when the template ends.
   const msg = String(e.message ?? err).replace(/^\(unknown path\)\s*(\[Line \d+, Column \d+\])?\s*/, '');
-  return new TemplateError('syntax error: ' + msg, name, e.lineno ?? 0, e.colno ?? 0);
+  if (e.lineno === undefined) return new TemplateError(`syntax error: ${msg} (the template ends here)`, name, end.line, end.col);
+  return new TemplateError('syntax error: ' + msg, name, e.lineno, e.colno ?? 0);
 }
 
 class JinjaParser {
   private breakOn: string[] = [];
   private loopDepth = 0;
+  // The block tags open around the current position, innermost last (for "not closed" errors).
+  private readonly open: { tag: string; at: Pos }[] = [];
+  private exprDepth = 0;
   constructor(
     private readonly p: TokenStream,
     private readonly name: string,
     private readonly lstripBlocks: boolean,
+    private readonly end: Pos,
   ) {}
+
+  private deeper<T>(t: Token | null, parse: () => T): T {
+    if (++this.exprDepth > MAX_NESTING) this.fail('template exceeds maximum recursion limits', t);
+    try {
+      return parse();
+    } finally {
+      this.exprDepth--;
+    }
+  }
 
   parseAll(): Stmt[] {
     const body = this.parseNodes();
@@ -106,7 +135,13 @@ class JinjaParser {
 
   private fail(msg: string, tok?: Token | null): never {
     const t = tok ?? this.p.peekToken();
-    throw new TemplateError('syntax error: ' + msg, this.name, t ? t.lineno + 1 : 0, t ? t.colno + 1 : 0);
+    if (!t) {
+      // The template ended: say so where it ends, and name the block still open.
+      const inner = this.open.at(-1);
+      const why = inner ? `; the '${inner.tag}' block opened at ${inner.at.line}:${inner.at.col} is not closed` : '';
+      throw new TemplateError(`syntax error: ${msg}${why}`, this.name, this.end.line, this.end.col);
+    }
+    throw new TemplateError('syntax error: ' + msg, this.name, t.lineno + 1, t.colno + 1);
   }
 
   private pos(t: Token): Pos {
@@ -239,6 +274,16 @@ class JinjaParser {
     const tok = this.peek();
     if (tok.type !== lexer.TOKEN_SYMBOL) this.fail(`expected statement, got '${tok.value}'`, tok);
     const at = this.pos(start);
+    if (this.open.length >= MAX_NESTING) this.fail('template exceeds maximum recursion limits', tok);
+    this.open.push({ tag: tok.value, at });
+    try {
+      return this.parseStatementAt(tok, at);
+    } finally {
+      this.open.pop();
+    }
+  }
+
+  private parseStatementAt(tok: Token, at: Pos): Stmt | null {
     switch (tok.value) {
       case 'if':
         return this.parseIf(at);
@@ -545,6 +590,10 @@ class JinjaParser {
   }
 
   private parseOr(): Expr {
+    return this.deeper(this.p.peekToken(), () => this.parseOrAt());
+  }
+
+  private parseOrAt(): Expr {
     let l = this.parseAnd();
     while (this.isSym(this.p.peekToken(), 'or')) {
       const t = this.next();
@@ -566,7 +615,7 @@ class JinjaParser {
     const t = this.peek();
     if (this.isSym(t, 'not')) {
       this.next();
-      return { t: 'not', e: this.parseNot(), ...this.pos(t) };
+      return { t: 'not', e: this.deeper(t, () => this.parseNot()), ...this.pos(t) };
     }
     return this.parseCompare();
   }
@@ -639,7 +688,7 @@ class JinjaParser {
     const t = this.peek();
     if (t.type === lexer.TOKEN_OPERATOR && (t.value === '-' || t.value === '+')) {
       this.next();
-      return { t: t.value === '-' ? 'neg' : 'pos', e: this.parseUnaryNoFilter(), ...this.pos(t) };
+      return { t: t.value === '-' ? 'neg' : 'pos', e: this.deeper(t, () => this.parseUnaryNoFilter()), ...this.pos(t) };
     }
     return this.parsePostfix(this.parsePrimary());
   }

@@ -2,6 +2,7 @@
 // (printf-style, `str % args`) and `"{:>8}{name}".format(x, name=y)` (str.format). Values print as
 // bkci prints them (`{}` of a list is minijinja's list), numbers as Python formats them.
 import { EvalError } from './errors.js';
+import { repeatString, sized } from './limits.js';
 import { getAttr, getItem } from './access.js';
 import { isFloat, isNumber, num, toStr } from './values.js';
 
@@ -33,8 +34,10 @@ function group(digits: string, sep: string, every: number): string {
 // Fixed-point digits of a non-negative number, also past 1e21 (where toFixed switches to
 // exponents; such doubles are integers, printed exactly as Python does).
 function fixed(a: number, prec: number): string {
-  if (!Number.isFinite(a)) return a.toFixed(prec);
-  if (a >= 1e21) return BigInt(a).toString() + (prec > 0 ? '.' + '0'.repeat(prec) : '');
+  sized(prec + 330, 'a formatted number');
+  if (!Number.isFinite(a)) return a.toFixed(Math.min(prec, 100));
+  if (a >= 1e21) return BigInt(a).toString() + (prec > 0 ? '.' + repeatString('0', prec) : '');
+  if (prec > 75) return exactFixed(a, prec);
   // toFixed breaks an exact tie upwards (2.25 -> 2.3); Python rounds it to even (2.2). A tie
   // shows as the exact digits going on with 5 and then only zeros.
   if (prec <= 75) {
@@ -47,6 +50,40 @@ function fixed(a: number, prec: number): string {
     }
   }
   return a.toFixed(prec);
+}
+
+// A finite non-negative double to `prec` decimals from its exact binary value (what Python prints
+// for any precision; toFixed stops at 100): m * 2^e is (m * 5^-e) / 10^-e, rounded half to even.
+function exactFixed(a: number, prec: number): string {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, a);
+  const bits = view.getBigUint64(0);
+  const biased = Number((bits >> 52n) & 0x7ffn);
+  const frac = bits & ((1n << 52n) - 1n);
+  const m = biased === 0 ? frac : frac | (1n << 52n);
+  const e = (biased === 0 ? 1 : biased) - 1075;
+  if (e >= 0) return (m << BigInt(e)).toString() + (prec > 0 ? '.' + repeatString('0', prec) : '');
+  const f = -e; // exact decimals
+  let scaled = m * 5n ** BigInt(f);
+  let decimals = f;
+  if (prec < f) {
+    const div = 10n ** BigInt(f - prec);
+    const q = scaled / div;
+    const r = scaled % div;
+    const twice = r * 2n;
+    scaled = twice > div || (twice === div && q % 2n === 1n) ? q + 1n : q;
+    decimals = prec;
+  }
+  let digits = scaled.toString().padStart(decimals + 1, '0');
+  if (decimals < prec) digits += repeatString('0', prec - decimals);
+  const cut = digits.length - prec;
+  return prec > 0 ? `${digits.slice(0, cut)}.${digits.slice(cut)}` : digits;
+}
+
+// toExponential and toPrecision stop at 100 digits.
+function maxPrecision(prec: number): number {
+  if (prec > 100) throw new EvalError(`invalid argument: a precision of ${prec} digits is more than bkci formats in exponent notation (100)`);
+  return prec;
 }
 
 // Python's repr() of a float: the shortest digits that read back, in exponent notation below
@@ -71,14 +108,14 @@ function plain(v: unknown, repr: boolean): string {
 
 // Python's exponent notation: at least two exponent digits.
 function expo(x: number, prec: number, upper: boolean): string {
-  const s = x.toExponential(prec).replace(/e([+-])(\d)$/, 'e$10$2');
+  const s = x.toExponential(maxPrecision(prec)).replace(/e([+-])(\d)$/, 'e$10$2');
   return upper ? s.toUpperCase() : s;
 }
 
 // Python's 'g': exponent notation when the exponent is < -4 or >= the precision; trailing zeros
 // dropped unless '#'.
 function general(x: number, prec: number, alt: boolean, upper: boolean): string {
-  const p = prec === 0 ? 1 : prec;
+  const p = prec === 0 ? 1 : maxPrecision(prec);
   if (x === 0) return alt ? (0).toFixed(p - 1) : '0';
   const e = Number(x.toExponential(p - 1).split('e')[1]);
   let s = e < -4 || e >= p ? expo(x, p - 1, upper) : x.toFixed(Math.max(0, p - 1 - e));
@@ -131,7 +168,7 @@ function numberBody(x: number, spec: Spec, float: boolean): string {
           return spec.grouping ? s.replace(/^\d+/, (d) => group(d, spec.grouping, 3)) : s;
         }
         if (!Number.isFinite(a)) return Number.isNaN(a) ? 'nan' : 'inf';
-        const p = prec === 0 ? 1 : prec;
+        const p = prec === 0 ? 1 : maxPrecision(prec);
         const e = a === 0 ? 0 : Number(a.toExponential(p - 1).split('e')[1]);
         const g = general(a, p, spec.alt, false);
         if (e < -4 || e >= p - 1 + (Number.isInteger(a) ? 0 : 1)) return g;
@@ -150,13 +187,13 @@ function signOf(negative: boolean, sign: string): string {
 function pad(body: string, spec: Spec, defaultAlign: string, signPart = ''): string {
   const len = [...signPart].length + [...body].length;
   if (len >= spec.width) return signPart + body;
-  const n = spec.width - len;
+  const n = sized(spec.width, 'a formatted value') - len;
   const align = spec.align || defaultAlign;
   const f = spec.fill;
-  if (align === '<') return signPart + body + f.repeat(n);
-  if (align === '>') return f.repeat(n) + signPart + body;
-  if (align === '^') return f.repeat(Math.floor(n / 2)) + signPart + body + f.repeat(n - Math.floor(n / 2));
-  return signPart + f.repeat(n) + body; // '=': after the sign
+  if (align === '<') return signPart + body + repeatString(f, n);
+  if (align === '>') return repeatString(f, n) + signPart + body;
+  if (align === '^') return repeatString(f, Math.floor(n / 2)) + signPart + body + repeatString(f, n - Math.floor(n / 2));
+  return signPart + repeatString(f, n) + body; // '=': after the sign
 }
 
 // One value through a format spec (the part after ':' in str.format).
