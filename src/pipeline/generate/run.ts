@@ -1,0 +1,319 @@
+// The edge of `bkci pipeline generate`: load the profile, config and test areas, gather the facts
+// (environment, changed files from git, registry probes), run the pure core, write the result.
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, stringify } from 'yaml';
+import { InputError, UsageError, CheckFailed } from '../../util/errors.js';
+import type { Io } from '../../util/io.js';
+import { checkSteps, Generator, type Decision, type Facts } from './build.js';
+import { readConfig, readTestAreas, type GenConfig } from './areas.js';
+import { checkProfile, fill, matches, type Profile, type VariableDef } from './profile.js';
+
+export interface GenerateRequest {
+  config: string;
+  profile: string;
+  changedFiles?: string; // a file (or -) with one path per line
+  diffBase?: string;
+  labels?: string[];
+  otelBundle?: string;
+  probe: boolean;
+  fileOrder?: 'directory' | 'sorted';
+  output?: string;
+}
+
+export interface GenerateResult {
+  // undefined: a docs-only change, nothing to run.
+  text?: string;
+  pipeline?: { steps: unknown[] };
+  decisions: Decision[];
+  docsOnly: boolean;
+  files: string[];
+}
+
+// A bundled profile name (profiles/NAME.yaml next to the package) or a file path.
+export function resolveProfile(name: string, cwd: string): string {
+  // A bare name (no '/', no .yaml/.yml) is a bundled profile; anything else is a file.
+  if (/^[a-z0-9_-]+$/i.test(name)) {
+    const here = dirname(fileURLToPath(import.meta.url));
+    for (const up of ['../../..', '../..', '..']) {
+      const p = resolve(here, up, 'profiles', `${name}.yaml`);
+      if (existsSync(p)) return p;
+    }
+    throw new UsageError(`--profile ${name}: no bundled profile of that name`, 'bundled: vllm; for a file, give a path (./NAME.yaml)');
+  }
+  return resolve(cwd, name);
+}
+
+export function loadProfile(name: string, cwd: string): Profile {
+  const file = resolveProfile(name, cwd);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`--profile ${name}: cannot read ${file}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { maxAliasCount: -1 });
+  } catch (err) {
+    throw new InputError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return checkProfile(raw, file);
+}
+
+async function git(args: string[], cwd: string, env?: Record<string, string>): Promise<{ ok: boolean; out: string; err: string }> {
+  const { execa } = await import('execa');
+  const r = await execa('git', args, { cwd, reject: false, env, stripFinalNewline: false });
+  if ((r as { code?: string }).code === 'ENOENT') throw new InputError('git is not installed (or not on PATH)', 'install git, or pass --changed-files');
+  return { ok: r.exitCode === 0, out: String(r.stdout), err: String(r.stderr).trim() };
+}
+
+// The generator's changed files: `git add .` then `git diff --name-only --diff-filter=ACMDR BASE`,
+// BASE = HEAD~1 on the main branch, else MERGE_BASE_COMMIT or `git merge-base origin/main HEAD`.
+// bkci stages into a temporary copy of the index, so the checkout's own index is left alone.
+export async function generatorChangedFiles(cwd: string, p: Profile, branch: string | undefined, env: Io['env']): Promise<string[]> {
+  let base: string | undefined;
+  if (branch === p.config.main_branch) base = p.changes.main_base;
+  else {
+    base = env[p.env.merge_base ?? ''] || undefined;
+    if (!base) {
+      const mb = await git(['merge-base', p.changes.merge_base_ref, 'HEAD'], cwd);
+      if (!mb.ok)
+        throw new InputError(
+          `cannot find the merge base: git merge-base ${p.changes.merge_base_ref} HEAD failed: ${mb.err || 'not a git checkout?'}`,
+          `set ${p.env.merge_base ?? 'MERGE_BASE_COMMIT'}, fetch ${p.changes.merge_base_ref}, or pass --changed-files / --diff-base`,
+        );
+      base = mb.out.trim();
+    }
+  }
+  let indexEnv: Record<string, string> | undefined;
+  let tmp: string | undefined;
+  try {
+    if (p.changes.stage_untracked) {
+      const idx = await git(['rev-parse', '--git-path', 'index'], cwd);
+      if (!idx.ok) throw new InputError(`not a git checkout: ${idx.err}`, 'run bkci from the repository, or pass --changed-files');
+      tmp = mkdtempSync(join(tmpdir(), 'bkci-index-'));
+      const copy = join(tmp, 'index');
+      const real = resolve(cwd, idx.out.trim());
+      if (existsSync(real)) copyFileSync(real, copy);
+      indexEnv = { GIT_INDEX_FILE: copy };
+      const add = await git(['add', '.'], cwd, indexEnv);
+      if (!add.ok) throw new InputError(`git add . (into a temporary index) failed: ${add.err}`);
+    }
+    const diff = await git(['diff', '--name-only', `--diff-filter=${p.changes.diff_filter}`, base.trim()], cwd, indexEnv);
+    if (!diff.ok) throw new InputError(`git diff ${base} failed: ${diff.err}`, 'fetch enough history (HEAD~1, the merge base), or pass --changed-files');
+    return diff.out.split('\n').filter((l) => l.trim());
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function sh(command: string, io: Io): Promise<boolean> {
+  const { execa } = await import('execa');
+  const r = await execa('sh', ['-c', command], { cwd: io.cwd, reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+  return r.exitCode === 0;
+}
+
+// The $NAME replacements, resolved in order; first_existing probes the registry (the profile's `exists`).
+async function resolveVariables(p: Profile, cfg: GenConfig, gen: Generator, f: Omit<Facts, 'variables'>, io: Io, probe: boolean): Promise<[string, string][]> {
+  const v = p.variables;
+  if (!v || !v.config_names.includes(cfg.name)) return [];
+  if (probe && v.login) {
+    if (!(await sh(v.login, io)))
+      throw new CheckFailed('the registry login of the profile failed (variables.login)', 'log in first, or pass --no-probe to skip registry probes');
+  }
+  const repoKey = f.branch === p.config.main_branch ? p.image.repository.main : p.image.repository.other;
+  const ctx = (n: string): string | undefined => {
+    if (n.startsWith('env.')) return f.env[n.slice(4)];
+    if (n.startsWith('repositories.')) return cfg.repositories[n.slice(13)];
+    switch (n) {
+      case 'registries':
+        return cfg.registries;
+      case 'repository_name':
+        return cfg.repositories[repoKey];
+      case 'branch':
+        return f.branch;
+      case 'commit':
+        return f.commit;
+      case 'image':
+        return gen.image();
+      default:
+        return v.constants?.[n];
+    }
+  };
+  const facts = { branch: f.branch, env: f.env };
+  const exists = async (tag: string) => {
+    if (!probe || !v.exists) return false;
+    return sh(
+      fill(v.exists, (n) => (n === 'tag' ? tag : undefined)),
+      io,
+    );
+  };
+  const out: [string, string][] = [];
+  const one = async (d: VariableDef): Promise<string | undefined> => {
+    if (d.value !== undefined) return fill(d.value, ctx);
+    for (const c of d.cases ?? []) {
+      if (!matches(c.when, facts)) continue;
+      if (c.value !== undefined) return fill(c.value, ctx);
+      for (const cand of c.first_existing ?? []) {
+        const entry = typeof cand === 'string' ? { tag: cand } : cand;
+        if (!matches(entry.when, facts)) continue;
+        const tag = fill(entry.tag, ctx);
+        if (await exists(tag)) return tag;
+        if (entry.when) break; // the generator stops at a conditional candidate's fallback
+      }
+      return c.otherwise === undefined ? undefined : fill(c.otherwise, ctx);
+    }
+    return undefined;
+  };
+  for (const d of v.values) out.push([d.name, (await one(d)) ?? '']);
+  return out;
+}
+
+function parseOnlyStepKeys(value: string | undefined, name: string): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InputError(`${name} must be a JSON array of step keys`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new InputError(`${name} must be a non-empty JSON array`);
+  if (parsed.some((k) => typeof k !== 'string' || !/^[a-zA-Z0-9_-]+$/.test(k))) throw new InputError(`${name} contains an invalid step key`);
+  if (new Set(parsed).size !== parsed.length) throw new InputError(`${name} contains duplicate step keys`);
+  return new Set(parsed as string[]);
+}
+
+export async function generatePipeline(req: GenerateRequest, io: Io): Promise<GenerateResult> {
+  const p = loadProfile(req.profile, io.cwd);
+  const cfg = readConfig(req.config, io.cwd, p);
+  const env = io.env;
+  const branch = env.BUILDKITE_BRANCH || undefined;
+  if (branch && p.config.branch_pattern && !new RegExp(p.config.branch_pattern).test(branch))
+    throw new InputError(`BUILDKITE_BRANCH '${branch}' has characters the generator refuses (${p.config.branch_pattern})`);
+  const pullRequest = env.BUILDKITE_PULL_REQUEST;
+
+  let changed: string[];
+  if (req.changedFiles !== undefined) {
+    const { readInput } = await import('../../util/io.js');
+    const { parseChangedFiles } = await import('../changes.js');
+    changed = parseChangedFiles(await readInput(req.changedFiles, io, 'changed files'));
+  } else if (req.diffBase !== undefined) {
+    const { gitChangedFiles } = await import('../changes.js');
+    changed = await gitChangedFiles(io.cwd, req.diffBase);
+  } else changed = await generatorChangedFiles(io.cwd, p, branch, env);
+
+  const labels =
+    req.labels ??
+    (env.BKCI_PR_LABELS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const e = (role: string) => (p.env[role] ? env[p.env[role]!] : undefined);
+  let runAll = false;
+  let runAllReason: string | undefined;
+  if (e('run_all') === '1') [runAll, runAllReason] = [true, `${p.env.run_all}=1`];
+  else if (p.selection.torch_nightly_runs_all && e('torch_nightly') === '1') [runAll, runAllReason] = [true, `${p.env.torch_nightly}=1`];
+  else if (labels.some((l) => p.labels.run_all.includes(l))) [runAll, runAllReason] = [true, 'run-all label'];
+  else {
+    const inc = cfg.run_all_patterns.map((r) => pyMatch(r, 'run_all_patterns'));
+    const exc = cfg.run_all_exclude_patterns.map((r) => pyMatch(r, 'run_all_exclude_patterns'));
+    const hit = changed.find((file) => inc.some((re) => re.test(file)) && !exc.some((re) => re.test(file)));
+    if (hit) [runAll, runAllReason] = [true, `run-all pattern: ${hit}`];
+  }
+  let nightly = e('nightly') ?? '0';
+  if (labels.some((l) => p.labels.run_all.includes(l))) nightly = '1';
+  const onlyStepKeys = parseOnlyStepKeys(e('only_step_keys'), p.env.only_step_keys ?? 'only_step_keys');
+
+  let otelBundle: string | undefined;
+  if (req.otelBundle !== undefined) otelBundle = readFileSync(resolve(io.cwd, req.otelBundle), 'utf8').trim();
+
+  const base: Omit<Facts, 'variables'> = {
+    env,
+    branch,
+    commit: env.BUILDKITE_COMMIT,
+    pullRequest,
+    changed,
+    labels,
+    runAll,
+    runAllReason,
+    nightly,
+    torchNightly: e('torch_nightly') ?? '0',
+    onlyStepKeys,
+    otelBundle,
+  };
+
+  // Docs-only changes: nothing is generated; the marker file and annotation say why.
+  const dd = p.docs_only;
+  if (dd && (e('docs_only_disable') ?? '0') === '0' && !runAll && onlyStepKeys === undefined && isDocsOnly(changed, dd)) {
+    io.log.info({ changed: changed.length }, 'all changes are documentation: no pipeline');
+    if (dd.annotate?.length) {
+      const { execa } = await import('execa');
+      const r = await execa(dd.annotate[0]!, dd.annotate.slice(1), { reject: false, stdin: 'ignore', cwd: io.cwd });
+      if (r.exitCode !== 0) io.log.warn({ cmd: dd.annotate.join(' ') }, 'the docs-only annotation failed (buildkite-agent missing?)');
+    }
+    if (dd.marker && req.output) {
+      const { writeIfChanged } = await import('../../util/atomic-write.js');
+      await writeIfChanged(join(dirname(resolve(io.cwd, req.output)), dd.marker), 'true', 0o644);
+    }
+    return { decisions: [], docsOnly: true, files: [] };
+  }
+
+  const { steps, warnings, files } = readTestAreas(cfg, io.cwd, p, req.fileOrder ?? p.test_areas.file_order);
+  for (const w of warnings) io.log.warn({ file: `${w.file}:${w.line}` }, w.message);
+  checkSteps(steps, p);
+
+  let selected = steps;
+  if (onlyStepKeys) selected = selectWithDependencies(steps, onlyStepKeys, p.env.only_step_keys ?? '');
+  const facts0: Facts = { ...base, variables: [] };
+  const gen0 = new Generator(cfg, p, facts0);
+  if (gen0.otelEnabled() && otelBundle === undefined)
+    io.log.warn({}, "this build gets command tracing from vLLM's generator; without --otel-bundle the tracing lines are left out");
+  const variables = await resolveVariables(p, cfg, gen0, base, io, req.probe);
+  const facts: Facts = { ...base, onlyStepKeys: onlyStepKeys ? new Set(selected.map((s) => s.key!).filter(Boolean)) : undefined, variables };
+  const { pipeline, decisions } = new Generator(cfg, p, facts).generate(selected);
+  const text = stringify(pipeline, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' });
+  return { text, pipeline, decisions, docsOnly: false, files };
+}
+
+function isDocsOnly(changed: string[], d: NonNullable<Profile['docs_only']>): boolean {
+  if (changed.length === 0) return false;
+  return changed.every((f) => !f || d.prefixes.some((p) => f.startsWith(p)) || d.suffixes.some((s) => f.endsWith(s)) || d.files.includes(f));
+}
+
+// VLLM_CI_ONLY_STEP_KEYS: the listed keys and their depends_on closure (keys as written).
+function selectWithDependencies(steps: import('./areas.js').AreaStep[], keys: Set<string>, name: string) {
+  const byKey = new Map<string, import('./areas.js').AreaStep>();
+  for (const s of steps) if (s.key) byKey.set(s.key, s);
+  const missing = [...keys].filter((k) => !byKey.has(k)).sort();
+  if (missing.length) throw new InputError(`${name}: unknown CI step key(s): ${missing.join(', ')}`);
+  const sel = new Set(keys);
+  const pending = [...keys];
+  while (pending.length) {
+    const k = pending.pop()!;
+    for (const d of byKey.get(k)!.depends_on ?? []) {
+      if (!byKey.has(d)) throw new InputError(`${name}: CI step ${k} depends on unknown step ${d}`);
+      if (!sel.has(d)) {
+        sel.add(d);
+        pending.push(d);
+      }
+    }
+  }
+  return steps.filter((s) => s.key !== undefined && sel.has(s.key));
+}
+
+// Python's re.match: anchored at the start only. The common regex syntax is shared; Python-only
+// constructs are refused with the pattern named.
+function pyMatch(pattern: string, field: string): RegExp {
+  try {
+    return new RegExp('^(?:' + pattern + ')', 'u');
+  } catch {
+    try {
+      return new RegExp('^(?:' + pattern + ')');
+    } catch (err) {
+      throw new InputError(`${field}: '${pattern}' is not a regular expression bkci can read: ${(err as Error).message}`);
+    }
+  }
+}
