@@ -10,6 +10,7 @@ import { parseDataFile, parseDefine } from './data.js';
 import { compileTemplate, fromData, Lazy, TemplateError, toPlain, underSafePath } from './jinja/index.js';
 import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
 import { sortedMap } from './jinja/values.js';
+import { unselectedEntries, type UnselectedMode } from './unselected.js';
 
 export const BUNDLED_TEMPLATE = fileURLToPath(new URL('../../templates/default.j2', import.meta.url));
 
@@ -40,6 +41,10 @@ export interface RenderRequest {
   onlySteps?: string[];
   stripBlankLines: boolean;
   noNewline?: boolean;
+  // What the bundled template emits for steps the selection does not run (src/pipeline/unselected.ts).
+  unselected?: UnselectedMode;
+  // Count the jobs the pipeline would have under each --unselected choice (for --explain).
+  jobsPerChoice?: boolean;
 }
 
 export interface RenderResult {
@@ -48,6 +53,8 @@ export interface RenderResult {
   dataPath: string | undefined;
   decisions: StepDecision[];
   changedFiles: string[] | undefined;
+  // With jobsPerChoice: the jobs of the rendered pipeline per --unselected choice ('default' = not given).
+  jobsPerChoice?: Record<string, number>;
 }
 
 export function resolveTemplatePath(arg: string | undefined, cwd: string): string {
@@ -142,7 +149,12 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
   const stepList = () => (plainSteps ??= Array.isArray(steps) ? steps.map(toPlain) : []);
   let decisions: StepDecision[] | undefined;
   const decide = () => (decisions ??= selectSteps({ steps: stepList(), changedFiles: changed, runAll, nightly: req.nightly, onlySteps: req.onlySteps }));
-  context.set('selection', new Lazy(() => sortedMap(decide().map((d) => [d.id, fromData({ run: d.run, blocked: d.blocked, reasons: d.reasons })]))));
+  const selectionFor = (mode: UnselectedMode | undefined) =>
+    new Lazy(() => {
+      const entries = unselectedEntries(stepList(), decide(), mode);
+      return sortedMap(decide().map((d, i) => [d.id, fromData(entries[i])]));
+    });
+  context.set('selection', selectionFor(req.unselected));
   if (req.onlySteps) {
     const unknown = req.onlySteps.filter((k) => !decide().some((d) => d.id === k));
     if (unknown.length)
@@ -157,6 +169,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
 
   const name = templatePath === '-' ? '<stdin>' : templatePath;
   let text: string;
+  let jobsPerChoice: Record<string, number> | undefined;
   try {
     const t = compileTemplate(source, name, {
       baseDir: templatePath === '-' ? io.cwd : dirname(resolve(io.cwd, templatePath)),
@@ -169,6 +182,13 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
       fuel: req.fuel,
     });
     text = t.render(context);
+    if (req.jobsPerChoice) {
+      jobsPerChoice = {};
+      for (const mode of [undefined, 'block', 'group-block', 'skip'] as const) {
+        context.set('selection', selectionFor(mode));
+        jobsPerChoice[mode ?? 'default'] = await countRenderedJobs(mode === req.unselected ? text : t.render(context));
+      }
+    }
   } catch (err) {
     if (err instanceof TemplateError) throw new InputError(err.message, 'fix the template at that position', { cause: err });
     // Recursion deeper than JavaScript's stack (before the engine's own limit of 500 levels).
@@ -186,7 +206,19 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
       return decide();
     },
     changedFiles: changed,
+    jobsPerChoice,
   };
+}
+
+// The jobs a rendered pipeline creates, counted as the server counts them (0 when it does not parse).
+async function countRenderedJobs(text: string): Promise<number> {
+  const [{ fastParseYaml }, { loadPipelineYaml }, { documentJobs }] = await Promise.all([
+    import('../util/fast-yaml.js'),
+    import('./yaml-load.js'),
+    import('./upload/count.js'),
+  ]);
+  const docs = fastParseYaml(text)?.docs ?? loadPipelineYaml(text).docs.map((d) => d.value);
+  return docs.reduce((n: number, d) => n + documentJobs(d), 0);
 }
 
 // What `sed '/^[[:space:]]*$/d'` does: drop every line that is empty or only white space.

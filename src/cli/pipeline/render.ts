@@ -33,6 +33,7 @@ interface RenderFlags {
   format: 'yaml' | 'json';
   newline: boolean;
   upload?: boolean;
+  unselected?: 'block' | 'group-block' | 'skip';
   maxJobs?: string;
   agentBin: string;
 }
@@ -74,7 +75,13 @@ export function renderCommand(pipeline: Command, io: Io): Command {
     .option('--nightly', 'set nightly=1 (optional steps run unattended)')
     .option('--only-steps <keys>', 'comma-separated step keys: run only these and what they depend on')
     .option('--strip-blank-lines', "drop whitespace-only lines (replaces `sed '/^[[:space:]]*$/d'`)")
-    .option('--explain', 'print on stderr why each step runs or not')
+    .addOption(
+      new Option(
+        '--unselected <choice>',
+        'the bundled template, steps selection does not run: a block + command pair each (block), one block per group (group-block), or emitted with skip: (skip); default: optional ones blocked, the others left out',
+      ).choices(['block', 'group-block', 'skip']),
+    )
+    .option('--explain', 'print on stderr why each step runs or not, and the jobs per --unselected choice')
     .option('--json', 'with --explain: the explanation as JSON (on stderr)')
     .option('--no-validate', 'skip validating the rendered pipeline')
     .option('-o, --output <file>', 'write the pipeline to FILE (replaced atomically when it changed; - is stdout; a device or FIFO is written to directly)')
@@ -130,10 +137,12 @@ Examples:
           onlySteps: list(flags.onlySteps),
           stripBlankLines: flags.stripBlankLines === true,
           noNewline: !flags.newline,
+          unselected: flags.unselected,
+          jobsPerChoice: flags.explain === true,
         },
         io,
       );
-      if (flags.explain) writeExplain(io, result.decisions, flags.json === true);
+      if (flags.explain) writeExplain(io, result.decisions, flags.json === true, result.jobsPerChoice);
       let documents: unknown[] | undefined;
       if (flags.upload) {
         // Validated (without the one-upload job limit), batched and uploaded as `pipeline upload` does.
@@ -170,13 +179,24 @@ Examples:
     });
 }
 
-function writeExplain(io: Io, decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[], json: boolean): void {
+function writeExplain(
+  io: Io,
+  decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[],
+  json: boolean,
+  jobsPerChoice: Record<string, number> | undefined,
+): void {
   if (json) {
-    io.stderr.write(JSON.stringify({ steps: decisions }, null, 2) + '\n');
+    io.stderr.write(JSON.stringify({ steps: decisions, ...(jobsPerChoice ? { jobsPerChoice } : {}) }, null, 2) + '\n');
     return;
   }
   for (const d of decisions) {
     const verdict = !d.run ? 'skip ' : d.blocked ? 'block' : 'run  ';
     io.stderr.write(`${verdict} ${d.id}: ${d.reasons.join('; ')}\n`);
   }
+  if (jobsPerChoice)
+    io.stderr.write(
+      `jobs per --unselected choice: ${Object.entries(jobsPerChoice)
+        .map(([k, v]) => `${k === 'default' ? '(not given)' : k} ${v}`)
+        .join(', ')}\n`,
+    );
 }
