@@ -1,14 +1,14 @@
 // The only writer of `bkci node setup` and `teardown`: applies a plan under a root. Files are
 // written atomically with their exact modes, only when the plan says they change; commands run
 // only on a real host (no --root, no --no-start).
-import { chmod, chown, mkdir, readdir, rm, rmdir, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { atomicWrite } from '../util/atomic-write.js';
+import { lstat, mkdir } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { BkciError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import type { Manifest, NodePlan, PlannedCommand } from './plan.js';
 import { runTool, toolEnv } from './detect/tools.js';
-import { under } from './state.js';
+import { chmodSafe, fsError, mkdirSafe, removeTemps, rmdirSafe, rmTreeSafe, unlinkSafe, writeFileSafe } from './safe-fs.js';
+import { isDir, JOURNAL_NAME, journalCandidates, under } from './state.js';
 import { PATHS } from './units.js';
 
 export interface ApplyOptions {
@@ -44,6 +44,30 @@ async function ids(user: string, io: Io): Promise<{ uid: number; gid: number }> 
   return { uid: Number(u.stdout), gid: Number(g.stdout) };
 }
 
+// The directories whose leftover temporary files belong to bkci: each with the names of the files
+// bkci writes there.
+function tempBases(paths: string[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const p of paths) {
+    const d = dirname(p);
+    if (!out.has(d)) out.set(d, new Set());
+    out.get(d)!.add(basename(p));
+  }
+  return out;
+}
+
+async function removeLeftovers(root: string, paths: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const [dir, bases] of tempBases(paths)) removed.push(...(await removeTemps(root, dir, bases)));
+  return removed;
+}
+
+// The first existing directory on the way to the manifest's: where the journal goes.
+async function journalPath(root: string): Promise<string> {
+  for (const p of journalCandidates()) if (await isDir(under(root, dirname(p)))) return p;
+  return `/${JOURNAL_NAME}`;
+}
+
 export async function applyPlan(plan: NodePlan, opts: ApplyOptions, io: Io): Promise<ApplyResult> {
   const result: ApplyResult = { written: [], removed: [], createdDirs: [], ran: [] };
   const run = async (c: PlannedCommand) => {
@@ -52,51 +76,70 @@ export async function applyPlan(plan: NodePlan, opts: ApplyOptions, io: Io): Pro
     await runCommand(c.argv, io);
     result.ran.push(c.argv);
   };
+  const root = opts.root;
+  const journals = journalCandidates();
+  // What a run killed half way left: temporary files beside bkci's files, and its journal (read
+  // into the plan already; removed once this run's manifest is written).
+  const leftovers = await removeLeftovers(root, [...plan.journal.files.map((f) => f.path), ...journals]);
+  if (leftovers.length)
+    io.log.info({ files: leftovers }, `removed ${leftovers.length} temporary file${leftovers.length === 1 ? '' : 's'} an interrupted run left`);
+  const stale: string[] = [];
+  for (const j of journals) if (await fileExists(under(root, j))) stale.push(j);
   for (const c of plan.commands.filter((c) => c.phase === 'before')) await run(c);
+  if (!plan.changed) {
+    for (const j of stale) await unlinkSafe(root, j);
+    for (const c of plan.commands.filter((c) => c.phase === 'after')) await run(c);
+    return result;
+  }
+
+  // A staging root is made as it is asked for (it is not bkci's: teardown leaves it).
+  if (root !== '/') await mkdir(root, { recursive: true }).catch((err: unknown) => Promise.reject(fsError(err, root)));
+  // The journal first: from here on, whatever this run makes is known to the next one.
+  const journal = await journalPath(root);
+  await writeFileSafe(root, journal, JSON.stringify(plan.journal, null, 2) + '\n', 0o644);
 
   const owner = !opts.staging && plan.dirs.some((d) => d.owner === 'agent' && d.action === 'create') ? await ids(opts.user, io) : undefined;
   for (const d of plan.dirs) {
     if (d.action !== 'create') continue;
-    const p = under(opts.root, d.path);
-    await mkdir(p, { recursive: true, mode: d.mode });
-    await chmod(p, d.mode);
-    if (owner && d.owner === 'agent') await chown(p, owner.uid, owner.gid);
+    await mkdirSafe(root, d.path, d.mode);
+    await chmodSafe(root, d.path, d.mode, owner && d.owner === 'agent' ? owner : undefined);
     result.createdDirs.push(d.path);
   }
+  // The manifest is the last file in the plan: written once everything it names is in place.
   for (const f of plan.files) {
-    const p = under(opts.root, f.path);
     if (f.action === 'create' || f.action === 'update') {
-      await atomicWrite(p, f.content, f.mode);
+      await writeFileSafe(root, f.path, f.content, f.mode);
       result.written.push(f.path);
     } else if (f.action === 'chmod') {
-      await chmod(p, f.mode);
+      await chmodSafe(root, f.path, f.mode);
       result.written.push(f.path);
     }
   }
   for (const path of plan.removals) {
-    await unlink(under(opts.root, path)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
-    await removeEmptyParents(opts.root, dirname(path));
+    await unlinkSafe(root, path);
+    await removeEmptyParents(root, dirname(path));
     result.removed.push(path);
   }
+  for (const j of new Set([journal, ...stale])) await unlinkSafe(root, j);
   for (const c of plan.commands.filter((c) => c.phase === 'after')) await run(c);
   return result;
+}
+
+async function fileExists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // Removes now-empty directories bkci created (drop-in dirs), never above /etc/systemd/system or
 // the bkci config directory.
 async function removeEmptyParents(root: string, dir: string): Promise<void> {
   const stops = new Set(['/', '/etc', '/etc/systemd', '/etc/systemd/system', '/etc/buildkite-agent', PATHS.confDir]);
-  let d = dir;
-  while (!stops.has(d)) {
-    try {
-      if ((await readdir(under(root, d))).length > 0) return;
-      await rmdir(under(root, d));
-    } catch {
-      return;
-    }
-    d = dirname(d);
+  for (let d = dir; !stops.has(d); d = dirname(d)) {
+    if ((await rmdirSafe(root, d).catch(() => 'kept')) !== 'removed') return;
   }
 }
 
@@ -134,28 +177,20 @@ export async function applyTeardown(t: TeardownPlan, root: string, runCommands: 
   const removed: string[] = [];
   const kept: string[] = [];
   if (runCommands && t.commands[0]?.[1] === 'disable') await runCommand(t.commands[0], io);
-  for (const f of t.files) {
-    try {
-      await unlink(under(root, f));
-      removed.push(f);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-  }
+  const journals = journalCandidates();
+  await removeLeftovers(root, [...t.files, ...journals]);
+  for (const f of t.files) if (await unlinkSafe(root, f)) removed.push(f);
   for (const d of t.purge) {
-    await rm(under(root, d), { recursive: true, force: true });
+    await rmTreeSafe(root, d);
     removed.push(d);
   }
   for (const d of t.dirs) {
-    try {
-      await rmdir(under(root, d));
-      removed.push(d);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') kept.push(d);
-      else if (code !== 'ENOENT') throw e;
-    }
+    const r = await rmdirSafe(root, d);
+    if (r === 'removed') removed.push(d);
+    else if (r === 'kept') kept.push(d);
   }
+  // The journal of an interrupted setup, read as part of the manifest: done with it.
+  for (const j of journals) if (await unlinkSafe(root, j)) removed.push(j);
   if (runCommands) await runCommand(['systemctl', 'daemon-reload'], io);
   return { removed, kept };
 }

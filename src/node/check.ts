@@ -12,8 +12,8 @@ import { normalizeBusId } from './detect/sysfs.js';
 import { NVIDIA_APPS_QUERY, NVIDIA_HEALTH_QUERY, parseNvidiaApps, parseNvidiaHealth, type NvidiaHealth } from './detect/nvidia.js';
 import { amdSmiJsonList, type AmdSmiGpu } from './detect/amd.js';
 import { listAmdGpus } from './detect/index.js';
-import { runTool, which } from './detect/tools.js';
-import { readManifest, under } from './state.js';
+import { describeFailure, runTool, which } from './detect/tools.js';
+import { checkRoot, readManifest, under } from './state.js';
 import { PATHS } from './units.js';
 
 export interface CheckOptions {
@@ -48,6 +48,7 @@ export function parseEnvFile(text: string): Record<string, string> {
 export async function readAgentEnv(root: string, agent: string): Promise<Record<string, string>> {
   if (!/^[A-Za-z0-9._-]+$/.test(agent))
     throw new UsageError(`agent ${JSON.stringify(agent)}: not an agent instance name`, 'use the instance, e.g. gpu0 (see bkci node status)');
+  await checkRoot(root, true);
   const instance = (await readManifest(root).catch(() => undefined))?.agents.find((a) => a.name === agent)?.instance ?? agent;
   try {
     return parseEnvFile(await readFile(under(root, PATHS.agentEnv(instance)), 'utf8'));
@@ -146,6 +147,7 @@ async function toolRun(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>)
   if (!path) return undefined;
   const r = await runTool(path, args, io, 30_000);
   if (r.ok) return { stdout: r.stdout };
+  if (r.timedOut || r.spawnError) return { stdout: '', error: describeFailure(cmd, args, r) };
   const said = `${r.stderr}\n${r.stdout}`
     .split('\n')
     .map((l) => l.trim())

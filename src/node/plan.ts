@@ -85,6 +85,8 @@ export interface NodePlan {
   commands: PlannedCommand[];
   warnings: string[];
   changed: boolean;
+  // The old and new manifests together, kept on disk while the plan is applied.
+  journal: Manifest;
 }
 
 export interface PlannedCommand {
@@ -183,7 +185,14 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
       ...files.map((f) => (f.secret ? { path: f.path, mode: f.mode, secret: true } : { path: f.path, mode: f.mode, sha256: sha256(f.content) })),
       { path: PATHS.manifest, mode: 0o644 },
     ],
-    dirs: plannedDirs.map(({ path, mode, owner, kind, created }) => ({ path, mode, owner, kind, created })),
+    dirs: [
+      ...plannedDirs.map(({ path, mode, owner, kind, created }) => ({ path, mode, owner, kind, created })),
+      // Directories an earlier setup made that this plan no longer needs (an agent removed, another
+      // --build-root) stay bkci's: teardown removes them once empty, never their contents.
+      ...(current.manifest?.dirs ?? [])
+        .filter((d) => d.created && !known.has(d.path))
+        .map((d) => ({ path: d.path, mode: d.mode, owner: d.owner, kind: 'shared' as const, created: true })),
+    ],
   };
   add(PATHS.manifest, 0o644, JSON.stringify(manifest, null, 2) + '\n');
 
@@ -227,7 +236,26 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   if (restart.length) after('systemctl', 'restart', ...restart);
 
   const changed = planned.some((f) => f.action !== 'unchanged') || plannedDirs.some((d) => d.action !== 'unchanged') || removals.length > 0;
-  return { agents, files: planned, dirs: plannedDirs, removals, removedInstances, commands, warnings, changed };
+  // What a run killed half way must leave known to the next setup or teardown: both manifests.
+  const journal = mergeManifests(manifest, current.manifest);
+  return { agents, files: planned, dirs: plannedDirs, removals, removedInstances, commands, warnings, changed, journal };
+}
+
+// Everything two manifests name: the agents, files and directories of both (the first one's entry
+// where both have one); a directory bkci created in either stays created.
+export function mergeManifests(a: Manifest, b: Manifest | undefined): Manifest {
+  if (!b) return a;
+  const agents = new Map(a.agents.map((x) => [x.instance, x]));
+  for (const x of b.agents) if (!agents.has(x.instance)) agents.set(x.instance, x);
+  const files = new Map(a.files.map((f) => [f.path, f]));
+  for (const f of b.files) if (!files.has(f.path)) files.set(f.path, f);
+  const dirs = new Map(a.dirs.map((d) => [d.path, { ...d }]));
+  for (const d of b.dirs) {
+    const cur = dirs.get(d.path);
+    if (!cur) dirs.set(d.path, { ...d, ...(d.kind === 'build' && !agents.has(d.path.split('/').pop()!) ? { kind: 'shared' as const } : {}) });
+    else cur.created = cur.created || d.created;
+  }
+  return { ...a, agents: [...agents.values()], files: [...files.values()], dirs: [...dirs.values()] };
 }
 
 function parentOf(p: string): string {
@@ -246,6 +274,7 @@ function pluginsPath(opts: SetupOptions): string {
 // Groups GPUs into agents within NUMA nodes (across whole nodes when more GPUs per agent are asked
 // for than a node holds), then shares each node's cores and memory among the agents on it.
 export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = []): AgentPlan[] {
+  checkValues(facts, opts);
   const baseName = opts.name ?? facts.hostname;
   const reserved = new Set(['queue', 'gpu', 'gpu-vendor', 'numa']);
   for (const [k] of opts.tags)
@@ -367,6 +396,59 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
     };
   });
   return plans.sort((a, b) => order(a) - order(b) || a.instance.localeCompare(b.instance, 'en', { numeric: true }));
+}
+
+// A control character (a newline above all) in a value that reaches a generated file would start a
+// new line there: another key in a .cfg, another variable in an EnvironmentFile, another setting in
+// a unit. Refused wherever it comes from, naming the flag (or the fact) it came in.
+export function controlCharAt(v: string): number {
+  return v.search(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+}
+
+export function refuseControl(what: string, v: string, hint?: string): void {
+  const at = controlCharAt(v);
+  if (at < 0) return;
+  const code = v.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0');
+  throw new UsageError(
+    `${what} ${JSON.stringify(v.length > 80 ? v.slice(0, 80) + '…' : v)} has a control character (U+${code} at position ${at + 1}): it would start a new line in the files bkci writes`,
+    hint ?? 'remove it (names, tags and paths are written into the agent config, environment files and units)',
+  );
+}
+
+// An absolute path in normal form: no empty, `.` or `..` parts, so it stays under --root when joined.
+export function isTargetPath(p: string): boolean {
+  return (
+    p === '/' ||
+    (p.startsWith('/') &&
+      p.length < 4096 &&
+      p
+        .slice(1)
+        .split('/')
+        .every((x) => x !== '' && x !== '.' && x !== '..') &&
+      controlCharAt(p) < 0)
+  );
+}
+
+function checkValues(facts: HostFacts, opts: SetupOptions): void {
+  if (opts.name !== undefined) {
+    refuseControl('--name', opts.name);
+    if (opts.name.includes('\\')) throw new UsageError(`--name ${JSON.stringify(opts.name)}: a backslash is not allowed in an agent name`);
+  } else {
+    refuseControl('the hostname', facts.hostname, 'pass --name NAME for the agent names');
+    if (facts.hostname.includes('\\'))
+      throw new UsageError(`the hostname ${JSON.stringify(facts.hostname)} has a backslash`, 'pass --name NAME for the agent names');
+  }
+  refuseControl('--queue', opts.queue);
+  for (const [k, v] of opts.tags) refuseControl('--tags', `${k}=${v}`);
+  refuseControl('--user', opts.user);
+  refuseControl('--build-root', opts.buildRoot);
+  if (!isTargetPath(opts.buildRoot) || opts.buildRoot === '/')
+    throw new UsageError(
+      `--build-root ${JSON.stringify(opts.buildRoot)}: expected an absolute path without . or .. parts (and not /)`,
+      'e.g. --build-root /nvme/buildkite/builds',
+    );
+  refuseControl('--agent-bin', opts.agentBin);
+  for (const b of opts.bkciBin) refuseControl('--bkci-bin', b);
 }
 
 const order = (a: AgentPlan) => (a.gpuIndices.length ? Math.min(...a.gpuIndices) : 1e9);

@@ -2,6 +2,8 @@
 // KFD topology in sysfs. amd-smi's NODE_ID is a KFD node, not a NUMA node, and its UUID is not
 // what ROCR_VISIBLE_DEVICES takes: that is `GPU-<unique_id in hex>` or the ROCR ordinal (rank of the
 // GPU's KFD node among GPU nodes).
+import { InputError } from '../../util/errors.js';
+import { normalizeBusId } from './sysfs.js';
 
 export interface AmdSmiGpu {
   index: number;
@@ -19,10 +21,31 @@ export function amdSmiJsonList(text: string): Record<string, unknown>[] | undefi
   return (Array.isArray(data) ? data : (Object.values(data as Record<string, unknown>).find(Array.isArray) ?? [])) as Record<string, unknown>[];
 }
 
+// Two entries with one index or one bus id are inconsistent output: an error naming the tool.
+export function checkAmdList(tool: string, gpus: AmdSmiGpu[]): AmdSmiGpu[] {
+  const seen = new Map<string, number>();
+  gpus.forEach((g, i) => {
+    if (!Number.isInteger(g.index) || g.index < 0 || g.index > 65535)
+      throw new InputError(`${tool}: entry ${i + 1} has GPU index ${JSON.stringify(g.index)}: not a GPU index`, 'run the tool by hand and check its output');
+    for (const key of [`index ${g.index}`, `bus id ${normalizeBusId(g.busId)}`]) {
+      const first = seen.get(key);
+      if (first !== undefined)
+        throw new InputError(
+          `${tool}: entry ${i + 1} (GPU ${g.index}, ${g.busId}) repeats the ${key} of entry ${first + 1}: inconsistent output`,
+          'run the tool by hand; a driver in a bad state can list a GPU twice',
+        );
+      seen.set(key, i);
+    }
+  });
+  return gpus;
+}
+
 export function parseAmdSmiList(text: string): AmdSmiGpu[] {
   const list = amdSmiJsonList(text);
   if (list) {
-    return list.map((g) => ({ index: Number(g.gpu), busId: String(g.bdf), uuid: g.uuid === undefined ? undefined : String(g.uuid) }));
+    return list
+      .filter((g) => typeof g === 'object' && g !== null)
+      .map((g) => ({ index: Number(g.gpu), busId: String(g.bdf), uuid: g.uuid === undefined ? undefined : String(g.uuid) }));
   }
   // Text form: `GPU: 0` then indented `BDF: ...`, `UUID: ...` lines.
   const out: AmdSmiGpu[] = [];
@@ -90,10 +113,11 @@ export function parseKfdProperties(node: number, text: string): KfdNode | undefi
   const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
   const unique = p.get('unique_id');
   const render = p.get('drm_render_minor');
+  if (!Number.isInteger(domain) || domain < 0 || domain > 0xffffffff) return undefined;
   return {
     node,
     busId: `${hex(domain, 4)}:${hex(bus, 2)}:${hex(dev, 2)}.${fn}`,
-    uniqueId: unique && unique !== '0' ? BigInt(unique) : undefined,
+    uniqueId: unique && /^\d{1,20}$/.test(unique) && unique !== '0' ? BigInt(unique) : undefined,
     renderMinor: render !== undefined && Number(render) > 0 ? Number(render) : undefined,
   };
 }

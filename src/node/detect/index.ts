@@ -1,13 +1,22 @@
 // Gathers a host's facts: the vendor's GPUs (tool output joined with sysfs by PCI bus id), NUMA
 // nodes, their CPUs and memory, and SMT cores. Reads only; the planner decides.
 import { hostname as osHostname } from 'node:os';
-import { InputError, UsageError } from '../../util/errors.js';
+import { BkciError, InputError, UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
-import { AMD_SHARED_DEVICES, parseAmdSmiList, parseAmdSmiStatic, parseKfdProperties, parseRocmSmiBus, type AmdSmiGpu, type KfdNode } from './amd.js';
-import { ASCEND_SHARED_DEVICES, parseNpuSmiInfo, parseNpuSmiMapping } from './ascend.js';
+import {
+  AMD_SHARED_DEVICES,
+  checkAmdList,
+  parseAmdSmiList,
+  parseAmdSmiStatic,
+  parseKfdProperties,
+  parseRocmSmiBus,
+  type AmdSmiGpu,
+  type KfdNode,
+} from './amd.js';
+import { ASCEND_SHARED_DEVICES, checkNpuChips, parseNpuSmiInfo, parseNpuSmiMapping } from './ascend.js';
 import { NVIDIA_QUERY, NVIDIA_SHARED_DEVICES, parseDeviceMinor, parseNvidiaList, parseNvidiaQuery } from './nvidia.js';
 import { HostTree, normalizeBusId, pciAccelerators, pciNumaNode, PCI_VENDOR, readCores, readNumaNodes } from './sysfs.js';
-import { runTool, which } from './tools.js';
+import { describeFailure, runTool, which, type ToolResult } from './tools.js';
 import type { Gpu, HostFacts, NumaNode, Vendor, VendorChoice } from './types.js';
 
 const TOOLS: Record<Vendor, string[]> = { nvidia: ['nvidia-smi'], amd: ['amd-smi', 'rocm-smi'], ascend: ['npu-smi'] };
@@ -64,15 +73,18 @@ async function autoVendor(host: HostTree, io: Pick<Io, 'env' | 'log'>): Promise<
   return 'none';
 }
 
+// A vendor tool run that must not hang: past its deadline it is killed and bkci stops (exit 1).
+async function runBounded(path: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<ToolResult> {
+  const r = await runTool(path, args, io);
+  if (r.timedOut) throw new BkciError(describeFailure(path, args, r), 'the driver or a GPU is stuck: look for Xid errors in dmesg; a reboot may be needed');
+  return r;
+}
+
 async function tool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>, vendor: Vendor): Promise<string> {
   const path = await which(cmd, io.env);
   if (!path) throw new UsageError(`--vendor ${vendor}: ${cmd} is not on PATH`, `install the ${VENDOR_NAME[vendor]} driver tools, or pick the right --vendor`);
-  const r = await runTool(path, args, io);
-  if (!r.ok)
-    throw new InputError(
-      `${cmd} ${args.join(' ')} failed (exit ${r.exitCode ?? '?'}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`,
-      'check that the driver is loaded (the tool must work before agents can use the GPUs)',
-    );
+  const r = await runBounded(path, args, io);
+  if (!r.ok) throw new InputError(describeFailure(cmd, args, r), 'check that the driver is loaded (the tool must work before agents can use the GPUs)');
   return r.stdout;
 }
 
@@ -81,7 +93,7 @@ async function detectNvidia(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env
   const rows = parseNvidiaQuery(await tool('nvidia-smi', NVIDIA_QUERY, io, 'nvidia'), skipped);
   for (const line of skipped) warnings.push(`nvidia-smi printed a line that is not a GPU: ${line}`);
   // MIG devices come from -L; a tool that cannot list them means none are used.
-  const listing = await runTool((await which('nvidia-smi', io.env))!, ['-L'], io);
+  const listing = await runBounded((await which('nvidia-smi', io.env))!, ['-L'], io);
   if (!listing.ok) warnings.push('nvidia-smi -L failed; assuming no MIG devices');
   const migs = parseNvidiaList(listing.ok ? listing.stdout : '');
   const gpus: Gpu[] = [];
@@ -159,17 +171,19 @@ export async function listAmdGpus(io: Pick<Io, 'env' | 'log'>): Promise<AmdSmiGp
   for (const [cmd, args, parse] of attempts) {
     const path = await which(cmd, io.env);
     if (!path) continue;
-    const r = await runTool(path, args, io);
+    const r = await runBounded(path, args, io);
     if (!r.ok) {
       failures.push(`${cmd} ${args.join(' ')}: exit ${r.exitCode ?? '?'}`);
       continue;
     }
+    let gpus: AmdSmiGpu[];
     try {
-      const gpus = parse(r.stdout);
-      if (gpus.length) return gpus;
+      gpus = parse(r.stdout);
     } catch (err) {
       failures.push(`${cmd} ${args.join(' ')}: ${(err as Error).message}`);
+      continue;
     }
+    if (gpus.length) return checkAmdList(`${cmd} ${args.join(' ')}`, gpus);
   }
   if (!(await which('amd-smi', io.env)) && !(await which('rocm-smi', io.env)))
     throw new UsageError('--vendor amd: neither amd-smi nor rocm-smi is on PATH', 'install the ROCm tools, or pick the right --vendor');
@@ -179,8 +193,9 @@ export async function listAmdGpus(io: Pick<Io, 'env' | 'log'>): Promise<AmdSmiGp
 
 async function detectAscend(host: HostTree, nodes: NumaNode[], io: Pick<Io, 'env' | 'log'>, warnings: string[]): Promise<Gpu[]> {
   const info = parseNpuSmiInfo(await tool('npu-smi', ['info'], io, 'ascend'));
+  checkNpuChips(info.chips);
   let mapping = new Map<string, number>();
-  const m = await runTool((await which('npu-smi', io.env))!, ['info', '-m'], io);
+  const m = await runBounded((await which('npu-smi', io.env))!, ['info', '-m'], io);
   if (m.ok) mapping = parseNpuSmiMapping(m.stdout);
   else warnings.push('npu-smi info -m failed; chip logic ids are taken in table order');
   const gpus: Gpu[] = [];

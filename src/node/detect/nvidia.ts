@@ -1,5 +1,7 @@
 // NVIDIA GPUs from nvidia-smi (CSV query and -L for MIG devices) and /proc/driver/nvidia for
 // device minors. Index, UUID, bus id and /dev/nvidiaN minor are four different things.
+import { InputError } from '../../util/errors.js';
+import { normalizeBusId } from './sysfs.js';
 import type { MigDevice } from './types.js';
 
 export interface NvidiaSmiGpu {
@@ -15,19 +17,35 @@ export const NVIDIA_QUERY = ['--query-gpu=index,uuid,name,pci.bus_id,memory.tota
 // `0, GPU-6c2f..., NVIDIA H100 80GB HBM3, 00000000:8D:00.0, 81559` per line. The name may hold commas.
 // Lines that are not GPU rows (driver warnings such as "WARNING: infoROM is corrupted") are
 // returned in `skipped` rather than failing the whole detection.
+// Two rows with the same index, UUID or bus id are inconsistent output: an error naming both lines.
 export function parseNvidiaQuery(text: string, skipped: string[] = []): NvidiaSmiGpu[] {
   const out: NvidiaSmiGpu[] = [];
-  for (const line of text.split('\n')) {
+  const seen = new Map<string, number>();
+  const lines = text.split('\n');
+  for (const [n, line] of lines.entries()) {
     if (!line.trim()) continue;
     const f = line.split(',').map((s) => s.trim());
     const [index, uuid] = f;
-    if (f.length < 5 || !/^\d+$/.test(index!) || !/^GPU-/.test(uuid!)) {
+    if (f.length < 5 || !/^\d{1,6}$/.test(index!) || !/^GPU-/.test(uuid!)) {
       skipped.push(line.trim());
       continue;
     }
     const mem = f[f.length - 1]!;
     const bus = f[f.length - 2]!;
     const name = f.slice(2, f.length - 2).join(', ');
+    for (const [what, v] of [
+      ['index', index!],
+      ['UUID', uuid!],
+      ['bus id', normalizeBusId(bus)],
+    ]) {
+      const first = seen.get(`${what} ${v}`);
+      if (first !== undefined)
+        throw new InputError(
+          `nvidia-smi ${NVIDIA_QUERY[0]} line ${n + 1}: ${what} ${v} was already given on line ${first + 1} (${JSON.stringify(lines[first]!.trim())}): inconsistent output`,
+          'run the same nvidia-smi query by hand; a driver in a bad state (or a wrapper script) can print a GPU twice',
+        );
+      seen.set(`${what} ${v}`, n);
+    }
     out.push({ index: Number(index), uuid: uuid!, name, busId: bus, memoryMiB: /^\d+$/.test(mem) ? Number(mem) : undefined });
   }
   return out;
@@ -52,7 +70,7 @@ export function parseNvidiaList(text: string): Map<string, MigDevice[]> {
 
 // `Device Minor: 3` from /proc/driver/nvidia/gpus/<bus id>/information.
 export function parseDeviceMinor(text: string): number | undefined {
-  const m = /^Device Minor:\s*(\d+)/m.exec(text);
+  const m = /^Device Minor:\s*(\d{1,6})\s*$/m.exec(text);
   return m ? Number(m[1]) : undefined;
 }
 

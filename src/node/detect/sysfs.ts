@@ -41,14 +41,16 @@ export function normalizeBusId(id: string): string {
 // with every online CPU and /proc/meminfo's total.
 export async function readNumaNodes(host: HostTree): Promise<NumaNode[]> {
   const onlineText = await host.read('sys/devices/system/cpu/online');
-  const online = onlineText ? new Set(parseCpuList(onlineText)) : undefined;
+  const online = onlineText ? new Set(parseCpuList(onlineText, host.path('sys/devices/system/cpu/online'))) : undefined;
   const nodes: NumaNode[] = [];
   for (const d of await host.list('sys/devices/system/node')) {
-    const m = /^node(\d+)$/.exec(d);
+    const m = /^node(\d{1,5})$/.exec(d);
     if (!m) continue;
-    const cpus = parseCpuList((await host.read(`sys/devices/system/node/${d}/cpulist`)) ?? '').filter((c) => !online || online.has(c));
+    const cpus = parseCpuList((await host.read(`sys/devices/system/node/${d}/cpulist`)) ?? '', host.path(`sys/devices/system/node/${d}/cpulist`)).filter(
+      (c) => !online || online.has(c),
+    );
     const meminfo = (await host.read(`sys/devices/system/node/${d}/meminfo`)) ?? '';
-    const kb = /MemTotal:\s+(\d+)\s*kB/.exec(meminfo);
+    const kb = /MemTotal:\s+(\d{1,15})\s*kB/.exec(meminfo);
     nodes.push({ id: Number(m[1]), cpus, memBytes: kb ? Number(kb[1]) * 1024 : 0 });
   }
   // Memory-only nodes (CXL, HBM without CPUs) take no agents.
@@ -59,7 +61,7 @@ export async function readNumaNodes(host: HostTree): Promise<NumaNode[]> {
   let cpus = online ? [...online].sort((a, b) => a - b) : [];
   if (!cpus.length)
     cpus = (await host.list('sys/devices/system/cpu'))
-      .map((d) => /^cpu(\d+)$/.exec(d)?.[1])
+      .map((d) => /^cpu(\d{1,5})$/.exec(d)?.[1])
       .filter((x): x is string => x !== undefined)
       .map(Number)
       .sort((a, b) => a - b);
@@ -73,10 +75,14 @@ export async function readCores(host: HostTree, cpus: number[]): Promise<number[
   const all = new Set(cpus);
   for (const c of [...cpus].sort((a, b) => a - b)) {
     if (seen.has(c)) continue;
-    const text =
-      (await host.read(`sys/devices/system/cpu/cpu${c}/topology/thread_siblings_list`)) ??
-      (await host.read(`sys/devices/system/cpu/cpu${c}/topology/core_cpus_list`));
-    const group = (text ? parseCpuList(text) : [c]).filter((x) => all.has(x));
+    const file = [`sys/devices/system/cpu/cpu${c}/topology/thread_siblings_list`, `sys/devices/system/cpu/cpu${c}/topology/core_cpus_list`];
+    let text = await host.read(file[0]!);
+    let where = host.path(file[0]!);
+    if (text === undefined) {
+      text = await host.read(file[1]!);
+      where = host.path(file[1]!);
+    }
+    const group = (text ? parseCpuList(text, where) : [c]).filter((x) => all.has(x));
     if (!group.includes(c)) group.push(c);
     for (const x of group) seen.add(x);
     cores.push(group.sort((a, b) => a - b));
@@ -93,7 +99,7 @@ export async function pciNumaNode(host: HostTree, busId: string, nodes: NumaNode
   if (Number.isInteger(n) && nodes.some((x) => x.id === n)) return { node: n, known: true };
   const local = await host.read(`sys/bus/pci/devices/${busId}/local_cpulist`);
   if (local && nodes.length > 1) {
-    const cpus = new Set(parseCpuList(local));
+    const cpus = new Set(parseCpuList(local, host.path(`sys/bus/pci/devices/${busId}/local_cpulist`)));
     const best = nodes.map((x) => ({ id: x.id, overlap: x.cpus.filter((c) => cpus.has(c)).length })).sort((a, b) => b.overlap - a.overlap)[0];
     // Only a clear answer: the local CPUs lie on one node.
     if (best && best.overlap > 0 && best.overlap === cpus.size) return { node: best.id, known: true };
