@@ -8,15 +8,10 @@ import { runTool, which } from './detect/tools.js';
 import type { Manifest } from './plan.js';
 import { readManifest, under } from './state.js';
 import { PATHS } from './units.js';
+import { vendorOf } from './vendors/index.js';
+import type { DoctorItem, DoctorStatus, VendorModule } from './vendors/types.js';
 
-export type DoctorStatus = 'ok' | 'warn' | 'fail' | 'skip';
-
-export interface DoctorItem {
-  check: string;
-  status: DoctorStatus;
-  detail: string;
-  fix?: string;
-}
+export type { DoctorItem, DoctorStatus } from './vendors/types.js';
 
 export interface DoctorOptions {
   root: string;
@@ -87,12 +82,14 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
       );
     else out.push(item('docker group', 'ok', `${user} is in the docker group`));
   }
-  if (docker && m.vendor === 'nvidia') out.push(await checkNvidiaRuntime(opts));
-  else out.push(item('nvidia container runtime', 'skip', m.vendor === 'nvidia' ? 'docker is not installed' : `not an NVIDIA host (${m.vendor})`));
   out.push(await checkGitSsh(opts, pw, user));
   out.push(await checkCgroups(opts));
-  out.push(await checkGpuCount(opts, m, io));
-  if (m.vendor === 'nvidia') out.push(await checkPersistenceMode(io));
+  const vendor = vendorOf(m.vendor);
+  if (!vendor) out.push(item('gpu count', 'fail', `the manifest names vendor ${JSON.stringify(m.vendor)}, which bkci does not know`, 're-run bkci node setup'));
+  else {
+    out.push(await checkGpuCount(opts, m, vendor, io));
+    out.push(...(await vendor.doctorChecks({ root: opts.root, hostRoot: opts.hostRoot, staging: opts.staging, docker, io })));
+  }
   out.push(...(await checkUnits(opts, m, io)));
   return out;
 }
@@ -164,19 +161,6 @@ async function checkBuildPaths(opts: DoctorOptions, m: Manifest, pw: Passwd | un
   return out;
 }
 
-async function checkNvidiaRuntime(opts: DoctorOptions): Promise<DoctorItem> {
-  const daemon = (await read(under(opts.root, '/etc/docker/daemon.json'))) ?? '';
-  const cdi = (await exists(under(opts.root, '/etc/cdi/nvidia.yaml'))) || (await exists(under(opts.hostRoot, '/var/run/cdi/nvidia.yaml')));
-  if (/"nvidia"\s*:/.test(daemon) || cdi)
-    return item('nvidia container runtime', 'ok', /"nvidia"/.test(daemon) ? 'docker has the nvidia runtime' : 'NVIDIA CDI spec present');
-  return item(
-    'nvidia container runtime',
-    'fail',
-    'docker has no nvidia runtime: `docker run --gpus` fails with "could not select device driver"',
-    'install nvidia-container-toolkit, then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker',
-  );
-}
-
 async function checkGitSsh(opts: DoctorOptions, pw: Passwd | undefined, user: string): Promise<DoctorItem> {
   const home = pw?.home || '/var/lib/buildkite-agent';
   const gitconfig = (await read(under(opts.root, `${home}/.gitconfig`))) ?? '';
@@ -223,57 +207,22 @@ async function checkCgroups(opts: DoctorOptions): Promise<DoctorItem> {
   return item(name, 'ok', 'unified hierarchy with the cpuset and memory controllers');
 }
 
-// What to do about the driver errors GPU hosts classically hit.
-function driverFix(msg: string): string {
-  if (/Driver\/library version mismatch/i.test(msg))
-    return 'the NVIDIA driver was upgraded while the old kernel module stayed loaded: reboot (or stop everything using the GPUs and reload the nvidia modules)';
-  if (/couldn't communicate with the NVIDIA driver|NVIDIA-SMI has failed/i.test(msg))
-    return 'the nvidia kernel module is not loaded (lsmod | grep nvidia; dmesg): reinstall the driver or its DKMS module for the running kernel';
-  if (/No devices were found|Unable to determine the device handle|GPU is lost/i.test(msg))
-    return 'a GPU is not answering: look for Xid errors in dmesg; reset the GPU (nvidia-smi -r) or reboot';
-  if (/amdgpu|rocm/i.test(msg)) return 'check that the amdgpu driver is loaded (lsmod | grep amdgpu; dmesg)';
-  return 'check the driver (dmesg, the vendor tool run by hand)';
-}
-
-// Without persistence mode the driver tears a GPU's state down whenever no process holds it, so
-// every job's first CUDA call waits seconds for the GPU to come up again.
-async function checkPersistenceMode(io: Io): Promise<DoctorItem> {
-  const smi = await which('nvidia-smi', io.env);
-  if (!smi) return item('persistence mode', 'skip', 'nvidia-smi is not on PATH');
-  const r = await runTool(smi, ['--query-gpu=index,persistence_mode', '--format=csv,noheader'], io, 30_000);
-  if (!r.ok) return item('persistence mode', 'skip', `nvidia-smi could not say (exit ${r.exitCode ?? '?'})`);
-  const off = r.stdout
-    .split('\n')
-    .map((l) => l.split(',').map((x) => x.trim()))
-    .filter(([i, mode]) => /^\d+$/.test(i ?? '') && /^disabled$/i.test(mode ?? ''))
-    .map(([i]) => i);
-  if (off.length) {
-    return item(
-      'persistence mode',
-      'warn',
-      `off on GPU${off.length > 1 ? 's' : ''} ${off.join(', ')}: the driver tears the GPU down between jobs and each job's first CUDA call waits for it`,
-      'systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1)',
-    );
-  }
-  return item('persistence mode', 'ok', 'enabled on every GPU');
-}
-
-async function checkGpuCount(opts: DoctorOptions, m: Manifest, io: Io): Promise<DoctorItem> {
+async function checkGpuCount(opts: DoctorOptions, m: Manifest, vendor: VendorModule, io: Io): Promise<DoctorItem> {
   const planned = new Set(m.agents.flatMap((a) => a.gpuIndices)).size;
-  if (m.vendor === 'none') return item('gpu count', 'skip', 'CPU-only agents');
+  if (planned === 0) return item('gpu count', 'skip', 'CPU-only agents');
   try {
-    const facts = await detectHost(opts.hostRoot, m.vendor as 'nvidia', io);
+    const facts = await detectHost(opts.hostRoot, vendor.id, io);
     if (facts.gpus.length !== planned)
       return item(
         'gpu count',
         'fail',
         `setup planned ${planned} GPUs, ${facts.gpus.length} are present now`,
-        'find the missing GPU (nvidia-smi / dmesg for Xid errors), or re-run setup to plan for what is there',
+        `find the missing GPU (${vendor.tools[0] ?? 'the vendor tool'}, dmesg), or re-run setup to plan for what is there`,
       );
     return item('gpu count', 'ok', `${planned} GPUs, as planned`);
   } catch (err) {
     const msg = (err as Error).message;
-    return item('gpu count', 'fail', `cannot list the GPUs: ${msg}`, driverFix(msg));
+    return item('gpu count', 'fail', `cannot list the GPUs: ${msg}`, vendor.driverFix(msg));
   }
 }
 

@@ -6,6 +6,7 @@ import { UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { formatCpuList } from './cpulist.js';
 import type { Gpu, HostFacts, NumaNode, Vendor } from './detect/types.js';
+import { vendorOf } from './vendors/index.js';
 import { PATHS, renderAgentCfg, renderAgentEnv, renderDropIn, renderEnvironmentHook, renderTemplateUnit, renderTokenFile, unitName } from './units.js';
 
 export interface SetupOptions {
@@ -35,7 +36,7 @@ export interface AgentPlan {
   gpus: string[];
   gpuIndices: number[];
   isolationIds: string[];
-  vendor: Vendor | 'none';
+  vendor: Vendor;
   numaNode: number;
   // Every NUMA node the agent's GPUs sit on (more than one only when it spans nodes).
   numaNodes: number[];
@@ -46,6 +47,12 @@ export interface AgentPlan {
   memoryMaxText: string;
   buildPath: string;
   devices: string[];
+  // The unit's DeviceAllow= entries (`/dev/nvidia3 rw`, `char-nvidia-uvm rw`).
+  deviceAllow: string[];
+  // SupplementaryGroups= of the unit: what the agent user needs to open its device nodes.
+  groups: string[];
+  // `docker run` arguments that give a container this agent's GPUs (devices, groups).
+  dockerArgs: string[];
   env: Record<string, string>;
   tags: string[];
 }
@@ -149,14 +156,14 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   dirs.push({ path: opts.buildRoot, mode: 0o755, owner: 'agent', kind: 'shared' });
   dirs.push({ path: pluginsPath(opts), mode: 0o750, owner: 'agent', kind: 'build' });
   add(PATHS.tokenFile, 0o600, renderTokenFile(opts.token), true);
-  add(PATHS.hook, 0o755, renderEnvironmentHook(facts.vendor));
+  add(PATHS.hook, 0o755, renderEnvironmentHook(vendorOf(facts.vendor)!));
   add(PATHS.templateUnit, 0o644, renderTemplateUnit({ user: opts.user, agentBin: opts.agentBin, bkciBin: opts.bkciBin, home: homeOf(opts) }));
   for (const a of agents) {
     dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
     add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { hooksPath: PATHS.hooksDir, pluginsPath: pluginsPath(opts) }));
     add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk));
     dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
-    add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a, facts.vendor, opts.mig));
+    add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a));
   }
 
   // Every ancestor directory too, so teardown can remove what setup created and nothing else.
@@ -276,6 +283,8 @@ function pluginsPath(opts: SetupOptions): string {
 export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = []): AgentPlan[] {
   checkValues(facts, opts);
   const baseName = opts.name ?? facts.hostname;
+  const vendor = vendorOf(facts.vendor);
+  if (!vendor) throw new UsageError(`vendor ${JSON.stringify(facts.vendor)}: not a vendor bkci knows`);
   const reserved = new Set(['queue', 'gpu', 'gpu-vendor', 'numa']);
   for (const [k] of opts.tags)
     if (reserved.has(k)) throw new UsageError(`--tags ${k}=...: bkci sets the ${k} tag itself`, k === 'queue' ? 'use --queue' : 'pick another tag name');
@@ -283,7 +292,7 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
   // `nodes`: the NUMA nodes the agent's GPUs sit on (one, unless it spans nodes).
   type Group = { nodes: number[]; slots: Slot[] };
   const groups: Group[] = [];
-  if (facts.vendor === 'none' || facts.gpus.length === 0) {
+  if (facts.gpus.length === 0) {
     if (opts.agents < 1) throw new UsageError(`--agents ${opts.agents}: at least one agent is needed`);
     for (let i = 0; i < opts.agents; i++) groups.push({ nodes: [facts.nodes[i % facts.nodes.length]!.id], slots: [] });
   } else {
@@ -357,6 +366,18 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       g.slots.length === 0 ? `cpu${groups.indexOf(g)}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
     const ids = g.slots.map((s) => s.id);
     const devices = [...new Set(g.slots.flatMap((s) => s.gpu.devices))];
+    const shared = g.slots.length ? facts.sharedDevices : [];
+    const required = [...devices, ...shared.filter((d) => d.required).map((d) => d.path)];
+    // DeviceAllow= entries: the required nodes, the optional ones (by class where they have one),
+    // and whatever else the vendor grants (MIG capabilities).
+    const deviceAllow = [
+      ...new Set([
+        ...required.map((d) => `${d} rw`),
+        ...shared.filter((d) => !d.required).map((d) => `${d.allow ?? d.path} rw`),
+        ...vendor.extraDeviceAllow(g.slots, opts.mig),
+      ]),
+    ];
+    const groupsNeeded = g.slots.length ? facts.groups : [];
     const cpuText = formatCpuList(cpus);
     const memText = `${Math.floor(memoryMax / MiB)}M`;
     const env: Record<string, string> = {
@@ -366,10 +387,10 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       BKCI_CPUSET: cpuText,
       BKCI_MEMS: memNodes,
       BKCI_MEMORY: `${Math.floor(memoryMax / MiB)}m`,
-      BKCI_DEVICES: [...devices, ...(g.slots.length ? facts.sharedDevices : [])].join(','),
+      // The device nodes the agent cannot work without (checked by the hook and the health gate).
+      BKCI_DEVICES: required.join(','),
       BKCI_GPU_BUSIDS: [...new Set(g.slots.map((s) => s.gpu.busId))].join(','),
-      ...(facts.vendor === 'nvidia' ? { BKCI_GPU_UUIDS: [...new Set(g.slots.map((s) => s.gpu.uuid ?? s.gpu.isolationId))].join(',') } : {}),
-      ...isolationEnv(facts.vendor, ids),
+      ...vendor.isolationEnv(g.slots),
     };
     // Every GPU of the agent, `+`-joined (a `-` range in the instance name can hide a gap: gpu0-2).
     const tagGpu = g.slots.length ? gpuLabels.join('+') : 'none';
@@ -391,6 +412,9 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       memoryMaxText: memText,
       buildPath: `${opts.buildRoot.replace(/\/$/, '')}/${instance}`,
       devices,
+      deviceAllow,
+      groups: groupsNeeded,
+      dockerArgs: vendor.dockerArgs(g.slots, [...required, ...shared.filter((d) => !d.required).map((d) => d.path)], groupsNeeded),
       env,
       tags,
     };
@@ -452,21 +476,6 @@ function checkValues(facts: HostFacts, opts: SetupOptions): void {
 }
 
 const order = (a: AgentPlan) => (a.gpuIndices.length ? Math.min(...a.gpuIndices) : 1e9);
-
-// The variables that make only the agent's GPUs visible. HIP counts within the ROCR list.
-export function isolationEnv(vendor: Vendor | 'none', ids: string[]): Record<string, string> {
-  if (!ids.length) return {};
-  switch (vendor) {
-    case 'nvidia':
-      return { NVIDIA_VISIBLE_DEVICES: ids.join(','), CUDA_VISIBLE_DEVICES: ids.join(',') };
-    case 'amd':
-      return { ROCR_VISIBLE_DEVICES: ids.join(','), HIP_VISIBLE_DEVICES: ids.map((_, i) => i).join(',') };
-    case 'ascend':
-      return { ASCEND_RT_VISIBLE_DEVICES: ids.join(',') };
-    default:
-      return {};
-  }
-}
 
 // Splits a node's cores (SMT siblings kept together) into k disjoint shares after reserving the
 // first cores (at least `reserve` CPUs) for the host. Earlier shares get the remainder.

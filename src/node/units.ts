@@ -2,7 +2,7 @@
 // the applier prefixes --root. Every file says it is managed, so an operator knows to re-run setup.
 import { UsageError } from '../util/errors.js';
 import type { AgentPlan } from './plan.js';
-import type { Vendor } from './detect/types.js';
+import type { VendorModule } from './vendors/types.js';
 
 const CONF = '/etc/buildkite-agent/bkci';
 
@@ -119,7 +119,7 @@ WantedBy=multi-user.target
 `;
 }
 
-export function renderDropIn(a: AgentPlan, vendor: Vendor | 'none', mig: boolean): string {
+export function renderDropIn(a: AgentPlan): string {
   const lines = [
     `# ${HEADER}`,
     `# Agent ${a.name}: GPUs ${a.gpuIndices.join(',') || 'none'} on NUMA node${a.numaNodes.length > 1 ? 's' : ''} ${a.numaNodes.join(',')}.`,
@@ -130,29 +130,21 @@ export function renderDropIn(a: AgentPlan, vendor: Vendor | 'none', mig: boolean
     '# Only this agent’s GPU device nodes (and the usual pseudo-devices) can be opened.',
     'DevicePolicy=closed',
   ];
-  const devices = a.env.BKCI_DEVICES ? a.env.BKCI_DEVICES.split(',') : [];
-  for (const d of devices) lines.push(`DeviceAllow=${checkPath('device', d)} rw`);
-  if (vendor === 'nvidia' && mig) lines.push('DeviceAllow=char-nvidia-caps r');
+  for (const d of a.deviceAllow) {
+    const [what, access] = d.split(' ');
+    if (!/^(?:char|block)-[A-Za-z0-9_-]+$/.test(what!)) checkPath('device', what!);
+    if (!/^r?w?m?$/.test(access ?? '')) throw new UsageError(`device access ${JSON.stringify(access)}: expected r, w, m`);
+    lines.push(`DeviceAllow=${d}`);
+  }
+  if (a.groups.length) {
+    lines.push('# The groups that own its device nodes (useradd --system gives none).');
+    lines.push(`SupplementaryGroups=${a.groups.map((g) => checkSafe('group', g)).join(' ')}`);
+  }
   return lines.join('\n') + '\n';
 }
 
-export function renderEnvironmentHook(vendor: Vendor | 'none'): string {
-  const vendorCheck =
-    vendor === 'nvidia'
-      ? `
-# Every GPU of this agent must still answer the driver (asked one by one: the unit's device policy
-# lets this agent open only its own GPUs).
-if command -v nvidia-smi >/dev/null 2>&1; then
-  for id in \${BKCI_GPU_UUIDS//,/ }; do
-    seen="$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i "$id" 2>&1)" || seen=""
-    if [[ "$seen" != *"$id"* ]]; then
-      echo "bkci: GPU $id of agent $BKCI_AGENT is missing; refusing to run the job" >&2
-      exit 1
-    fi
-  done
-fi
-`
-      : '';
+export function renderEnvironmentHook(vendor: VendorModule): string {
+  const vendorCheck = vendor.hookCheck;
   return `#!/bin/bash
 # ${HEADER}
 # The environment hook of bkci's agents: runs before every job, exports the agent's own GPU, CPU and

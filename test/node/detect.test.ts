@@ -3,10 +3,10 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAmdSmiList, parseKfdProperties } from '../../src/node/detect/amd.js';
-import { parseNpuSmiInfo, parseNpuSmiMapping } from '../../src/node/detect/ascend.js';
+import { parseAmdSmiList, parseKfdProperties } from '../../src/node/vendors/amd.js';
+import { parseNpuSmiInfo, parseNpuSmiMapping } from '../../src/node/vendors/ascend.js';
 import { detectHost } from '../../src/node/detect/index.js';
-import { parseDeviceMinor, parseNvidiaHealth, parseNvidiaList, parseNvidiaQuery } from '../../src/node/detect/nvidia.js';
+import { parseDeviceMinor, parseNvidiaHealth, parseNvidiaList, parseNvidiaQuery } from '../../src/node/vendors/nvidia.js';
 import { normalizeBusId } from '../../src/node/detect/sysfs.js';
 import { formatCpuList, parseCpuList } from '../../src/node/cpulist.js';
 import { hostEnv, HOSTS, quietIo } from './helpers.js';
@@ -136,7 +136,8 @@ describe('detectHost on fixture hosts', () => {
     expect(g0.numaNode).toBe(1);
     expect(g0.isolationId).toMatch(/^GPU-[0-9a-f]{16}$/);
     expect(g0.devices[0]).toMatch(/^\/dev\/dri\/renderD1\d\d$/);
-    expect(f.sharedDevices).toEqual(['/dev/kfd']);
+    expect(f.sharedDevices).toEqual([{ path: '/dev/kfd', required: true }]);
+    expect(f.groups).toEqual(['render', 'video']);
     expect(new Set(f.gpus.map((g) => g.isolationId)).size).toBe(8);
   });
 
@@ -191,7 +192,7 @@ describe('detectHost on fixture hosts', () => {
 
 describe('other forms of the vendor tools', () => {
   it('reads amd-smi static --json and rocm-smi --showbus in text', async () => {
-    const { parseAmdSmiStatic, parseRocmSmiBus } = await import('../../src/node/detect/amd.js');
+    const { parseAmdSmiStatic, parseRocmSmiBus } = await import('../../src/node/vendors/amd.js');
     expect(parseAmdSmiStatic('[{"gpu": 0, "asic": {"market_name": "MI300X"}, "bus": {"bdf": "0000:0c:00.0", "max_pcie_width": 16}}]')).toEqual([
       { index: 0, busId: '0000:0c:00.0' },
     ]);

@@ -1,7 +1,7 @@
 // `bkci node setup`: detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Option } from 'commander';
+import { vendorIds } from '../../node/vendors/index.js';
 import { UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { table } from '../../util/output.js';
@@ -38,7 +38,7 @@ export function setupCommand(node: Command, io: Io): Command {
     .option('--queue <queue>', 'the queue the agents serve (queue=QUEUE tag)')
     .option('--token-file <file>', 'agent token file (default: $BUILDKITE_AGENT_TOKEN)')
     .option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node where they fit (else across nodes, with a warning)', '1')
-    .addOption(new Option('--vendor <vendor>', 'GPU vendor').choices(['auto', 'nvidia', 'amd', 'ascend', 'none']).default('auto'))
+    .option('--vendor <vendor>', `GPU vendor: auto, ${vendorIds().join(', ')}`, 'auto')
     .option('--agents <n>', 'number of CPU-only agents (with --vendor none or no GPUs)', '1')
     .option('--name <name>', 'agent name prefix (default: the hostname)')
     .option('--tags <k=v,...>', 'extra agent tags')
@@ -121,7 +121,7 @@ Examples:
       for (const w of plan.warnings) io.log.warn(w);
       io.log.info(
         { vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: facts.nodes.length, agents: plan.agents.length },
-        `found ${facts.gpus.length} ${facts.vendor === 'none' ? '' : `${facts.vendor} `}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`,
+        `found ${facts.gpus.length} ${facts.gpus.length ? `${facts.vendor} ` : ''}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`,
       );
       const view = {
         agents: plan.agents.map((a) => ({

@@ -1,5 +1,5 @@
 // Reading the host's /sys and /proc, under a root prefix (`--host-root`) so tests read fixture trees.
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseCpuList } from '../cpulist.js';
 import type { NumaNode } from './types.js';
@@ -11,11 +11,49 @@ export class HostTree {
     return join(this.root, p);
   }
 
+  // A text file's content (at most 4 MiB: sysfs and procfs files are small), or undefined.
   async read(p: string): Promise<string | undefined> {
+    let fh;
     try {
-      return await readFile(this.path(p), 'utf8');
+      fh = await open(this.path(p), 'r');
+      const chunks: Buffer[] = [];
+      let len = 0;
+      while (len < 4 * 1024 * 1024) {
+        const chunk = Buffer.alloc(65536);
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(chunk.subarray(0, bytesRead));
+        len += bytesRead;
+      }
+      return Buffer.concat(chunks).toString('utf8');
     } catch {
       return undefined;
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  // The group name owning a file (a device node), from the tree's /etc/group.
+  async groupOf(p: string): Promise<string | undefined> {
+    try {
+      const gid = (await stat(this.path(p))).gid;
+      const groups = (await this.read('etc/group')) ?? '';
+      for (const line of groups.split('\n')) {
+        const f = line.split(':');
+        if (f.length >= 3 && Number(f[2]) === gid && f[0]) return f[0];
+      }
+      return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async exists(p: string): Promise<boolean> {
+    try {
+      await stat(this.path(p));
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -125,5 +163,3 @@ export async function pciAccelerators(host: HostTree): Promise<PciDevice[]> {
   }
   return out;
 }
-
-export const PCI_VENDOR: Record<string, 'nvidia' | 'amd' | 'ascend'> = { '0x10de': 'nvidia', '0x1002': 'amd', '0x19e5': 'ascend' };

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
-import { UsageError } from '../../util/errors.js';
+import { BkciError, InputError, UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 
 export interface ToolResult {
@@ -139,4 +139,43 @@ export function describeFailure(cmd: string, args: string[], r: ToolResult): str
   if (r.spawnError) return `${name} could not be run: ${r.spawnError}`;
   const said = (r.stderr || r.stdout).trim().split('\n')[0] ?? '';
   return `${name} failed (exit ${r.exitCode ?? '?'})${said ? `: ${said}` : ''}`;
+}
+
+// A vendor tool run during detection that must not hang: past its deadline it is killed and bkci
+// stops (exit 1).
+export async function runBounded(path: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<ToolResult> {
+  const r = await runTool(path, args, io);
+  if (r.timedOut) throw new BkciError(describeFailure(path, args, r), 'the driver or a GPU is stuck: look for Xid errors in dmesg; a reboot may be needed');
+  return r;
+}
+
+// A detection tool's output; missing is bad usage (the wrong --vendor), failing is bad input.
+export async function requireTool(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>, vendor: { id: string; label: string }): Promise<string> {
+  const path = await which(cmd, io.env);
+  if (!path) throw new UsageError(`--vendor ${vendor.id}: ${cmd} is not on PATH`, `install the ${vendor.label} driver tools, or pick the right --vendor`);
+  const r = await runBounded(path, args, io);
+  if (!r.ok) throw new InputError(describeFailure(cmd, args, r), 'check that the driver is loaded (the tool must work before agents can use the GPUs)');
+  return r.stdout;
+}
+
+// A tool run for the health check: its output even when it failed (nvidia-smi prints the GPUs it
+// can read and an error for the one it cannot), and the error's first line. Undefined when the
+// tool is not on PATH.
+export async function healthRun(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<{ stdout: string; error?: string } | undefined> {
+  const path = await which(cmd, io.env);
+  if (!path) return undefined;
+  const r = await runTool(path, args, io, 30_000);
+  if (r.ok) return { stdout: r.stdout };
+  if (r.timedOut || r.spawnError) return { stdout: '', error: describeFailure(cmd, args, r) };
+  const said = `${r.stderr}\n${r.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l && !/^GPU-|^\d/.test(l));
+  return { stdout: r.stdout, error: `${cmd} failed${r.exitCode !== undefined ? ` (exit ${r.exitCode})` : ''}${said ? `: ${said}` : ''}` };
+}
+
+// A health tool's output when it ran cleanly, else undefined.
+export async function healthOutput(cmd: string, args: string[], io: Pick<Io, 'env' | 'log'>): Promise<string | undefined> {
+  const r = await healthRun(cmd, args, io);
+  return r && r.error === undefined ? r.stdout : undefined;
 }

@@ -1,8 +1,11 @@
 // Facts about a host, gathered before anything is planned.
 
-export const VENDORS = ['nvidia', 'amd', 'ascend'] as const;
-export type Vendor = (typeof VENDORS)[number];
-export type VendorChoice = Vendor | 'none' | 'auto';
+import type { DeviceNode } from '../vendors/types.js';
+
+// A vendor module's id (src/node/vendors/): nvidia, amd, ascend; `none` for CPU-only agents.
+export type Vendor = string;
+// A --vendor value: a vendor id, `none`, or `auto`.
+export type VendorChoice = string;
 
 export interface MigDevice {
   uuid: string;
@@ -35,12 +38,15 @@ export interface NumaNode {
 
 export interface HostFacts {
   hostname: string;
-  vendor: Vendor | 'none';
+  vendor: Vendor;
   gpus: Gpu[];
   nodes: NumaNode[];
   // Physical cores as groups of SMT sibling CPUs, sorted by first CPU.
   cores: number[][];
-  // Device nodes every agent of this vendor needs (/dev/nvidiactl, /dev/kfd, /dev/davinci_manager).
-  sharedDevices: string[];
+  // Device nodes every agent with GPUs uses besides its GPUs' own (/dev/nvidiactl, /dev/kfd,
+  // /dev/davinci_manager), required or optional.
+  sharedDevices: DeviceNode[];
+  // Groups the agent user needs for its device nodes (render and video; the Ascend driver's group).
+  groups: string[];
   warnings: string[];
 }

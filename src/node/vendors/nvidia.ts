@@ -1,0 +1,300 @@
+// NVIDIA: GPUs from nvidia-smi (CSV query and -L for MIG devices) and /proc/driver/nvidia for
+// device minors (index, UUID, bus id and /dev/nvidiaN minor are four different things); the
+// isolation variables take UUIDs; health from nvidia-smi's query fields.
+import { readFile, stat } from 'node:fs/promises';
+import { InputError } from '../../util/errors.js';
+import { normalizeBusId, pciNumaNode } from '../detect/sysfs.js';
+import { healthOutput, healthRun, requireTool, runBounded, runTool, which } from '../detect/tools.js';
+import type { Gpu, MigDevice } from '../detect/types.js';
+import { under } from '../safe-fs.js';
+import type { AgentSlot, DetectContext, DeviceNode, DoctorContext, DoctorItem, GpuReport, ToolIo, VendorModule } from './types.js';
+
+export interface NvidiaSmiGpu {
+  index: number;
+  uuid: string;
+  name: string;
+  busId: string;
+  memoryMiB?: number;
+}
+
+export const NVIDIA_QUERY = ['--query-gpu=index,uuid,name,pci.bus_id,memory.total', '--format=csv,noheader,nounits'];
+
+// `0, GPU-6c2f..., NVIDIA H100 80GB HBM3, 00000000:8D:00.0, 81559` per line. The name may hold commas.
+// Lines that are not GPU rows (driver warnings such as "WARNING: infoROM is corrupted") are
+// returned in `skipped` rather than failing the whole detection.
+// Two rows with the same index, UUID or bus id are inconsistent output: an error naming both lines.
+export function parseNvidiaQuery(text: string, skipped: string[] = []): NvidiaSmiGpu[] {
+  const out: NvidiaSmiGpu[] = [];
+  const seen = new Map<string, number>();
+  const lines = text.split('\n');
+  for (const [n, line] of lines.entries()) {
+    if (!line.trim()) continue;
+    const f = line.split(',').map((s) => s.trim());
+    const [index, uuid] = f;
+    if (f.length < 5 || !/^\d{1,6}$/.test(index!) || !/^GPU-/.test(uuid!)) {
+      skipped.push(line.trim());
+      continue;
+    }
+    const mem = f[f.length - 1]!;
+    const bus = f[f.length - 2]!;
+    const name = f.slice(2, f.length - 2).join(', ');
+    for (const [what, v] of [
+      ['index', index!],
+      ['UUID', uuid!],
+      ['bus id', normalizeBusId(bus)],
+    ]) {
+      const first = seen.get(`${what} ${v}`);
+      if (first !== undefined)
+        throw new InputError(
+          `nvidia-smi ${NVIDIA_QUERY[0]} line ${n + 1}: ${what} ${v} was already given on line ${first + 1} (${JSON.stringify(lines[first]!.trim())}): inconsistent output`,
+          'run the same nvidia-smi query by hand; a driver in a bad state (or a wrapper script) can print a GPU twice',
+        );
+      seen.set(`${what} ${v}`, n);
+    }
+    out.push({ index: Number(index), uuid: uuid!, name, busId: bus, memoryMiB: /^\d+$/.test(mem) ? Number(mem) : undefined });
+  }
+  return out;
+}
+
+// `nvidia-smi -L`: `GPU 0: NAME (UUID: GPU-...)` lines, MIG devices indented below their GPU.
+export function parseNvidiaList(text: string): Map<string, MigDevice[]> {
+  const out = new Map<string, MigDevice[]>();
+  let current: string | undefined;
+  for (const line of text.split('\n')) {
+    const gpu = /^GPU\s+\d+:.*\(UUID:\s*(GPU-[^)\s]+)\)/.exec(line);
+    if (gpu) {
+      current = gpu[1]!;
+      out.set(current, []);
+      continue;
+    }
+    const mig = /^\s+MIG\s+(\S+)\s+Device\s+\d+:\s*\(UUID:\s*(MIG-[^)\s]+)\)/.exec(line);
+    if (mig && current) out.get(current)!.push({ name: mig[1]!, uuid: mig[2]! });
+  }
+  return out;
+}
+
+// `Device Minor: 3` from /proc/driver/nvidia/gpus/<bus id>/information.
+export function parseDeviceMinor(text: string): number | undefined {
+  const m = /^Device Minor:\s*(\d{1,6})\s*$/m.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+// /dev/nvidiactl is needed by every CUDA process. nvidia-uvm (and -tools) appear on first CUDA use
+// (or from nvidia-modprobe -u), and headless hosts have no nvidia-modeset: allowed, never required.
+// The uvm nodes are allowed by their device class (the major is dynamic), resolved when the unit
+// starts; the modeset node by path (systemd skips a DeviceAllow= path that does not exist).
+export const NVIDIA_DEVICES: DeviceNode[] = [
+  { path: '/dev/nvidiactl', required: true },
+  { path: '/dev/nvidia-uvm', required: false, allow: 'char-nvidia-uvm' },
+  { path: '/dev/nvidia-uvm-tools', required: false, allow: 'char-nvidia-uvm' },
+  { path: '/dev/nvidia-modeset', required: false },
+];
+
+// Health fields for `node check`.
+export const NVIDIA_HEALTH_QUERY = [
+  '--query-gpu=uuid,memory.used,ecc.errors.uncorrected.volatile.total,retired_pages.pending,remapped_rows.failure',
+  '--format=csv,noheader,nounits',
+];
+export const NVIDIA_APPS_QUERY = ['--query-compute-apps=gpu_uuid,pid,used_memory', '--format=csv,noheader,nounits'];
+
+export interface NvidiaHealth {
+  uuid: string;
+  memoryUsedMiB?: number;
+  eccUncorrected?: number;
+  retiredPending?: boolean;
+  remapFailure?: boolean;
+}
+
+const num = (s: string | undefined) => (s && /^\d+$/.test(s) ? Number(s) : undefined);
+const yes = (s: string | undefined) => (s === undefined || /N\/A|not supported/i.test(s) ? undefined : /^yes$/i.test(s));
+
+export function parseNvidiaHealth(text: string): NvidiaHealth[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const f = l.split(',').map((s) => s.trim());
+      return { uuid: f[0]!, memoryUsedMiB: num(f[1]), eccUncorrected: num(f[2]), retiredPending: yes(f[3]), remapFailure: yes(f[4]) };
+    });
+}
+
+export function parseNvidiaApps(text: string): { uuid: string; pid: number; usedMiB?: number }[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() && !/No running/i.test(l))
+    .map((l) => {
+      const f = l.split(',').map((s) => s.trim());
+      return { uuid: f[0]!, pid: Number(f[1]), usedMiB: num(f[2]) };
+    });
+}
+
+async function detect(ctx: DetectContext): Promise<Gpu[]> {
+  const { host, nodes, io, warnings } = ctx;
+  const skipped: string[] = [];
+  const rows = parseNvidiaQuery(await requireTool('nvidia-smi', NVIDIA_QUERY, io, nvidia), skipped);
+  for (const line of skipped) warnings.push(`nvidia-smi printed a line that is not a GPU: ${line}`);
+  // MIG devices come from -L; a tool that cannot list them means none are used.
+  const listing = await runBounded((await which('nvidia-smi', io.env))!, ['-L'], io);
+  if (!listing.ok) warnings.push('nvidia-smi -L failed; assuming no MIG devices');
+  const migs = parseNvidiaList(listing.ok ? listing.stdout : '');
+  const gpus: Gpu[] = [];
+  for (const r of rows) {
+    const busId = normalizeBusId(r.busId);
+    const numa = await pciNumaNode(host, busId, nodes);
+    if (!numa.known && nodes.length > 1)
+      warnings.push(`GPU ${r.index} (${busId}): no usable NUMA node in sysfs (numa_node, local_cpulist); assuming node ${numa.node}`);
+    const info = await host.read(`proc/driver/nvidia/gpus/${busId}/information`);
+    let minor = info ? parseDeviceMinor(info) : undefined;
+    if (minor === undefined) {
+      warnings.push(`GPU ${r.index} (${busId}): no device minor in /proc/driver/nvidia; assuming /dev/nvidia${r.index}`);
+      minor = r.index;
+    }
+    gpus.push({
+      vendor: 'nvidia',
+      index: r.index,
+      isolationId: r.uuid,
+      uuid: r.uuid,
+      name: r.name,
+      busId,
+      numaNode: numa.node,
+      devices: [`/dev/nvidia${minor}`],
+      memoryMiB: r.memoryMiB,
+      mig: migs.get(r.uuid) ?? [],
+    });
+  }
+  return gpus;
+}
+
+async function health(env: Record<string, string>, io: ToolIo): Promise<GpuReport[]> {
+  const uuids = (env.BKCI_GPU_UUIDS ?? env.NVIDIA_VISIBLE_DEVICES ?? '').split(',').filter(Boolean);
+  // `-i`: under the unit's DevicePolicy=closed only this agent's GPUs can be opened; asking
+  // nvidia-smi about the others would fail.
+  const only = ['-i', uuids.join(',')];
+  const run = await healthRun('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
+  const rows = new Map<string, NvidiaHealth>(
+    parseNvidiaHealth(run?.stdout ?? '')
+      .filter((h) => uuids.includes(h.uuid))
+      .map((h) => [h.uuid, h]),
+  );
+  if (rows.size === 0) {
+    // Without the health query (an old driver), presence still comes from the GPU list.
+    const list = await healthRun('nvidia-smi', ['-L'], io);
+    const why = list?.error ?? run?.error;
+    return uuids.map((id) =>
+      list && list.stdout.includes(id)
+        ? { id, present: true, processes: [], note: `health fields unavailable from nvidia-smi${run?.error ? `: ${run.error}` : ''}` }
+        : { id, present: false, processes: [], ...(why ? { reason: why } : run === undefined ? { reason: 'nvidia-smi is not on PATH' } : {}) },
+    );
+  }
+  const appsText = await healthOutput('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io);
+  const apps = parseNvidiaApps(appsText ?? '');
+  return uuids.map((id) => {
+    const h = rows.get(id);
+    if (!h) return { id, present: false, processes: [], ...(run?.error ? { reason: run.error } : {}) };
+    return {
+      id,
+      present: true,
+      processes: apps.filter((a) => a.uuid === id).map((a) => a.pid),
+      memoryUsedMiB: h.memoryUsedMiB,
+      eccUncorrected: h.eccUncorrected,
+      retiredPending: h.retiredPending,
+      remapFailure: h.remapFailure,
+      ...(appsText === undefined ? { note: 'compute processes could not be listed' } : {}),
+    };
+  });
+}
+
+const item = (check: string, status: DoctorItem['status'], detail: string, fix?: string): DoctorItem => ({ check, status, detail, ...(fix ? { fix } : {}) });
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+// Docker needs the nvidia runtime (or a CDI spec) for `--gpus`.
+async function checkRuntime(ctx: DoctorContext): Promise<DoctorItem> {
+  if (!ctx.docker) return item('nvidia container runtime', 'skip', 'docker is not installed');
+  const daemon = await readFile(under(ctx.root, '/etc/docker/daemon.json'), 'utf8').catch(() => '');
+  const cdi = (await exists(under(ctx.root, '/etc/cdi/nvidia.yaml'))) || (await exists(under(ctx.hostRoot, '/var/run/cdi/nvidia.yaml')));
+  if (/"nvidia"\s*:/.test(daemon) || cdi)
+    return item('nvidia container runtime', 'ok', /"nvidia"/.test(daemon) ? 'docker has the nvidia runtime' : 'NVIDIA CDI spec present');
+  return item(
+    'nvidia container runtime',
+    'fail',
+    'docker has no nvidia runtime: `docker run --gpus` fails with "could not select device driver"',
+    'install nvidia-container-toolkit, then nvidia-ctk runtime configure --runtime=docker && systemctl restart docker',
+  );
+}
+
+// Without persistence mode the driver tears a GPU's state down whenever no process holds it, so
+// every job's first CUDA call waits seconds for the GPU to come up again.
+async function checkPersistenceMode(io: ToolIo): Promise<DoctorItem> {
+  const smi = await which('nvidia-smi', io.env);
+  if (!smi) return item('persistence mode', 'skip', 'nvidia-smi is not on PATH');
+  const r = await runTool(smi, ['--query-gpu=index,persistence_mode', '--format=csv,noheader'], io, 30_000);
+  if (!r.ok) return item('persistence mode', 'skip', `nvidia-smi could not say (exit ${r.exitCode ?? '?'})`);
+  const off = r.stdout
+    .split('\n')
+    .map((l) => l.split(',').map((x) => x.trim()))
+    .filter(([i, mode]) => /^\d+$/.test(i ?? '') && /^disabled$/i.test(mode ?? ''))
+    .map(([i]) => i);
+  if (off.length) {
+    return item(
+      'persistence mode',
+      'warn',
+      `off on GPU${off.length > 1 ? 's' : ''} ${off.join(', ')}: the driver tears the GPU down between jobs and each job's first CUDA call waits for it`,
+      'systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1)',
+    );
+  }
+  return item('persistence mode', 'ok', 'enabled on every GPU');
+}
+
+export const nvidia: VendorModule = {
+  id: 'nvidia',
+  label: 'NVIDIA',
+  tools: ['nvidia-smi'],
+  pciVendors: ['0x10de'],
+  detect,
+  sharedDevices: async () => NVIDIA_DEVICES,
+  // MIG instances are opened through capability nodes; without --mig no cap is needed.
+  extraDeviceAllow: (_slots: AgentSlot[], mig: boolean) => (mig ? ['char-nvidia-caps r'] : []),
+  // The nvidia device nodes are 0666 by default.
+  supplementaryGroups: async () => [],
+  isolationEnv: (slots): Record<string, string> => {
+    if (!slots.length) return {};
+    const ids = slots.map((s) => s.id).join(',');
+    return {
+      NVIDIA_VISIBLE_DEVICES: ids,
+      CUDA_VISIBLE_DEVICES: ids,
+      BKCI_GPU_UUIDS: [...new Set(slots.map((s) => s.gpu.uuid ?? s.gpu.isolationId))].join(','),
+    };
+  },
+  // The quoted form: unquoted, docker splits the device list at the comma.
+  dockerArgs: (slots) => (slots.length ? ['--gpus', `"device=${slots.map((s) => s.id).join(',')}"`] : []),
+  hookCheck: `
+# Every GPU of this agent must still answer the driver (asked one by one: the unit's device policy
+# lets this agent open only its own GPUs).
+if command -v nvidia-smi >/dev/null 2>&1; then
+  for id in \${BKCI_GPU_UUIDS//,/ }; do
+    seen="$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i "$id" 2>&1)" || seen=""
+    if [[ "$seen" != *"$id"* ]]; then
+      echo "bkci: GPU $id of agent $BKCI_AGENT is missing; refusing to run the job" >&2
+      exit 1
+    fi
+  done
+fi
+`,
+  health,
+  doctorChecks: async (ctx) => [await checkRuntime(ctx), await checkPersistenceMode(ctx.io)],
+  driverFix: (msg) => {
+    if (/Driver\/library version mismatch/i.test(msg))
+      return 'the NVIDIA driver was upgraded while the old kernel module stayed loaded: reboot (or stop everything using the GPUs and reload the nvidia modules)';
+    if (/couldn't communicate with the NVIDIA driver|NVIDIA-SMI has failed/i.test(msg))
+      return 'the nvidia kernel module is not loaded (lsmod | grep nvidia; dmesg): reinstall the driver or its DKMS module for the running kernel';
+    if (/No devices were found|Unable to determine the device handle|GPU is lost/i.test(msg))
+      return 'a GPU is not answering: look for Xid errors in dmesg; reset the GPU (nvidia-smi -r) or reboot';
+    return 'check the driver (dmesg, nvidia-smi run by hand)';
+  },
+};

@@ -1,0 +1,104 @@
+// The one interface every GPU vendor implements. Everything bkci knows about a vendor (its tools,
+// how to find its GPUs, which device nodes an agent needs, how to hide the other GPUs from a job,
+// how to ask whether a GPU is fit, what to check on the host) lives in its module in this
+// directory; the planner, units, hook, health check and doctor only ask the registry (index.ts).
+// Adding a vendor is one module here, one entry in the registry, a fixture host and its tests.
+import type { Io } from '../../util/io.js';
+import type { HostTree } from '../detect/sysfs.js';
+import type { Gpu, NumaNode } from '../detect/types.js';
+
+export type ToolIo = Pick<Io, 'env' | 'log'>;
+
+// What detection gets: the host tree, its NUMA nodes, the tools, somewhere to put warnings.
+export interface DetectContext {
+  host: HostTree;
+  nodes: NumaNode[];
+  io: ToolIo;
+  warnings: string[];
+}
+
+// A device node an agent of this vendor may use. `required`: the agent cannot work without it
+// (the health check and the hook refuse a job when it is missing). Optional nodes (NVIDIA's
+// nvidia-uvm, which appears on first CUDA use; nvidia-modeset, absent on headless hosts) are
+// allowed but never make an agent unhealthy.
+export interface DeviceNode {
+  path: string;
+  required: boolean;
+  // The `DeviceAllow=` form when it is not the path: a device class (`char-nvidia-uvm`), which
+  // systemd resolves when the unit starts.
+  allow?: string;
+}
+
+// One schedulable unit of an agent: a whole GPU, or one MIG device of it.
+export interface AgentSlot {
+  gpu: Gpu;
+  // What the isolation variables take for this slot (GPU UUID, MIG UUID, ROCR id, logic id).
+  id: string;
+}
+
+// GPU facts for one agent, from its vendor's tool.
+export interface GpuReport {
+  id: string;
+  present: boolean;
+  // Why a GPU counts as missing, when the tool said (a driver error rather than an absent GPU).
+  reason?: string;
+  healthy?: boolean;
+  healthText?: string;
+  processes: number[];
+  memoryUsedMiB?: number;
+  eccUncorrected?: number;
+  retiredPending?: boolean;
+  remapFailure?: boolean;
+  // Something the check could not see (reported, not failed).
+  note?: string;
+}
+
+export type DoctorStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface DoctorItem {
+  check: string;
+  status: DoctorStatus;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorContext {
+  root: string;
+  hostRoot: string;
+  staging: boolean;
+  // Docker is installed on the host.
+  docker: boolean;
+  io: Io;
+}
+
+export interface VendorModule {
+  // `--vendor` value, `gpu-vendor=` tag, BKCI_GPU_VENDOR.
+  id: string;
+  // For people: "NVIDIA".
+  label: string;
+  // Tools whose presence on PATH picks this vendor with --vendor auto (the first is the main one).
+  tools: string[];
+  // PCI vendor ids of its GPUs (`0x10de`): GPUs on the bus without the tools are an error.
+  pciVendors: string[];
+
+  // The GPUs, joined with sysfs (NUMA node, device nodes). Errors name the tool and the line.
+  detect(ctx: DetectContext): Promise<Gpu[]>;
+  // Device nodes every agent with GPUs of this vendor needs besides each GPU's own (Gpu.devices).
+  sharedDevices(host: HostTree): Promise<DeviceNode[]>;
+  // Extra `DeviceAllow=` entries for an agent's slots (NVIDIA MIG capability nodes).
+  extraDeviceAllow(slots: AgentSlot[], mig: boolean): string[];
+  // Groups the agent must be in to open its device nodes (`SupplementaryGroups=`).
+  supplementaryGroups(host: HostTree): Promise<string[]>;
+  // The variables that make only the agent's GPUs visible, and vendor facts for the hook/check.
+  isolationEnv(slots: AgentSlot[]): Record<string, string>;
+  // `docker run` arguments giving a container the agent's GPUs (devices and groups; not limits).
+  dockerArgs(slots: AgentSlot[], devices: string[], groups: string[]): string[];
+  // Bash run by the environment hook before each job, after the device check; exits 1 to refuse.
+  hookCheck: string;
+  // Health of the agent's GPUs, from its environment file's values.
+  health(env: Record<string, string>, io: ToolIo): Promise<GpuReport[]>;
+  // Vendor checks of `node doctor`.
+  doctorChecks(ctx: DoctorContext): Promise<DoctorItem[]>;
+  // What to do about an error the vendor tool printed (driver not loaded, mismatch, lost GPU).
+  driverFix(message: string): string;
+}
