@@ -80,6 +80,29 @@ export const STEP_FIELDS = [
   'mirror',
 ] as const;
 
+// The keys of a mirror entry (mirror.amd) the generator reads.
+export const MIRROR_FIELDS = [
+  'device',
+  'num_devices',
+  'num_gpus',
+  'commands',
+  'working_dir',
+  'env',
+  'depends_on',
+  'dind',
+  'no_plugin',
+  'no_gpu',
+  'num_nodes',
+  'soft_fail',
+  'concurrency',
+  'concurrency_group',
+  'timeout_in_minutes',
+  'agent_tags',
+  'label',
+  'source_file_dependencies',
+  'optional',
+] as const;
+
 // Names from the older Jinja schema (test-pipeline.yaml, test-amd.yaml) and common slips.
 const ALIASES: Record<string, string> = {
   num_gpus: 'num_devices',
@@ -339,6 +362,26 @@ function parseStep(raw: unknown, file: string, line: number, keyLine: (k: string
   const mirror = raw.mirror;
   if (mirror !== undefined && mirror !== null && (!isObj(mirror) || Object.values(mirror).some((m) => !isObj(m))))
     throw new InputError(`${where('mirror')}: ${name}: mirror must map a vendor to a mapping (mirror: {amd: {device: ...}})`);
+  for (const [vendor, m] of Object.entries((mirror as Record<string, Record<string, unknown>> | null) ?? {})) {
+    for (const k of Object.keys(m)) {
+      if ((MIRROR_FIELDS as readonly string[]).includes(k)) continue;
+      const hint = k === 'parallelism' ? undefined : didYouMean(k, MIRROR_FIELDS);
+      warnings.push({
+        file,
+        line: keyLine('mirror'),
+        message:
+          k === 'parallelism'
+            ? `mirror.${vendor}.parallelism in ${name} is ignored: vLLM's generator gives the mirror the step's own parallelism`
+            : `unknown key mirror.${vendor}.${k} in ${name} is ignored${hint ? `; did you mean '${hint}'?` : ''}`,
+      });
+    }
+    if (m.working_dir !== undefined && !m.commands)
+      warnings.push({
+        file,
+        line: keyLine('mirror'),
+        message: `mirror.${vendor}.working_dir in ${name} is ignored without mirror.${vendor}.commands (vLLM's generator uses the step's working_dir then)`,
+      });
+  }
   const step: AreaStep = {
     label,
     group: str('group') ?? '',

@@ -62,6 +62,13 @@ export function replaceVariable(command: string, name: string, value: string): s
   return out + command.slice(i);
 }
 
+// A whole word renamed (both ends on a word boundary): visible-device variables for a mirror.
+export function renameWord(text: string, from: string, to: string): string {
+  if (!from) return text;
+  const esc = from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return text.replace(new RegExp(`(?<![\\p{L}\\p{N}_])${esc}(?![\\p{L}\\p{N}_])`, 'gu'), () => to);
+}
+
 export function generateStepKey(label: string): string {
   return label
     .replaceAll(' ', '-')
@@ -233,7 +240,7 @@ export class Generator {
       let s = command;
       if (!step.num_nodes && this.p.quirks.single_to_double_quotes) s = s.replaceAll("'", '"');
       for (const [name, value] of this.f.variables) if (value) s = replaceVariable(s, name, value);
-      for (const [from, to] of Object.entries(vendorTranslate ?? {})) s = replaceVariable(s, from, to);
+      for (const [from, to] of Object.entries(vendorTranslate ?? {})) s = renameWord(s, from, to);
       return s;
     });
     if (step.working_dir && !(this.p.plugin_skip_label_prefixes.some((p) => step.label.startsWith(p)) || (step.num_nodes && step.num_nodes >= 2)))

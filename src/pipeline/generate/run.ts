@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify } from 'yaml';
 import { InputError, UsageError, CheckFailed } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
-import { checkSteps, Generator, type Decision, type Facts } from './build.js';
+import { checkSteps, dependenciesMatch, Generator, type Decision, type Facts } from './build.js';
 import { readConfig, readTestAreas, type GenConfig } from './areas.js';
 import { checkProfile, fill, matches, type Profile, type VariableDef } from './profile.js';
 
@@ -264,6 +264,7 @@ export async function generatePipeline(req: GenerateRequest, io: Io): Promise<Ge
   const { steps, warnings, files } = readTestAreas(cfg, io.cwd, p, req.fileOrder ?? p.test_areas.file_order);
   for (const w of warnings) io.log.warn({ file: `${w.file}:${w.line}` }, w.message);
   checkSteps(steps, p);
+  await warnDeadDependencies(steps, io);
 
   let selected = steps;
   if (onlyStepKeys) selected = selectWithDependencies(steps, onlyStepKeys, p.env.only_step_keys ?? '');
@@ -276,6 +277,36 @@ export async function generatePipeline(req: GenerateRequest, io: Io): Promise<Ge
   const { pipeline, decisions } = new Generator(cfg, p, facts).generate(selected);
   const text = stringify(pipeline, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' });
   return { text, pipeline, decisions, docsOnly: false, files };
+}
+
+// A source_file_dependencies entry that matches no tracked file can never select its step.
+async function warnDeadDependencies(steps: import('./areas.js').AreaStep[], io: Io): Promise<void> {
+  const { gitTrackedFiles } = await import('../changes.js');
+  const tracked = await gitTrackedFiles(io.cwd).catch(() => undefined);
+  if (!tracked || tracked.length === 0) return;
+  const dead = new Map<string, string[]>();
+  const alive = new Set<string>();
+  for (const s of steps)
+    for (const raw of [
+      ...(s.source_file_dependencies ?? []),
+      ...Object.values(s.mirror ?? {}).flatMap((m) => (Array.isArray(m.source_file_dependencies) ? m.source_file_dependencies : [])),
+    ]) {
+      const d = String(raw);
+      if (d.startsWith('!') || alive.has(d)) continue;
+      if (!dead.has(d)) {
+        if (dependenciesMatch([d], tracked)) {
+          alive.add(d);
+          continue;
+        }
+        dead.set(d, []);
+      }
+      dead.get(d)!.push(`${s.file}:${s.line}`);
+    }
+  for (const [prefix, where] of dead)
+    io.log.warn(
+      { prefix, steps: where.length > 5 ? [...where.slice(0, 5), `and ${where.length - 5} more`] : where },
+      'source_file_dependencies entry matches no tracked file (typo? no change will select these steps)',
+    );
 }
 
 function isDocsOnly(changed: string[], d: NonNullable<Profile['docs_only']>): boolean {
