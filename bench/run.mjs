@@ -151,6 +151,26 @@ if (process.env.NODE_EXTRA_CA_CERTS) {
   };
 }
 
+// The single executable (npm run build:exe), against `node -e 0` of its own Node (the runtime it
+// was built from, node_modules/.cache/bkci-exe) and the npm bin, all without NODE_EXTRA_CA_CERTS
+// (issue 13's targets are for a machine that does not set it).
+const exe = join(root, 'dist/exe/bkci-linux-x64');
+const exeNode = join(root, 'node_modules/.cache/bkci-exe');
+let sea;
+if (existsSync(exe)) {
+  const { readdirSync } = await import('node:fs');
+  const runtime = readdirSync(exeNode).find((d) => d.endsWith('-linux-x64'));
+  const env = binEnv();
+  delete env.NODE_EXTRA_CA_CERTS;
+  sea = {
+    bare: bench(`node -e 0 of the executable's runtime (${runtime}), NODE_EXTRA_CA_CERTS unset`, join(exeNode, runtime, 'package/bin/node'), ['-e', '0'], env),
+    render: bench('executable: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', exe, ['pipeline', 'render', ...vllmRender], env),
+    npm: bench('npm bin: vLLM render + validate, NODE_EXTRA_CA_CERTS unset', bin, ['pipeline', 'render', ...vllmRender], env),
+    version: bench('executable: --version, NODE_EXTRA_CA_CERTS unset', exe, ['--version'], env),
+    size: (await import('node:fs')).statSync(exe).size,
+  };
+} else console.error('bench: no dist/exe/bkci-linux-x64 (npm run build:exe): the executable rows are left out');
+
 // Round-robin: every round runs each command once, so a burst of load on the machine slows all
 // rows alike instead of the one that happened to be running (the ratios are what count). One
 // untimed round first warms the file cache.
@@ -185,6 +205,9 @@ const lines = [
     : '- Python Jinja2 not available',
   `- bkci --version / bare node: ${ratio(ver, bare)} (<= 1.3)`,
   `- 5,000 steps render+validate: ${big5k.median.toFixed(0)} ms (< 1000), ${big5k.rss.toFixed(0)} MB (< 200)`,
+  sea
+    ? `- executable (${(sea.size / 2 ** 20).toFixed(1)} MiB): vLLM render / its node -e 0: ${ratio(sea.render, sea.bare)} (<= 2); --version / its node -e 0: ${ratio(sea.version, sea.bare)} (<= 1.5); render / npm bin's: ${ratio(sea.render, sea.npm)} (<= 1)`
+    : '- executable not built',
   '',
 ];
 writeFileSync(join(root, 'bench/results.md'), lines.join('\n'));

@@ -5,6 +5,7 @@ import { registerBuildCommands } from './build/index.js';
 import { registerNodeCommands } from './node/index.js';
 import { registerPipelineCommands } from './pipeline/index.js';
 import { registerQueueCommands } from './queue/index.js';
+import { registerSelfCommands } from './self/index.js';
 import { VERSION } from './version.js';
 
 export { VERSION };
@@ -25,6 +26,7 @@ const GROUPS: Record<string, (program: Command, io: Io) => void> = {
   node: registerNodeCommands,
   build: registerBuildCommands,
   queue: registerQueueCommands,
+  self: registerSelfCommands,
 };
 
 // The whole tree, or (given argv) only the group it names: the others are not needed to parse it,

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IN_EXECUTABLE, readAsset } from '../util/bundled.js';
 import { InputError } from '../util/errors.js';
 import { readInput, type Io } from '../util/io.js';
 import { firstMatchingFile, gitChangedFiles, gitTrackedFiles, parseChangedFiles } from './changes.js';
@@ -12,7 +13,9 @@ import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
 import { sortedMap } from './jinja/values.js';
 import { unselectedEntries, type UnselectedMode } from './unselected.js';
 
-export const BUNDLED_TEMPLATE = fileURLToPath(new URL('../../templates/default.j2', import.meta.url));
+// The bundled template: a file of the npm package, an asset of the single executable (named here
+// by the path it has in the package, so messages read the same).
+export const BUNDLED_TEMPLATE = IN_EXECUTABLE ? 'templates/default.j2' : fileURLToPath(new URL('../../templates/default.j2', import.meta.url));
 
 export interface RenderRequest {
   template?: string;
@@ -57,8 +60,12 @@ export interface RenderResult {
   jobsPerChoice?: Record<string, number>;
 }
 
+// The bundled template's name as the README and hints spell it; where no such file is in the
+// working directory (bkci installed elsewhere, or the single executable), it names the bundled one.
+const BUNDLED_NAME = 'templates/default.j2';
+
 export function resolveTemplatePath(arg: string | undefined, cwd: string): string {
-  if (arg) return arg;
+  if (arg) return arg.replace(/^\.\//, '') === BUNDLED_NAME && !existsSync(join(cwd, arg)) ? BUNDLED_TEMPLATE : arg;
   const local = join(cwd, '.buildkite/pipeline.j2');
   return existsSync(local) ? '.buildkite/pipeline.j2' : BUNDLED_TEMPLATE;
 }
@@ -113,7 +120,7 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
         'pass a --safe-path that holds it, or move the template',
       );
   }
-  const source = await readInput(templatePath, io, 'template');
+  const source = IN_EXECUTABLE && templatePath === BUNDLED_TEMPLATE ? readAsset(BUNDLED_TEMPLATE) : await readInput(templatePath, io, 'template');
   if (req.select !== undefined && !dataPath) throw new InputError('--select needs a DATA file to select from');
   const data = dataPath
     ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath, req.select)
