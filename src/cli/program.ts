@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import type { Io } from '../util/io.js';
 import { registerBuildCommands } from './build/index.js';
+import { registerFleetCommands } from './fleet/index.js';
 import { registerNodeCommands } from './node/index.js';
 import { registerPipelineCommands } from './pipeline/index.js';
 import { registerQueueCommands } from './queue/index.js';
@@ -26,6 +27,7 @@ const GROUPS: Record<string, (program: Command, io: Io) => void> = {
   node: registerNodeCommands,
   build: registerBuildCommands,
   queue: registerQueueCommands,
+  fleet: registerFleetCommands,
   self: registerSelfCommands,
 };
 

@@ -21,10 +21,10 @@ describe('buildProgram', () => {
         .sort();
     expect(names(['pipeline', 'render'])).toEqual(['pipeline']);
     expect(names(['--quiet', 'queue', 'status'])).toEqual(['queue']);
-    expect(names(['help', 'pipeline'])).toEqual(['build', 'node', 'pipeline', 'queue', 'self']);
-    expect(names(['pipelin'])).toEqual(['build', 'node', 'pipeline', 'queue', 'self']);
-    expect(names(['constructor'])).toEqual(['build', 'node', 'pipeline', 'queue', 'self']);
-    expect(names()).toEqual(['build', 'node', 'pipeline', 'queue', 'self']);
+    expect(names(['help', 'pipeline'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    expect(names(['pipelin'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    expect(names(['constructor'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    expect(names()).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
   });
 
   it('still lists every group in the top-level help and suggests across groups', async () => {
