@@ -121,6 +121,15 @@ function mutate(src: string, r: (k: number) => number): string {
   return s;
 }
 
+const DATA = [
+  '{"a": 1, "b": [2, 3], "c": {"d": "e"}}',
+  '[1, "two", 3.5, null, true, {"k": [1, [2, [3]]]}]',
+  '{a: 1, b: [x, y], c: {d: e}}',
+  '&x [1, *x]',
+  '"a string with \\u00e9 and \\n"',
+  '{"big": 1e300, "neg": -0.0, "hex": 0x1F, "oct": 0o17}',
+];
+
 const VALUES = ['abc', 'a b c', '', '42', '1e300', 'x'.repeat(50), '\u{1F600}', '{{ x }}', 'a\nb'];
 
 function makeCase(i: number): { argv: string[]; stdin: string } {
@@ -131,6 +140,8 @@ function makeCase(i: number): { argv: string[]; stdin: string } {
   if (r(4) !== 0) argv.push('--no-validate');
   for (const k of ['name', 'x', 'items', 'branch', 'run_all']) if (r(2)) argv.push('-D', `${k}=${VALUES[r(VALUES.length)]}`);
   if (r(3) === 0) argv.push('-D', 'items:=[1, "two", 3.5]', '-D', 'd:={"a": 1, "b": [2, 3]}', '-D', 'steps:=[{"label": "t", "run": true, "cmd": "x"}]');
+  // Data: a YAML/JSON value for -D key:=..., mutated like the templates.
+  if (r(4) === 0) argv.push('-D', `d:=${mutate(DATA[r(DATA.length)]!, r)}`);
   if (r(8) === 0) argv.push('--strict-undefined');
   if (r(8) === 0) argv.push('--trim-blocks', '--lstrip-blocks');
   return { argv, stdin };
