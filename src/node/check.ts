@@ -75,9 +75,12 @@ export function judgeHealth(
     if (g.memoryUsedMiB !== undefined && g.memoryUsedMiB > maxUsedMiB) problems.push(`${g.memoryUsedMiB} MiB of memory in use with no job running`);
     if (g.eccUncorrected) problems.push(`${g.eccUncorrected} uncorrected ECC error${g.eccUncorrected === 1 ? '' : 's'}`);
     if (g.retiredPending) problems.push('retired pages pending (reset the GPU)');
+    if (g.remapPending) problems.push('row remapping pending (reset the GPU)');
     if (g.remapFailure) problems.push('row remapping failed (the GPU needs service)');
+    if (g.recoveryAction !== undefined && !/^none$/i.test(g.recoveryAction)) problems.push(`the driver asks for recovery: ${g.recoveryAction}`);
     const detail = problems.length ? problems.join('; ') : 'present, idle, no uncorrected errors';
-    items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: g.note ? `${detail} (${g.note})` : detail });
+    const notes = [...(g.notApplicable?.length ? [`not applicable: ${g.notApplicable.join(', ')}`] : []), ...(g.note ? [g.note] : [])];
+    items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: notes.length ? `${detail} (${notes.join('; ')})` : detail });
   }
   if (devicesMissing.length)
     items.push({ check: 'devices', ok: false, detail: `missing device node${devicesMissing.length === 1 ? '' : 's'}: ${devicesMissing.join(', ')}` });

@@ -47,9 +47,18 @@ describe('formats', () => {
     ]);
     expect(L.get('GPU-y')).toEqual([]);
     expect(parseDeviceMinor('Model: \t\t X\nDevice Minor: \t 3\n')).toBe(3);
-    expect(parseNvidiaHealth('GPU-a, 3, 0, No, No\nGPU-b, 0, [N/A], [N/A], Yes\n')).toEqual([
-      { uuid: 'GPU-a', memoryUsedMiB: 3, eccUncorrected: 0, retiredPending: false, remapFailure: false },
-      { uuid: 'GPU-b', memoryUsedMiB: 0, eccUncorrected: undefined, retiredPending: undefined, remapFailure: true },
+    const fields = ['uuid', 'memory.used', 'ecc.errors.uncorrected.volatile.total', 'retired_pages.pending', 'remapped_rows.failure'];
+    expect(parseNvidiaHealth('GPU-a, 3, 0, No, No\nGPU-b, 0, [N/A], [N/A], Yes\n', fields)).toEqual([
+      { uuid: 'GPU-a', memoryUsedMiB: 3, eccUncorrected: 0, retiredPending: false, remapPending: undefined, remapFailure: false, notApplicable: [] },
+      {
+        uuid: 'GPU-b',
+        memoryUsedMiB: 0,
+        eccUncorrected: undefined,
+        retiredPending: undefined,
+        remapPending: undefined,
+        remapFailure: true,
+        notApplicable: ['ecc', 'retired pages'],
+      },
     ]);
   });
 

@@ -382,7 +382,7 @@ describe('node check (the health gate)', () => {
     const uuid = readFileSync(join(s.host, 'out/nvidia-query.csv'), 'utf8').split('\n')[0]!.split(', ')[1]!;
     writeFileSync(join(s.host, 'out/nvidia-apps.csv'), `${uuid}, 4242, 30000\n`);
     const health = readFileSync(join(s.host, 'out/nvidia-health.csv'), 'utf8').split('\n');
-    health[0] = `${uuid}, 30512, 3, No, Yes`;
+    health[0] = `${uuid}, 30512, 3, No, No, Yes, None`;
     writeFileSync(join(s.host, 'out/nvidia-health.csv'), health.join('\n'));
     const r = await s.check('gpu0');
     expect(r.code).toBe(1);

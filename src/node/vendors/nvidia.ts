@@ -91,10 +91,21 @@ export const NVIDIA_DEVICES: DeviceNode[] = [
 ];
 
 // Health fields for `node check`.
-export const NVIDIA_HEALTH_QUERY = [
-  '--query-gpu=uuid,memory.used,ecc.errors.uncorrected.volatile.total,retired_pages.pending,remapped_rows.failure',
-  '--format=csv,noheader,nounits',
-];
+// Health fields for `node check`, by name. gpu_recovery_action (what the driver says the GPU
+// needs: None, GPU Reset, Node Reboot, Drain P2P, Drain and Reset) is asked only of a driver that
+// lists it in --help-query-gpu: an older one rejects the whole query for an unknown field.
+export const NVIDIA_HEALTH_FIELDS = [
+  'uuid',
+  'memory.used',
+  'ecc.errors.uncorrected.volatile.total',
+  'retired_pages.pending',
+  'remapped_rows.pending',
+  'remapped_rows.failure',
+] as const;
+export const NVIDIA_OPTIONAL_HEALTH_FIELDS = ['gpu_recovery_action'] as const;
+export const nvidiaHealthQuery = (fields: readonly string[]) => [`--query-gpu=${fields.join(',')}`, '--format=csv,noheader,nounits'];
+// Kept for callers that ask the base fields.
+export const NVIDIA_HEALTH_QUERY = nvidiaHealthQuery(NVIDIA_HEALTH_FIELDS);
 export const NVIDIA_APPS_QUERY = ['--query-compute-apps=gpu_uuid,pid,used_memory', '--format=csv,noheader,nounits'];
 
 export interface NvidiaHealth {
@@ -102,19 +113,48 @@ export interface NvidiaHealth {
   memoryUsedMiB?: number;
   eccUncorrected?: number;
   retiredPending?: boolean;
+  remapPending?: boolean;
   remapFailure?: boolean;
+  recoveryAction?: string;
+  // Fields the GPU does not have (`[N/A]`: no ECC, retired pages on Ampere and later): not failures.
+  notApplicable: string[];
 }
 
-const num = (s: string | undefined) => (s && /^\d+$/.test(s) ? Number(s) : undefined);
-const yes = (s: string | undefined) => (s === undefined || /N\/A|not supported/i.test(s) ? undefined : /^yes$/i.test(s));
+const na = (s: string | undefined) => s === undefined || /^\[?(N\/A|Not Supported|Unknown Error)\]?$/i.test(s);
+const num = (s: string | undefined) => (s && /^\d{1,15}$/.test(s) ? Number(s) : undefined);
+const yes = (s: string | undefined) => (na(s) ? undefined : /^yes$/i.test(s!));
 
-export function parseNvidiaHealth(text: string): NvidiaHealth[] {
+// One row per GPU, columns in the order of `fields` (as queried).
+export function parseNvidiaHealth(text: string, fields: readonly string[] = NVIDIA_HEALTH_FIELDS): NvidiaHealth[] {
   return text
     .split('\n')
-    .filter((l) => l.trim())
+    .filter((l) => /^\s*GPU-/.test(l))
     .map((l) => {
-      const f = l.split(',').map((s) => s.trim());
-      return { uuid: f[0]!, memoryUsedMiB: num(f[1]), eccUncorrected: num(f[2]), retiredPending: yes(f[3]), remapFailure: yes(f[4]) };
+      const cells = l.split(',').map((x) => x.trim());
+      const f = (name: string) => {
+        const i = fields.indexOf(name);
+        return i < 0 ? undefined : cells[i];
+      };
+      const notApplicable = [
+        'ecc.errors.uncorrected.volatile.total',
+        'retired_pages.pending',
+        'remapped_rows.pending',
+        'remapped_rows.failure',
+        'gpu_recovery_action',
+      ]
+        .filter((k) => fields.includes(k) && na(f(k)))
+        .map((k) => k.split('.')[0]!.replace(/_/g, ' '));
+      const action = f('gpu_recovery_action');
+      return {
+        uuid: cells[0]!,
+        memoryUsedMiB: num(f('memory.used')),
+        eccUncorrected: num(f('ecc.errors.uncorrected.volatile.total')),
+        retiredPending: yes(f('retired_pages.pending')),
+        remapPending: yes(f('remapped_rows.pending')),
+        remapFailure: yes(f('remapped_rows.failure')),
+        ...(action !== undefined && !na(action) ? { recoveryAction: action } : {}),
+        notApplicable: [...new Set(notApplicable)],
+      };
     });
 }
 
@@ -170,9 +210,12 @@ async function health(env: Record<string, string>, io: ToolIo): Promise<GpuRepor
   // `-i`: under the unit's DevicePolicy=closed only this agent's GPUs can be opened; asking
   // nvidia-smi about the others would fail.
   const only = ['-i', uuids.join(',')];
-  const run = await healthRun('nvidia-smi', [...NVIDIA_HEALTH_QUERY, ...only], io);
+  // Probe the fields this driver knows (an older one fails the whole query on an unknown field).
+  const help = await healthOutput('nvidia-smi', ['--help-query-gpu'], io);
+  const fields = [...NVIDIA_HEALTH_FIELDS, ...NVIDIA_OPTIONAL_HEALTH_FIELDS.filter((f) => help !== undefined && new RegExp(`"${f}"|\\b${f}\\b`).test(help))];
+  const run = await healthRun('nvidia-smi', [...nvidiaHealthQuery(fields), ...only], io);
   const rows = new Map<string, NvidiaHealth>(
-    parseNvidiaHealth(run?.stdout ?? '')
+    parseNvidiaHealth(run?.stdout ?? '', fields)
       .filter((h) => uuids.includes(h.uuid))
       .map((h) => [h.uuid, h]),
   );
@@ -198,7 +241,10 @@ async function health(env: Record<string, string>, io: ToolIo): Promise<GpuRepor
       memoryUsedMiB: h.memoryUsedMiB,
       eccUncorrected: h.eccUncorrected,
       retiredPending: h.retiredPending,
+      remapPending: h.remapPending,
       remapFailure: h.remapFailure,
+      ...(h.recoveryAction !== undefined ? { recoveryAction: h.recoveryAction } : {}),
+      ...(h.notApplicable.length ? { notApplicable: h.notApplicable } : {}),
       ...(appsText === undefined ? { note: 'compute processes could not be listed' } : {}),
     };
   });

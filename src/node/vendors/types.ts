@@ -48,7 +48,12 @@ export interface GpuReport {
   memoryUsedMiB?: number;
   eccUncorrected?: number;
   retiredPending?: boolean;
+  remapPending?: boolean;
   remapFailure?: boolean;
+  // What the driver says the GPU needs (NVIDIA gpu_recovery_action); anything but None is unfit.
+  recoveryAction?: string;
+  // Health fields this GPU does not have (no ECC; retired pages on Ampere and later): never failures.
+  notApplicable?: string[];
   // Something the check could not see (reported, not failed).
   note?: string;
 }
