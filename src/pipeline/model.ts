@@ -1,8 +1,12 @@
 // bkci's own model of a Buildkite pipeline (zod), mirroring the official pipeline schema's types
 // and Buildkite's server rules: every step object is strict (unknown properties are rejected as the
 // server's 422 does). Values the agent interpolates before upload (`$VAR`, `${VAR:-x}`) are accepted
-// wherever a number or boolean is expected.
+// wherever a number or boolean is expected, and step keys are judged without them. Where the agent
+// drops a null before upload (go-pipeline's typed fields with omitempty: a command step's label and
+// env, the top-level env) or the server takes one (block and input labels), null is accepted.
 import * as z from 'zod';
+import { stepKeyProblem } from './step-key.js';
+export { UUID_RE } from './step-key.js';
 
 // A string here is only accepted when the agent will interpolate it into the value (`${N:-3}`).
 const interpolated = z
@@ -14,13 +18,13 @@ const boolish = z.union([z.boolean(), z.enum(['true', 'false']), interpolated]);
 const int = z.union([z.number().int(), interpolated]);
 const obj = z.record(z.string(), z.unknown());
 
-const KEY_RE = /^[a-zA-Z0-9_\-:${}.,]+$/;
-export const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const key = z
-  .string()
-  .max(100, { message: 'a step key is at most 100 characters' })
-  .regex(KEY_RE, { message: 'a step key may only contain letters, digits and _ - : $ { } . ,' })
-  .refine((k) => !UUID_RE.test(k), { message: 'a step key must not look like a UUID (Buildkite reserves those for step ids)' });
+// Judged after the agent's interpolations are removed (step-key.ts); the quick check applies the
+// same function beside the JSON Schema, which cannot say it.
+const key = z.string().superRefine((k, ctx) => {
+  const problem = stepKeyProblem(k);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const nullableStr = z.string().nullable();
 
 const ifExpr = str;
 const dependsOn = z.union([z.null(), str, z.array(z.union([str, z.object({ step: str.optional(), allow_failure: boolish.optional() }).strict()]))]);
@@ -41,9 +45,16 @@ const notifySlack = z
 const notifyWebhook = z.object({ webhook: str.optional(), ...notifyIf }).strict();
 const notifyPagerduty = z.object({ pagerduty_change_event: str.optional(), ...notifyIf }).strict();
 const notifyCommitStatus = z.object({ github_commit_status: z.object({ context: str.optional() }).strict().optional(), ...notifyIf }).strict();
+// Build level only: blocked_builds_as_pending reports a blocked build as pending (documented 2026-04).
+const buildNotifyCommitStatus = z
+  .object({
+    github_commit_status: z.object({ context: str.optional(), blocked_builds_as_pending: boolish.optional() }).strict().optional(),
+    ...notifyIf,
+  })
+  .strict();
 const notifyCheck = z.object({ github_check: obj.optional() }).strict();
 export const buildNotify = z.array(
-  z.union([notifySimple, notifyEmail, notifyBasecamp, notifySlack, notifyWebhook, notifyPagerduty, notifyCommitStatus, notifyCheck]),
+  z.union([notifySimple, notifyEmail, notifyBasecamp, notifySlack, notifyWebhook, notifyPagerduty, buildNotifyCommitStatus, notifyCheck]),
 );
 const stepNotify = z.array(z.union([notifySimple, notifyBasecamp, notifySlack, notifyCommitStatus, notifyCheck]));
 
@@ -104,6 +115,30 @@ const cache = z.union([
     .passthrough(),
 ]);
 
+// A command step's git checkout (agent 3.136+), also allowed at the top level as the default of
+// every step: buildkite/docs command_step.md "Checkout attributes". The agent itself parses skip,
+// submodules (booleans), depth (an integer) and ssh_secret; the server the rest.
+const checkout = z
+  .object({
+    skip: boolish.optional(),
+    submodules: boolish.optional(),
+    lfs: boolish.optional(),
+    depth: z.union([z.number().int().min(1), interpolated]).optional(),
+    flags: z.object({ clone: str.optional(), fetch: str.optional(), checkout: str.optional(), clean: str.optional() }).strict().optional(),
+    sparse: z.object({ paths: strOrList }).strict().optional(),
+    // A Buildkite secret's key: starts with a letter, letters, digits and _, not buildkite* or bk*
+    // (or a $VARIABLE the agent interpolates).
+    ssh_secret: z
+      .string()
+      .regex(/^(?:[\s\S]*\$[\s\S]*|(?![Bb][Uu][Ii][Ll][Dd][Kk][Ii][Tt][Ee]|[Bb][Kk])[A-Za-z][A-Za-z0-9_]*)$/, {
+        message: 'a secret key starts with a letter, holds only letters, digits and _, and does not start with buildkite or bk',
+      })
+      .optional(),
+    // strict/warn (agent v3), strict/off (v4); the agent judges the value.
+    commit_verification: str.optional(),
+  })
+  .strict();
+
 const common = {
   key: key.optional(),
   identifier: key.optional(),
@@ -121,16 +156,17 @@ export const commandStep = z
     branches: strOrList.optional(),
     cache: cache.optional(),
     cancel_on_build_failing: boolish.optional(),
+    checkout: checkout.optional(),
     command: strOrList.optional(),
     commands: strOrList.optional(),
     concurrency: int.optional(),
     concurrency_group: str.optional(),
     concurrency_method: z.enum(['ordered', 'eager']).optional(),
-    env: env.optional(),
+    env: env.nullable().optional(),
     if_changed: ifChanged.optional(),
     image: str.optional(),
-    label: str.optional(),
-    name: str.optional(),
+    label: nullableStr.optional(),
+    name: nullableStr.optional(),
     signature: z
       .object({ algorithm: str.optional(), value: str.optional(), signed_fields: z.array(str).optional() })
       .passthrough()
@@ -155,8 +191,8 @@ const blockLike = {
   branches: strOrList.optional(),
   fields: fields.optional(),
   blocked_state: blockedState.optional(),
-  label: str.optional(),
-  name: str.optional(),
+  label: nullableStr.optional(),
+  name: nullableStr.optional(),
   prompt: str.optional(),
   allowed_teams: strOrList.optional(),
 };
@@ -187,6 +223,8 @@ export const triggerStep = z
     if_changed: ifChanged.optional(),
     label: str.optional(),
     name: str.optional(),
+    // Several triggered builds from one step (documented 2026-04).
+    parallelism: int.optional(),
     type: z.literal('trigger').optional(),
     trigger: str,
     skip: skip.optional(),
@@ -213,7 +251,8 @@ export const groupStep = z
   .strict();
 
 export const topLevel = {
-  env: env.optional(),
+  env: env.nullable().optional(),
+  checkout: checkout.nullable().optional(),
   agents: agents.optional(),
   notify: buildNotify.optional(),
   image: str.optional(),
@@ -237,8 +276,8 @@ export function allowedKeys(type: StepType): string[] {
   return Object.keys(STEP_MODELS[type].shape);
 }
 
-// The model as JSON Schemas (zod's own translation; the two refinements above, UUID-shaped keys and
-// one plugin per entry, have no JSON Schema form and are checked beside it in precheck.ts).
+// The model as JSON Schemas (zod's own translation; the two refinements above, step keys and one
+// plugin per entry, have no JSON Schema form and are checked beside it in precheck.ts).
 export function modelJsonSchemas(): { top: unknown; steps: Record<StepType, unknown> } {
   const js = (m: z.ZodType) => {
     const { $schema: _drop, ...rest } = z.toJSONSchema(m) as Record<string, unknown>;

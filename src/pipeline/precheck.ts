@@ -7,11 +7,11 @@
 import { isRecord } from '../util/guards.js';
 import type { StepType } from './model.js';
 import MODEL from './model-schema.json' with { type: 'json' };
+import { stepKeyProblem } from './step-key.js';
 
 type Schema = Record<string, unknown>;
 
 const SCHEMAS = MODEL as unknown as { top: Schema; steps: Record<StepType, Schema> };
-const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const KNOWN = new Set([
   'type',
   'anyOf',
@@ -140,7 +140,7 @@ function build(s: Schema): Check {
 
 // The model's two refinements, which JSON Schema cannot say.
 function refinementsHold(body: Record<string, unknown>): boolean {
-  for (const k of ['key', 'identifier', 'id']) if (typeof body[k] === 'string' && UUID_RE.test(body[k])) return false;
+  for (const k of ['key', 'identifier', 'id']) if (typeof body[k] === 'string' && stepKeyProblem(body[k]) !== undefined) return false;
   const plugins = body.plugins;
   if (Array.isArray(plugins) && plugins.some((p) => isRecord(p) && Object.keys(p).length > 1)) return false;
   return true;

@@ -27,7 +27,8 @@ export interface ValidationResult {
 }
 
 export const MAX_JOBS_PER_UPLOAD = 500;
-export const MATRIX_LIMITS = { dimensions: 6, elementsPerDimension: 20, adjustments: 12 };
+// buildkite/docs build_matrix.md "Matrix limits" (25 elements per dimension since 2026-01, was 20).
+export const MATRIX_LIMITS = { dimensions: 6, elementsPerDimension: 25, adjustments: 12, jobsPerStep: 50, elementBytes: 128 };
 
 type Path = (string | number)[];
 
@@ -176,6 +177,19 @@ class Validator {
     }
     if (t.type === 'group' && Array.isArray(t.body.steps)) t.body.steps.forEach((s, i) => this.step(s, [...bodyPath, 'steps', i], true));
     if (t.type === 'command') this.countJobs(t.body, bodyPath);
+    if (t.type === 'trigger' && typeof t.body.parallelism === 'number' && t.body.parallelism < 1)
+      this.add('error', [...bodyPath, 'parallelism'], 'parallelism must be at least 1');
+  }
+
+  // Matrix elements and dimension names are at most 128 bytes; a value the agent interpolates
+  // ($VAR) is judged by Buildkite after interpolation, so it is left alone here.
+  matrixElementSizes(values: unknown[], path: Path): void {
+    values.forEach((v, i) => {
+      if (typeof v !== 'string' || v.includes('$')) return;
+      const bytes = Buffer.byteLength(v);
+      if (bytes > MATRIX_LIMITS.elementBytes)
+        this.add('error', [...path, i], `a matrix element is ${bytes} bytes; Buildkite allows ${MATRIX_LIMITS.elementBytes}`);
+    });
   }
 
   countJobs(step: Record<string, unknown>, path: Path): void {
@@ -190,22 +204,25 @@ class Validator {
     if (Array.isArray(m)) {
       if (m.length > MATRIX_LIMITS.elementsPerDimension)
         this.add('error', [...path, 'matrix'], `a matrix dimension has ${m.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
+      this.matrixElementSizes(m, [...path, 'matrix']);
       n *= Math.max(1, m.length);
     } else if (isRecord(m) && m.setup !== undefined) {
       const setup = m.setup;
       const dims: unknown[][] = Array.isArray(setup) ? [setup] : isRecord(setup) ? Object.values(setup).filter(Array.isArray) : [];
       if (dims.length > MATRIX_LIMITS.dimensions)
         this.add('error', [...path, 'matrix', 'setup'], `the matrix has ${dims.length} dimensions; Buildkite allows ${MATRIX_LIMITS.dimensions}`);
+      const names = isRecord(setup) ? Object.keys(setup).filter((k) => Array.isArray(setup[k])) : [];
       dims.forEach((d, i) => {
-        if (d.length > MATRIX_LIMITS.elementsPerDimension) {
-          const name = isRecord(setup) ? Object.keys(setup)[i]! : i;
-          this.add(
-            'error',
-            [...path, 'matrix', 'setup', ...(Array.isArray(setup) ? [] : [name])],
-            `a matrix dimension has ${d.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`,
-          );
-        }
+        const where = [...path, 'matrix', 'setup', ...(Array.isArray(setup) ? [] : [names[i]!])];
+        if (d.length > MATRIX_LIMITS.elementsPerDimension)
+          this.add('error', where, `a matrix dimension has ${d.length} elements; Buildkite allows ${MATRIX_LIMITS.elementsPerDimension}`);
+        this.matrixElementSizes(d, where);
       });
+      for (const name of names) {
+        const bytes = Buffer.byteLength(name);
+        if (bytes > MATRIX_LIMITS.elementBytes)
+          this.add('error', [...path, 'matrix', 'setup', name], `a matrix dimension name is ${bytes} bytes; Buildkite allows ${MATRIX_LIMITS.elementBytes}`);
+      }
       let combos = dims.reduce((acc, d) => acc * Math.max(1, d.length), 1);
       const adj = Array.isArray(m.adjustments) ? m.adjustments : [];
       if (adj.length > MATRIX_LIMITS.adjustments)
@@ -220,6 +237,8 @@ class Validator {
         if (!inSetup && !skipped) combos += 1;
         if (inSetup && skipped) combos -= 1;
       }
+      if (combos > MATRIX_LIMITS.jobsPerStep)
+        this.add('error', [...path, 'matrix'], `the matrix creates ${combos} jobs; Buildkite allows ${MATRIX_LIMITS.jobsPerStep} per matrix step`);
       n *= Math.max(0, combos);
     }
     this.jobs += n;

@@ -32,10 +32,13 @@ describe('the quick check', () => {
     expect(file).toEqual(JSON.parse(JSON.stringify(modelJsonSchemas())));
   });
 
-  it('agrees with zod on every step of the vLLM renders and the official examples', () => {
+  it('agrees with zod on every step of the vLLM renders, the official examples and the real-pipeline corpus', () => {
     const files = [
       ...readdirSync(join(FIXTURES, 'vllm/expected')).map((f) => join(FIXTURES, 'vllm/expected', f)),
       ...readdirSync(join(FIXTURES, 'buildkite/pipeline-examples')).map((f) => join(FIXTURES, 'buildkite/pipeline-examples', f)),
+      ...readdirSync(join(FIXTURES, 'real-pipelines'), { recursive: true, encoding: 'utf8' })
+        .filter((f) => /\.ya?ml$/.test(f))
+        .map((f) => join(FIXTURES, 'real-pipelines', f)),
     ];
     let n = 0;
     for (const f of files) {
