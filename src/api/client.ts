@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { BkciError, Interrupted } from '../util/errors.js';
 import type { Io } from '../util/io.js';
-import { redact } from '../util/redact.js';
+import { REDACTED, redact } from '../util/redact.js';
 import { ApiError, clip, decide, headerValue, isNetworkError, isTransportError, parseUrl, type Headers, type Method, type Outcome } from './retry.js';
 
 export { AmbiguousRequestError, ApiError, NetworkError, backoffDelay, headerValue, rateLimitWait, type Method } from './retry.js';
@@ -122,11 +122,12 @@ export class ApiClient {
     const url = this.url(path, opts.query);
     return this.exchange('GET', url, { ...opts, accept: opts.accept ?? 'text/plain', streamed: true }, async (body, res) => {
       const decoder = new TextDecoder('utf-8');
+      const hide = redactor(this.token);
       let bytes = 0;
       try {
         for await (const chunk of this.chunks(bytesOf(body, res), res)) {
           bytes += chunk.length;
-          const text = decoder.decode(chunk, { stream: true });
+          const text = hide(decoder.decode(chunk, { stream: true }));
           if (text) write(text);
         }
       } catch (err) {
@@ -138,7 +139,7 @@ export class ApiClient {
           'run the command again',
         );
       }
-      const rest = decoder.decode();
+      const rest = hide(decoder.decode(), true);
       if (rest) write(rest);
       return bytes;
     });
@@ -413,6 +414,18 @@ export class ApiClient {
       yield c;
     }
   }
+}
+
+// Replaces `secret` in a text that arrives in parts (a log that printed the token): the last
+// secret.length - 1 characters wait for the next part, so a secret split between parts is found.
+function redactor(secret: string): (text: string, end?: boolean) => string {
+  let held = '';
+  return (text, end = false) => {
+    const all = (held + text).split(secret).join(REDACTED);
+    const keep = end ? 0 : Math.min(all.length, secret.length - 1);
+    held = all.slice(all.length - keep);
+    return all.slice(0, all.length - keep);
+  };
 }
 
 // The body's bytes, decoded if a server compressed it (gzip, deflate, br). A corrupt stream is
