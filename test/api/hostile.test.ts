@@ -180,6 +180,19 @@ describe('build logs streams', () => {
     expect(printed).toBe(first + 'the end\n');
   });
 
+  it('a log that printed the API token shows it redacted, even split between two parts', async () => {
+    srv = await hostile(async (_req, res, url) => {
+      if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(`export T=${TOKEN.slice(0, 10)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      res.end(`${TOKEN.slice(10)} done; again ${TOKEN}\n`);
+    });
+    const r = await runBkci(['build', 'logs', '5', '--job', 'job-5'], { env: srv.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('export T=[REDACTED] done; again [REDACTED]\n');
+  });
+
   it('a 256 MB log goes through a real bkci in constant memory', async () => {
     const total = 256 * 1024 * 1024;
     srv = await hostile((_req, res, url) => {
