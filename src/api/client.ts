@@ -416,13 +416,15 @@ export class ApiClient {
   }
 }
 
-// Replaces `secret` in a text that arrives in parts (a log that printed the token): the last
-// secret.length - 1 characters wait for the next part, so a secret split between parts is found.
+// Replaces `secret` in a text that arrives in parts (a log that printed the token). Only a tail
+// that could be the start of the secret waits for the next part, so a secret split between parts
+// is found and everything else is passed on at once.
 function redactor(secret: string): (text: string, end?: boolean) => string {
   let held = '';
   return (text, end = false) => {
     const all = (held + text).split(secret).join(REDACTED);
-    const keep = end ? 0 : Math.min(all.length, secret.length - 1);
+    let keep = 0;
+    if (!end) for (let k = Math.min(all.length, secret.length - 1); k > 0 && keep === 0; k--) if (all.endsWith(secret.slice(0, k))) keep = k;
     held = all.slice(all.length - keep);
     return all.slice(0, all.length - keep);
   };
