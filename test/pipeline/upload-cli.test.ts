@@ -314,6 +314,18 @@ describe('wait and block steps across batches', () => {
     for (let i = 0; i < steps.length; i += 7) naive.unshift(...steps.slice(i, i + 7));
     expect(mustRunAfter(naive)).not.toEqual(single);
   });
+
+  it('the rewritten batches are valid pipelines', async () => {
+    const { dir, file, env } = setup({ steps });
+    const r = await runBkci(['pipeline', 'upload', file, '--max-jobs', '7', '--dry-run', 'out'], { env: env(), cwd: dir });
+    expect(r.code).toBe(0);
+    const files = readdirSync(join(dir, 'out'));
+    expect(files.length).toBeGreaterThan(5);
+    for (const f of files) {
+      const v = await runBkci(['pipeline', 'validate', join(dir, 'out', f)]);
+      expect(v.code, v.stderr).toBe(0);
+    }
+  });
 });
 
 describe('bkci pipeline render --upload', () => {

@@ -78,6 +78,8 @@ Examples:
       const before = cmd.args.length - agentArgs.length;
       if (before > 1) throw new UsageError(`unexpected argument '${cmd.args[1]}'`, 'one pipeline FILE at most; arguments for the agent go after --');
       const path = before === 1 && file !== undefined ? file : '-';
+      if (path === '-' && (io.stdin as { isTTY?: boolean }).isTTY)
+        throw new UsageError('no pipeline: give a FILE, or pipe one on stdin', 'bkci pipeline upload .buildkite/pipeline.yml');
       const { readInput } = await import('../../util/io.js');
       const text = await readInput(path, io, 'pipeline');
       const name = path === '-' ? '<stdin>' : path;

@@ -79,6 +79,8 @@ export async function prepareUpload(text: string, name: string, maxJobs: number)
   return { findings: v.findings, valid: true, plan, batches };
 }
 
+const jobsText = (n: number): string => `${n} job${n === 1 ? '' : 's'}`;
+
 export const batchFileName = (i: number): string => `batch-${String(i).padStart(3, '0')}.yml`;
 
 // Runs the plan: dry-run files, or one agent upload per batch.
@@ -105,7 +107,7 @@ export async function runUpload(prepared: Prepared, name: string, opts: UploadOp
       const file = join(dir, batchFileName(b.index));
       await writeIfChanged(file, b.text, 0o644);
       report.batches[b.index - 1]!.file = join(opts.dryRunDir, batchFileName(b.index));
-      io.log.info(`batch ${b.index}/${n}: ${b.jobs} jobs -> ${report.batches[b.index - 1]!.file}`);
+      io.log.info(`batch ${b.index}/${n}: ${jobsText(b.jobs)} -> ${report.batches[b.index - 1]!.file}`);
     }
     // A batch file left by an earlier run with more batches would be uploaded by a glob.
     for (const f of await readdir(dir)) {
@@ -116,7 +118,7 @@ export async function runUpload(prepared: Prepared, name: string, opts: UploadOp
   }
   const { execa } = await import('execa');
   for (const b of batches) {
-    io.log.info(`batch ${b.index}/${n}: ${b.jobs} jobs`);
+    io.log.info(`batch ${b.index}/${n}: ${jobsText(b.jobs)}`);
     // --replace (or BUILDKITE_PIPELINE_REPLACE) replaces the rest of the build's pipeline: on a
     // later batch it would remove the batches before it, so only the first batch carries it.
     const env = { ...io.env };
@@ -141,10 +143,10 @@ export async function runUpload(prepared: Prepared, name: string, opts: UploadOp
       );
     if (r.exitCode !== 0 || r.failed) {
       const done = report.batches.slice(0, b.index - 1);
-      const already = done.length ? `already uploaded: ${done.map((d) => `batch ${d.batch} (${d.jobs} jobs)`).join(', ')}` : 'nothing was uploaded';
+      const already = done.length ? `already uploaded: ${done.map((d) => `batch ${d.batch} (${jobsText(d.jobs)})`).join(', ')}` : 'nothing was uploaded';
       const why = r.exitCode !== undefined ? `${opts.agentBin} exited with ${r.exitCode}` : `${opts.agentBin} failed: ${r.shortMessage ?? 'no exit code'}`;
       throw new CheckFailed(
-        `batch ${b.index}/${n} (${b.jobs} jobs) failed: ${why}: ${agentMessage(String(r.all ?? ''))}\n${already}; batches ${b.index}-${n} were not uploaded`,
+        `batch ${b.index}/${n} (${jobsText(b.jobs)}) failed: ${why}: ${agentMessage(String(r.all ?? ''))}\n${already}; ${b.index === n ? `batch ${n} was` : `batches ${b.index}-${n} were`} not uploaded`,
         done.length
           ? `the build keeps what was uploaded; fix the cause, then upload the rest: bkci pipeline upload --dry-run DIR, and buildkite-agent pipeline upload DIR/${batchFileName(b.index)} and the files after it, in order`
           : 'fix the cause and run the upload again',
