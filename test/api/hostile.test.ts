@@ -301,6 +301,42 @@ describe('artifact paths', () => {
     clean(r);
   });
 
+  it('--concurrency N downloads N files at a time (default 4), each checked while it streams', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const body = (i: number) => `file ${i} `.repeat(1000);
+    srv = await hostile((_req, res, url) => {
+      if (url.pathname === `${BUILDS}/5/artifacts`)
+        return json(
+          res,
+          200,
+          Array.from({ length: 9 }, (_x, i) => ({
+            path: `f/${i}.txt`,
+            download_url: `${srv!.origin}/dl/${i}`,
+            file_size: body(i).length,
+            sha1sum: createHash('sha1').update(body(i)).digest('hex'),
+          })),
+        );
+      most = Math.max(most, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200).end(body(Number(url.pathname.split('/').pop())));
+      }, 60);
+    });
+    for (const [flag, want] of [
+      [[], 4],
+      [['--concurrency', '2'], 2],
+      [['--concurrency', '1'], 1],
+    ] as const) {
+      most = 0;
+      const dir = mkdtempSync(join(tmpdir(), 'bkci-conc-'));
+      const r = await runBkci(['build', 'artifacts', '5', '--download', dir, ...flag], { env: srv.env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(most).toBe(want);
+      for (let i = 0; i < 9; i++) expect(readFileSync(join(dir, `f/${i}.txt`), 'utf8')).toBe(body(i));
+    }
+  });
+
   it('a file in the way of a directory on disk, or a symlink out of the directory: that file fails, the others download', async () => {
     srv = await hostile((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5/artifacts`)
