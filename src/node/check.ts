@@ -2,11 +2,12 @@
 // ExecStartPre before every (re)start of the agent, so a GPU left busy or failing keeps its own
 // agent offline instead of failing a stream of jobs. Facts come from the vendor tool and statfs;
 // judging them is pure (judgeHealth).
-import { access, readFile, statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, readFile, statfs, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { InputError, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { formatBytes } from '../util/bytes.js';
+import { describeFailure, runTool } from './detect/tools.js';
 import { vendorOf } from './vendors/index.js';
 import type { GpuReport } from './vendors/types.js';
 import { checkRoot, readManifest, under } from './state.js';
@@ -55,13 +56,28 @@ export async function readAgentEnv(root: string, agent: string): Promise<Record<
   }
 }
 
-export function judgeHealth(
-  agent: string,
-  gpus: GpuReport[],
-  disk: { path: string; free: number; min: number } | undefined,
-  devicesMissing: string[],
-  maxUsedMiB: number,
-): CheckResult {
+export const CLEANUP_FILE = 'disk-cleanup.json';
+
+interface Disk {
+  path: string;
+  free: number;
+  min: number;
+  cleanup?: { freed: number; error?: string };
+}
+
+// Free space for the build path's file system (its nearest existing ancestor's).
+async function diskFree(at: string, path: string, min: number): Promise<Disk | undefined> {
+  for (let p = at; ; p = dirname(p)) {
+    try {
+      const s = await statfs(p);
+      return { path, free: s.bavail * s.bsize, min };
+    } catch {
+      if (dirname(p) === p) return undefined;
+    }
+  }
+}
+
+export function judgeHealth(agent: string, gpus: GpuReport[], disk: Disk | undefined, devicesMissing: string[], maxUsedMiB: number): CheckResult {
   const items: HealthItem[] = [];
   for (const g of gpus) {
     if (!g.present) {
@@ -86,7 +102,8 @@ export function judgeHealth(
     items.push({ check: 'devices', ok: false, detail: `missing device node${devicesMissing.length === 1 ? '' : 's'}: ${devicesMissing.join(', ')}` });
   if (disk) {
     const ok = disk.free >= disk.min;
-    items.push({ check: 'disk', ok, detail: `${formatBytes(disk.free)} free at ${disk.path}${ok ? '' : ` (below ${formatBytes(disk.min)})`}` });
+    const cleaned = disk.cleanup ? `; disk cleanup ${disk.cleanup.error ? `failed: ${disk.cleanup.error}, ` : ''}freed ${formatBytes(disk.cleanup.freed)}` : '';
+    items.push({ check: 'disk', ok, detail: `${formatBytes(disk.free)} free at ${disk.path}${ok ? '' : ` (below ${formatBytes(disk.min)})`}${cleaned}` });
   }
   return { agent, ok: items.every((i) => i.ok), items };
 }
@@ -107,19 +124,27 @@ export async function checkAgent(agent: string, opts: CheckOptions, io: Pick<Io,
       devicesMissing.push(d);
     }
   }
-  let disk: { path: string; free: number; min: number } | undefined;
-  if (env.BKCI_BUILD_PATH) {
-    let p = under(opts.root, env.BKCI_BUILD_PATH);
-    for (;;) {
-      try {
-        const s = await statfs(p);
-        disk = { path: env.BKCI_BUILD_PATH, free: s.bavail * s.bsize, min: Number(env.BKCI_MIN_FREE_DISK ?? 0) };
-        break;
-      } catch {
-        if (dirname(p) === p) break;
-        p = dirname(p);
-      }
-    }
+  let disk = env.BKCI_BUILD_PATH ? await diskFree(under(opts.root, env.BKCI_BUILD_PATH), env.BKCI_BUILD_PATH, Number(env.BKCI_MIN_FREE_DISK ?? 0)) : undefined;
+  // Below the minimum: the operator's cleanup (--disk-cleanup) first, then measure again.
+  if (disk && disk.free < disk.min && env.BKCI_DISK_CLEANUP) {
+    const before = disk.free;
+    const cmd = under(opts.root, env.BKCI_DISK_CLEANUP);
+    const r = await runTool(cmd, [], io, 10 * 60_000);
+    const after = (await diskFree(under(opts.root, env.BKCI_BUILD_PATH!), env.BKCI_BUILD_PATH!, disk.min)) ?? disk;
+    const freed = Math.max(0, after.free - before);
+    const cleanup = r.ok ? { freed } : { freed, error: describeFailure(env.BKCI_DISK_CLEANUP, [], r) };
+    disk = { ...after, cleanup };
+    const said = r.ok
+      ? `bkci: disk cleanup freed ${formatBytes(freed)} at ${disk.path} (${formatBytes(after.free)} free now)`
+      : `bkci: disk cleanup ${cleanup.error} (freed ${formatBytes(freed)})`;
+    io.log.info({ agent, freed, free: after.free }, said);
+    // node status reads the last cleanup from the unit's runtime directory.
+    const runtimeDir = io.env.RUNTIME_DIRECTORY?.split(':')[0];
+    if (runtimeDir)
+      await writeFile(
+        join(runtimeDir, CLEANUP_FILE),
+        JSON.stringify({ at: new Date().toISOString(), freed, free: after.free, error: cleanup.error }) + '\n',
+      ).catch(() => undefined);
   }
   return judgeHealth(agent, gpus, disk, devicesMissing, opts.maxUsedMiB);
 }

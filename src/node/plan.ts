@@ -7,7 +7,17 @@ import { formatBytes } from '../util/bytes.js';
 import { formatCpuList } from './cpulist.js';
 import type { Gpu, HostFacts, NumaNode, Vendor } from './detect/types.js';
 import { vendorOf } from './vendors/index.js';
-import { PATHS, renderAgentCfg, renderAgentEnv, renderDropIn, renderEnvironmentHook, renderTemplateUnit, renderTokenFile, unitName } from './units.js';
+import {
+  PATHS,
+  renderDiskCleanup,
+  renderAgentCfg,
+  renderAgentEnv,
+  renderDropIn,
+  renderEnvironmentHook,
+  renderTemplateUnit,
+  renderTokenFile,
+  unitName,
+} from './units.js';
 
 export interface SetupOptions {
   queue: string;
@@ -25,6 +35,8 @@ export interface SetupOptions {
   buildRoot: string;
   mig: boolean;
   minFreeDisk: number;
+  // A command run by the health check before the disk gate fails (pruning old docker images...).
+  diskCleanup?: string;
   // The agent registration token: only ever in the 0600 token file.
   token: string;
 }
@@ -156,12 +168,13 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   dirs.push({ path: opts.buildRoot, mode: 0o755, owner: 'agent', kind: 'shared' });
   dirs.push({ path: pluginsPath(opts), mode: 0o750, owner: 'agent', kind: 'build' });
   add(PATHS.tokenFile, 0o600, renderTokenFile(opts.token), true);
+  if (opts.diskCleanup !== undefined) add(PATHS.diskCleanup, 0o755, renderDiskCleanup(opts.diskCleanup));
   add(PATHS.hook, 0o755, renderEnvironmentHook(vendorOf(facts.vendor)!));
   add(PATHS.templateUnit, 0o644, renderTemplateUnit({ user: opts.user, agentBin: opts.agentBin, bkciBin: opts.bkciBin, home: homeOf(opts) }));
   for (const a of agents) {
     dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
     add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { hooksPath: PATHS.hooksDir, pluginsPath: pluginsPath(opts) }));
-    add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk));
+    add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk, opts.diskCleanup ? PATHS.diskCleanup : undefined));
     dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
     add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a));
   }
@@ -463,6 +476,10 @@ function checkValues(facts: HostFacts, opts: SetupOptions): void {
       throw new UsageError(`the hostname ${JSON.stringify(facts.hostname)} has a backslash`, 'pass --name NAME for the agent names');
   }
   refuseControl('--queue', opts.queue);
+  if (opts.diskCleanup !== undefined) {
+    refuseControl('--disk-cleanup', opts.diskCleanup);
+    if (!opts.diskCleanup.trim()) throw new UsageError('--disk-cleanup: the command is empty');
+  }
   for (const [k, v] of opts.tags) refuseControl('--tags', `${k}=${v}`);
   refuseControl('--user', opts.user);
   refuseControl('--build-root', opts.buildRoot);

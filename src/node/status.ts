@@ -1,7 +1,9 @@
 // `bkci node status`: the agents bkci manages here (from the manifest), each unit's state and why
 // it is down (the health check's last words in the journal), and drift: managed files edited,
 // re-moded or deleted by hand.
+import { readFile } from 'node:fs/promises';
 import type { Io } from '../util/io.js';
+import { CLEANUP_FILE } from './check.js';
 import { runTool, which } from './detect/tools.js';
 import type { AgentPlan, Manifest } from './plan.js';
 import { fileState, readManifest, under } from './state.js';
@@ -21,6 +23,8 @@ export interface AgentStatus {
   memoryMax: string;
   state: string;
   reason?: string;
+  // The last disk cleanup the health check ran (--disk-cleanup), from the unit's runtime directory.
+  lastDiskCleanup?: { at?: string; freed: number; free?: number; error?: string };
 }
 
 export interface NodeStatus {
@@ -67,6 +71,23 @@ async function unitState(unit: string, io: Io): Promise<{ state: string; reason?
   return { state, reason };
 }
 
+async function lastCleanup(root: string, instance: string): Promise<{ lastDiskCleanup?: AgentStatus['lastDiskCleanup'] }> {
+  try {
+    const d = JSON.parse(await readFile(under(root, `/run/bkci-agent-${instance}/${CLEANUP_FILE}`), 'utf8')) as Record<string, unknown>;
+    if (typeof d.freed !== 'number') return {};
+    return {
+      lastDiskCleanup: {
+        freed: d.freed,
+        ...(typeof d.at === 'string' ? { at: d.at } : {}),
+        ...(typeof d.free === 'number' ? { free: d.free } : {}),
+        ...(typeof d.error === 'string' ? { error: d.error } : {}),
+      },
+    };
+  } catch {
+    return {};
+  }
+}
+
 export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Promise<NodeStatus> {
   const m = await readManifest(root);
   if (!m) return { managed: false, agents: [], drift: [] };
@@ -83,6 +104,7 @@ export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Pro
       memoryMax: a.memoryMaxText,
       state: u.state,
       ...(u.reason ? { reason: u.reason } : {}),
+      ...(await lastCleanup(root, a.instance)),
     });
   }
   return { managed: true, queue: m.queue, vendor: m.vendor, agents, drift: await findDrift(root, m) };

@@ -12,6 +12,7 @@ export const PATHS = {
   hooksDir: `${CONF}/hooks`,
   hook: `${CONF}/hooks/environment`,
   tokenFile: `${CONF}/token.env`,
+  diskCleanup: `${CONF}/disk-cleanup`,
   manifest: `${CONF}/manifest.json`,
   templateUnit: '/etc/systemd/system/bkci-agent@.service',
   agentCfg: (i: string) => `${CONF}/agents/${i}.cfg`,
@@ -39,15 +40,21 @@ function checkPath(what: string, p: string): string {
   return p;
 }
 
+// The operator's --disk-cleanup command, run by `node check` (as the agent user, from the unit's
+// ExecStartPre) when the build path's free space is below --min-free-disk.
+export function renderDiskCleanup(cmd: string): string {
+  return `#!/bin/sh\n# ${HEADER}\n# Run by bkci node check before the disk gate fails (bkci node setup --disk-cleanup).\n${cmd}\n`;
+}
+
 export function renderTokenFile(token: string): string {
   if (!/^[!-~]+$/.test(token) || /["'\\$`]/.test(token))
     throw new UsageError('the agent token has spaces, quotes or non-ASCII characters', 'check the token file: it should hold only the token');
   return `# ${HEADER}\n# The agent registration token, read by systemd (root) before it drops privileges.\nBUILDKITE_AGENT_TOKEN=${token}\n`;
 }
 
-export function renderAgentEnv(a: AgentPlan, minFreeDisk: number): string {
+export function renderAgentEnv(a: AgentPlan, minFreeDisk: number, diskCleanup?: string): string {
   const lines = [`# ${HEADER}`, `# Environment of agent ${a.name}; systemd passes it to the agent and every job inherits it.`];
-  const env = { ...a.env, BKCI_BUILD_PATH: a.buildPath, BKCI_MIN_FREE_DISK: String(minFreeDisk) };
+  const env = { ...a.env, BKCI_BUILD_PATH: a.buildPath, BKCI_MIN_FREE_DISK: String(minFreeDisk), ...(diskCleanup ? { BKCI_DISK_CLEANUP: diskCleanup } : {}) };
   for (const [k, v] of Object.entries(env)) lines.push(`${k}=${checkSafe(k, v)}`);
   return lines.join('\n') + '\n';
 }

@@ -78,3 +78,54 @@ describe('NVIDIA health fields', () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([0, '', '']);
   });
 });
+
+describe('--disk-cleanup', () => {
+  it('runs before the disk gate fails (not when there is room); the journal line and node status say what it freed', async () => {
+    const root = tmp('bkci-root-');
+    const marks = join(tmp('bkci-marks-'), 'ran');
+    const setup = (extra: string[]) =>
+      runBkci(['node', 'setup', '--queue', 'q', '--host-root', HOSTS.l40s, '--root', root, '--agent-bin', '/bin/sh', ...extra], {
+        env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: 'bkat_Health9secretAgentTok' }),
+      });
+    let r = await setup(['--disk-cleanup', `echo cleaned >> ${marks}`, '--min-free-disk', '1K']);
+    expect(r.code, r.stderr).toBe(0);
+    const script = readFileSync(join(root, 'etc/buildkite-agent/bkci/disk-cleanup'), 'utf8');
+    expect(script).toMatch(new RegExp(`^echo cleaned >> ${marks}$`, 'm'));
+    expect(readFileSync(join(root, 'etc/buildkite-agent/bkci/agents/gpu0.env'), 'utf8')).toMatch(
+      /^BKCI_DISK_CLEANUP=\/etc\/buildkite-agent\/bkci\/disk-cleanup$/m,
+    );
+    const runtime = tmp('bkci-run-');
+    const check = () =>
+      runBkci(['node', 'check', 'gpu0', '--root', root, '--host-root', HOSTS.l40s, '--json'], { env: hostEnv(HOSTS.l40s, { RUNTIME_DIRECTORY: runtime }) });
+    let c = await check();
+    expect(c.code, c.stdout).toBe(0);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(marks)).toBe(false);
+    // No file system here has 1 PiB free: the gate runs the cleanup, then fails, saying so.
+    r = await setup(['--disk-cleanup', `echo cleaned >> ${marks}`, '--min-free-disk', '1024T']);
+    expect(r.code, r.stderr).toBe(0);
+    c = await check();
+    expect(c.code).toBe(1);
+    expect(readFileSync(marks, 'utf8')).toBe('cleaned\n');
+    const disk = JSON.parse(c.stdout).items.find((i: { check: string }) => i.check === 'disk');
+    expect(disk.detail).toMatch(/below 1024\.0 TiB|below 1024 TiB|below 1\.0 PiB|below .*; disk cleanup freed /);
+    expect(c.stderr).toMatch(/bkci: disk cleanup freed .* at \/var\/lib\/buildkite-agent\/builds\/gpu0/);
+    // node status reads the last cleanup from the unit's runtime directory.
+    const { cpSync: cp, mkdirSync } = await import('node:fs');
+    mkdirSync(join(root, 'run'), { recursive: true });
+    cp(runtime, join(root, 'run/bkci-agent-gpu0'), { recursive: true });
+    const s = await runBkci(['node', 'status', '--root', root, '--json']);
+    expect(JSON.parse(s.stdout).agents[0].lastDiskCleanup).toMatchObject({ freed: expect.any(Number) });
+    // A failing cleanup is said, and the gate still answers.
+    r = await setup(['--disk-cleanup', 'exit 3', '--min-free-disk', '1024T']);
+    c = await check();
+    expect(c.code).toBe(1);
+    expect(JSON.parse(c.stdout).items.find((i: { check: string }) => i.check === 'disk').detail).toMatch(
+      /disk cleanup failed: .*disk-cleanup failed \(exit 3\)/,
+    );
+    // A control character in the command is refused like any other value.
+    r = await setup(['--disk-cleanup', 'a\nb']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--disk-cleanup .* has a control character/);
+  });
+});

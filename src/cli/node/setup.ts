@@ -28,6 +28,7 @@ interface SetupFlags {
   start: boolean;
   mig?: boolean;
   minFreeDisk: string;
+  diskCleanup?: string;
   json?: boolean;
 }
 
@@ -49,6 +50,7 @@ export function setupCommand(node: Command, io: Io): Command {
     .option('--bkci-bin <path>', 'the bkci the units run for the health check (default: this one)')
     .option('--build-root <dir>', 'parent of the per-agent build directories', '/var/lib/buildkite-agent/builds')
     .option('--min-free-disk <size>', 'the health check fails below this free space on the build path', '20G')
+    .option('--disk-cleanup <cmd>', 'command the health check runs before failing on low disk (e.g. docker image prune -af --filter until=24h)')
     .option('--mig', 'one agent per MIG device instead of per physical GPU')
     .option('--root <dir>', 'write every file under DIR instead of / and run no systemctl (staging)')
     .option('--host-root <dir>', 'read /sys, /proc and /dev under DIR instead of /', '/')
@@ -112,6 +114,7 @@ Examples:
         buildRoot: flags.buildRoot.replace(/\/+$/, ''),
         mig: flags.mig === true,
         minFreeDisk: parseBytes(flags.minFreeDisk, '--min-free-disk'),
+        diskCleanup: flags.diskCleanup,
         vendor: flags.vendor as 'auto',
         root,
         hostRoot,

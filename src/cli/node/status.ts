@@ -26,6 +26,12 @@ export function statusCommand(node: Command, io: Io): Command {
           ),
         );
         for (const d of s.drift) io.stdout.write(`drift: ${d.path}: ${d.problem}\n`);
+        const { formatBytes } = await import('../../util/bytes.js');
+        for (const a of s.agents)
+          if (a.lastDiskCleanup)
+            io.stdout.write(
+              `disk cleanup: ${a.name}: ${a.lastDiskCleanup.error ? `${a.lastDiskCleanup.error}, ` : ''}freed ${formatBytes(a.lastDiskCleanup.freed)}${a.lastDiskCleanup.at ? ` at ${a.lastDiskCleanup.at}` : ''}\n`,
+            );
       }
       if (s.drift.length) io.log.warn({ files: s.drift.length }, 'managed files were changed by hand; re-run bkci node setup to restore them');
     });
