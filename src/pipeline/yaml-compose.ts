@@ -569,7 +569,7 @@ export function composeYaml(text: string, opts: ComposeOptions, hooks: ComposeHo
       logLevel: 'silent',
       intAsBigInt: hooks.intAsBigInt === true,
     });
-    parsed = Array.from(composer.compose(tokens as Parameters<typeof composer.compose>[0], true, text.length)) as Document[];
+    parsed = Array.from(composer.compose(tokens as Parameters<typeof composer.compose>[0], false, text.length)) as Document[];
   } catch {
     errors.push({ line: 1, col: 1, message: 'cannot read this YAML' });
     return { docs, starts, lineCounter, errors, warnings };

@@ -26,13 +26,18 @@ export function reindentQuotedScalars(text: string): string {
   const lines = text.split('\n');
   let blockIndent = -1;
   let changed = false;
+  // Open flow collections (`[`, `{` where a value starts), and the indentation of the line that
+  // opened the outermost: only inside one does `,` start a new value.
+  let flow = 0;
+  let flowIndent = -1;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
-    const indent = line.length - line.trimStart().length;
+    let indent = line.length - line.trimStart().length;
     if (blockIndent >= 0) {
       if (line.trim() === '' || indent > blockIndent) continue;
       blockIndent = -1;
     }
+    if (flow > 0 && line.trim() !== '' && indent <= flowIndent) flow = 0;
     let tokenStart = true;
     for (let j = indent; j < line.length; j++) {
       const c = line[j]!;
@@ -41,6 +46,11 @@ export function reindentQuotedScalars(text: string): string {
       if (tokenStart && (c === '"' || c === "'")) {
         const end = scanQuoted(lines, i, j + 1, c);
         if (end.line > i) {
+          // The mapping the scalar belongs to starts after any `- ` of compact list items.
+          while (line[indent] === '-' && (line[indent + 1] === ' ' || line[indent + 1] === '\t')) {
+            indent++;
+            while (line[indent] === ' ' || line[indent] === '\t') indent++;
+          }
           for (let k = i + 1; k <= end.line; k++) {
             const l = lines[k]!;
             const ind = l.length - l.trimStart().length;
@@ -66,11 +76,23 @@ export function reindentQuotedScalars(text: string): string {
       }
       if (c === '-' && tokenStart && (line[j + 1] === ' ' || j + 1 === line.length)) continue;
       if (c === '?' && tokenStart && line[j + 1] === ' ') continue;
-      if (c === '[' || c === '{' || c === ',') {
+      // Inside a flow collection `[`, `{` always open one (plain scalars there cannot hold them).
+      if ((c === '[' || c === '{') && (tokenStart || flow > 0)) {
+        tokenStart = true;
+        if (flow++ === 0) flowIndent = indent;
+        continue;
+      }
+      if ((c === ']' || c === '}') && flow > 0) {
+        flow--;
+        tokenStart = false;
+        continue;
+      }
+      if (c === ',' && flow > 0) {
         tokenStart = true;
         continue;
       }
-      if (c === ':' && (line[j + 1] === ' ' || j + 1 === line.length)) {
+      // `:` ends a key; inside a flow collection also right before a value (JSON's `"a":1`).
+      if (c === ':' && (line[j + 1] === ' ' || j + 1 === line.length || flow > 0)) {
         tokenStart = true;
         continue;
       }

@@ -45,7 +45,14 @@ export class FlowParser {
     if (c === '{') return this.map();
     if (c === '"' || c === "'") return this.quoted();
     if ('&*!%@`|>#,]}?'.includes(c!)) giveUp();
+    this.plainStart();
     return resolvePlain(this.plain(), this.opts.intAsBigInt === true, this.opts.serdeNumbers === true);
+  }
+
+  // `-`, `?` or `:` followed by a space (or a flow indicator) cannot start a plain scalar.
+  private plainStart(): void {
+    const c = this.s[this.pos];
+    if ((c === '-' || c === '?' || c === ':') && /^[ \t\n,[\]{}]?$/.test(this.s[this.pos + 1] ?? '')) giveUp();
   }
 
   private plain(): string {
@@ -164,7 +171,9 @@ export class FlowParser {
         return m ?? o;
       }
       const c = this.s[this.pos];
-      if (c === '?' || c === '[' || c === '{') giveUp();
+      // A key starting with an indicator (`?`, a collection, an anchor, alias, tag, comment...).
+      if (c === undefined || '?[{#&*!%@`|>,]'.includes(c)) giveUp();
+      if (c !== '"' && c !== "'") this.plainStart();
       const quoted = c === '"' || c === "'";
       const raw = quoted ? this.quoted() : this.plain();
       // A merge key (and, for serde_yaml's data, a quoted "<<" too): left to npm `yaml`'s path.

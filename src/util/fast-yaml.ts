@@ -26,6 +26,7 @@ import {
 export { resolvePlain, type FastYamlOptions, type FastYamlResult, type RepeatedKey };
 
 const LEADING_SPACES = / */y;
+const ODD_SPACE = /[\v\f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
 
 // Where a quoted scalar's ordinary characters end on a line.
 const DOUBLE_STOP = /["\\]/g;
@@ -51,6 +52,10 @@ class Parser {
   ) {
     this.maxDepth = opts.maxDepth ?? 1000;
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    // Characters JavaScript's trim() removes but YAML does not count as white space (a byte order
+    // mark past the start, U+2028...), and NEL: npm `yaml` and go-yaml each treat them their own
+    // way, so they are left to the general path.
+    if (ODD_SPACE.test(text)) giveUp();
     this.lines = text.split('\n');
     if (text.includes('\r')) {
       for (let k = 0; k < this.lines.length; k++) {
@@ -332,7 +337,8 @@ class Parser {
       this.i = endLine + 1;
       return v;
     }
-    if ('&*!%@`'.includes(c)) giveUp();
+    // An indicator cannot start a plain scalar.
+    if ('&*!%@`]},'.includes(c) || ((c === '?' || c === ':' || c === '-') && wsOrEnd(line, k + 1))) giveUp();
     // Plain scalar, possibly continued on more-indented lines.
     let text = plainEnd(line, k);
     this.i++;
@@ -457,7 +463,12 @@ class Parser {
     const start = this.i;
     let end = this.i;
     let maxLeadingEmpty = 0;
-    for (let m = this.i; m < this.lines.length; m++) {
+    // After a final line break there is no line (split() gives a last '' for it). White space
+    // that ends the text without a line break: left to npm `yaml`.
+    const lastLine = this.lines[this.lines.length - 1]!;
+    if (lastLine !== '' && lastLine.trim() === '') giveUp();
+    const count = this.lines.length - (lastLine === '' ? 1 : 0);
+    for (let m = this.i; m < count; m++) {
       const l = this.lines[m]!;
       if (l.trim() === '') {
         if (indent < 0) maxLeadingEmpty = Math.max(maxLeadingEmpty, l.length);

@@ -223,3 +223,36 @@ describe('fastParseYaml', () => {
     expect(same / total).toBeGreaterThan(0.6);
   });
 });
+
+describe('fastParseYaml on what the validate fuzz suite found', () => {
+  it('agrees with npm yaml or gives up', () => {
+    const found = [
+      // Keep-chomped block scalars at the end of the text (a line break after the last line is not a line).
+      'a: |+\n',
+      'a: |+\n\n',
+      'a: |+\n  x\n\n',
+      'a: >+\n  x\n',
+      'a: |+\n  \n',
+      'a: |+\n ',
+      'a: |+\n  x\n  ',
+      'a: >+\n  x\n\n ',
+      // Flow mappings: a key that starts with `#`, `&`, `- `; a byte order mark or U+2028 inside.
+      'a: {b: 1,# c: 2}\n',
+      'a: {b: 1,&c: 2}\n',
+      'a: {b: 1,-  c: 2}\n',
+      'a: [- x]\n',
+      'a: \ufeff[b]\n',
+      'gpus\u2028: 1\n',
+      'a: "x\u00a0"\n',
+      // A block value starting with an indicator.
+      'a:\n  }b: 1\n',
+      'a: ]x\n',
+      'a: ,x\n',
+      // Merge keys, quoted or not, are left to the composer.
+      '"<<": {a: 1}\n',
+      'a: {<<: {b: 1}}\n',
+    ];
+    for (const t of found) agrees(t);
+    for (const t of found.slice(5)) expect(fastParseYaml(t), JSON.stringify(t)).toBeUndefined();
+  });
+});
