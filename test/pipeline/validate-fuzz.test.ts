@@ -362,7 +362,7 @@ describe('pipeline validate on mutated YAML', () => {
       try {
         v = await validatePipelineText(text);
       } catch (err) {
-        throw new Error(`case ${c} threw ${String(err)}:\n${text.slice(0, 2000)}`);
+        throw new Error(`case ${c} threw ${String(err)}:\n${text.slice(0, 2000)}`, { cause: err });
       }
       for (const f of v.findings) {
         expect(f.line, `case ${c}: ${f.message}`).toBeGreaterThanOrEqual(1);
