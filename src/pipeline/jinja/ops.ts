@@ -27,7 +27,10 @@ function arith(op: string, a: unknown, b: unknown, ints: (x: number, y: number) 
 export function binaryOp(op: BinOp, a: unknown, b: unknown): unknown {
   switch (op) {
     case '+':
-      if (typeof a === 'string' && typeof b === 'string') return sized(a.length + b.length) && a + b;
+      if (typeof a === 'string' && typeof b === 'string') {
+        sized(a.length + b.length);
+        return a + b;
+      }
       if (kindOf(a) === 'seq' && kindOf(b) === 'seq') {
         const [x, y] = [seqItems(a), seqItems(b)];
         items(x.length + y.length);
