@@ -196,6 +196,8 @@ describe('unexpected end of template', () => {
 
 describe('values under the limits are untouched', () => {
   it('concatenation and repetition of empty values', () => {
-    expect(render('{{ ("" + "") is string }}|{{ "" ~ "" }}|{{ "" * 3 }}|{{ [] * 3 }}|{{ [] + [] }}|{{ "ab" * 2 }}|{{ [1] * 2 }}')).toBe('true|||[]|[]|abab|[1, 1]');
+    expect(render('{{ ("" + "") is string }}|{{ "" ~ "" }}|{{ "" * 3 }}|{{ [] * 3 }}|{{ [] + [] }}|{{ "ab" * 2 }}|{{ [1] * 2 }}')).toBe(
+      'true|||[]|[]|abab|[1, 1]',
+    );
   });
 });
