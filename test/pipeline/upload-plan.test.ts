@@ -276,3 +276,69 @@ describe('YAML for the agent', () => {
     expect(text).not.toMatch(/\n\s+a{10}[^\n]*\n\s+b c/);
   });
 });
+
+describe('YAML for the agent, random values', () => {
+  it('round-trips 2,000 random documents under YAML 1.1 and 1.2', () => {
+    let seed = 42;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const atoms = [
+      'yes',
+      'No',
+      'on',
+      '~',
+      'null',
+      '010',
+      '0o17',
+      '0x1F',
+      '1e3',
+      '1_000',
+      '.5',
+      '-.inf',
+      '12:30',
+      '2026-12-07',
+      'a: b',
+      'a #b',
+      '#c',
+      '- x',
+      '? y',
+      '!tag',
+      '&a',
+      '*b',
+      '@x',
+      '`x`',
+      "it's",
+      'say "hi"',
+      '',
+      ' lead',
+      'trail ',
+      'x:',
+      'multi\nline',
+      'tab\there',
+      'ü ß 中',
+      '$$HOME',
+      '${A:-b}',
+      '%x',
+      '[a]',
+      '{b}',
+      'a,b',
+      'pytest -k "not x"',
+      'c:\\dir',
+      '\u0007bell',
+      '=',
+      '<<',
+    ];
+    const gen = (depth: number): unknown => {
+      const r = rnd();
+      if (depth > 3 || r < 0.4) return pick<unknown>([...atoms, 0, -3, 2.5, 1e21, true, false, null]);
+      if (r < 0.7) return Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [pick(atoms), gen(depth + 1)]));
+    };
+    for (let i = 0; i < 2000; i++) {
+      const v = { steps: [gen(0), gen(0)], env: gen(1) };
+      const text = toYaml(v);
+      expect(parse(text), text).toEqual(v);
+      expect(parse(text, { version: '1.1' }), text).toEqual(v);
+    }
+  });
+});
