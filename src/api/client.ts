@@ -69,6 +69,8 @@ interface ExchangeOptions extends RequestOptions {
   streamed?: boolean;
 }
 
+type Consume<T> = (body: Dispatcher.ResponseData['body'], res: Response) => Promise<T>;
+
 class TimeoutError extends Error {
   readonly code = 'ERR_BKCI_TIMEOUT';
 }
@@ -263,88 +265,19 @@ export class ApiClient {
     return s.reason instanceof BkciError ? s.reason : new Interrupted();
   }
 
-  // One logical request: the retry decisions of retry.ts applied. `consume` reads the body of a
-  // successful answer inside the loop, so a connection lost mid-body is retried as well (unless
-  // consume has already handed bytes on and says so with a BkciError).
-  private async exchange<T>(
-    method: Method,
-    requested: URL,
-    opts: ExchangeOptions,
-    consume: (body: Dispatcher.ResponseData['body'], res: Response) => Promise<T>,
-  ): Promise<T> {
+  // One logical request: the retry decisions of retry.ts applied to each attempt's outcome.
+  // `consume` reads the body of a successful answer inside the loop, so a connection lost mid-body
+  // is retried as well (unless consume has already handed bytes on and says so with a BkciError).
+  private async exchange<T>(method: Method, requested: URL, opts: ExchangeOptions, consume: Consume<T>): Promise<T> {
     let url = requested;
-    const { undici, dispatcher } = await this.load();
-    const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: opts.accept ?? 'application/json' };
-    if (!opts.noAuth) headers.authorization = `Bearer ${this.token}`;
-    let payload: string | undefined;
-    if (opts.body !== undefined) {
-      payload = JSON.stringify(opts.body);
-      headers['content-type'] = 'application/json';
-    }
     const n = { attempt: 0, rateWaits: 0, hops: 0 };
     for (;;) {
       const stop = this.interrupted();
       if (stop) throw stop;
-      // The whole exchange of a JSON answer is bounded (headers and body); a streamed body only
-      // by its rate (chunks) and undici's idle timeout.
-      const limit = new AbortController();
-      const remaining = opts.deadline === undefined ? Infinity : opts.deadline - this.io.now().getTime();
-      const totalMs = Math.min(this.timeoutMs, Math.max(1000, remaining));
-      const timer = opts.streamed
-        ? undefined
-        : setTimeout(() => limit.abort(new TimeoutError(`the request timed out (no complete answer within ${formatSeconds(totalMs)})`)), totalMs);
-      const signal = this.io.signal ? AbortSignal.any([this.io.signal, limit.signal]) : limit.signal;
-      let outcome: Outcome;
-      const started = Date.now();
-      try {
-        const res = await undici.request(url, {
-          method,
-          headers,
-          body: payload,
-          dispatcher,
-          signal,
-          headersTimeout: this.timeoutMs,
-          bodyTimeout: this.timeoutMs,
-        });
-        this.io.log.debug(
-          {
-            method,
-            url: `${url.origin}${url.pathname}${url.search}`,
-            status: res.statusCode,
-            ms: Date.now() - started,
-            authorization: opts.noAuth ? 'none' : 'Bearer [REDACTED]',
-          },
-          'api request',
-        );
-        const response: Response = { status: res.statusCode, headers: res.headers, url };
-        const passed = opts.passRedirects && res.statusCode >= 300 && res.statusCode < 400 && headerValue(res.headers, 'location') !== undefined;
-        if ((res.statusCode >= 200 && res.statusCode < 300) || passed) {
-          try {
-            return await consume(res.body, response);
-          } catch (err) {
-            discard(res.body);
-            const stopped = this.interrupted();
-            if (stopped) throw stopped;
-            if (limit.signal.aborted) outcome = { kind: 'network', error: limit.signal.reason, reading: true };
-            else if (err instanceof BkciError || !isNetworkError(err)) throw err;
-            else outcome = { kind: 'network', error: err, reading: true };
-          }
-        } else {
-          const text = await this.readText(res.body, response, `${method} ${url.pathname}`, 64 * 1024).catch(() => '');
-          outcome = { kind: 'status', status: res.statusCode, headers: res.headers, body: text };
-        }
-      } catch (err) {
-        const stopped = this.interrupted();
-        if (stopped) throw stopped;
-        if (limit.signal.aborted) outcome = { kind: 'network', error: limit.signal.reason };
-        else if (err instanceof BkciError || !isTransportError(err)) throw err;
-        else outcome = { kind: 'network', error: err };
-      } finally {
-        clearTimeout(timer);
-      }
-
-      const failed = outcome.kind === 'network' || outcome.status >= 500;
-      if (failed) n.attempt++;
+      const tried = await this.attempt(method, url, opts, consume);
+      if ('value' in tried) return tried.value;
+      const outcome = tried.outcome;
+      if (outcome.kind === 'network' || outcome.status >= 500) n.attempt++;
       const d = decide(outcome, n, {
         method,
         url,
@@ -374,6 +307,65 @@ export class ApiClient {
       await this.io.sleep(d.retryAfterMs, this.io.signal).catch((err: unknown) => {
         throw this.interrupted() ?? err;
       });
+    }
+  }
+
+  // One attempt: the consumed answer, or what went wrong as an outcome for decide(). An interrupt
+  // and errors that are not the server's or the network's (bkci's own, a too-large answer) throw.
+  private async attempt<T>(method: Method, url: URL, opts: ExchangeOptions, consume: Consume<T>): Promise<{ value: T } | { outcome: Outcome }> {
+    const { undici, dispatcher } = await this.load();
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: opts.accept ?? 'application/json' };
+    if (!opts.noAuth) headers.authorization = `Bearer ${this.token}`;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    // The whole exchange of a JSON answer is bounded (headers and body); a streamed body only by
+    // its rate (chunks) and undici's idle timeout.
+    const limit = new AbortController();
+    const remaining = opts.deadline === undefined ? Infinity : opts.deadline - this.io.now().getTime();
+    const totalMs = Math.min(this.timeoutMs, Math.max(1000, remaining));
+    const timer = opts.streamed
+      ? undefined
+      : setTimeout(() => limit.abort(new TimeoutError(`the request timed out (no complete answer within ${formatSeconds(totalMs)})`)), totalMs);
+    const signal = this.io.signal ? AbortSignal.any([this.io.signal, limit.signal]) : limit.signal;
+    // What an error thrown while talking to the server means.
+    const failure = (err: unknown, reading: boolean): { outcome: Outcome } => {
+      const stopped = this.interrupted();
+      if (stopped) throw stopped;
+      if (limit.signal.aborted) return { outcome: { kind: 'network', error: limit.signal.reason, reading } };
+      if (err instanceof BkciError || !isTransportError(err)) throw err;
+      return { outcome: { kind: 'network', error: err, reading } };
+    };
+    const started = Date.now();
+    try {
+      const res = await undici.request(url, {
+        method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        dispatcher,
+        signal,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      const where = `${url.origin}${url.pathname}${url.search}`;
+      this.io.log.debug(
+        { method, url: where, status: res.statusCode, ms: Date.now() - started, authorization: opts.noAuth ? 'none' : 'Bearer [REDACTED]' },
+        'api request',
+      );
+      const response: Response = { status: res.statusCode, headers: res.headers, url };
+      const passed = opts.passRedirects && res.statusCode >= 300 && res.statusCode < 400 && headerValue(res.headers, 'location') !== undefined;
+      if ((res.statusCode < 200 || res.statusCode >= 300) && !passed) {
+        const text = await this.readText(res.body, response, `${method} ${url.pathname}`, 64 * 1024).catch(() => '');
+        return { outcome: { kind: 'status', status: res.statusCode, headers: res.headers, body: text } };
+      }
+      try {
+        return { value: await consume(res.body, response) };
+      } catch (err) {
+        discard(res.body);
+        return failure(err, true);
+      }
+    } catch (err) {
+      return failure(err, false);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
