@@ -3,17 +3,9 @@
 // (requests = limits, applied to the job's command container) that is the controller's default;
 // tolerations and the priority class go in the controller's pod-spec-patch, since a resource class
 // cannot carry them.
-import type { Fleet, FleetVendor, Queue } from './model.js';
+import { vendorOf } from '../node/vendors/index.js';
+import type { Fleet, Queue } from './model.js';
 import { k8sMemory } from './model.js';
-
-// The extended resource each vendor's Kubernetes device plugin advertises.
-export const K8S_GPU_RESOURCE: Record<Exclude<FleetVendor, 'none'>, string> = {
-  nvidia: 'nvidia.com/gpu',
-  amd: 'amd.com/gpu',
-  ascend: 'huawei.com/Ascend910',
-};
-// The node label NVIDIA's GPU feature discovery sets to the product name (NVIDIA-H100-80GB-HBM3).
-const NVIDIA_PRODUCT_LABEL = 'nvidia.com/gpu.product';
 
 export const resourceClassOf = (q: Queue): string => q.k8s?.['resource-class'] ?? q.name;
 
@@ -28,11 +20,13 @@ export interface HelmValues {
 
 export function k8sValues(q: Queue): HelmValues {
   const amounts: Record<string, string> = {};
-  if (q.vendor !== 'none' && q.gpus > 0) amounts[K8S_GPU_RESOURCE[q.vendor]] = String(q.gpus);
+  // The vendor's extended resource (nvidia.com/gpu ...) and product label, from the node registry.
+  const k8s = vendorOf(q.vendor)?.kubernetes;
+  if (k8s && q.gpus > 0) amounts[k8s.resource] = String(q.gpus);
   if (q.cpus !== undefined) amounts.cpu = cpuQuantity(q.cpus);
   if (q.memoryBytes !== undefined) amounts.memory = k8sMemory(q.memoryBytes);
   const nodeSelector: Record<string, string> = { ...(q.k8s?.['node-selector'] ?? {}) };
-  if (q.vendor === 'nvidia' && q.gpuProduct && !(NVIDIA_PRODUCT_LABEL in nodeSelector)) nodeSelector[NVIDIA_PRODUCT_LABEL] = q.gpuProduct;
+  if (k8s?.productLabel && q.gpuProduct && !(k8s.productLabel in nodeSelector)) nodeSelector[k8s.productLabel] = q.gpuProduct;
   const rc: Record<string, unknown> = {};
   if (Object.keys(amounts).length) rc.resource = { requests: { ...amounts }, limits: { ...amounts } };
   if (Object.keys(nodeSelector).length) rc.nodeSelector = nodeSelector;

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { InputError } from '../util/errors.js';
 import { didYouMean } from '../pipeline/validate.js';
 import { positionOf, yamlLib } from '../pipeline/yaml-load.js';
-import { type Fleet, fleetModel, type Queue, toQueue } from './model.js';
+import { type Fleet, fleetModel, NO_GPU, type Queue, toQueue } from './model.js';
 
 export interface FleetProblem {
   line: number;
@@ -49,10 +49,10 @@ function crossChecks(fleet: Fleet): { path: (string | number)[]; message: string
   const out: { path: (string | number)[]; message: string }[] = [];
   for (const q of fleet.queues.values()) {
     const at = (...p: (string | number)[]) => ['queues', q.name, ...p];
-    if (q.vendor === 'none' && q.gpus > 0)
+    if (q.vendor === NO_GPU && q.gpus > 0)
       out.push({ path: at('gpus'), message: `vendor none has no GPUs to give (gpus: ${q.gpus}); use 0 or name the vendor` });
-    if (q.vendor === 'none' && q.gpuProduct) out.push({ path: at('gpu-product'), message: 'vendor none has no GPU product' });
-    if (q.vendor !== 'none' && q.gpus === 0)
+    if (q.vendor === NO_GPU && q.gpuProduct) out.push({ path: at('gpu-product'), message: 'vendor none has no GPU product' });
+    if (q.vendor !== NO_GPU && q.gpus === 0)
       out.push({ path: at('gpus'), message: `a ${q.vendor} queue gives each agent at least one GPU (or use vendor: none)` });
     for (const [k] of q.tags) if (k === 'queue') out.push({ path: at('tags', k), message: 'the queue tag is the queue name itself; remove it from tags' });
     const e = q.elastic;

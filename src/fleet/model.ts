@@ -3,8 +3,13 @@
 // AWS). docs/fleet.md is the reference; this is its model.
 import * as z from 'zod';
 
-export const VENDORS = ['nvidia', 'amd', 'ascend', 'none'] as const;
-export type FleetVendor = (typeof VENDORS)[number];
+import { NONE, vendorIds } from '../node/vendors/index.js';
+
+// The vendors of the node registry (src/node/vendors): a new vendor there is one here too.
+export const VENDORS = vendorIds() as [string, ...string[]];
+export type FleetVendor = string;
+// CPU-only agents.
+export const NO_GPU = NONE.id;
 
 // A queue name as an agent tag value: what Buildkite and the k8s controller accept without quoting.
 export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$/;
@@ -127,7 +132,7 @@ export function toQueue(name: string, spec: QueueSpec): Queue {
   return {
     name,
     vendor: spec.vendor,
-    gpus: spec.gpus ?? (spec.vendor === 'none' ? 0 : 1),
+    gpus: spec.gpus ?? (spec.vendor === NO_GPU ? 0 : 1),
     gpuProduct: spec['gpu-product'],
     cpus: spec.cpus,
     memoryBytes: spec.memory === undefined ? undefined : memoryBytes(spec.memory),

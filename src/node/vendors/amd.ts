@@ -240,6 +240,7 @@ export const AMD_DEVICES: DeviceNode[] = [{ path: '/dev/kfd', required: true }];
 export const amd: VendorModule = {
   id: 'amd',
   label: 'AMD',
+  kubernetes: { resource: 'amd.com/gpu' },
   tools: ['amd-smi', 'rocm-smi'],
   pciVendors: ['0x1002'],
   detect,

@@ -154,6 +154,7 @@ export const ASCEND_DEVICES: DeviceNode[] = [
 export const ascend: VendorModule = {
   id: 'ascend',
   label: 'Ascend',
+  kubernetes: { resource: 'huawei.com/Ascend910' },
   tools: ['npu-smi'],
   pciVendors: ['0x19e5'],
   detect,

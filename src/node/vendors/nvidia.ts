@@ -300,6 +300,7 @@ async function checkPersistenceMode(io: ToolIo): Promise<DoctorItem> {
 export const nvidia: VendorModule = {
   id: 'nvidia',
   label: 'NVIDIA',
+  kubernetes: { resource: 'nvidia.com/gpu', productLabel: 'nvidia.com/gpu.product' },
   tools: ['nvidia-smi'],
   pciVendors: ['0x10de'],
   detect,

@@ -81,6 +81,9 @@ export interface VendorModule {
   id: string;
   // For people: "NVIDIA".
   label: string;
+  // On Kubernetes (bkci fleet k8s): the extended resource its device plugin advertises, and the node
+  // label holding the GPU product name where the vendor's feature discovery sets one.
+  kubernetes?: { resource: string; productLabel?: string };
   // Tools whose presence on PATH picks this vendor with --vendor auto (the first is the main one).
   tools: string[];
   // PCI vendor ids of its GPUs (`0x10de`): GPUs on the bus without the tools are an error.
