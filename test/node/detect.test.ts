@@ -115,6 +115,26 @@ describe('formats', () => {
       ['1:0', 1],
     ]);
   });
+
+  it('reads the physical chip id (what /dev/davinciN is numbered by) where npu-smi info -m prints it', async () => {
+    const { parseNpuSmiPhysical } = await import('../../src/node/vendors/ascend.js');
+    const text = [
+      '        NPU ID                         Chip ID                        Chip Logic ID                  Chip Phy-ID                    Chip Name',
+      '        4                              0                              0                              5                              Ascend 910B3',
+      '        4                              1                              -                              -                              Mcu',
+      '        5                              0                              1                              4                              Ascend 910B3',
+    ].join('\n');
+    expect([...parseNpuSmiPhysical(text)]).toEqual([
+      ['4:0', 5],
+      ['5:0', 4],
+    ]);
+    expect([...parseNpuSmiMapping(text)]).toEqual([
+      ['4:0', 0],
+      ['5:0', 1],
+    ]);
+    // Without the column (older drivers): none, and the logic id numbers the device.
+    expect(parseNpuSmiPhysical('   NPU ID   Chip ID   Chip Logic ID   Chip Name\n   0   0   0   Ascend 910B3\n').size).toBe(0);
+  });
 });
 
 describe('detectHost on fixture hosts', () => {

@@ -131,3 +131,13 @@ describe('device nodes: required versus optional', () => {
     expect((await stage(HOSTS.cpu)).dropIn('cpu0')).not.toMatch(/SupplementaryGroups/);
   });
 });
+
+describe('Ascend device nodes by physical id', () => {
+  it('/dev/davinci<N> is the chip physical id from npu-smi info -m; ASCEND_RT_VISIBLE_DEVICES stays the logic id', async () => {
+    const s = await stage(HOSTS.ascend);
+    expect(s.dropIn('gpu6')).toMatch(/^DeviceAllow=\/dev\/davinci7 rw$/m);
+    expect(s.dropIn('gpu6')).not.toMatch(/davinci6 /);
+    expect(s.read('etc/buildkite-agent/bkci/agents/gpu6.env')).toMatch(/^ASCEND_RT_VISIBLE_DEVICES=6$/m);
+    expect(s.dropIn('gpu1')).toMatch(/^DeviceAllow=\/dev\/davinci1 rw$/m);
+  });
+});

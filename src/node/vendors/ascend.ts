@@ -106,13 +106,37 @@ export function parseNpuSmiMapping(text: string): Map<string, number> {
   return out;
 }
 
+// `npu-smi info -m` on drivers that print a `Chip Phy-ID` column: NPU:chip → physical id, what
+// /dev/davinci<N> is numbered by (the logic id is what ASCEND_RT_VISIBLE_DEVICES takes; the two
+// differ when chips are remapped). Empty when the column is not there.
+export function parseNpuSmiPhysical(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const lines = text.split('\n');
+  const h = lines.findIndex((l) => /Chip Logic ID/i.test(l));
+  if (h < 0) return out;
+  const header = lines[h]!.trim().split(/\s{2,}/);
+  const phy = header.findIndex((c) => /phy/i.test(c));
+  const npu = header.findIndex((c) => /^NPU ID$/i.test(c));
+  const chip = header.findIndex((c) => /^Chip ID$/i.test(c));
+  if (phy < 0 || npu < 0 || chip < 0) return out;
+  for (const line of lines.slice(h + 1)) {
+    const cells = line.trim().split(/\s{2,}/);
+    const [n, c, p] = [cells[npu], cells[chip], cells[phy]];
+    if (n && c && p && /^\d{1,6}$/.test(n) && /^\d{1,6}$/.test(c) && /^\d{1,6}$/.test(p)) out.set(`${n}:${c}`, Number(p));
+  }
+  return out;
+}
+
 async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu[]> {
   const info = parseNpuSmiInfo(await requireTool('npu-smi', ['info'], io, ascend));
   checkNpuChips(info.chips);
   let mapping = new Map<string, number>();
+  let physical = new Map<string, number>();
   const m = await runBounded((await which('npu-smi', io.env))!, ['info', '-m'], io);
-  if (m.ok) mapping = parseNpuSmiMapping(m.stdout);
-  else warnings.push('npu-smi info -m failed; chip logic ids are taken in table order');
+  if (m.ok) {
+    mapping = parseNpuSmiMapping(m.stdout);
+    physical = parseNpuSmiPhysical(m.stdout);
+  } else warnings.push('npu-smi info -m failed; chip logic ids are taken in table order');
   const gpus: Gpu[] = [];
   const chips = [...info.chips].sort((a, b) => a.npu - b.npu || a.chip - b.chip);
   for (const [ordinal, c] of chips.entries()) {
@@ -123,7 +147,9 @@ async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu
     const logic = mapping.get(`${c.npu}:${c.chip}`) ?? ordinal;
     // Multi-chip cards: the index names the chip (npu*chips + chip keeps one number per chip).
     const index = chips.filter((x) => x.npu === c.npu).length > 1 ? logic : c.npu;
-    gpus.push({ vendor: 'ascend', index, isolationId: String(logic), name: c.name, busId, numaNode: numa.node, devices: [`/dev/davinci${logic}`], mig: [] });
+    // The device node is numbered by the physical id where npu-smi gives it, else the logic id.
+    const phy = physical.get(`${c.npu}:${c.chip}`) ?? logic;
+    gpus.push({ vendor: 'ascend', index, isolationId: String(logic), name: c.name, busId, numaNode: numa.node, devices: [`/dev/davinci${phy}`], mig: [] });
   }
   return gpus;
 }
