@@ -82,7 +82,7 @@ writeFileSync(changed, 'src/m1/a.py\n');
 // One timed run of a command: wall ms and peak RSS MB (from /usr/bin/time).
 function runOnce(c) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', c.cmd, ...c.args], { encoding: 'utf8', maxBuffer: 1 << 28, env: c.env ?? process.env });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', c.cmd, ...c.args], { encoding: 'utf8', maxBuffer: 1 << 28, env: c.env ?? process.env, cwd: c.cwd });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${c.cmd} ${c.args.join(' ')} failed: ${r.stderr.slice(-500)}`);
   return { ms, rss: Number(r.stderr.trim().split('\n').pop()) / 1024 };
@@ -138,6 +138,78 @@ const big5k = bench(
   binEnv(),
 );
 const ver = bench('bkci --version', bin, ['--version'], binEnv());
+
+// pipeline generate on vLLM's test areas (the 9 vendored files, each copied 5 times under other group
+// names and keys: about the size of vLLM's 45 files), in a git repository on a PR branch, against
+// vLLM's Python generator (BKCI_VLLM_GENERATOR: a checkout of ci-infra's buildkite/pipeline_generator;
+// its code is not in this repository). aws/docker/buildkite-agent are stand-ins on PATH for both.
+const genRepo = join(tmp, 'gen-repo');
+const genBin = join(tmp, 'gen-bin');
+{
+  const { cpSync, mkdirSync, readdirSync, chmodSync } = await import('node:fs');
+  const areas = join(root, 'test/fixtures/vllm-test-areas/.buildkite');
+  mkdirSync(join(genRepo, '.buildkite/test_areas'), { recursive: true });
+  cpSync(join(areas, 'ci_config.yaml'), join(genRepo, '.buildkite/ci_config.yaml'));
+  cpSync(join(areas, 'image_build'), join(genRepo, '.buildkite/image_build'), { recursive: true });
+  for (const f of readdirSync(join(areas, 'test_areas')))
+    for (let i = 0; i < 5; i++) {
+      const text = readFileSync(join(areas, 'test_areas', f), 'utf8')
+        .replace(/^group: (.*)$/m, `group: $1 ${i}`)
+        .replace(/^(\s*-?\s*label: ["']?)/gm, `$1${i} `)
+        .replace(/^(\s*key: )(.*)$/gm, `$1$2-${i}`);
+      writeFileSync(join(genRepo, '.buildkite/test_areas', `${i}-${f}`), text);
+    }
+  mkdirSync(join(genRepo, 'vllm'), { recursive: true });
+  writeFileSync(join(genRepo, 'vllm/a.py'), 'x\n');
+  const git = (...a) =>
+    spawnSync('git', a, {
+      cwd: genRepo,
+      env: { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' },
+    });
+  git('init', '-q', '-b', 'main');
+  git('add', '.');
+  git('commit', '-q', '-m', 'base');
+  git('update-ref', 'refs/remotes/origin/main', 'HEAD');
+  git('checkout', '-q', '-b', 'work');
+  writeFileSync(join(genRepo, 'vllm/a.py'), 'y\n');
+  git('commit', '-qam', 'change');
+  mkdirSync(genBin);
+  for (const [name, body] of [
+    ['aws', 'echo pw'],
+    ['docker', 'if [ "$1" = login ]; then cat >/dev/null; exit 0; fi; exit 1'],
+    ['buildkite-agent', 'exit 0'],
+  ]) {
+    writeFileSync(join(genBin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(genBin, name), 0o755);
+  }
+}
+const genEnv = {
+  ...binEnv(),
+  PATH: `${genBin}:${dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+  BUILDKITE_BRANCH: 'feature',
+  BUILDKITE_PULL_REQUEST: '4242',
+  BUILDKITE_COMMIT: 'abc',
+  BUILDKITE_PULL_REQUEST_BASE_BRANCH: 'main',
+};
+const inRepo = (c) => ({ ...c, cwd: genRepo });
+const genBk = bench('bkci: pipeline generate --profile vllm (vLLM test areas x5, PR)', bin, ['pipeline', 'generate', '-o', join(tmp, 'gen-bkci.yaml')], genEnv);
+genBk.cwd = genRepo;
+let genPy;
+const genPython = process.env.BKCI_VLLM_GENERATOR
+  ? [process.env.BKCI_PYTHON, 'python3', '/usr/bin/python3']
+      .filter(Boolean)
+      .find((p) => spawnSync(p, ['-c', 'import pydantic, click, requests, yaml']).status === 0)
+  : undefined;
+if (genPython) {
+  genPy = bench(
+    'vLLM pipeline generator (Python): same input',
+    genPython,
+    [join(root, 'test/fixtures/vllm-generator/driver.py'), process.env.BKCI_VLLM_GENERATOR, '.buildkite/ci_config.yaml', join(tmp, 'gen-py.yaml')],
+    genEnv,
+  );
+  genPy.cwd = genRepo;
+}
+void inRepo;
 // Node 20 reads NODE_EXTRA_CA_CERTS at start-up (Node 22+ only when TLS is first used): where it
 // is set (as on the development machine), `node -e 0` and the `node bin.js` row pay for it. The
 // same rows without it show the floor and bkci's time as a machine without it would see them.
@@ -208,6 +280,9 @@ const lines = [
   sea
     ? `- executable (${(sea.size / 2 ** 20).toFixed(1)} MiB): vLLM render / its node -e 0: ${ratio(sea.render, sea.bare)} (<= 2); --version / its node -e 0: ${ratio(sea.version, sea.bare)} (<= 1.5); render / npm bin's: ${ratio(sea.render, sea.npm)} (<= 1)`
     : '- executable not built',
+  genPy
+    ? `- pipeline generate / vLLM's Python generator: ${ratio(genBk, genPy)} (<= 0.5)`
+    : `- pipeline generate: ${genBk.median.toFixed(0)} ms; the Python generator was not run (set BKCI_VLLM_GENERATOR to a checkout of ci-infra's buildkite/pipeline_generator)`,
   '',
 ];
 writeFileSync(join(root, 'bench/results.md'), lines.join('\n'));

@@ -247,3 +247,49 @@ describe('renameWord', () => {
     );
   });
 });
+
+describe('pipeline generate --unselected', () => {
+  const AREA3 = AREA + '- label: Third\n  source_file_dependencies: [docs/]\n  commands: [echo third]\n  mirror: {amd: {device: mi300_1}}\n';
+  const files = { '.buildkite/test_areas/a.yaml': AREA3, '.buildkite/test_areas/b.yaml': BUILD };
+  type P = { steps: { group: string; steps: Record<string, any>[] }[] };
+
+  it('group-block: one block per group gates its held steps', async () => {
+    const d = repo(files);
+    const r = await gen(d, ['--unselected', 'group-block']);
+    expect(r.code, r.stderr).toBe(0);
+    const p = parse(r.stdout) as P;
+    const k = p.steps.find((g) => g.group === 'Kernels')!.steps;
+    expect(k.map((s) => s.key)).toEqual(['kernel-test', 'block-group-kernels', 'other', 'third']);
+    expect(k[1]).toEqual({ block: 'Run the 2 unselected steps of Kernels', key: 'block-group-kernels', depends_on: [] });
+    expect(k[2]!.depends_on).toEqual(['block-group-kernels', 'image-build']);
+    expect(k[3]!.depends_on).toEqual(['block-group-kernels', 'image-build']);
+    const amd = p.steps.find((g) => g.group === 'Hardware-AMD Tests')!.steps;
+    // the AMD group gets its own block, depending on the AMD image build as the per-step blocks do
+    expect(amd.map((s) => s.key)).toEqual(['block-group-hardware-amd-tests', 'amd-third']);
+    expect(amd[0]!.depends_on).toEqual(['image-build-amd']);
+    expect(amd[1]!.depends_on).toEqual(['image-build-amd', 'block-group-hardware-amd-tests']);
+  });
+
+  it('skip: held steps carry skip: and the reason, no block steps', async () => {
+    const d = repo(files);
+    const r = await gen(d, ['--unselected', 'skip']);
+    expect(r.code, r.stderr).toBe(0);
+    const p = parse(r.stdout) as P;
+    const all = p.steps.flatMap((g) => g.steps);
+    expect(all.some((s) => 'block' in s)).toBe(false);
+    const other = all.find((s) => s.key === 'other')!;
+    expect(other.skip).toBe('not selected: no changed file matches source_file_dependencies');
+    expect(other.depends_on).toEqual(['image-build']);
+    expect(all.find((s) => s.key === 'kernel-test')!.skip).toBeUndefined();
+  });
+
+  it('--explain counts the jobs under each choice', async () => {
+    const d = repo(files);
+    const r = await gen(d, ['--explain']);
+    expect(r.code, r.stderr).toBe(0);
+    // groups Abuild, Kernels, Hardware-AMD Tests (+1 each); the build and kernel-test run;
+    // held: other, third, amd-third (2 jobs each with blocks; 1 each + 1 block per group; 1 each skipped)
+    const m = /jobs per --unselected choice: (.*)/.exec(r.stderr);
+    expect(m?.[1]).toBe('block 11, group-block 10, skip 8');
+  });
+});

@@ -19,6 +19,7 @@ interface GenerateFlags {
   output?: string;
   format: 'yaml' | 'json';
   upload?: boolean;
+  unselected?: 'block' | 'group-block' | 'skip';
   maxJobs?: string;
   agentBin: string;
 }
@@ -40,7 +41,13 @@ export function generateCommand(pipeline: Command, io: Io): Command {
         'sorted',
       ]),
     )
-    .option('--explain', 'print on stderr why each step runs or is blocked')
+    .addOption(
+      new Option(
+        '--unselected <choice>',
+        "steps selection does not run: block (a block + command pair each, vLLM's output), group-block (one block per group), skip",
+      ).choices(['block', 'group-block', 'skip']),
+    )
+    .option('--explain', 'print on stderr why each step runs or is blocked, and the jobs per --unselected choice')
     .option('--json', 'with --explain: the explanation as JSON (on stderr)')
     .option('-o, --output <file>', 'write the pipeline to FILE atomically instead of stdout (a docs-only change writes the marker file beside it)')
     .addOption(new Option('--format <format>', 'output YAML or JSON').choices(['yaml', 'json']).default('yaml'))
@@ -86,13 +93,24 @@ failed, 2 bad flags or bad input (the message names file:line).`,
           probe: flags.probe,
           fileOrder: flags.fileOrder,
           output: flags.output,
+          unselected: flags.unselected,
+          countChoices: flags.explain === true,
         },
         io,
       );
       if (flags.explain) {
-        if (flags.json) io.stderr.write(JSON.stringify({ docsOnly: r.docsOnly, steps: r.decisions }, null, 2) + '\n');
+        const held = flags.unselected === 'skip' ? 'skip ' : 'block';
+        if (flags.json) io.stderr.write(JSON.stringify({ docsOnly: r.docsOnly, steps: r.decisions, jobsPerChoice: r.jobsPerChoice }, null, 2) + '\n');
         else if (r.docsOnly) io.stderr.write('docs-only change: no pipeline\n');
-        else for (const d of r.decisions) io.stderr.write(`${d.run ? 'run  ' : 'block'} ${d.key}: ${d.reason}\n`);
+        else {
+          for (const d of r.decisions) io.stderr.write(`${d.run ? 'run  ' : held} ${d.key}: ${d.reason}\n`);
+          if (r.jobsPerChoice)
+            io.stderr.write(
+              `jobs per --unselected choice: ${Object.entries(r.jobsPerChoice)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(', ')}\n`,
+            );
+        }
       }
       if (r.docsOnly || !r.pipeline) return;
       if (flags.upload) {

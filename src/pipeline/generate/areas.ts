@@ -5,6 +5,7 @@ import { closeSync, opendirSync, readFileSync, statSync, type Dirent } from 'nod
 import { join, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
 import { InputError } from '../../util/errors.js';
+import { fastParseYaml } from '../../util/fast-yaml.js';
 import type { Profile } from './profile.js';
 
 export interface GenConfig {
@@ -145,15 +146,29 @@ export function didYouMean(key: string, known: readonly string[]): string | unde
   return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
 }
 
-function loadYaml(
-  path: string,
-  shown: string,
-): { data: unknown; lineOf: (node: YamlNode | null | undefined) => number; doc: ReturnType<typeof parseDocument> } {
+// Plain scalars that YAML 1.1 (PyYAML, which vLLM's generator reads with) types differently from
+// YAML 1.2 (the fast parser): such a file goes through npm `yaml` in 1.1 mode.
+const YAML11_RISK =
+  /(?:^|[\s:[{,-])(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-7_]+|[-+]?0b[01_]+|[-+]?\d[\d_]*(?::[0-5]?\d)+(?:\.\d*)?|[-+]?\d+_[\d_]*(?:\.\d*)?|[-+]?\.\d+|=|<<)\s*(?:$|[,\]}#])/m;
+
+interface Loaded {
+  data: unknown;
+  lineOf: (node: YamlNode | null | undefined) => number;
+  doc?: ReturnType<typeof parseDocument>;
+}
+
+// precise: with line numbers (npm `yaml`); otherwise the fast parser when the file allows it, and
+// line numbers are 0 (the caller re-reads precisely when it has something to report).
+function loadYaml(path: string, shown: string, precise = true): Loaded {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new InputError(`${shown}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!precise && !YAML11_RISK.test(text)) {
+    const fast = fastParseYaml(text);
+    if (fast && fast.docs.length === 1 && fast.repeatedKeys.length === 0) return { data: fast.docs[0], lineOf: () => 0 };
   }
   const lc = new LineCounter();
   // YAML 1.1 as PyYAML's safe_load reads it (yes/no/on/off booleans, merge keys); a repeated key keeps the last value.
@@ -252,7 +267,7 @@ interface ReadResult {
 }
 
 // Every *.yaml file under the job directories, in walk order, parsed into steps.
-export function readTestAreas(cfg: GenConfig, cwd: string, profile: Profile, fileOrder: 'directory' | 'sorted'): ReadResult {
+export function readTestAreas(cfg: GenConfig, cwd: string, profile: Profile, fileOrder: 'directory' | 'sorted', precise = false): ReadResult {
   const steps: AreaStep[] = [];
   const warnings: Warning[] = [];
   const files: string[] = [];
@@ -261,27 +276,43 @@ export function readTestAreas(cfg: GenConfig, cwd: string, profile: Profile, fil
       if (!abs.endsWith(profile.test_areas.extension)) continue;
       const rel = relative(cwd, abs);
       files.push(rel);
-      steps.push(...readAreaFile(abs, rel, cfg, profile, warnings));
+      // Fast first; again with line numbers when the file has something to report.
+      const found: Warning[] = [];
+      let got: AreaStep[] | undefined;
+      if (!precise)
+        try {
+          got = readAreaFile(abs, rel, cfg, profile, found, false);
+        } catch {
+          got = undefined;
+        }
+      if (got === undefined || found.length) {
+        found.length = 0;
+        got = readAreaFile(abs, rel, cfg, profile, found, true);
+      }
+      warnings.push(...found);
+      steps.push(...got);
     }
   }
   return { steps, warnings, files };
 }
 
-function readAreaFile(abs: string, rel: string, cfg: GenConfig, profile: Profile, warnings: Warning[]): AreaStep[] {
-  const { data, lineOf, doc } = loadYaml(abs, rel);
+function readAreaFile(abs: string, rel: string, cfg: GenConfig, profile: Profile, warnings: Warning[], precise: boolean): AreaStep[] {
+  const { data, lineOf, doc } = loadYaml(abs, rel, precise);
   if (!isObj(data)) throw new InputError(`${rel}:1:1: a test-area file is a mapping with group, depends_on and steps`);
   const group = data.group ? String(data.group) : '';
   const fileDeps = data.depends_on;
   if (fileDeps !== undefined && fileDeps !== null && !(Array.isArray(fileDeps) && fileDeps.every((d) => typeof d === 'string')))
-    throw new InputError(`${rel}:${lineOf(doc.get('depends_on', true) as YamlNode)}: depends_on: a list of step keys`);
+    throw new InputError(`${rel}:${lineOf(doc?.get('depends_on', true) as YamlNode)}: depends_on: a list of step keys`);
   const rawSteps = data.steps ?? [];
-  if (!Array.isArray(rawSteps)) throw new InputError(`${rel}:${lineOf(doc.get('steps', true) as YamlNode)}: steps: a list of steps`);
+  if (!Array.isArray(rawSteps)) throw new InputError(`${rel}:${lineOf(doc?.get('steps', true) as YamlNode)}: steps: a list of steps`);
   for (const k of Object.keys(data))
     if (!['group', 'depends_on', 'steps'].includes(k)) {
-      const node = (doc.contents as { items?: { key: YamlNode; value: YamlNode }[] }).items?.find((p) => (p.key as { value?: unknown }).value === k);
+      const node = (doc?.contents as { items?: { key: YamlNode; value: YamlNode }[] } | undefined)?.items?.find(
+        (p) => (p.key as { value?: unknown }).value === k,
+      );
       warnings.push({ file: rel, line: lineOf(node?.key), message: `unknown top-level key '${k}' (ignored; a test-area file has group, depends_on, steps)` });
     }
-  const seqNode = doc.get('steps', true);
+  const seqNode = doc?.get('steps', true);
   const stepNodes = isSeq(seqNode) ? (seqNode.items as YamlNode[]) : [];
   const out: AreaStep[] = [];
   rawSteps.forEach((raw: unknown, i: number) => {

@@ -19,6 +19,9 @@ export interface Facts {
   // $NAME -> value, in replacement order (computed at the edge: it may probe registries).
   variables: [string, string][];
   otelBundle?: string;
+  // What unselected steps become: block (a block + command pair each, as vLLM's generator emits),
+  // group-block (one block per group gating its held steps) or skip (emitted with skip: and why).
+  unselected?: 'block' | 'group-block' | 'skip';
 }
 
 export type Json = Record<string, unknown>;
@@ -100,7 +103,18 @@ export function dependenciesMatch(deps: string[] | undefined, changed: string[])
 const has = (o: Record<string, unknown>, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 const get = <T>(o: Record<string, unknown>, k: string, dflt: T): T => (has(o, k) ? (o[k] as T) : dflt);
 
+interface Held {
+  blockKey: string;
+  blockDeps: string[];
+  reason: string;
+}
+
+// Buildkite refuses a skip reason over 70 characters.
+const MAX_SKIP_REASON = 70;
+
 export class Generator {
+  private readonly held = new WeakMap<Json, Held>();
+  private readonly perStepBlocks = new WeakSet<Json>();
   private readonly p: Profile;
   private readonly amdVendor?: MirrorDef;
   constructor(
@@ -442,6 +456,7 @@ export class Generator {
             const deps = vs.depends_on as string[];
             const block = { block: `Run ${String(vs.label)}`, depends_on: [...deps], key: blockKey };
             if (!deps.includes(blockKey)) vs.depends_on = [...deps, blockKey];
+            this.hold(vs, block, reason);
             pushVendor(nativeVendor, block);
           }
           pushVendor(nativeVendor, vs);
@@ -480,8 +495,10 @@ export class Generator {
         decisions.push({ key, label: step.label, group, run, reason });
         if (!run) {
           const blockKey = `block-${key}`;
-          emitted.push({ block: `Run ${step.label}`, depends_on: [], key: blockKey });
+          const block = { block: `Run ${step.label}`, depends_on: [], key: blockKey };
+          emitted.push(block);
           cmd.depends_on = [blockKey, ...((cmd.depends_on as string[] | undefined) ?? []).filter((d) => d !== blockKey)];
+          this.hold(cmd, block, reason);
         }
         if (!this.skipsPlugin(step)) cmd.plugins = [this.plugin(step)];
         emitted.push(cmd);
@@ -500,6 +517,8 @@ export class Generator {
     // sorted(..., key=lambda x: x.group): stable, code point order.
     const sorted = out.map((g, i) => ({ g, i })).sort((a, b) => comparePy(a.g.group, b.g.group) || a.i - b.i);
     const groupsOut = sorted.map((x) => x.g);
+
+    if (this.f.unselected && this.f.unselected !== 'block') for (const g of groupsOut) g.steps = this.unselected(g.group, g.steps, this.f.unselected);
 
     const pc = this.p.precommit;
     if (pc && this.f.pullRequest && this.f.pullRequest !== 'false') {
@@ -529,6 +548,41 @@ export class Generator {
       });
     }
     return { pipeline: { steps: groupsOut.map((g) => ({ group: g.group, steps: g.steps.map(dropUndefined) })) }, decisions };
+  }
+
+  private hold(cmd: Json, block: Json, reason: string): void {
+    this.perStepBlocks.add(block);
+    this.held.set(cmd, { blockKey: String(block.key), blockDeps: [...((block.depends_on as string[] | undefined) ?? [])], reason });
+  }
+
+  // --unselected group-block|skip: the per-step block steps replaced.
+  private unselected(group: string, steps: Json[], mode: 'group-block' | 'skip'): Json[] {
+    const out: Json[] = [];
+    const count = steps.filter((s) => this.held.has(s)).length;
+    const key = `block-${('group-' + group).toLowerCase().replace(/[^a-z0-9_.-]/g, '-')}`.slice(0, 100);
+    let emitted = false;
+    for (const s of steps) {
+      if (this.perStepBlocks.has(s)) continue;
+      const h = this.held.get(s);
+      if (!h) {
+        out.push(s);
+        continue;
+      }
+      const deps = (s.depends_on as string[] | undefined) ?? [];
+      if (mode === 'skip') {
+        s.depends_on = deps.filter((d) => d !== h.blockKey);
+        const why = `not selected: ${h.reason}`;
+        s.skip = why.length > MAX_SKIP_REASON ? `${why.slice(0, MAX_SKIP_REASON - 3)}...` : why;
+      } else {
+        if (!emitted) {
+          out.push({ block: `Run the ${count} unselected step${count === 1 ? '' : 's'} of ${group}`, key, depends_on: h.blockDeps });
+          emitted = true;
+        }
+        s.depends_on = deps.map((d) => (d === h.blockKey ? key : d));
+      }
+      out.push(s);
+    }
+    return out;
   }
 
   private emitMirror(
@@ -608,8 +662,10 @@ export class Generator {
       const vdeps = vs.depends_on as string[];
       const blockKey = mirror.block_key_prefix + key;
       const blockLabel = m.label ? `Run ${String(vs.label)}` : fill(mirror.mirror_block_label, (n) => (n === 'label' ? step.label : undefined));
-      pushVendor(mirror, { block: blockLabel, key: blockKey, depends_on: [vdeps[0] ?? mirror.build_key] });
+      const block = { block: blockLabel, key: blockKey, depends_on: [vdeps[0] ?? mirror.build_key] };
+      pushVendor(mirror, block);
       if (!vdeps.includes(blockKey)) vs.depends_on = [...vdeps, blockKey];
+      this.hold(vs, block, reason);
     }
     pushVendor(mirror, vs);
   }

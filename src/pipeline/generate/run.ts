@@ -4,7 +4,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml, stringify } from 'yaml';
+import { spawn } from 'node:child_process';
+import { fastParseYaml } from '../../util/fast-yaml.js';
 import { InputError, UsageError, CheckFailed } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { checkSteps, dependenciesMatch, Generator, type Decision, type Facts } from './build.js';
@@ -21,9 +22,13 @@ export interface GenerateRequest {
   probe: boolean;
   fileOrder?: 'directory' | 'sorted';
   output?: string;
+  unselected?: 'block' | 'group-block' | 'skip';
+  // Count the jobs under each --unselected choice (for --explain).
+  countChoices?: boolean;
 }
 
 export interface GenerateResult {
+  jobsPerChoice?: Record<string, number>;
   // undefined: a docs-only change, nothing to run.
   text?: string;
   pipeline?: { steps: unknown[] };
@@ -46,7 +51,7 @@ export function resolveProfile(name: string, cwd: string): string {
   return resolve(cwd, name);
 }
 
-export function loadProfile(name: string, cwd: string): Profile {
+export async function loadProfile(name: string, cwd: string): Promise<Profile> {
   const file = resolveProfile(name, cwd);
   let text: string;
   try {
@@ -54,20 +59,39 @@ export function loadProfile(name: string, cwd: string): Profile {
   } catch {
     throw new UsageError(`--profile ${name}: cannot read ${file}`);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { maxAliasCount: -1 });
-  } catch (err) {
-    throw new InputError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+  let raw: unknown = fastParseYaml(text)?.docs[0];
+  if (raw === undefined) {
+    const { parse } = await import('yaml');
+    try {
+      raw = parse(text, { maxAliasCount: -1 });
+    } catch (err) {
+      throw new InputError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
   return checkProfile(raw, file);
 }
 
+// A child process to completion (node:child_process: execa's load time is most of a run here).
+function spawnTo(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string | undefined> },
+): Promise<{ code: number | null; out: string; err: string; missing: boolean }> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ? { ...process.env, ...opts.env } : process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, out: '', err: e.message, missing: e.code === 'ENOENT' }));
+    child.on('close', (code) => done({ code, out: Buffer.concat(out).toString('utf8'), err: Buffer.concat(err).toString('utf8'), missing: false }));
+  });
+}
+
 async function git(args: string[], cwd: string, env?: Record<string, string>): Promise<{ ok: boolean; out: string; err: string }> {
-  const { execa } = await import('execa');
-  const r = await execa('git', args, { cwd, reject: false, env, stripFinalNewline: false });
-  if ((r as { code?: string }).code === 'ENOENT') throw new InputError('git is not installed (or not on PATH)', 'install git, or pass --changed-files');
-  return { ok: r.exitCode === 0, out: String(r.stdout), err: String(r.stderr).trim() };
+  const r = await spawnTo('git', args, { cwd, env });
+  if (r.missing) throw new InputError('git is not installed (or not on PATH)', 'install git, or pass --changed-files');
+  return { ok: r.code === 0, out: r.out, err: r.err.trim() };
 }
 
 // The generator's changed files: `git add .` then `git diff --name-only --diff-filter=ACMDR BASE`,
@@ -111,9 +135,8 @@ export async function generatorChangedFiles(cwd: string, p: Profile, branch: str
 }
 
 async function sh(command: string, io: Io): Promise<boolean> {
-  const { execa } = await import('execa');
-  const r = await execa('sh', ['-c', command], { cwd: io.cwd, reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
-  return r.exitCode === 0;
+  const r = await spawnTo('sh', ['-c', command], { cwd: io.cwd, env: { ...io.env } });
+  return r.code === 0;
 }
 
 // The $NAME replacements, resolved in order; first_existing probes the registry (the profile's `exists`).
@@ -187,7 +210,7 @@ function parseOnlyStepKeys(value: string | undefined, name: string): Set<string>
 }
 
 export async function generatePipeline(req: GenerateRequest, io: Io): Promise<GenerateResult> {
-  const p = loadProfile(req.profile, io.cwd);
+  const p = await loadProfile(req.profile, io.cwd);
   const cfg = readConfig(req.config, io.cwd, p);
   const env = io.env;
   const branch = env.BUILDKITE_BRANCH || undefined;
@@ -250,9 +273,8 @@ export async function generatePipeline(req: GenerateRequest, io: Io): Promise<Ge
   if (dd && (e('docs_only_disable') ?? '0') === '0' && !runAll && onlyStepKeys === undefined && isDocsOnly(changed, dd)) {
     io.log.info({ changed: changed.length }, 'all changes are documentation: no pipeline');
     if (dd.annotate?.length) {
-      const { execa } = await import('execa');
-      const r = await execa(dd.annotate[0]!, dd.annotate.slice(1), { reject: false, stdin: 'ignore', cwd: io.cwd });
-      if (r.exitCode !== 0) io.log.warn({ cmd: dd.annotate.join(' ') }, 'the docs-only annotation failed (buildkite-agent missing?)');
+      const r = await spawnTo(dd.annotate[0]!, dd.annotate.slice(1), { cwd: io.cwd, env: { ...io.env } });
+      if (r.code !== 0) io.log.warn({ cmd: dd.annotate.join(' ') }, 'the docs-only annotation failed (buildkite-agent missing?)');
     }
     if (dd.marker && req.output) {
       const { writeIfChanged } = await import('../../util/atomic-write.js');
@@ -261,29 +283,54 @@ export async function generatePipeline(req: GenerateRequest, io: Io): Promise<Ge
     return { decisions: [], docsOnly: true, files: [] };
   }
 
-  const { steps, warnings, files } = readTestAreas(cfg, io.cwd, p, req.fileOrder ?? p.test_areas.file_order);
-  for (const w of warnings) io.log.warn({ file: `${w.file}:${w.line}` }, w.message);
-  checkSteps(steps, p);
-  await warnDeadDependencies(steps, io);
-
-  let selected = steps;
-  if (onlyStepKeys) selected = selectWithDependencies(steps, onlyStepKeys, p.env.only_step_keys ?? '');
-  const facts0: Facts = { ...base, variables: [] };
-  const gen0 = new Generator(cfg, p, facts0);
-  if (gen0.otelEnabled() && otelBundle === undefined)
-    io.log.warn({}, "this build gets command tracing from vLLM's generator; without --otel-bundle the tracing lines are left out");
-  const variables = await resolveVariables(p, cfg, gen0, base, io, req.probe);
-  const facts: Facts = { ...base, onlyStepKeys: onlyStepKeys ? new Set(selected.map((s) => s.key!).filter(Boolean)) : undefined, variables };
-  const { pipeline, decisions } = new Generator(cfg, p, facts).generate(selected);
-  const text = stringify(pipeline, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' });
-  return { text, pipeline, decisions, docsOnly: false, files };
+  async function buildFrom(steps: import('./areas.js').AreaStep[]) {
+    checkSteps(steps, p);
+    let selected = steps;
+    if (onlyStepKeys) selected = selectWithDependencies(steps, onlyStepKeys, p.env.only_step_keys ?? '');
+    const gen0 = new Generator(cfg, p, { ...base, variables: [] });
+    if (gen0.otelEnabled() && otelBundle === undefined && !warnedOtel) {
+      warnedOtel = true;
+      io.log.warn({}, "this build gets command tracing from vLLM's generator; without --otel-bundle the tracing lines are left out");
+    }
+    variables ??= await resolveVariables(p, cfg, gen0, base, io, req.probe);
+    const facts: Facts = { ...base, onlyStepKeys: onlyStepKeys ? new Set(selected.map((s) => s.key!).filter(Boolean)) : undefined, variables };
+    const { pipeline, decisions } = new Generator(cfg, p, { ...facts, unselected: req.unselected }).generate(selected);
+    let jobsPerChoice: Record<string, number> | undefined;
+    if (req.countChoices) {
+      const { documentJobs } = await import('../upload/count.js');
+      jobsPerChoice = {};
+      for (const mode of ['block', 'group-block', 'skip'] as const)
+        jobsPerChoice[mode] = documentJobs(new Generator(cfg, p, { ...facts, unselected: mode }).generate(selected).pipeline);
+    }
+    // Strings a YAML reader could take for another type are quoted (as pipeline upload writes them).
+    const { toYaml } = await import('../upload/serialize.js');
+    return { text: toYaml(pipeline), pipeline, decisions, jobsPerChoice };
+  }
+  let warnedOtel = false;
+  let variables: [string, string][] | undefined;
+  const order = req.fileOrder ?? p.test_areas.file_order;
+  const first = readTestAreas(cfg, io.cwd, p, order);
+  for (const w of first.warnings) io.log.warn({ file: `${w.file}:${w.line}` }, w.message);
+  await warnDeadDependencies(first.steps, io);
+  let built;
+  try {
+    built = await buildFrom(first.steps);
+  } catch (err) {
+    // Steps read by the fast parser carry no line numbers: read again with them for the message.
+    if (!(err instanceof InputError)) throw err;
+    built = await buildFrom(readTestAreas(cfg, io.cwd, p, order, true).steps);
+  }
+  const { text, pipeline, decisions, jobsPerChoice } = built;
+  const files = first.files;
+  return { text, pipeline, decisions, docsOnly: false, files, jobsPerChoice };
 }
 
 // A source_file_dependencies entry that matches no tracked file can never select its step.
 async function warnDeadDependencies(steps: import('./areas.js').AreaStep[], io: Io): Promise<void> {
-  const { gitTrackedFiles } = await import('../changes.js');
-  const tracked = await gitTrackedFiles(io.cwd).catch(() => undefined);
-  if (!tracked || tracked.length === 0) return;
+  const r = await spawnTo('git', ['ls-files', '-z'], { cwd: io.cwd });
+  if (r.code !== 0) return;
+  const tracked = r.out.split('\0').filter(Boolean);
+  if (tracked.length === 0) return;
   const dead = new Map<string, string[]>();
   const alive = new Set<string>();
   for (const s of steps)
