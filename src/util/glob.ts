@@ -130,6 +130,3 @@ export function compileGlobList(patterns: string | readonly string[]): GlobMatch
   const ms = list.map(compileGlob);
   return { pattern: list.join(','), test: (path) => ms.some((m) => m.test(path)) };
 }
-
-/** @deprecated the name of the former regular-expression compiler; use compileGlob (same matches, linear time). */
-export const globToRegExp = compileGlob;
