@@ -6,6 +6,7 @@ import { BkciError, SilentFailure } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/log.js';
 import { redact } from '../util/redact.js';
+import type { Command } from 'commander';
 import { buildProgram } from './program.js';
 import type { StartInfo } from './start.js';
 
@@ -40,7 +41,13 @@ function preScan(argv: string[]): GlobalFlags {
   return f;
 }
 
-export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['log'] }, info: StartInfo = {}): Promise<number> {
+// `program` builds the command tree (tests give one with a single command and their own run).
+export async function runCli(
+  argv: string[],
+  io: Omit<Io, 'log'> & { log?: Io['log'] },
+  info: StartInfo = {},
+  program: (io: Io, argv: string[]) => Command = buildProgram,
+): Promise<number> {
   const flags = preScan(argv);
   const level = logLevelFrom(flags, io.env);
   // stderr and its TTY-ness are read when the first line is logged (start.ts makes them lazily).
@@ -63,9 +70,8 @@ export async function runCli(argv: string[], io: Omit<Io, 'log'> & { log?: Io['l
   if (info.deferredCa) log.debug('started without NODE_EXTRA_CA_CERTS (this command makes no TLS connection); set again for child processes');
   // io's own properties may be getters: extended, not copied.
   const fullIo: Io = Object.create(io, { log: { value: log, enumerable: true } }) as Io;
-  const program = buildProgram(fullIo, argv);
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program(fullIo, argv).parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
     return reportError(err, fullIo, flags.debug === true);

@@ -1,10 +1,15 @@
-// One writer for a command's product on stdout: JSON (`--json`) or the command's text renderer.
+// The one writer for a command's product: JSON (`--json`) or the command's text renderer, on stdout
+// (or stderr for a side product such as `pipeline render --explain`). Every command's output,
+// human or JSON, goes through writeResult.
 import type { Io } from './io.js';
 
 export type OutputFormat = 'text' | 'json';
 
-export function writeResult<T>(io: Io, format: OutputFormat, data: T, text: (d: T, io: Io) => string): void {
-  io.stdout.write(format === 'json' ? JSON.stringify(data, null, 2) + '\n' : text(data, io));
+// `json` may be the --json flag itself (true: JSON, false: text).
+export function writeResult<T>(io: Io, format: OutputFormat | boolean, data: T, text: (d: T, io: Io) => string, to: 'stdout' | 'stderr' = 'stdout'): void {
+  const json = format === true || format === 'json';
+  const out = json ? JSON.stringify(data, null, 2) + '\n' : text(data, io);
+  if (out !== '') io[to].write(out);
 }
 
 // Aligned columns with an upper-case header on a TTY; tab-separated rows without header when piped.

@@ -1,40 +1,57 @@
-// `bkci build logs`: print job logs as raw text.
+// `bkci build logs`: print job logs as raw text, every script job in order under a header, or one job.
 import type { Command } from 'commander';
 import type { Io } from '../../util/io.js';
-import { apiOptions, type CommonFlags, withApi } from '../api-command.js';
-import { parseBuildRef } from './shared.js';
+import { writeResult } from '../../util/output.js';
+import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
+import { checkInput, type RunF } from '../command.js';
+import { type BuildRef, buildRef, buildRefShape } from './shared.js';
 
-export function logsCommand(build: Command, io: Io): Command {
-  return apiOptions(
-    build
-      .command('logs')
-      .description('print job logs as raw text: every script job in order under a header, or one job')
-      .argument('<build>', 'build number or URL')
-      .option('--job <id>', 'only this job (id or step key), without a header')
-      .option('--failed', 'only the failed jobs'),
-  ).action(async (ref: string, flags: CommonFlags & { job?: string; failed?: boolean }) => {
-    const n = parseBuildRef(ref, flags);
-    await withApi(flags, io, true, async (api) => {
-      const { jobLabel } = await import('../../api/builds.js');
-      // Each log is streamed through as it arrives (constant memory, even with --json).
-      const logs = await api.logsOf(n, flags);
-      if (flags.json) io.stdout.write(logs.length ? '[\n' : '[]\n');
-      for (const [i, { job, pipe }] of logs.entries()) {
-        if (flags.json) {
-          const head = JSON.stringify({ job: job.id, name: jobLabel(job), state: job.state ?? null }, null, 2).slice(0, -2);
-          io.stdout.write(`  ${head.replace(/\n/g, '\n  ')},\n    "log": "`);
-          await pipe((text) => io.stdout.write(JSON.stringify(text).slice(1, -1)));
-          io.stdout.write(`"\n  }${i < logs.length - 1 ? ',' : ''}\n${i === logs.length - 1 ? ']\n' : ''}`);
-          continue;
-        }
-        if (!flags.job) io.stdout.write(`${i > 0 ? '\n' : ''}=== ${jobLabel(job)} (${job.state ?? 'unknown'}, job ${job.id}) ===\n`);
-        let last = '';
-        await pipe((text) => {
-          io.stdout.write(text);
-          last = text;
-        });
-        if (last !== '' && !last.endsWith('\n')) io.stdout.write('\n');
+export interface LogsInput extends ApiInput {
+  build: BuildRef;
+  job?: string;
+  failed: boolean;
+}
+
+export function logsCommand(build: Command, io: Io, run: RunF<LogsInput> = runLogs): Command {
+  const cmd = build
+    .command('logs')
+    .description('print job logs as raw text: every script job in order under a header, or one job')
+    .argument('<build>', 'build number or URL', buildRef)
+    .option('--job <id>', 'only this job (id or step key), without a header')
+    .option('--failed', 'only the failed jobs');
+  apiOptions(cmd);
+  return cmd.action(async (ref: BuildRef, flags: ApiFlagValues & { job?: string; failed?: boolean }) => {
+    const input = await checkInput(
+      cmd,
+      (z) => z.object({ ...apiShape(z), build: buildRefShape(z), job: z.string().min(1, { error: 'a job id or step key' }).optional(), failed: z.boolean() }),
+      { ...apiInput(flags, io, ref), build: ref, job: flags.job, failed: flags.failed === true },
+    );
+    await run(input, io);
+  });
+}
+
+export async function runLogs(input: LogsInput, io: Io): Promise<void> {
+  await withApi(input, io, true, async (api) => {
+    const { jobLabel } = await import('../../api/builds.js');
+    // Each log is streamed through as it arrives (constant memory, even with --json: the array is
+    // written piece by piece, the same JSON writeResult would print).
+    const logs = await api.logsOf(input.build.number, { job: input.job, failed: input.failed });
+    if (input.json) io.stdout.write(logs.length ? '[\n' : '[]\n');
+    for (const [i, { job, pipe }] of logs.entries()) {
+      if (input.json) {
+        const head = JSON.stringify({ job: job.id, name: jobLabel(job), state: job.state ?? null }, null, 2).slice(0, -2);
+        io.stdout.write(`  ${head.replace(/\n/g, '\n  ')},\n    "log": "`);
+        await pipe((text) => io.stdout.write(JSON.stringify(text).slice(1, -1)));
+        io.stdout.write(`"\n  }${i < logs.length - 1 ? ',' : ''}\n${i === logs.length - 1 ? ']\n' : ''}`);
+        continue;
       }
-    });
+      if (!input.job) writeResult(io, false, job, (j) => `${i > 0 ? '\n' : ''}=== ${jobLabel(j)} (${j.state ?? 'unknown'}, job ${j.id}) ===\n`);
+      let last = '';
+      await pipe((text) => {
+        io.stdout.write(text);
+        last = text;
+      });
+      if (last !== '' && !last.endsWith('\n')) io.stdout.write('\n');
+    }
   });
 }

@@ -1,44 +1,57 @@
-// `bkci build retry`: retry the failed jobs of a build, or rebuild it.
+// `bkci build retry`: retry the failed jobs of a build in place, or rebuild it as a new build.
 import type { Command } from 'commander';
-import { UsageError } from '../../util/errors.js';
+import { Option } from 'commander';
 import type { Io } from '../../util/io.js';
-import { apiOptions, printJson, withApi } from '../api-command.js';
-import { parseBuildRef, printBuild, waitAndReport, waitOptions, type WaitFlags } from './shared.js';
+import { writeResult } from '../../util/output.js';
+import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
+import { checkInput, type RunF } from '../command.js';
+import { type BuildRef, buildRef, buildRefShape, printBuild, waitAndReport, type WaitInput, waitOptions, waitShape } from './shared.js';
 
-export function retryCommand(build: Command, io: Io): Command {
-  return waitOptions(
-    apiOptions(
-      build
-        .command('retry')
-        .description('retry the failed jobs of a build in place (PUT .../jobs/{id}/retry); --rebuild starts a new build instead')
-        .argument('<build>', 'build number or URL')
-        .option('--failed', 'retry the failed jobs (the default, accepted for clarity)')
-        .option('--rebuild', 'rebuild the whole build as a new build (PUT .../rebuild)')
-        .option('--wait', 'then wait for the build and exit with its result'),
-    ),
-  ).action(async (ref: string, flags: WaitFlags & { failed?: boolean; rebuild?: boolean; wait?: boolean }) => {
-    const n = parseBuildRef(ref, flags);
-    if (flags.failed && flags.rebuild)
-      throw new UsageError('--failed and --rebuild cannot be used together', 'retry the failed jobs in place, or rebuild everything as a new build');
-    await withApi(flags, io, true, async (api) => {
-      let target = n;
-      if (!flags.rebuild) {
-        const retried = await api.retryFailedJobs(n);
-        if (!flags.wait) {
-          if (flags.json) printJson(io, { build: n, retried });
-          else io.stdout.write(retried.map((r) => `${r.name}\t${r.retry}\n`).join(''));
-          return;
-        }
-      } else {
-        const b = await api.rebuild(n);
-        target = b.number;
-        io.log.info({ from: n, build: b.number }, `rebuilt #${n} as #${b.number}`);
-        if (!flags.wait) {
-          printBuild(io, b, flags.json);
-          return;
-        }
-      }
-      await waitAndReport(api, target, io, flags);
-    });
+export interface RetryInput extends ApiInput, WaitInput {
+  build: BuildRef;
+  rebuild: boolean;
+  wait: boolean;
+}
+
+export function retryCommand(build: Command, io: Io, run: RunF<RetryInput> = runRetry): Command {
+  const cmd = build
+    .command('retry')
+    .description('retry the failed jobs of a build in place (PUT .../jobs/{id}/retry); --rebuild starts a new build instead')
+    .argument('<build>', 'build number or URL', buildRef)
+    .addOption(new Option('--failed', 'retry the failed jobs (the default, accepted for clarity)').conflicts('rebuild'))
+    .option('--rebuild', 'rebuild the whole build as a new build (PUT .../rebuild)')
+    .option('--wait', 'then wait for the build and exit with its result');
+  waitOptions(apiOptions(cmd));
+  return cmd.action(async (ref: BuildRef, flags: ApiFlagValues & { rebuild?: boolean; wait?: boolean; timeout?: number; failFast?: boolean }) => {
+    const input = await checkInput(
+      cmd,
+      (z) => z.object({ ...apiShape(z), ...waitShape(z), build: buildRefShape(z), rebuild: z.boolean(), wait: z.boolean() }),
+      {
+        ...apiInput(flags, io, ref),
+        build: ref,
+        rebuild: flags.rebuild === true,
+        wait: flags.wait === true,
+        timeoutMs: flags.timeout,
+        failFast: flags.failFast === true,
+      },
+    );
+    await run(input, io);
+  });
+}
+
+export async function runRetry(input: RetryInput, io: Io): Promise<void> {
+  const n = input.build.number;
+  await withApi(input, io, true, async (api) => {
+    let target = n;
+    if (!input.rebuild) {
+      const retried = await api.retryFailedJobs(n);
+      if (!input.wait) return writeResult(io, input.json, { build: n, retried }, (r) => r.retried.map((j) => `${j.name}\t${j.retry}\n`).join(''));
+    } else {
+      const b = await api.rebuild(n);
+      target = b.number;
+      io.log.info({ from: n, build: b.number }, `rebuilt #${n} as #${b.number}`);
+      if (!input.wait) return printBuild(io, b, input.json);
+    }
+    await waitAndReport(api, target, io, input);
   });
 }

@@ -1,33 +1,33 @@
 // What the `bkci build ...` commands share: build references, times, one build's line, waiting.
 import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import type { Zod } from '../zod.js';
 import type { BuildkiteApi } from '../../api/builds.js';
 import type { Build } from '../../api/types.js';
-import { CheckFailed, UsageError } from '../../util/errors.js';
+import { CheckFailed } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
-import { formatDuration } from '../../util/duration.js';
+import { formatDuration, parseDuration } from '../../util/duration.js';
 import { writeResult } from '../../util/output.js';
-import type { CommonFlags } from '../api-command.js';
+import { viaUsage } from '../command.js';
 
-// A build number, or a build's web URL (which also names the org and pipeline).
-export function parseBuildRef(arg: string, flags: CommonFlags): number {
-  const url = /^https?:\/\/[^/]+\/([^/]+)\/([^/]+)\/builds\/(\d+)/.exec(arg);
-  if (url) {
-    flags.org ??= decodeURIComponent(url[1]!);
-    flags.pipeline ??= decodeURIComponent(url[2]!);
-    return buildNumber(url[3]!);
-  }
-  if (!/^\d+$/.test(arg)) throw new UsageError(`build ${JSON.stringify(arg.slice(0, 80))}: expected a build number or a build URL`, 'e.g. bkci build get 1234');
-  return buildNumber(arg);
+// A build as the user named it: its number, and the org and pipeline when given as a URL.
+export interface BuildRef {
+  number: number;
+  org?: string;
+  pipeline?: string;
 }
 
-// Digits as a build number: 1 up to 2^53-1 (past that a number is only approximate:
-// 99999999999999999999999 would be requested as builds/1e+23).
-function buildNumber(digits: string): number {
+// argParser for <build>: a build number, or a build's web URL (which also names org and pipeline).
+export function buildRef(arg: string): BuildRef {
+  const url = /^https?:\/\/[^/]+\/([^/]+)\/([^/]+)\/builds\/(\d+)(?:[/?#]|$)/.exec(arg);
+  const digits = url ? url[3]! : arg;
   const n = Number(digits);
-  if (!Number.isSafeInteger(n) || n < 1)
-    throw new UsageError(`build ${digits.slice(0, 80)}: not a build number (a whole number from 1 to ${Number.MAX_SAFE_INTEGER})`, 'e.g. bkci build get 1234');
-  return n;
+  if (!/^\d+$/.test(digits) || n < 1 || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('expected a build number (1234) or a build URL (https://buildkite.com/ORG/PIPELINE/builds/1234)');
+  return url ? { number: n, org: decodeURIComponent(url[1]!), pipeline: decodeURIComponent(url[2]!) } : { number: n };
 }
+
+export const buildRefShape = (z: Zod) => z.object({ number: z.number().int().positive(), org: z.string().optional(), pipeline: z.string().optional() });
 
 // How long something ran (`12m`, `1h30m`), up to now while it runs; empty before it starts.
 export function span(start: string | null | undefined, end: string | null | undefined, io: Io): string {
@@ -51,32 +51,44 @@ export function buildLine(b: Build): string {
 }
 
 // A build on stdout: `#N state  url`, or the API's object with --json.
-export function printBuild(io: Io, b: Build, json: boolean | undefined): void {
+export function printBuild(io: Io, b: Build, json: boolean): void {
   writeResult(io, json ? 'json' : 'text', b, buildLine);
 }
 
-export interface WaitFlags extends CommonFlags {
-  timeout?: string;
-  failFast?: boolean;
+// The waiting part of an input (build wait, submit --wait, retry --wait).
+export interface WaitInput {
+  timeoutMs?: number;
+  failFast: boolean;
+  json: boolean;
 }
 
-export async function waitAndReport(api: BuildkiteApi, n: number, io: Io, flags: WaitFlags): Promise<void> {
-  const [{ waitForBuild }, { parseDuration }, { progressOf }, { pollInterval }, { progressView }] = await Promise.all([
+export const waitShape = (z: Zod) => ({ timeoutMs: z.number().positive().optional(), failFast: z.boolean() });
+
+export function waitOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--timeout <duration>', 'give up waiting after DURATION (30s, 10m, 1h30m); the build keeps running').argParser(
+        viaUsage((v) => parseDuration(v, '--timeout')),
+      ),
+    )
+    .option('--fail-fast', 'stop waiting as soon as the build is failing');
+}
+
+export async function waitAndReport(api: BuildkiteApi, n: number, io: Io, input: WaitInput): Promise<void> {
+  const [{ waitForBuild }, { progressOf }, { pollInterval }, { progressView }] = await Promise.all([
     import('../../api/wait.js'),
-    import('../../util/duration.js'),
     import('../../api/builds.js'),
     import('../../api/config.js'),
     import('../progress.js'),
   ]);
-  const timeoutMs = flags.timeout !== undefined ? parseDuration(flags.timeout, '--timeout') : undefined;
   const view = progressView(io);
   const { build, verdict } = await waitForBuild(api, n, io, {
-    timeoutMs,
-    failFast: flags.failFast === true,
+    timeoutMs: input.timeoutMs,
+    failFast: input.failFast,
     onProgress: view.onProgress,
     firstIntervalMs: pollInterval(io.env),
   }).finally(view.close);
-  printBuild(io, build, flags.json);
+  printBuild(io, build, input.json);
   if (!verdict.ok) {
     const failed = progressOf(build).failed;
     throw new CheckFailed(
@@ -84,10 +96,4 @@ export async function waitAndReport(api: BuildkiteApi, n: number, io: Io, flags:
       `see the logs with \`bkci build logs ${build.number} --failed\``,
     );
   }
-}
-
-export function waitOptions(cmd: Command): Command {
-  return cmd
-    .option('--timeout <duration>', 'give up waiting after DURATION (30s, 10m, 1h30m); the build keeps running')
-    .option('--fail-fast', 'stop waiting as soon as the build is failing');
 }

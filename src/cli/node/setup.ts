@@ -1,55 +1,75 @@
 // `bkci node setup`: detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { vendorIds } from '../../node/vendors/index.js';
+import { Option } from 'commander';
+import { vendorFlag, vendorIds } from '../../node/vendors/index.js';
+import { parseBytes } from '../../util/bytes.js';
 import { UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
-import { table } from '../../util/output.js';
+import { writeResult } from '../../util/output.js';
+import { checkInput, type RunF, viaUsage, wholeNumber } from '../command.js';
 import { selfCommand } from '../self.js';
-import { mode, parseTags, positiveInt, rootOf } from './shared.js';
+import { rootOf, tagsArg } from './shared.js';
 
-interface SetupFlags {
-  queue?: string;
+export interface SetupInput {
+  queue: string;
   tokenFile?: string;
-  gpusPerAgent: string;
+  gpusPerAgent: number;
+  // auto, or a vendor id of src/node/vendors.
   vendor: string;
-  agents: string;
+  agents: number;
   name?: string;
-  tags?: string;
-  memoryReserve: string;
-  cpuReserve: string;
+  tags: [string, string][];
+  memoryReserve: number;
+  cpuReserve: number;
   user: string;
+  // Absolute; undefined: found on PATH when run.
   agentBin?: string;
-  bkciBin?: string;
+  // The command line the units run for the health check.
+  bkciBin: string[];
   buildRoot: string;
-  root?: string;
-  hostRoot: string;
-  dryRun?: boolean;
-  start: boolean;
-  mig?: boolean;
-  minFreeDisk: string;
+  minFreeDisk: number;
+  // Run by the health check before it fails on low disk.
   diskCleanup?: string;
-  json?: boolean;
+  mig: boolean;
+  root: string;
+  staging: boolean;
+  hostRoot: string;
+  dryRun: boolean;
+  start: boolean;
+  json: boolean;
 }
 
-export function setupCommand(node: Command, io: Io): Command {
-  return node
-    .command('setup')
-    .description('detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them')
+const bytes = (flag: string) => viaUsage((v) => parseBytes(v, flag));
+
+function setupOptions(cmd: Command): Command {
+  return cmd
     .option('--queue <queue>', 'the queue the agents serve (queue=QUEUE tag)')
     .option('--token-file <file>', 'agent token file (default: $BUILDKITE_AGENT_TOKEN)')
-    .option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node where they fit (else across nodes, with a warning)', '1')
-    .option('--vendor <vendor>', `GPU vendor: auto, ${vendorIds().join(', ')}`, 'auto')
-    .option('--agents <n>', 'number of CPU-only agents (with --vendor none or no GPUs)', '1')
+    .addOption(
+      new Option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node where they fit (else across nodes, with a warning)')
+        .argParser(wholeNumber(1))
+        .default(1),
+    )
+    .addOption(
+      new Option('--vendor <vendor>', `GPU vendor: auto, ${vendorIds().join(', ')}`)
+        .argParser(viaUsage((v) => (v === 'auto' ? v : vendorFlag(v).id)))
+        .default('auto'),
+    )
+    .addOption(new Option('--agents <n>', 'number of CPU-only agents (with --vendor none or no GPUs)').argParser(wholeNumber(1)).default(1))
     .option('--name <name>', 'agent name prefix (default: the hostname)')
-    .option('--tags <k=v,...>', 'extra agent tags')
-    .option('--memory-reserve <size>', 'memory per NUMA node left to the host', '4G')
-    .option('--cpu-reserve <n>', 'CPUs per NUMA node left to the host (whole cores)', '0')
+    .option('--tags <k=v,...>', 'extra agent tags', tagsArg)
+    .addOption(new Option('--memory-reserve <size>', 'memory per NUMA node left to the host').argParser(bytes('--memory-reserve')).default(4 * 2 ** 30, '4G'))
+    .addOption(new Option('--cpu-reserve <n>', 'CPUs per NUMA node left to the host (whole cores)').argParser(wholeNumber(0)).default(0))
     .option('--user <user>', 'the user agents run as', 'buildkite-agent')
     .option('--agent-bin <path>', 'buildkite-agent binary (default: found on PATH)')
     .option('--bkci-bin <path>', 'the bkci the units run for the health check (default: this one)')
     .option('--build-root <dir>', 'parent of the per-agent build directories', '/var/lib/buildkite-agent/builds')
-    .option('--min-free-disk <size>', 'the health check fails below this free space on the build path', '20G')
+    .addOption(
+      new Option('--min-free-disk <size>', 'the health check fails below this free space on the build path')
+        .argParser(bytes('--min-free-disk'))
+        .default(20 * 2 ** 30, '20G'),
+    )
     .option('--disk-cleanup <cmd>', 'command the health check runs before failing on low disk (e.g. docker image prune -af --filter until=24h)')
     .option('--mig', 'one agent per MIG device instead of per physical GPU')
     .option('--root <dir>', 'write every file under DIR instead of / and run no systemctl (staging)')
@@ -64,142 +84,117 @@ Examples:
   sudo BUILDKITE_AGENT_TOKEN=... bkci node setup --queue h100 --dry-run
   sudo bkci node setup --queue h100 --token-file /root/agent-token --cpu-reserve 2 --memory-reserve 16G
   bkci node setup --queue mi300 --gpus-per-agent 2 --root /tmp/stage --agent-bin /usr/bin/buildkite-agent`,
-    )
-    .action(async (flags: SetupFlags) => {
-      if (!flags.queue) throw new UsageError('--queue is required: the queue these agents serve', 'e.g. --queue h100 (create the queue in your cluster first)');
-      if (!/^[A-Za-z0-9._-]+$/.test(flags.queue)) throw new UsageError(`--queue ${JSON.stringify(flags.queue)}: use letters, digits and ._-`);
-      const { parseBytes } = await import('../../util/bytes.js');
-      const { root, staging } = rootOf(io, flags.root);
-      const hostRoot = resolve(io.cwd, flags.hostRoot);
-      const { readToken } = await import('../../util/token.js');
-      const token = await readToken(
-        {
-          file: flags.tokenFile,
-          variable: 'BUILDKITE_AGENT_TOKEN',
-          missing: 'no agent token: pass --token-file FILE or set BUILDKITE_AGENT_TOKEN',
-          hint: 'the agent token is on the Agents page of your organization (Agent Tokens / cluster tokens), not an API token',
-        },
-        io,
-      );
-      if (!staging && !flags.dryRun && io.uid !== undefined && io.uid !== 0) {
-        throw new UsageError(
-          'bkci node setup writes under /etc and runs systemctl: run it as root (sudo)',
-          'or stage the files with --root DIR, or look first with --dry-run',
-        );
-      }
-      const { which } = await import('../../node/detect/tools.js');
-      let agentBin = flags.agentBin ? resolve(io.cwd, flags.agentBin) : await which('buildkite-agent', io.env);
-      if (!agentBin) {
-        if (!staging)
-          throw new UsageError(
-            'buildkite-agent is not on PATH',
-            'install it (https://buildkite.com/docs/agent/v3/linux; e.g. apt install buildkite-agent) or pass --agent-bin PATH',
-          );
-        agentBin = '/usr/bin/buildkite-agent';
-        io.log.warn({ agentBin }, 'buildkite-agent is not on PATH; the staged units name /usr/bin/buildkite-agent');
-      }
-      const { prepareSetup, runSetup } = await import('../../node/setup.js');
-      const req = {
-        queue: flags.queue,
-        token,
-        gpusPerAgent: positiveInt(flags.gpusPerAgent, '--gpus-per-agent'),
-        agents: positiveInt(flags.agents, '--agents'),
-        name: flags.name,
-        tags: parseTags(flags.tags),
-        memoryReserve: parseBytes(flags.memoryReserve, '--memory-reserve'),
-        cpuReserve: positiveInt(flags.cpuReserve, '--cpu-reserve', 0),
-        user: flags.user,
-        agentBin,
-        bkciBin: selfCommand(flags.bkciBin, io),
-        buildRoot: flags.buildRoot.replace(/\/+$/, ''),
-        mig: flags.mig === true,
-        minFreeDisk: parseBytes(flags.minFreeDisk, '--min-free-disk'),
-        diskCleanup: flags.diskCleanup,
-        vendor: flags.vendor as 'auto',
-        root,
-        hostRoot,
-        staging,
-      };
-      const { plan, facts } = await prepareSetup(req, io);
-      for (const w of plan.warnings) io.log.warn(w);
-      io.log.info(
-        { vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: facts.nodes.length, agents: plan.agents.length },
-        `found ${facts.gpus.length} ${facts.gpus.length ? `${facts.vendor} ` : ''}GPUs on ${facts.nodes.length} NUMA node${facts.nodes.length === 1 ? '' : 's'}`,
-      );
-      const view = {
-        agents: plan.agents.map((a) => ({
-          name: a.name,
-          unit: a.unit,
-          // GPUs by the vendor tool's index (what operators call them), and by the ids the
-          // isolation variables use (UUIDs, ROCR ids, chip logic ids, MIG UUIDs).
-          gpus: a.gpuIndices,
-          gpuIds: a.isolationIds,
-          numaNode: a.numaNode,
-          cpus: a.cpus,
-          memNodes: a.memNodes,
-          memoryMax: a.memoryMaxText,
-          memoryMaxBytes: a.memoryMax,
-          buildPath: a.buildPath,
-          env: a.env,
-          tags: a.tags,
-        })),
-        files: plan.files.map((f) => ({ path: f.path, mode: mode(f.mode), action: f.action })),
-        dirs: plan.dirs.map((d) => ({ path: d.path, mode: mode(d.mode), owner: d.owner === 'agent' ? req.user : 'root', action: d.action })),
-        removals: plan.removals,
-        commands: staging ? [] : plan.commands.map((c) => c.argv.join(' ')),
-      };
-      if (flags.dryRun) {
-        if (flags.json) io.stdout.write(JSON.stringify(view, null, 2) + '\n');
-        else io.stdout.write(renderPlan(io, view, plan.changed));
-        return;
-      }
-      const result = await runSetup(plan, req, flags.start && !staging, io);
-      if (!plan.changed) io.log.info('nothing to change: the host already matches this setup');
-      else
-        io.log.info(
-          { written: result.written.length, removed: result.removed.length, dirs: result.createdDirs.length },
-          `wrote ${result.written.length} file${result.written.length === 1 ? '' : 's'}, removed ${result.removed.length}`,
-        );
-      if (staging) io.log.info({ root }, 'staged under --root: no systemctl or useradd was run');
-      if (flags.json)
-        io.stdout.write(
-          JSON.stringify(
-            { ...view, changed: plan.changed, written: result.written, removed: result.removed, ran: result.ran.map((c) => c.join(' ')) },
-            null,
-            2,
-          ) + '\n',
-        );
-      else
-        io.stdout.write(
-          table(
-            io,
-            ['agent', 'gpus', 'numa', 'cpus', 'memory'],
-            plan.agents.map((a) => [a.name, a.gpuIndices.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMaxText]),
-          ),
-        );
-    });
+    );
 }
 
-function renderPlan(
-  io: Io,
-  view: {
-    agents: { name: string; gpus: number[]; numaNode: number; cpus: string; memoryMax: string; tags: string[] }[];
-    files: { path: string; mode: string; action: string }[];
-    dirs: { path: string; mode: string; owner: string; action: string }[];
-    removals: string[];
-    commands: string[];
-  },
-  changed: boolean,
-): string {
-  let out = table(
+type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue'> & {
+  queue?: string;
+  root?: string;
+  bkciBin?: string;
+  tags?: [string, string][];
+  dryRun?: boolean;
+  mig?: boolean;
+  json?: boolean;
+};
+
+export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runSetupCommand): Command {
+  const cmd = setupOptions(node.command('setup').description('detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them'));
+  return cmd.action(async (flags: SetupFlags) => {
+    const input = await checkInput(
+      cmd,
+      (z) =>
+        z.object({
+          queue: z
+            .string({ error: 'the queue these agents serve, e.g. --queue h100 (create the queue in your cluster first)' })
+            .regex(/^[A-Za-z0-9._-]+$/, { error: 'use letters, digits and ._-' }),
+          tokenFile: z.string().optional(),
+          gpusPerAgent: z.number().int().min(1),
+          vendor: z.string(),
+          agents: z.number().int().min(1),
+          name: z.string().optional(),
+          tags: z.array(z.tuple([z.string(), z.string()])),
+          memoryReserve: z.number().min(0),
+          cpuReserve: z.number().int().min(0),
+          user: z.string().min(1, { error: 'the user agents run as' }),
+          agentBin: z.string().optional(),
+          bkciBin: z.array(z.string()),
+          buildRoot: z.string(),
+          minFreeDisk: z.number().min(0),
+          diskCleanup: z.string().min(1, { error: 'a command (leave the flag out for none)' }).optional(),
+          mig: z.boolean(),
+          root: z.string(),
+          staging: z.boolean(),
+          hostRoot: z.string(),
+          dryRun: z.boolean(),
+          start: z.boolean(),
+          json: z.boolean(),
+        }),
+      {
+        ...flags,
+        ...rootOf(io, flags.root),
+        tags: flags.tags ?? [],
+        agentBin: flags.agentBin === undefined ? undefined : resolve(io.cwd, flags.agentBin),
+        bkciBin: selfCommand(flags.bkciBin, io),
+        buildRoot: flags.buildRoot.replace(/\/+$/, ''),
+        hostRoot: resolve(io.cwd, flags.hostRoot),
+        mig: flags.mig === true,
+        dryRun: flags.dryRun === true,
+        json: flags.json === true,
+      },
+    );
+    await run(input, io);
+  });
+}
+
+export async function runSetupCommand(input: SetupInput, io: Io): Promise<void> {
+  const [{ readToken }, { which }, { prepareSetup, runSetup }, { setupView, setupPlanText, agentsText }] = await Promise.all([
+    import('../../util/token.js'),
+    import('../../node/detect/tools.js'),
+    import('../../node/setup.js'),
+    import('../../node/plan-view.js'),
+  ]);
+  const token = await readToken(
+    {
+      file: input.tokenFile,
+      variable: 'BUILDKITE_AGENT_TOKEN',
+      missing: 'no agent token: pass --token-file FILE or set BUILDKITE_AGENT_TOKEN',
+      hint: 'the agent token is on the Agents page of your organization (Agent Tokens / cluster tokens), not an API token',
+    },
     io,
-    ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'],
-    view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]),
   );
-  out += '\n' + view.dirs.map((d) => `${d.action.padEnd(9)} ${d.mode} ${d.owner.padEnd(15)} ${d.path}/\n`).join('');
-  out += view.files.map((f) => `${f.action.padEnd(9)} ${f.mode} ${'root'.padEnd(15)} ${f.path}\n`).join('');
-  out += view.removals.map((p) => `remove    ${p}\n`).join('');
-  out += '\n' + view.commands.map((c) => `run       ${c}\n`).join('');
-  if (!changed) out += '\nnothing to change: the host already matches this setup\n';
-  return out;
+  if (!input.staging && !input.dryRun && io.uid !== undefined && io.uid !== 0)
+    throw new UsageError(
+      'bkci node setup writes under /etc and runs systemctl: run it as root (sudo)',
+      'or stage the files with --root DIR, or look first with --dry-run',
+    );
+  let agentBin = input.agentBin ?? (await which('buildkite-agent', io.env));
+  if (!agentBin) {
+    if (!input.staging)
+      throw new UsageError(
+        'buildkite-agent is not on PATH',
+        'install it (https://buildkite.com/docs/agent/v3/linux; e.g. apt install buildkite-agent) or pass --agent-bin PATH',
+      );
+    agentBin = '/usr/bin/buildkite-agent';
+    io.log.warn({ agentBin }, 'buildkite-agent is not on PATH; the staged units name /usr/bin/buildkite-agent');
+  }
+  const req = { ...input, token, agentBin };
+  const { plan, facts } = await prepareSetup(req, io);
+  for (const w of plan.warnings) io.log.warn(w);
+  const nodes = facts.nodes.length;
+  io.log.info(
+    { vendor: facts.vendor, gpus: facts.gpus.length, numaNodes: nodes, agents: plan.agents.length },
+    `found ${facts.gpus.length} ${facts.gpus.length ? `${facts.vendor} ` : ''}GPUs on ${nodes} NUMA node${nodes === 1 ? '' : 's'}`,
+  );
+  const view = setupView(plan, input.user, input.staging);
+  if (input.dryRun) return writeResult(io, input.json, view, (v) => setupPlanText(io, v, plan.changed));
+  const result = await runSetup(plan, req, input.start && !input.staging, io);
+  if (!plan.changed) io.log.info('nothing to change: the host already matches this setup');
+  else
+    io.log.info(
+      { written: result.written.length, removed: result.removed.length, dirs: result.createdDirs.length },
+      `wrote ${result.written.length} file${result.written.length === 1 ? '' : 's'}, removed ${result.removed.length}`,
+    );
+  if (input.staging) io.log.info({ root: input.root }, 'staged under --root: no systemctl or useradd was run');
+  const done = { ...view, changed: plan.changed, written: result.written, removed: result.removed, ran: result.ran.map((c) => c.join(' ')) };
+  writeResult(io, input.json, done, (d) => agentsText(io, d));
 }

@@ -1,11 +1,28 @@
 // `bkci pipeline render`: a Jinja template and its test list into a pipeline on stdout (or -o FILE).
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import type { RenderRequest } from '../../pipeline/render.js';
 import { SilentFailure, UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
-import { collect, list } from '../command.js';
+import { writeResult } from '../../util/output.js';
+import { checkInput, collect, list, type RunF } from '../command.js';
 import { writeFindings } from './findings.js';
 import { argsAfterDoubleDash, uploadText } from './upload.js';
+
+export interface RenderInput {
+  request: RenderRequest;
+  // --explain: why each step runs or not, on stderr (as JSON with --json).
+  explain: boolean;
+  json: boolean;
+  validate: boolean;
+  output?: string;
+  format: 'yaml' | 'json';
+  // --upload: batches uploaded with buildkite-agent (--max-jobs, --agent-bin, arguments after --).
+  upload: boolean;
+  maxJobs?: string;
+  agentBin: string;
+  agentArgs: string[];
+}
 
 interface RenderFlags {
   define: string[];
@@ -21,11 +38,11 @@ interface RenderFlags {
   fuel?: number;
   changedFiles?: string;
   diffBase?: string;
-  runAllPaths?: string;
+  runAllPaths?: string[];
   runAll?: boolean;
   nightly?: boolean;
   stripBlankLines?: boolean;
-  onlySteps?: string;
+  onlySteps?: string[];
   explain?: boolean;
   json?: boolean;
   validate: boolean;
@@ -38,9 +55,8 @@ interface RenderFlags {
   agentBin: string;
 }
 
-export function renderCommand(pipeline: Command, io: Io): Command {
-  return pipeline
-    .command('render')
+function renderOptions(cmd: Command): Command {
+  return cmd
     .description('render a Jinja template and its test list into a pipeline (a drop-in for minijinja-cli)')
     .argument('[template]', 'Jinja template (default: .buildkite/pipeline.j2, else the bundled templates/default.j2); - for stdin')
     .argument('[data]', 'YAML or JSON data, the root context (default: .buildkite/test-pipeline.yaml if present); - for stdin')
@@ -68,12 +84,12 @@ export function renderCommand(pipeline: Command, io: Io): Command {
         .choices(['auto', 'none', 'html', 'json'])
         .default('auto'),
     )
-    .option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff')
+    .addOption(new Option('--changed-files <file>', 'changed paths, one per line (- for stdin): sets changed_files and list_file_diff').conflicts('diffBase'))
     .option('--diff-base <ref>', 'changed files from git diff against the merge base with REF')
-    .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1')
+    .option('--run-all-paths <globs>', 'comma-separated globs; a matching changed file sets run_all=1', list)
     .option('--run-all', 'set run_all=1 (select every step)')
     .option('--nightly', 'set nightly=1 (optional steps run unattended)')
-    .option('--only-steps <keys>', 'comma-separated step keys: run only these and what they depend on')
+    .option('--only-steps <keys>', 'comma-separated step keys: run only these and what they depend on', list)
     .option('--strip-blank-lines', "drop whitespace-only lines (replaces `sed '/^[[:space:]]*$/d'`)")
     .addOption(
       new Option(
@@ -99,104 +115,135 @@ Examples:
   bkci pipeline render --diff-base origin/main --run-all-paths 'setup.py,csrc/**' --explain
   git diff --name-only origin/main | bkci pipeline render templates/default.j2 tests.yaml --changed-files -`,
     )
-    .allowExcessArguments()
-    .action(async (template: string | undefined, data: string | undefined, flags: RenderFlags, cmd: Command) => {
-      // Operands after `--` are the agent's (with --upload), whatever commander put in [template] [data].
-      const agentArgs = argsAfterDoubleDash(cmd);
-      const before = cmd.args.length - agentArgs.length;
-      if (before > 2)
-        throw new UsageError(`unexpected argument '${cmd.args[2]}'`, 'render takes TEMPLATE and DATA; arguments for the agent go after -- with --upload');
-      if (agentArgs.length && !flags.upload) throw new UsageError('arguments after -- are for buildkite-agent: they need --upload');
-      if (before < 2) data = undefined;
-      if (before < 1) template = undefined;
-      if (flags.changedFiles !== undefined && flags.diffBase !== undefined)
-        throw new UsageError('--changed-files and --diff-base cannot be used together', 'pick one source of changed files');
-      // The validator (and zod) load while the template renders.
-      const validatorLoading = flags.validate ? import('../../pipeline/validate.js') : undefined;
-      validatorLoading?.catch(() => undefined);
-      const { renderPipeline } = await import('../../pipeline/render.js');
-      const result = await renderPipeline(
-        {
-          template,
-          data,
-          defines: flags.define,
-          strictUndefined: flags.strictUndefined === true || flags.strict === true,
-          envVariables: flags.env === true,
-          trimBlocks: flags.trimBlocks === true,
-          lstripBlocks: flags.lstripBlocks === true,
-          autoescape: flags.autoescape,
-          select: flags.select,
-          noInclude: !flags.include,
-          safePaths: flags.safePath,
-          fuel: flags.fuel,
-          changedFiles: flags.changedFiles,
-          diffBase: flags.diffBase,
-          runAllPaths: list(flags.runAllPaths),
-          runAll: flags.runAll === true,
-          nightly: flags.nightly === true,
-          onlySteps: list(flags.onlySteps),
-          stripBlankLines: flags.stripBlankLines === true,
-          noNewline: !flags.newline,
-          unselected: flags.unselected,
-          jobsPerChoice: flags.explain === true,
-        },
-        io,
-      );
-      if (flags.explain) writeExplain(io, result.decisions, flags.json === true, result.jobsPerChoice);
-      let documents: unknown[] | undefined;
-      if (flags.upload) {
-        // Validated (without the one-upload job limit), batched and uploaded as `pipeline upload` does.
-        if (flags.output) {
-          const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../../util/atomic-write.js')]);
-          await writeIfChanged(resolve(io.cwd, flags.output), result.text, 0o644);
-        }
-        await uploadText(result.text, '<rendered pipeline>', { maxJobs: flags.maxJobs, agentBin: flags.agentBin }, agentArgs, io);
-        return;
-      }
-      if (flags.validate || flags.format === 'json') {
-        // zod and the model load only when validating.
-        const { validatePipelineText } = await (validatorLoading ?? import('../../pipeline/validate.js'));
-        const v = await validatePipelineText(result.text);
-        documents = v.documents;
-        if (flags.validate) {
-          writeFindings(io, '<rendered pipeline>', v.findings);
-          if (!v.valid) {
-            io.stderr.write(
-              `bkci: the rendered pipeline is invalid (${v.findings.filter((f) => f.severity === 'error').length} error(s)); nothing was printed\nhint: fix the template or its data, or pass --no-validate to print it anyway\n`,
-            );
-            throw new SilentFailure();
-          }
-        }
-      }
-      const out = flags.format === 'json' ? JSON.stringify(documents && documents.length === 1 ? documents[0] : documents, null, 2) + '\n' : result.text;
-      if (flags.output !== undefined) {
-        const { writeOutput } = await import('../../util/output-file.js');
-        const done = await writeOutput(flags.output, out, io);
-        if (done !== 'stdout') io.log.info({ file: flags.output }, done === 'unchanged' ? 'pipeline unchanged: nothing written' : 'pipeline written');
-      } else {
-        io.stdout.write(out);
-      }
-    });
+    .allowExcessArguments();
 }
 
-function writeExplain(
-  io: Io,
-  decisions: { id: string; label: string; run: boolean; blocked: boolean; reasons: string[] }[],
-  json: boolean,
-  jobsPerChoice: Record<string, number> | undefined,
-): void {
-  if (json) {
-    io.stderr.write(JSON.stringify({ steps: decisions, ...(jobsPerChoice ? { jobsPerChoice } : {}) }, null, 2) + '\n');
-    return;
-  }
-  for (const d of decisions) {
-    const verdict = !d.run ? 'skip ' : d.blocked ? 'block' : 'run  ';
-    io.stderr.write(`${verdict} ${d.id}: ${d.reasons.join('; ')}\n`);
-  }
-  if (jobsPerChoice)
-    io.stderr.write(
-      `jobs per --unselected choice: ${Object.entries(jobsPerChoice)
-        .map(([k, v]) => `${k === 'default' ? '(not given)' : k} ${v}`)
-        .join(', ')}\n`,
+// The flags as a RenderRequest (what src/pipeline/render.ts takes).
+function requestOf(template: string | undefined, data: string | undefined, flags: RenderFlags): RenderRequest {
+  return {
+    template,
+    data,
+    defines: flags.define,
+    strictUndefined: flags.strictUndefined === true || flags.strict === true,
+    envVariables: flags.env === true,
+    trimBlocks: flags.trimBlocks === true,
+    lstripBlocks: flags.lstripBlocks === true,
+    autoescape: flags.autoescape,
+    select: flags.select,
+    noInclude: !flags.include,
+    safePaths: flags.safePath,
+    fuel: flags.fuel,
+    changedFiles: flags.changedFiles,
+    diffBase: flags.diffBase,
+    runAllPaths: flags.runAllPaths,
+    runAll: flags.runAll === true,
+    nightly: flags.nightly === true,
+    onlySteps: flags.onlySteps,
+    stripBlankLines: flags.stripBlankLines === true,
+    noNewline: !flags.newline,
+    unselected: flags.unselected,
+    jobsPerChoice: flags.explain === true,
+  };
+}
+
+export function renderCommand(pipeline: Command, io: Io, run: RunF<RenderInput> = runRender): Command {
+  const cmd = renderOptions(pipeline.command('render'));
+  return cmd.action(async (template: string | undefined, data: string | undefined, flags: RenderFlags) => {
+    // Operands after `--` are the agent's (with --upload), whatever commander put in [template] [data].
+    const agentArgs = argsAfterDoubleDash(cmd);
+    const before = cmd.args.length - agentArgs.length;
+    if (before > 2)
+      throw new UsageError(`unexpected argument '${cmd.args[2]}'`, 'render takes TEMPLATE and DATA; arguments for the agent go after -- with --upload');
+    if (agentArgs.length && !flags.upload) throw new UsageError('arguments after -- are for buildkite-agent: they need --upload');
+    if (before < 2) data = undefined;
+    if (before < 1) template = undefined;
+    const input = await checkInput(
+      cmd,
+      (z) =>
+        z.object({
+          request: z.object({
+            template: z.string().min(1, { error: 'a template file, or - for stdin' }).optional(),
+            data: z.string().min(1, { error: 'a data file, or - for stdin' }).optional(),
+            defines: z.array(z.string()),
+            select: z.string().optional(),
+            changedFiles: z.string().min(1).optional(),
+            diffBase: z.string().min(1).optional(),
+          }),
+          explain: z.boolean(),
+          json: z.boolean(),
+          validate: z.boolean(),
+          output: z.string().min(1, { error: 'a file name, or leave -o out for stdout' }).optional(),
+          format: z.enum(['yaml', 'json']),
+          upload: z.boolean(),
+          maxJobs: z.string().optional(),
+          agentBin: z.string().min(1, { error: 'a buildkite-agent path or name' }),
+          agentArgs: z.array(z.string()),
+        }),
+      {
+        request: requestOf(template, data, flags),
+        explain: flags.explain === true,
+        json: flags.json === true,
+        validate: flags.validate,
+        output: flags.output,
+        format: flags.format,
+        upload: flags.upload === true,
+        maxJobs: flags.maxJobs,
+        agentBin: flags.agentBin,
+        agentArgs,
+      },
     );
+    // zod keeps only the keys a schema names: the request goes on whole.
+    await run({ ...input, request: requestOf(template, data, flags) }, io);
+  });
+}
+
+export async function runRender(input: RenderInput, io: Io): Promise<void> {
+  // The validator (and zod) load while the template renders.
+  const validatorLoading = input.validate || input.format === 'json' ? import('../../pipeline/validate.js') : undefined;
+  validatorLoading?.catch(() => undefined);
+  const { renderPipeline } = await import('../../pipeline/render.js');
+  const result = await renderPipeline(input.request, io);
+  if (input.explain) {
+    const explanation = { steps: result.decisions, ...(result.jobsPerChoice ? { jobsPerChoice: result.jobsPerChoice } : {}) };
+    writeResult(io, input.json, explanation, explainText, 'stderr');
+  }
+  if (input.upload) {
+    // Validated (without the one-upload job limit), batched and uploaded as `pipeline upload` does.
+    if (input.output) {
+      const [{ resolve }, { writeIfChanged }] = await Promise.all([import('node:path'), import('../../util/atomic-write.js')]);
+      await writeIfChanged(resolve(io.cwd, input.output), result.text, 0o644);
+    }
+    return uploadText(result.text, '<rendered pipeline>', { maxJobs: input.maxJobs, agentBin: input.agentBin }, input.agentArgs, io);
+  }
+  let documents: unknown[] | undefined;
+  if (validatorLoading) {
+    const { validatePipelineText } = await validatorLoading;
+    const v = await validatePipelineText(result.text);
+    documents = v.documents;
+    if (input.validate) {
+      writeFindings(io, '<rendered pipeline>', v.findings);
+      if (!v.valid) {
+        const errors = v.findings.filter((f) => f.severity === 'error').length;
+        io.stderr.write(
+          `bkci: the rendered pipeline is invalid (${errors} error(s)); nothing was printed\nhint: fix the template or its data, or pass --no-validate to print it anyway\n`,
+        );
+        throw new SilentFailure();
+      }
+    }
+  }
+  const product = input.format === 'json' ? (documents && documents.length === 1 ? documents[0] : documents) : result.text;
+  const text = (p: unknown) => (typeof p === 'string' ? p : '');
+  if (input.output === undefined) return writeResult(io, input.format === 'json', product, text);
+  const out = input.format === 'json' ? JSON.stringify(product, null, 2) + '\n' : result.text;
+  const { writeOutput } = await import('../../util/output-file.js');
+  const done = await writeOutput(input.output, out, io);
+  if (done !== 'stdout') io.log.info({ file: input.output }, done === 'unchanged' ? 'pipeline unchanged: nothing written' : 'pipeline written');
+}
+
+// --explain as text: one line per step, `run`, `skip` or `block`, and why.
+function explainText(e: { steps: { id: string; run: boolean; blocked: boolean; reasons: string[] }[]; jobsPerChoice?: Record<string, number> }): string {
+  const steps = e.steps.map((d) => `${!d.run ? 'skip ' : d.blocked ? 'block' : 'run  '} ${d.id}: ${d.reasons.join('; ')}\n`).join('');
+  if (!e.jobsPerChoice) return steps;
+  const choices = Object.entries(e.jobsPerChoice).map(([k, v]) => `${k === 'default' ? '(not given)' : k} ${v}`);
+  return steps + `jobs per --unselected choice: ${choices.join(', ')}\n`;
 }
