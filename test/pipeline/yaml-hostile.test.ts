@@ -8,6 +8,10 @@ import { loadPipelineYaml } from '../../src/pipeline/yaml-load.js';
 import { composeYaml, describeYamlError, PIPELINE_MAX_DEPTH } from '../../src/pipeline/yaml-compose.js';
 import { fastParseYaml } from '../../src/util/fast-yaml.js';
 import { InputError } from '../../src/util/errors.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBkci } from '../helpers/io.js';
 
 const errorsOf = (findings: Finding[]) => findings.filter((f) => f.severity === 'error');
 
@@ -223,6 +227,23 @@ describe('DATA for pipeline render', () => {
     expect((m.get('f') as Map<string, unknown>).get('x')).toBe(5);
     expect(dataError('a: {<<: 1}\n')).toMatch(/^data\.yaml:1:9: cannot parse: a merge key `<<` needs a mapping/);
     expect(dataError('a: &a {x: 1}\nb: {<<: [[*a]]}\n')).toMatch(/merges only mappings/);
+  });
+
+  it('through the CLI: exit 2 naming the place, before the template runs; validate exit 1', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'bkci-yaml-'));
+    writeFileSync(join(d, 't.j2'), 'steps: [{command: "echo {{ name }}"}]\n');
+    writeFileSync(join(d, 'bomb.yaml'), aliasBomb(9, 10, 'name: x\n'));
+    writeFileSync(join(d, 'deep.json'), `{"name": ${'['.repeat(10_000)}${']'.repeat(10_000)}}`);
+    writeFileSync(join(d, 'p.yml'), aliasBomb(9, 10));
+    for (const data of ['bomb.yaml', 'deep.json']) {
+      const r = await runBkci(['pipeline', 'render', 't.j2', data], { cwd: d });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^bkci: ${data.replace('.', '\\.')}:\\d+:\\d+: cannot parse: `));
+      expect(r.stdout).toBe('');
+    }
+    const v = await runBkci(['pipeline', 'validate', 'p.yml'], { cwd: d });
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/^p\.yml:\d+:\d+: error: \(yaml\): excessive aliasing/);
   });
 
   it('-D name:=value reads YAML with the same limits', () => {
