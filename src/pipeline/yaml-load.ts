@@ -46,11 +46,7 @@ export function reindentQuotedScalars(text: string): string {
       if (tokenStart && (c === '"' || c === "'")) {
         const end = scanQuoted(lines, i, j + 1, c);
         if (end.line > i) {
-          // The mapping the scalar belongs to starts after any `- ` of compact list items.
-          while (line[indent] === '-' && (line[indent + 1] === ' ' || line[indent + 1] === '\t')) {
-            indent++;
-            while (line[indent] === ' ' || line[indent] === '\t') indent++;
-          }
+          indent = contentIndent(line, indent);
           for (let k = i + 1; k <= end.line; k++) {
             const l = lines[k]!;
             const ind = l.length - l.trimStart().length;
@@ -71,7 +67,7 @@ export function reindentQuotedScalars(text: string): string {
         continue;
       }
       if (tokenStart && (c === '|' || c === '>') && BLOCK_SCALAR.test(line.slice(j))) {
-        blockIndent = indent;
+        blockIndent = contentIndent(line, indent);
         break;
       }
       if (c === '-' && tokenStart && (line[j + 1] === ' ' || j + 1 === line.length)) continue;
@@ -100,6 +96,15 @@ export function reindentQuotedScalars(text: string): string {
     }
   }
   return changed ? lines.join('\n') : text;
+}
+
+// The column where the mapping of a line starts: after any `- ` of compact list items.
+function contentIndent(line: string, indent: number): number {
+  while (line[indent] === '-' && (line[indent + 1] === ' ' || line[indent + 1] === '\t')) {
+    indent++;
+    while (line[indent] === ' ' || line[indent] === '\t') indent++;
+  }
+  return indent;
 }
 
 // Finds the end of a quoted scalar that starts after `quote` at (line, col), across lines.

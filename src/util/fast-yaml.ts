@@ -58,6 +58,8 @@ class Parser {
     if (ODD_SPACE.test(text)) giveUp();
     this.lines = text.split('\n');
     if (text.includes('\r')) {
+      // A carriage return alone (not before a line feed): go-yaml and npm `yaml` differ on it.
+      if (/\r(?!\n)/.test(text)) giveUp();
       for (let k = 0; k < this.lines.length; k++) {
         const l = this.lines[k]!;
         if (l.endsWith('\r')) this.lines[k] = l.slice(0, -1);

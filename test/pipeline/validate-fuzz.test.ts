@@ -16,7 +16,7 @@ import { InputError } from '../../src/util/errors.js';
 import { randomInts } from '../helpers/random.js';
 import { runBkci } from '../helpers/io.js';
 
-const CASES = Number(process.env.BKCI_FUZZ_CASES ?? 2500);
+const CASES = Number(process.env.BKCI_FUZZ_CASES ?? 2000);
 const GIB = 2 ** 30;
 
 const SEEDS: string[] = [

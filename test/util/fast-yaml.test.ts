@@ -243,6 +243,8 @@ describe('fastParseYaml on what the validate fuzz suite found', () => {
       'a: [- x]\n',
       'a: \ufeff[b]\n',
       'gpus\u2028: 1\n',
+      'a:\n  - b:\n\r',
+      'a: 1\rb: 2\n',
       'a: "x\u00a0"\n',
       // A block value starting with an indicator.
       'a:\n  }b: 1\n',
