@@ -38,6 +38,9 @@ export interface SetupInput {
   dryRun: boolean;
   start: boolean;
   json: boolean;
+  // --fleet FILE: the --queue's definition there sets GPUs per agent, vendor and tags; the flags
+  // the command line gave explicitly are kept to be held against it.
+  fleet?: { file: string; gpusPerAgent?: number; vendor?: string };
 }
 
 const bytes = (flag: string) => viaUsage((v) => parseBytes(v, flag));
@@ -77,17 +80,20 @@ function setupOptions(cmd: Command): Command {
     .option('--dry-run', 'print the plan and change nothing')
     .option('--no-start', 'write the files but do not enable or start the units')
     .option('--json', 'print JSON')
+    .option('--fleet <file>', 'plan from the --queue definition in this fleet file: its GPUs per agent, vendor, tags, and cpus/memory floors')
     .addHelpText(
       'after',
       `
 Examples:
   sudo BUILDKITE_AGENT_TOKEN=... bkci node setup --queue h100 --dry-run
   sudo bkci node setup --queue h100 --token-file /root/agent-token --cpu-reserve 2 --memory-reserve 16G
-  bkci node setup --queue mi300 --gpus-per-agent 2 --root /tmp/stage --agent-bin /usr/bin/buildkite-agent`,
+  bkci node setup --queue mi300 --gpus-per-agent 2 --root /tmp/stage --agent-bin /usr/bin/buildkite-agent
+  sudo bkci node setup --fleet fleet.yaml --queue h100 --token-file /root/agent-token`,
     );
 }
 
-type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue'> & {
+type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'fleet'> & {
+  fleet?: string;
   queue?: string;
   root?: string;
   bkciBin?: string;
@@ -128,6 +134,7 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
           dryRun: z.boolean(),
           start: z.boolean(),
           json: z.boolean(),
+          fleet: z.object({ file: z.string().min(1), gpusPerAgent: z.number().optional(), vendor: z.string().optional() }).optional(),
         }),
       {
         ...flags,
@@ -140,13 +147,23 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
         mig: flags.mig === true,
         dryRun: flags.dryRun === true,
         json: flags.json === true,
+        fleet:
+          flags.fleet === undefined
+            ? undefined
+            : {
+                file: flags.fleet,
+                gpusPerAgent: cmd.getOptionValueSource('gpusPerAgent') === 'cli' ? flags.gpusPerAgent : undefined,
+                vendor: cmd.getOptionValueSource('vendor') === 'cli' ? flags.vendor : undefined,
+              },
       },
     );
     await run(input, io);
   });
 }
 
-export async function runSetupCommand(input: SetupInput, io: Io): Promise<void> {
+export async function runSetupCommand(given: SetupInput, io: Io): Promise<void> {
+  const fleet = given.fleet && (await fleetSetup(given, io));
+  const input = fleet ? fleet.input : given;
   const [{ readToken }, { which }, { prepareSetup, runSetup }, { setupView, setupPlanText, agentsText }] = await Promise.all([
     import('../../util/token.js'),
     import('../../node/detect/tools.js'),
@@ -179,6 +196,11 @@ export async function runSetupCommand(input: SetupInput, io: Io): Promise<void> 
   }
   const req = { ...input, token, agentBin };
   const { plan, facts } = await prepareSetup(req, io);
+  if (fleet) {
+    const { checkVendor, checkFloors } = await import('../../fleet/node.js');
+    checkVendor(fleet.queue, facts.vendor, fleet.file);
+    checkFloors(fleet.queue, plan.agents, { file: fleet.file, cpuReserve: input.cpuReserve, memoryReserve: input.memoryReserve, agents: input.agents });
+  }
   for (const w of plan.warnings) io.log.warn(w);
   const nodes = facts.nodes.length;
   io.log.info(
@@ -197,4 +219,18 @@ export async function runSetupCommand(input: SetupInput, io: Io): Promise<void> 
   if (input.staging) io.log.info({ root: input.root }, 'staged under --root: no systemctl or useradd was run');
   const done = { ...view, changed: plan.changed, written: result.written, removed: result.removed, ran: result.ran.map((c) => c.join(' ')) };
   writeResult(io, input.json, done, (d) => agentsText(io, d));
+}
+
+// --fleet: the queue's definition as the setup's GPUs per agent, vendor (what to detect with) and
+// tags; flags given explicitly must agree with it (src/fleet/node.ts).
+async function fleetSetup(input: SetupInput, io: Io) {
+  const [{ loadFleet }, { pickQueues }, { queueSetup }] = await Promise.all([
+    import('../fleet/shared.js'),
+    import('../../fleet/load.js'),
+    import('../../fleet/node.js'),
+  ]);
+  const f = await loadFleet(input.fleet!.file, io);
+  const queue = pickQueues(f, [input.queue])[0]!;
+  const setup = queueSetup(queue, { gpusPerAgent: input.fleet!.gpusPerAgent, vendor: input.fleet!.vendor, tags: input.tags, mig: input.mig }, f.file);
+  return { queue, file: f.file, input: { ...input, gpusPerAgent: setup.gpusPerAgent, vendor: setup.detect, tags: setup.tags } };
 }
