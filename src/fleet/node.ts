@@ -60,9 +60,9 @@ export function checkVendor(q: Queue, detected: string, file: string): void {
   if (q.vendor === NO_GPU || detected === q.vendor) return;
   throw new UsageError(
     detected === NO_GPU
-      ? `queue ${q.name} is a ${q.vendor} GPU queue (${file}), but this host has no GPUs bkci can use`
-      : `queue ${q.name} is a ${q.vendor} queue (${file}), but this host's GPUs are ${detected}`,
-    `set up this host for a ${detected === NO_GPU ? 'CPU-only (vendor none)' : detected} queue of the fleet, or check the driver tools (--vendor ${q.vendor} shows what they report)`,
+      ? `queue ${q.name} wants ${q.vendor} GPUs (${file}), but this host has no GPUs bkci can use`
+      : `queue ${q.name} wants ${q.vendor} GPUs (${file}), but this host's GPUs are ${detected}`,
+    `set up this host for a queue of the fleet with vendor ${detected}, or check the driver tools (--vendor ${q.vendor} shows what they report)`,
   );
 }
 

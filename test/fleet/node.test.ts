@@ -77,8 +77,8 @@ describe('checkVendor', () => {
   it('passes the queue vendor and CPU-only queues anywhere; names both otherwise', () => {
     checkVendor(q('h100'), 'nvidia', 'f');
     checkVendor(q('upload'), 'nvidia', 'f');
-    expect(usage(() => checkVendor(q('h100'), 'amd', 'fleet.yaml'))).toMatch(/queue h100 is a nvidia queue \(fleet.yaml\), but this host's GPUs are amd/);
-    expect(usage(() => checkVendor(q('mi300'), 'none', 'fleet.yaml'))).toMatch(/amd GPU queue .* has no GPUs/);
+    expect(usage(() => checkVendor(q('h100'), 'amd', 'fleet.yaml'))).toMatch(/queue h100 wants nvidia GPUs \(fleet.yaml\), but this host's GPUs are amd/);
+    expect(usage(() => checkVendor(q('mi300'), 'none', 'fleet.yaml'))).toMatch(/queue mi300 wants amd GPUs .* has no GPUs/);
   });
 });
 
