@@ -59,10 +59,10 @@ await build({
 // (~35 ms for a system CA bundle, half of a `pipeline render`; Node 22 does it on first TLS use).
 // Commands that make no TLS connection (pipeline, node, help) start Node without the variable;
 // launch.cts sets it again in process.env for the processes bkci runs. Global options come before
-// the command word; --log-level is the only one that takes a value. `node bin.js` skips the lines.
+// the command word; --log-level and --log-format are the ones that take a value. `node bin.js` skips the lines.
 const shLines = [
   '#!/bin/sh',
-  '":" //; bkci_w_=; bkci_v_=; for bkci_a_ in "$@"; do if [ -n "$bkci_v_" ]; then bkci_v_=; continue; fi; case $bkci_a_ in --log-level) bkci_v_=1;; -*) ;; *) bkci_w_=$bkci_a_; break;; esac; done',
+  '":" //; bkci_w_=; bkci_v_=; for bkci_a_ in "$@"; do if [ -n "$bkci_v_" ]; then bkci_v_=; continue; fi; case $bkci_a_ in --log-level|--log-format) bkci_v_=1;; -*) ;; *) bkci_w_=$bkci_a_; break;; esac; done',
   // `pipeline validate --check-queues` asks the agents API: the variable stays.
   '":" //; for bkci_a_ in "$@"; do case $bkci_a_ in --check-queues) bkci_w_=tls;; --) break;; esac; done',
   '":" //; unset BKCI_DEFERRED_NODE_EXTRA_CA_CERTS; case $bkci_w_ in ""|pipeline|node|help) if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then BKCI_DEFERRED_NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export BKCI_DEFERRED_NODE_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi;; esac',

@@ -14,6 +14,7 @@ const require = createRequire(import.meta.url);
 
 export interface GlobalFlags {
   logLevel?: string;
+  logFormat?: string;
   quiet?: boolean;
   debug?: boolean;
   json?: boolean;
@@ -37,6 +38,8 @@ function preScan(argv: string[]): GlobalFlags {
     else if (a === '-q' || a === '--quiet') f.quiet = true;
     else if (a === '--log-level') f.logLevel = argv[i + 1];
     else if (a.startsWith('--log-level=')) f.logLevel = a.slice('--log-level='.length);
+    else if (a === '--log-format') f.logFormat = argv[i + 1];
+    else if (a.startsWith('--log-format=')) f.logFormat = a.slice('--log-format='.length);
   }
   return f;
 }
@@ -57,9 +60,8 @@ export async function runCli(
       () => io.stderr,
       {
         level,
-        get pretty() {
-          return io.stderrIsTTY;
-        },
+        // An unknown value is refused by commander; until then, text.
+        format: flags.logFormat === 'json' ? 'json' : 'text',
         get color() {
           return io.color;
         },

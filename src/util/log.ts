@@ -1,5 +1,6 @@
-// Logging to stderr through pino: JSON lines when stderr is not a terminal, a short human line
-// (`WARN message key=value`) on a terminal. Every line passes through redact().
+// Logging to stderr through pino. Lines are for people reading a terminal or a Buildkite job log:
+// `WARN  message key=value` by default (coloured on a terminal), one JSON object a line with
+// `--log-format json` (for a log collector). Every line passes through redact().
 import { Writable } from 'node:stream';
 import { redact } from './redact.js';
 
@@ -31,11 +32,18 @@ function prettyLine(line: string, color: boolean): string {
   const head = color ? `\u001b[${LEVEL_COLORS[lvl] ?? '0'}m${name}\u001b[0m` : name;
   const extras = Object.entries(rec)
     .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    .map(([k, v]) => `${k}=${logValue(v)}`);
   return `${head} ${String(rec.msg ?? '')}${extras.length ? ' ' + extras.join(' ') : ''}\n`;
 }
 
-// A stream that redacts and optionally pretty-prints pino's JSON lines before stderr.
+// A value after `key=`: bare when it reads unambiguously, else quoted as JSON (spaces, quotes,
+// '=', control characters, an empty string; objects and lists).
+function logValue(v: unknown): string {
+  if (typeof v === 'string') return v !== '' && !/[\s"'=\\\u0000-\u001f\u007f]/.test(v) ? v : JSON.stringify(v);
+  return typeof v === 'number' || typeof v === 'boolean' || v === null ? String(v) : JSON.stringify(v);
+}
+
+// A stream that redacts pino's JSON lines and, unless they are wanted as JSON, writes them as text.
 function sink(stderr: NodeJS.WritableStream, pretty: boolean, color: boolean): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -56,9 +64,14 @@ function sink(stderr: NodeJS.WritableStream, pretty: boolean, color: boolean): W
 
 type PinoModule = typeof import('pino').default;
 
+export type LogFormat = 'text' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+
 export interface LogOptions {
   level: LogLevel;
-  pretty: boolean;
+  // text (the default): level, message, key=value; json: pino's JSON lines, with a timestamp.
+  format?: LogFormat;
+  // Colour in text lines (a terminal without NO_COLOR).
   color: boolean;
 }
 
@@ -68,14 +81,16 @@ export function createLogger(stderr: () => NodeJS.WritableStream, opts: LogOptio
   const get = (): Logger => {
     if (!real) {
       const pino = load();
+      const json = opts.format === 'json';
       real = pino(
         {
           level: opts.level,
           base: undefined,
-          timestamp: opts.pretty ? false : pino.stdTimeFunctions.isoTime,
+          // A job log and a terminal show their own time; a collector needs one in the line.
+          timestamp: json ? pino.stdTimeFunctions.isoTime : false,
           redact: { paths: ['token', '*.token', 'headers.authorization', 'authorization', '*.authorization'], censor: '[REDACTED]' },
         },
-        sink(stderr(), opts.pretty, opts.color),
+        sink(stderr(), !json, opts.color),
       ) as unknown as Logger;
     }
     return real;

@@ -757,7 +757,7 @@ describe('as a real process', () => {
   it('the bundled bkci submits and waits, exits with the result, and does not hang on open connections', async () => {
     const { execa } = await import('execa');
     const bin = join(import.meta.dirname, '../../dist/bundle/bin.js');
-    const r = await execa(process.execPath, [bin, 'build', 'submit', '--branch', 'main', '--wait', '--json'], {
+    const r = await execa(process.execPath, [bin, '--log-format', 'json', 'build', 'submit', '--branch', 'main', '--wait', '--json'], {
       env: { ...bk.env, BKCI_POLL_INTERVAL: '0.05' },
       extendEnv: false,
       reject: false,
@@ -765,7 +765,7 @@ describe('as a real process', () => {
     });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).state).toBe('passed');
-    // JSON log lines on stderr when it is not a terminal, none carrying the token.
+    // JSON log lines on stderr with --log-format json, none carrying the token.
     for (const line of r.stderr.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
     expect(r.stderr).not.toContain(bk.token);
   });

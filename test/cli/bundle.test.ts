@@ -67,7 +67,7 @@ describe('the bundled bkci', () => {
       .find((x) => x.codeCache)?.codeCache;
   const validInput = 'steps:\n  - command: "true"\n';
   const debugValidate = (bin = BIN, nodeArgs: string[] = [], env: Record<string, string> = {}) =>
-    spawnSync(process.execPath, [...nodeArgs, bin, '--log-level', 'debug', 'pipeline', 'validate', '-'], {
+    spawnSync(process.execPath, [...nodeArgs, bin, '--log-level', 'debug', '--log-format', 'json', 'pipeline', 'validate', '-'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       input: validInput,
