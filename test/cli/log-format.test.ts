@@ -66,7 +66,7 @@ describe('--log-format through the CLI', () => {
 
   it('text lines on a stderr that is not a terminal; JSON with --log-format json', async () => {
     const text = await runBkci(setupArgs);
-    expect(text.stderr).toMatch(/^INFO  nothing to tear down/m);
+    expect(text.stderr).toMatch(/^INFO {2}nothing to tear down/m);
     expect(text.stderr).not.toMatch(/^\{/m);
     const json = await runBkci(['--log-format', 'json', ...setupArgs]);
     const lines = json.stderr.trim().split('\n');
