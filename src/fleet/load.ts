@@ -3,7 +3,8 @@
 import type { z } from 'zod';
 import { InputError } from '../util/errors.js';
 import { didYouMean } from '../pipeline/validate.js';
-import { positionOf, yamlLib } from '../pipeline/yaml-load.js';
+import { composeYaml, PIPELINE_MAX_DEPTH } from '../pipeline/yaml-compose.js';
+import { positionOf } from '../pipeline/yaml-load.js';
 import { type Fleet, fleetModel, NO_GPU, type Queue, toQueue } from './model.js';
 
 export interface FleetProblem {
@@ -74,9 +75,6 @@ function crossChecks(fleet: Fleet): { path: (string | number)[]; message: string
 
 // Parses and checks the text of a fleet file; `file` names it in messages.
 export function parseFleet(text: string, file: string): Fleet {
-  const { parseDocument, LineCounter } = yamlLib();
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, merge: true });
   const fail = (problems: FleetProblem[]): never => {
     const lines = problems.map((p) => `${file}:${p.line}:${p.col}: ${p.path.length ? `${dotted(p.path)}: ` : ''}${p.message}`);
     throw new InputError(
@@ -84,20 +82,15 @@ export function parseFleet(text: string, file: string): Fleet {
       'fix the fleet file (docs/fleet.md describes it)',
     );
   };
-  if (doc.errors.length)
-    fail(
-      doc.errors.map((e) => {
-        const { line, col } = lineCounter.linePos(e.pos[0]);
-        return { line, col, path: [], message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '') };
-      }),
-    );
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: 1000 });
-  } catch (err) {
-    fail([{ line: 1, col: 1, path: [], message: `cannot read the YAML: ${(err as Error).message.split('\n')[0]}` }]);
-  }
-  const locate = (path: (string | number)[]) => positionOf(doc, lineCounter, path);
+  // bkci's own YAML reading, as for pipelines (aliases bounded as go-yaml bounds them, nesting
+  // limited, bkci's own messages); a repeated key, a warning in a pipeline, is an error here.
+  const composed = composeYaml(text, { mode: 'pipeline', maxDepth: PIPELINE_MAX_DEPTH });
+  const issues = [...composed.errors, ...composed.warnings].sort((a, b) => a.line - b.line || a.col - b.col);
+  if (issues.length) fail(issues.map((e) => ({ line: e.line, col: e.col, path: [], message: e.message })));
+  if (composed.docs.length > 1) fail([{ ...composed.starts[1]!, path: [], message: 'a fleet file is one YAML document' }]);
+  const { doc, value } = composed.docs[0] ?? { doc: undefined, value: undefined };
+  const lineCounter = composed.lineCounter;
+  const locate = (path: (string | number)[]) => (doc ? positionOf(doc, lineCounter, path) : { line: 1, col: 1 });
   const parsed = fleetModel.safeParse(value ?? {});
   if (!parsed.success) {
     fail(

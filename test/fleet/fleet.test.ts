@@ -70,6 +70,13 @@ describe('the fleet file', () => {
     expect(problems('queues:\n  x: [\n')).toMatch(/^f\.yaml: .*\nf\.yaml:\d+:\d+: /);
     expect(problems('queues:\n  x: {vendor: none}\n  x: {vendor: amd}\n')).toMatch(/f\.yaml:3:3: /);
     expect(problems('- a\n- b\n')).toMatch(/expected object/);
+    // An alias bomb is refused, located, in bkci's words (not the YAML library's).
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...'bcdefghij'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(', ')}]`),
+      'queues: {x: {vendor: none}}',
+    ];
+    expect(problems(bomb.join('\n') + '\n')).toMatch(/^f\.yaml: .*\nf\.yaml:\d+:\d+: .*alias/i);
   });
 
   it('--queue picks queues by name, with did-you-mean', () => {
