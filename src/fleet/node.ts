@@ -135,6 +135,9 @@ export function normaliseProduct(name: string): string {
     .replace(/[\s_-]+/g, '-');
 }
 
+// A queue whose agents have GPUs (not vendor none).
+export const hasGpus = (q: Queue): boolean => q.vendor !== NO_GPU;
+
 const item = (check: string, status: DoctorItem['status'], detail: string, fix?: string): DoctorItem => ({ check, status, detail, ...(fix ? { fix } : {}) });
 
 // Doctor items of a host against a fleet queue: its GPU vendor, every GPU's model against

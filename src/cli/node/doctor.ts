@@ -67,7 +67,7 @@ export async function runDoctorCommand(input: DoctorInput, io: Io): Promise<void
 // --fleet: the file and queue are read first (a bad one is exit 2 before any check runs); the
 // checks of the host against the queue run after the others.
 async function fleetChecks(file: string, name: string, hostRoot: string, io: Io): Promise<() => Promise<DoctorItem[]>> {
-  const [{ loadFleet }, { pickQueues }, { fleetDoctorItems }, { NO_GPU }] = await Promise.all([
+  const [{ loadFleet }, { pickQueues }, { fleetDoctorItems, hasGpus }, { NO_GPU }] = await Promise.all([
     import('../fleet/shared.js'),
     import('../../fleet/load.js'),
     import('../../fleet/node.js'),
@@ -76,7 +76,7 @@ async function fleetChecks(file: string, name: string, hostRoot: string, io: Io)
   const fleet = await loadFleet(file, io);
   const queue = pickQueues(fleet, [name])[0]!;
   return async () => {
-    if (queue.vendor === NO_GPU) return fleetDoctorItems(queue, { vendor: NO_GPU, gpuNames: [] }, fleet.file);
+    if (!hasGpus(queue)) return fleetDoctorItems(queue, { vendor: NO_GPU, gpuNames: [] }, fleet.file);
     const { detectHost } = await import('../../node/detect/index.js');
     try {
       const facts = await detectHost(hostRoot, 'auto', io);
