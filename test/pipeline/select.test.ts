@@ -92,12 +92,15 @@ describe('--diff-base in a git checkout', () => {
 
   it('selects from git diff against the merge base and warns about a prefix that matches nothing', async () => {
     const dir = repo();
-    const r = await runBkci(['pipeline', 'render', '--diff-base', 'main', '--explain', '--json'], { cwd: dir });
+    const r = await runBkci(['--log-format', 'json', 'pipeline', 'render', '--diff-base', 'main', '--explain', '--json'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('key: "kernels"');
     expect(r.stdout).not.toContain('key: "unit"');
     expect(r.stderr).toMatch(/"prefix":"srcc\/","steps":\["typo"\]/);
     expect(r.stderr).toContain('"csrc/k.cu matches csrc/"');
+    // The default log lines (text) say the same for a person reading a job log.
+    const text = await runBkci(['pipeline', 'render', '--diff-base', 'main', '--explain'], { cwd: dir });
+    expect(text.stderr).toMatch(/^WARN .*srcc\/.*typo/m);
     // Paths come through exactly (git -z: no quoting of spaces or non-ASCII names).
     writeFileSync(join(dir, 'files.j2'), '{{ changed_files | join(",") }}|{{ list_file_diff }}');
     const f = await runBkci(['pipeline', 'render', 'files.j2', '--diff-base', 'main', '--no-validate'], { cwd: dir });
