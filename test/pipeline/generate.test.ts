@@ -61,6 +61,23 @@ steps:
 `;
 
 describe('pipeline generate: input checks', () => {
+  it('refuses hostile YAML in a test area (an alias bomb, nesting past the stack) with exit 2 naming the file', async () => {
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...'bcdefghi'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefghi'[i]}`).join(', ')}]`),
+      'group: G',
+      'steps: []',
+    ];
+    const b = await gen(repo({ '.buildkite/test_areas/a.yaml': bomb.join('\n') + '\n' }));
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/\.buildkite\/test_areas\/a\.yaml: the YAML's aliases expand too far/);
+    expect(b.stderr).not.toMatch(/internal error| {4}at /);
+    const deep = await gen(repo({ '.buildkite/test_areas/a.yaml': 'group: G\nsteps: ' + '['.repeat(20000) + ']'.repeat(20000) + '\n' }));
+    expect(deep.code).toBe(2);
+    expect(deep.stderr).toMatch(/\.buildkite\/test_areas\/a\.yaml/);
+    expect(deep.stderr).not.toMatch(/internal error|Maximum call stack| {4}at /);
+  });
+
   it('warns about an unknown step key with a did-you-mean and still generates', async () => {
     const d = repo({
       '.buildkite/test_areas/a.yaml': AREA.replace('num_devices: 2', 'num_gpus: 2'),

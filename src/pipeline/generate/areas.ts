@@ -172,14 +172,33 @@ function loadYaml(path: string, shown: string, precise = true): Loaded {
   }
   const lc = new LineCounter();
   // YAML 1.1 as PyYAML's safe_load reads it (yes/no/on/off booleans, merge keys); a repeated key keeps the last value.
-  const doc = parseDocument(text, { lineCounter: lc, version: '1.1', uniqueKeys: false, prettyErrors: false });
+  const doc = yamlGuard(shown, () => parseDocument(text, { lineCounter: lc, version: '1.1', uniqueKeys: false, prettyErrors: false }));
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
+    // npm yaml reports a stack overflow of its own composer as an error of the document.
+    if (/Maximum call stack/.test(e.message))
+      throw new InputError(`${shown}: the YAML nests too deeply to read`, 'a test-area or config file nests a few levels; check the file');
     throw new InputError(`${shown}:${pos?.line ?? 1}:${pos?.col ?? 1}: YAML error: ${e.message.split('\n')[0]}`);
   }
   const lineOf = (node: YamlNode | null | undefined) => (node?.range ? lc.linePos(node.range[0]).line : 1);
-  return { data: doc.toJS({ maxAliasCount: -1 }), lineOf, doc };
+  return { data: yamlGuard(shown, () => doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT })), lineOf, doc };
+}
+
+// Hostile YAML: aliases that expand without bound (a "billion laughs" file) and nesting deep enough
+// to exhaust the stack are refused in bkci's words, naming the file, not left to npm yaml's own
+// text or a stack overflow. npm yaml's alias count weighs each alias by what it expands to.
+export const MAX_ALIAS_COUNT = 10_000;
+export function yamlGuard<T>(shown: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof RangeError)
+      throw new InputError(`${shown}: the YAML nests too deeply to read`, 'a test-area or config file nests a few levels; check the file');
+    if (err instanceof Error && /alias/i.test(err.message))
+      throw new InputError(`${shown}: the YAML's aliases expand too far (more than ${MAX_ALIAS_COUNT} nodes through aliases)`, 'use fewer or smaller anchors');
+    throw err;
+  }
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -9,7 +9,7 @@ import { fastParseYaml } from '../../util/fast-yaml.js';
 import { InputError, UsageError, CheckFailed } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { checkSteps, dependenciesMatch, Generator, type Decision, type Facts } from './build.js';
-import { readConfig, readTestAreas, type GenConfig } from './areas.js';
+import { MAX_ALIAS_COUNT, readConfig, readTestAreas, yamlGuard, type GenConfig } from './areas.js';
 import { checkProfile, fill, matches, type Profile, type VariableDef } from './profile.js';
 
 export interface GenerateRequest {
@@ -62,11 +62,15 @@ export async function loadProfile(name: string, cwd: string): Promise<Profile> {
   let raw: unknown = fastParseYaml(text)?.docs[0];
   if (raw === undefined) {
     const { parse } = await import('yaml');
-    try {
-      raw = parse(text, { maxAliasCount: -1 });
-    } catch (err) {
-      throw new InputError(`${file}: ${(err as Error).message.split('\n')[0]}`);
-    }
+    raw = yamlGuard(file, () => {
+      try {
+        return parse(text, { maxAliasCount: MAX_ALIAS_COUNT });
+      } catch (err) {
+        if (err instanceof RangeError || /alias/i.test((err as Error).message)) throw err;
+        // npm yaml's message names the line and column; only its first line is kept.
+        throw new InputError(`${file}: YAML error: ${(err as Error).message.split('\n')[0]}`);
+      }
+    });
   }
   return checkProfile(raw, file);
 }
