@@ -59,6 +59,25 @@ describe('pipeline validate --fleet', () => {
   });
 });
 
+describe('pipeline render --fleet', () => {
+  const tpl = 'steps:\n  - command: x\n    agents: {queue: {{ q }}}\n';
+  it('checks the rendered jobs against the fleet: exit 1 naming the job, nothing printed; exit 0 when they fit', async () => {
+    const bad = await runBkci(['pipeline', 'render', '-', '-D', 'q=l5', '--fleet', FLEET], { stdin: tpl });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toContain('<rendered pipeline>:3:14: error: steps[0].agents.queue: queue `l5` is not in');
+    const ok = await runBkci(['pipeline', 'render', '-', '-D', 'q=l4', '--fleet', FLEET], { stdin: tpl });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('queue: l4');
+  });
+
+  it('--fleet with --no-validate is bad usage', async () => {
+    const r = await runBkci(['pipeline', 'render', '-', '--no-validate', '--fleet', FLEET], { stdin: tpl });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--fleet.*--no-validate|--no-validate.*--fleet/);
+  });
+});
+
 describe('against a loopback agents API', () => {
   let bk: FakeBuildkite;
   beforeAll(async () => {

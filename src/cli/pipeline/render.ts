@@ -15,6 +15,8 @@ export interface RenderInput {
   explain: boolean;
   json: boolean;
   validate: boolean;
+  // --fleet: each job's queue checked against a fleet file as part of validation.
+  fleet?: string;
   output?: string;
   format: 'yaml' | 'json';
   // --upload: batches uploaded with buildkite-agent (--max-jobs, --agent-bin, arguments after --).
@@ -46,6 +48,7 @@ interface RenderFlags {
   explain?: boolean;
   json?: boolean;
   validate: boolean;
+  fleet?: string;
   output?: string;
   format: 'yaml' | 'json';
   newline: boolean;
@@ -100,6 +103,9 @@ function renderOptions(cmd: Command): Command {
     .option('--explain', 'print on stderr why each step runs or not, and the jobs per --unselected choice')
     .option('--json', 'with --explain: the explanation as JSON (on stderr)')
     .option('--no-validate', 'skip validating the rendered pipeline')
+    .addOption(
+      new Option('--fleet <file>', "also check each job's queue against a fleet file (docs/fleet.md): no agent would take the others").conflicts('validate'),
+    )
     .option('-o, --output <file>', 'write the pipeline to FILE (replaced atomically when it changed; - is stdout; a device or FIFO is written to directly)')
     .addOption(new Option('--format <format>', 'output the rendered text (yaml) or the parsed pipeline as JSON').choices(['yaml', 'json']).default('yaml'))
     .option('-n, --no-newline', 'do not add the trailing newline minijinja-cli prints')
@@ -172,6 +178,7 @@ export function renderCommand(pipeline: Command, io: Io, run: RunF<RenderInput> 
           explain: z.boolean(),
           json: z.boolean(),
           validate: z.boolean(),
+          fleet: z.string().min(1, { error: 'a fleet file' }).optional(),
           output: z.string().min(1, { error: 'a file name, or leave -o out for stdout' }).optional(),
           format: z.enum(['yaml', 'json']),
           upload: z.boolean(),
@@ -184,6 +191,7 @@ export function renderCommand(pipeline: Command, io: Io, run: RunF<RenderInput> 
         explain: flags.explain === true,
         json: flags.json === true,
         validate: flags.validate,
+        fleet: flags.fleet,
         output: flags.output,
         format: flags.format,
         upload: flags.upload === true,
@@ -220,6 +228,11 @@ export async function runRender(input: RenderInput, io: Io): Promise<void> {
     const { validatePipelineText } = await validatorLoading;
     const v = await validatePipelineText(result.text);
     documents = v.documents;
+    if (input.fleet !== undefined) {
+      const { fleetFindings } = await import('./fleet-findings.js');
+      v.findings.push(...(await fleetFindings(result.text, { fleet: input.fleet }, io)));
+      if (v.findings.some((f) => f.severity === 'error')) v.valid = false;
+    }
     if (input.validate) {
       writeFindings(io, '<rendered pipeline>', v.findings);
       if (!v.valid) {
