@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parseFleet } from '../../src/fleet/load.js';
 import { checkFloors, checkVendor, fleetDoctorItems, floorViolations, normaliseProduct, queueSetup } from '../../src/fleet/node.js';
 import { detectHost } from '../../src/node/detect/index.js';
-import { planAgents, type SetupOptions } from '../../src/node/plan.js';
-import { hostEnv, HOSTS, quietIo } from '../node/helpers.js';
+import { planAgents } from '../../src/node/plan.js';
+import { hostEnv, HOSTS, quietIo, setupOptions } from '../node/helpers.js';
 
 const GiB = 1024 ** 3;
 const FLEET = `
@@ -21,22 +21,7 @@ queues:
 const fleet = parseFleet(FLEET, 'fleet.yaml');
 const q = (name: string) => fleet.queues.get(name)!;
 const facts = (host: string) => detectHost(host, 'auto', quietIo(hostEnv(host)));
-const opts = (o: Partial<SetupOptions> = {}): SetupOptions => ({
-  queue: 'gpu',
-  gpusPerAgent: 1,
-  agents: 1,
-  tags: [],
-  memoryReserve: 4 * GiB,
-  cpuReserve: 0,
-  user: 'buildkite-agent',
-  agentBin: '/usr/bin/buildkite-agent',
-  bkciBin: ['/usr/bin/node', '/opt/bkci/dist/cli/bin.js'],
-  buildRoot: '/var/lib/buildkite-agent/builds',
-  mig: false,
-  minFreeDisk: 20 * GiB,
-  token: 'bkat_tokentokentoken',
-  ...o,
-});
+const opts = setupOptions;
 const usage = (f: () => unknown): string => {
   try {
     f();

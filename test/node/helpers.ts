@@ -1,6 +1,7 @@
 // Fixture hosts and a quiet Io for calling the node domain directly.
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import type { SetupOptions } from '../../src/node/plan.js';
 import type { Io } from '../../src/util/io.js';
 
 const dir = join(import.meta.dirname, '../fixtures/hosts');
@@ -34,3 +35,23 @@ export function quietIo(env: Record<string, string>): Io {
     log: { trace: noop, debug: noop, info: noop, warn: noop, error: noop, level: 'silent' },
   };
 }
+
+const GiB = 1024 ** 3;
+
+// Setup options as an operator would pass them, for planning on the fixture hosts.
+export const setupOptions = (o: Partial<SetupOptions> = {}): SetupOptions => ({
+  queue: 'gpu',
+  gpusPerAgent: 1,
+  agents: 1,
+  tags: [],
+  memoryReserve: 4 * GiB,
+  cpuReserve: 0,
+  user: 'buildkite-agent',
+  agentBin: '/usr/bin/buildkite-agent',
+  bkciBin: ['/usr/bin/node', '/opt/bkci/dist/cli/bin.js'],
+  buildRoot: '/var/lib/buildkite-agent/builds',
+  mig: false,
+  minFreeDisk: 20 * GiB,
+  token: 'bkat_tokentokentoken',
+  ...o,
+});

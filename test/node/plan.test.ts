@@ -4,25 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { detectHost } from '../../src/node/detect/index.js';
 import type { HostFacts } from '../../src/node/detect/types.js';
 import { planAgents, planNodeSetup, shareCores, type CurrentState, type SetupOptions } from '../../src/node/plan.js';
-import { hostEnv, HOSTS, quietIo } from './helpers.js';
+import { hostEnv, HOSTS, quietIo, setupOptions } from './helpers.js';
 
 const GiB = 1024 ** 3;
-const opts = (o: Partial<SetupOptions> = {}): SetupOptions => ({
-  queue: 'gpu',
-  gpusPerAgent: 1,
-  agents: 1,
-  tags: [],
-  memoryReserve: 4 * GiB,
-  cpuReserve: 0,
-  user: 'buildkite-agent',
-  agentBin: '/usr/bin/buildkite-agent',
-  bkciBin: ['/usr/bin/node', '/opt/bkci/dist/cli/bin.js'],
-  buildRoot: '/var/lib/buildkite-agent/builds',
-  mig: false,
-  minFreeDisk: 20 * GiB,
-  token: 'bkat_tokentokentoken',
-  ...o,
-});
+const opts = setupOptions;
 const empty = (): CurrentState => ({ files: new Map(), dirs: new Set(), manifest: undefined, userExists: true });
 const facts = (host: string) => detectHost(host, 'auto', quietIo(hostEnv(host)));
 const cpusOf = (s: string) =>
