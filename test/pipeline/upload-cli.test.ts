@@ -315,6 +315,34 @@ describe('wait and block steps across batches', () => {
     expect(mustRunAfter(naive)).not.toEqual(single);
   });
 
+  it('a step used twice through a YAML alias is uploaded as two steps with keys of their own', async () => {
+    const text = [
+      'steps:',
+      ...Array.from({ length: 6 }, (_v, i) => `  - {label: a${i}, command: x}`),
+      '  - &shared {label: shared, command: make check}',
+      '  - wait',
+      ...Array.from({ length: 6 }, (_v, i) => `  - {label: b${i}, command: x}`),
+      '  - wait',
+      '  - *shared',
+      '',
+    ].join('\n');
+    const { file, env, state } = setup(text);
+    const r = await upload(file, env(), '--max-jobs', '5');
+    expect(r.code, r.stderr).toBe(0);
+    const s = state();
+    expect(s.uploads.length).toBeGreaterThan(2);
+    const shared = s.uploads.flatMap((u) => u.pipeline.steps).filter((st) => st.label === 'shared');
+    expect(shared).toHaveLength(2);
+    expect(shared[0]!.key).not.toBe(shared[1]!.key);
+    // The first runs with nothing before it; the second after the second wait, which waits for the b steps.
+    const deps = shared.map((st) => (st.depends_on ?? []) as string[]).sort((x, y) => x.length - y.length);
+    expect(deps[0]).toEqual([]);
+    expect(deps[1]).toHaveLength(1);
+    const wait = s.uploads.flatMap((u) => u.pipeline.steps).find((st) => st.key === deps[1]![0]) as { wait?: unknown; depends_on?: string[] };
+    expect(wait && 'wait' in wait).toBe(true);
+    expect(wait.depends_on).toHaveLength(7);
+  });
+
   it('the rewritten batches are valid pipelines', async () => {
     const { dir, file, env } = setup({ steps });
     const r = await runBkci(['pipeline', 'upload', file, '--max-jobs', '7', '--dry-run', 'out'], { env: env(), cwd: dir });

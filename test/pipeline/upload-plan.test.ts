@@ -240,6 +240,34 @@ describe('wait and block steps across batches', () => {
     expect((steps[0] as { key: string }).key).toBe('bk-1-2');
   });
 
+  it('a step used twice through a YAML alias gets its own key and depends_on at each place', () => {
+    // `*lint` is the same object as `&lint` once parsed: what is written for one place must not land on the other.
+    const doc = y(`
+steps:
+  - &lint {label: lint, command: make lint}
+  - wait
+  - {label: test, command: make test}
+  - wait
+  - *lint
+`) as { steps: unknown[] };
+    expect(doc.steps[0]).toBe(doc.steps[4]);
+    const plan = planUpload([doc], { maxJobs: 2 });
+    const out = plan.batches.flatMap((b) => b.pipeline.steps as Record<string, unknown>[]);
+    const lints = out.filter((s) => s.label === 'lint');
+    expect(lints).toHaveLength(2);
+    expect(lints[0]).not.toBe(lints[1]);
+    expect(lints[0]!.key).not.toBe(lints[1]!.key);
+    // The first lint runs before the first wait (no dependencies), the second after the second wait.
+    const first = lints.find((s) => Array.isArray(s.depends_on) && s.depends_on.length === 0);
+    const second = lints.find((s) => s !== first);
+    expect(first).toBeDefined();
+    expect(second!.depends_on).toHaveLength(1);
+    const keys = out.map((s) => s.key).filter((k) => k !== undefined);
+    expect(new Set(keys).size).toBe(keys.length);
+    // The parsed input is left as it was.
+    expect(doc.steps[0]).toEqual({ label: 'lint', command: 'make lint' });
+  });
+
   it('documents without top-level wait/block are uploaded without any rewrite', () => {
     const steps = Array.from({ length: 4 }, (_v, i) => ({ command: `c${i}` }));
     const plan = planUpload([{ steps }], { maxJobs: 2 });

@@ -263,7 +263,7 @@ export function planUpload(documents: unknown[], opts: PlanOptions): UploadPlan 
         );
       }
     });
-    const steps = structuredClone(original);
+    const steps = copyTree(original) as unknown[];
     if (steps.some((s) => kindOf(s) === 'barrier')) generatedKeys.push(...makeDependenciesExplicit(steps, taken, `bkci-upload-${k + 1}-`));
     // Dependencies between top-level items of this document (keys as defined after the rewrite).
     const local = new Map<string, number>();
@@ -333,6 +333,24 @@ export function planUpload(documents: unknown[], opts: PlanOptions): UploadPlan 
     });
   });
   return { split: true, totalJobs, batches, generatedKeys };
+}
+
+// A copy in which every place holds its own value. A step used twice through a YAML alias is one
+// shared object after parsing (structuredClone keeps that sharing), and the key or depends_on
+// written for one place would land on both; here each place gets its own copy. A value that
+// contains itself (an alias inside its own anchor) cannot be copied as a tree and is kept shared.
+function copyTree(v: unknown, ancestors: Set<object> = new Set()): unknown {
+  if (typeof v !== 'object' || v === null || ancestors.has(v)) return v;
+  ancestors.add(v);
+  let out: unknown;
+  if (Array.isArray(v)) out = v.map((x) => copyTree(x, ancestors));
+  else if (isRecord(v)) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = copyTree(x, ancestors);
+    out = o;
+  } else out = structuredClone(v);
+  ancestors.delete(v);
+  return out;
 }
 
 // A document as a mapping with `steps` (a list document is its steps).
