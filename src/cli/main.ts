@@ -49,7 +49,7 @@ export async function runCli(
   argv: string[],
   io: Omit<Io, 'log'> & { log?: Io['log'] },
   info: StartInfo = {},
-  program: (io: Io, argv: string[]) => Command = buildProgram,
+  program: (io: Io, argv: string[]) => Command | Promise<Command> = buildProgram,
 ): Promise<number> {
   const flags = preScan(argv);
   const level = logLevelFrom(flags, io.env);
@@ -73,7 +73,7 @@ export async function runCli(
   // io's own properties may be getters: extended, not copied.
   const fullIo: Io = Object.create(io, { log: { value: log, enumerable: true } }) as Io;
   try {
-    await program(fullIo, argv).parseAsync(argv, { from: 'user' });
+    await (await program(fullIo, argv)).parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
     return reportError(err, fullIo, flags.debug === true);

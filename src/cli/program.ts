@@ -2,12 +2,6 @@
 import { Command, Option } from 'commander';
 import type { Io } from '../util/io.js';
 import { redact } from '../util/redact.js';
-import { registerBuildCommands } from './build/index.js';
-import { registerFleetCommands } from './fleet/index.js';
-import { registerNodeCommands } from './node/index.js';
-import { registerPipelineCommands } from './pipeline/index.js';
-import { registerQueueCommands } from './queue/index.js';
-import { registerSelfCommands } from './self/index.js';
 import { VERSION } from './version.js';
 
 export { VERSION };
@@ -78,14 +72,23 @@ export function usageMessage(s: string): string {
   return `bkci: ${text}`;
 }
 
-const GROUPS: Record<string, (program: Command, io: Io) => void> = {
-  pipeline: registerPipelineCommands,
-  node: registerNodeCommands,
-  build: registerBuildCommands,
-  queue: registerQueueCommands,
-  fleet: registerFleetCommands,
-  self: registerSelfCommands,
+type Register = (program: Command, io: Io) => void;
+
+// Each group's module, loaded only when argv names the group (or help needs them all): a group's
+// commands import their domain (the node vendors, the API client, fleet, upload...), and evaluating
+// all of it, with the Node built-ins it pulls in (child_process, crypto, net, fs/promises), was a
+// large part of a `pipeline render`. In the bundle each import() is a module evaluated on first use.
+const GROUPS: Record<string, () => Promise<Register>> = {
+  pipeline: async () => (await import('./pipeline/index.js')).registerPipelineCommands,
+  node: async () => (await import('./node/index.js')).registerNodeCommands,
+  build: async () => (await import('./build/index.js')).registerBuildCommands,
+  queue: async () => (await import('./queue/index.js')).registerQueueCommands,
+  fleet: async () => (await import('./fleet/index.js')).registerFleetCommands,
+  self: async () => (await import('./self/index.js')).registerSelfCommands,
 };
+
+// The groups, in the order help lists them.
+export const GROUP_NAMES: readonly string[] = Object.keys(GROUPS);
 
 // The root command: global flags, error output and exit handling, no groups. Tests attach one
 // command to it (see test/cli/commands/).
@@ -124,12 +127,13 @@ Environment: NO_COLOR disables colour; BUILDKITE_* variables fill defaults.`,
 }
 
 // The whole tree, or (given argv) only the group it names: the others are not needed to parse it,
-// and defining them is time a `pipeline render` in a CI bootstrap step would spend for nothing.
-export function buildProgram(io: Io, argv?: readonly string[]): Command {
+// and loading them is time a `pipeline render` in a CI bootstrap step would spend for nothing.
+// Help, no command and an unknown one (commander suggests the nearest) get every group.
+export async function buildProgram(io: Io, argv?: readonly string[]): Promise<Command> {
   const program = rootCommand(io);
   const group = argv && commandGroup(argv);
-  const only = group !== undefined && Object.hasOwn(GROUPS, group) ? GROUPS[group] : undefined;
-  if (only) only(program, io);
-  else for (const register of Object.values(GROUPS)) register(program, io);
+  const names = group !== undefined && Object.hasOwn(GROUPS, group) ? [group] : GROUP_NAMES;
+  const registers = await Promise.all(names.map((g) => GROUPS[g]!()));
+  for (const register of registers) register(program, io);
   return program;
 }

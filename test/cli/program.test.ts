@@ -13,18 +13,15 @@ describe('buildProgram', () => {
     expect(commandGroup(['--', 'node'])).toBe('node');
   });
 
-  it('defines only the named group, or all of them', () => {
+  it('defines only the named group, or all of them', async () => {
     const io = { env: {}, cwd: process.cwd() } as unknown as Io; // registering commands reads nothing from Io
-    const names = (argv?: string[]) =>
-      buildProgram(io, argv)
-        .commands.map((c) => c.name())
-        .sort();
-    expect(names(['pipeline', 'render'])).toEqual(['pipeline']);
-    expect(names(['--quiet', 'queue', 'status'])).toEqual(['queue']);
-    expect(names(['help', 'pipeline'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
-    expect(names(['pipelin'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
-    expect(names(['constructor'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
-    expect(names()).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    const names = async (argv?: string[]) => (await buildProgram(io, argv)).commands.map((c) => c.name()).sort();
+    expect(await names(['pipeline', 'render'])).toEqual(['pipeline']);
+    expect(await names(['--quiet', 'queue', 'status'])).toEqual(['queue']);
+    expect(await names(['help', 'pipeline'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    expect(await names(['pipelin'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    expect(await names(['constructor'])).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
+    expect(await names()).toEqual(['build', 'fleet', 'node', 'pipeline', 'queue', 'self']);
   });
 
   it('still lists every group in the top-level help and suggests across groups', async () => {
