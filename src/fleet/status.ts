@@ -6,15 +6,17 @@ import type { Finding } from '../pipeline/validate.js';
 import { formatPath } from '../pipeline/validate.js';
 import { loadPipelineYaml, positionOf } from '../pipeline/yaml-load.js';
 import { commandSteps } from './check.js';
-import type { Fleet } from './model.js';
+import type { Fleet, Queue } from './model.js';
 
 export interface FleetQueueStatus extends QueueStatus {
   // A queue of the fleet with no connected agent: its jobs wait.
   empty: boolean;
 }
 
-export function fleetStatus(fleet: Fleet, agents: Agent[]): FleetQueueStatus[] {
-  return [...fleet.queues.keys()].map((name) => {
+// Every queue of the fleet in its order, or only the `only` ones (--queue).
+export function fleetStatus(fleet: Fleet, agents: Agent[], only?: readonly Queue[]): FleetQueueStatus[] {
+  const names = [...fleet.queues.keys()].filter((name) => !only || only.some((q) => q.name === name));
+  return names.map((name) => {
     const s = queueStatus(agents, name);
     return { ...s, empty: s.total === 0 };
   });
