@@ -42,6 +42,8 @@ export default tseslint.config(
   },
   // The launcher is CommonJS: it loads the bundle with require().
   { files: ['**/*.cts'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  // src/cli is wiring (issue 11): a function longer than this does more than wire a command.
+  { files: ['src/cli/**'], rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }] } },
   // Test helpers handle JSON bodies of any shape.
   { files: ['test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );
