@@ -120,7 +120,9 @@ export async function runUpload(input: UploadInput, io: Io): Promise<void> {
   const text = await readInput(file, io, 'pipeline');
   const name = file === '-' ? '<stdin>' : file;
   if (file !== '-' && text.length === 0) {
-    io.stderr.write(`${name}:1:1: error: (file): the pipeline file is empty (buildkite-agent pipeline upload refuses it)\nbkci: ${name} is invalid; nothing was uploaded\n`);
+    io.stderr.write(
+      `${name}:1:1: error: (file): the pipeline file is empty (buildkite-agent pipeline upload refuses it)\nbkci: ${name} is invalid; nothing was uploaded\n`,
+    );
     throw new SilentFailure();
   }
   await uploadText(text, name, input, input.agentArgs, io);
@@ -141,5 +143,7 @@ export async function uploadText(text: string, name: string, settings: UploadSet
   const report = await upload(prepared, name, { maxJobs, dryRunDir: settings.dryRun, agentBin: settings.agentBin, agentArgs }, io);
   writeResult(io, settings.json === true, report, (r) => (r.dryRun ? r.batches.map((b) => `${b.file}\n`).join('') : ''));
   const batches = report.batches.length === 1 ? '1 batch' : `${report.batches.length} batches`;
-  io.log.info(report.dryRun ? `${plural(report.totalJobs, 'job')} in ${batches} written; nothing uploaded` : `${plural(report.totalJobs, 'job')} uploaded in ${batches}`);
+  io.log.info(
+    report.dryRun ? `${plural(report.totalJobs, 'job')} in ${batches} written; nothing uploaded` : `${plural(report.totalJobs, 'job')} uploaded in ${batches}`,
+  );
 }
