@@ -1,10 +1,9 @@
-// Flag parsing of `bkci fleet k8s|elastic|status` and `bkci self install` through the runF seam.
-// Nothing is read, asked of the API or installed.
+// Flag parsing of `bkci fleet k8s|elastic|status` through the runF seam. Nothing is read or asked of
+// the API.
 import { describe, expect, it } from 'vitest';
 import { elasticCommand } from '../../../src/cli/fleet/elastic.js';
 import { k8sCommand } from '../../../src/cli/fleet/k8s.js';
 import { statusCommand } from '../../../src/cli/fleet/status.js';
-import { installCommand } from '../../../src/cli/self/install.js';
 import { parse } from './harness.js';
 
 describe('fleet k8s', () => {
@@ -77,26 +76,5 @@ describe('fleet status', () => {
     r = await parse('fleet', statusCommand, ['status', 'f.yaml', '--org', 'my org']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^bkci: --org "my org": an organization slug/m);
-  });
-});
-
-describe('self install', () => {
-  it('/usr/local by default; --prefix; --json', async () => {
-    let r = await parse('self', installCommand, ['install']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.input).toEqual({ prefix: '/usr/local', json: false });
-    r = await parse('self', installCommand, ['install', '--prefix', '~/.local', '--json']);
-    expect(r.input).toEqual({ prefix: '~/.local', json: true });
-  });
-
-  it.each([
-    [['--prefix', ''], /^bkci: --prefix is required: a directory/m],
-    [['--prefix', 'a\nb'], /^bkci: --prefix "a\\nb": a directory/m],
-    [['/opt'], /too many arguments/],
-  ])('%j is exit 2 naming the flag', async (argv, message) => {
-    const r = await parse('self', installCommand, ['install', ...argv]);
-    expect(r.code).toBe(2);
-    expect(r.input).toBeUndefined();
-    expect(r.stderr).toMatch(message);
   });
 });
