@@ -231,12 +231,24 @@ async function checkUnits(opts: DoctorOptions, m: Manifest, io: Io): Promise<Doc
   const systemctl = await which('systemctl', io.env);
   if (!systemctl) return [item('units', 'skip', 'systemctl is not available')];
   const down: string[] = [];
-  for (const a of m.agents) {
+  const gone = m.agents.filter((a) => a.missing);
+  const out: DoctorItem[] = gone.length
+    ? [
+        item(
+          'missing gpus',
+          'fail',
+          gone.map((a) => `${a.unit} stopped: GPU ${a.missing!.gpus.join(', ')} gone`).join('; '),
+          'find the GPU (dmesg, the vendor tool, reseat or reboot), then re-run bkci node setup: the agent comes back under its name',
+        ),
+      ]
+    : [];
+  for (const a of m.agents.filter((x) => !x.missing)) {
     const r = await runTool(systemctl, ['is-active', a.unit], io, 15_000);
     if (r.stdout.trim() !== 'active') down.push(`${a.unit} (${r.stdout.trim() || 'unknown'})`);
   }
   if (down.length)
     return [
+      ...out,
       item(
         'units',
         'fail',
@@ -244,5 +256,6 @@ async function checkUnits(opts: DoctorOptions, m: Manifest, io: Io): Promise<Doc
         'bkci node status shows why (a failed health check names the GPU); journalctl -u bkci-agent@INSTANCE',
       ),
     ];
-  return [item('units', 'ok', `${m.agents.length} unit${m.agents.length === 1 ? '' : 's'} active`)];
+  const up = m.agents.length - gone.length;
+  return [...out, item('units', 'ok', `${up} unit${up === 1 ? '' : 's'} active`)];
 }

@@ -22,6 +22,8 @@ export interface SetupView {
     env: Record<string, string>;
     tags: string[];
   }[];
+  // Agents of the previous setup whose GPUs are gone (bus ids): stopped, name and files kept.
+  missing: { name: string; unit: string; gpus: string[] }[];
   files: { path: string; mode: string; action: string }[];
   dirs: { path: string; mode: string; owner: string; action: string }[];
   removals: string[];
@@ -47,6 +49,7 @@ export function setupView(plan: NodePlan, user: string, staging: boolean): Setup
       env: a.env,
       tags: a.tags,
     })),
+    missing: plan.missing.map((m) => ({ name: m.agent.name, unit: m.agent.unit, gpus: m.lost })),
     files: plan.files.map((f) => ({ path: f.path, mode: mode(f.mode), action: f.action })),
     dirs: plan.dirs.map((d) => ({ path: d.path, mode: mode(d.mode), owner: d.owner === 'agent' ? user : 'root', action: d.action })),
     removals: plan.removals,
@@ -61,6 +64,7 @@ export function setupPlanText(io: Io, view: SetupView, changed: boolean): string
     ['agent', 'gpus', 'numa', 'cpus', 'memory', 'tags'],
     view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax, a.tags.join(',')]),
   );
+  out += view.missing.map((m) => `missing   ${m.name}: GPU ${m.gpus.join(', ')} is gone; ${m.unit} is stopped, its name and files kept\n`).join('');
   out += '\n' + view.dirs.map((d) => `${d.action.padEnd(9)} ${d.mode} ${d.owner.padEnd(15)} ${d.path}/\n`).join('');
   out += view.files.map((f) => `${f.action.padEnd(9)} ${f.mode} ${'root'.padEnd(15)} ${f.path}\n`).join('');
   out += view.removals.map((p) => `remove    ${p}\n`).join('');
@@ -71,10 +75,12 @@ export function setupPlanText(io: Io, view: SetupView, changed: boolean): string
 
 // The agents a setup made, as text.
 export function agentsText(io: Io, view: SetupView): string {
-  return table(
-    io,
-    ['agent', 'gpus', 'numa', 'cpus', 'memory'],
-    view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax]),
+  return (
+    table(
+      io,
+      ['agent', 'gpus', 'numa', 'cpus', 'memory'],
+      view.agents.map((a) => [a.name, a.gpus.join(',') || '-', String(a.numaNode), a.cpus, a.memoryMax]),
+    ) + view.missing.map((m) => `missing: ${m.name}: GPU ${m.gpus.join(', ')} is gone; ${m.unit} is stopped\n`).join('')
   );
 }
 

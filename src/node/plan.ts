@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import { UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { formatCpuList } from './cpulist.js';
-import type { Gpu, HostFacts, NumaNode, Vendor } from './detect/types.js';
+import type { HostFacts, NumaNode, Vendor } from './detect/types.js';
 import { vendorOf } from './vendors/index.js';
+import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import {
   PATHS,
   renderDiskCleanup,
@@ -46,6 +47,10 @@ export interface AgentPlan {
   name: string;
   unit: string;
   gpus: string[];
+  // The stable identity of each GPU slot (src/node/identity.ts): PCI bus id, MIG bus/gi/ci.
+  gpuKeys: string[];
+  // What operators call the GPUs, fixed when the agent is made (the vendor tool's index then).
+  gpuLabels: string[];
   gpuIndices: number[];
   isolationIds: string[];
   vendor: Vendor;
@@ -67,6 +72,8 @@ export interface AgentPlan {
   dockerArgs: string[];
   env: Record<string, string>;
   tags: string[];
+  // In the manifest only: the agent's GPUs were gone at the last setup (bus ids), so it is stopped.
+  missing?: { gpus: string[] };
 }
 
 export type FileAction = 'create' | 'update' | 'chmod' | 'unchanged';
@@ -94,6 +101,8 @@ export interface PlannedDir {
 
 export interface NodePlan {
   agents: AgentPlan[];
+  // Agents of the previous setup whose GPUs are gone: stopped, kept in the manifest.
+  missing: MissingAgent[];
   files: PlannedFile[];
   dirs: PlannedDir[];
   // Files a previous setup created that this plan no longer has.
@@ -147,16 +156,9 @@ const MiB = 1024 * 1024;
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-// One schedulable unit: a whole GPU, or one MIG device of it with --mig.
-interface Slot {
-  gpu: Gpu;
-  id: string;
-  label: string;
-}
-
 export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: CurrentState): NodePlan {
   const warnings = [...facts.warnings];
-  const agents = planAgents(facts, opts, warnings);
+  const { agents, missing } = planAgentSet(facts, opts, warnings, current.manifest?.agents ?? []);
   const files: Omit<PlannedFile, 'action'>[] = [];
   const dirs: Omit<PlannedDir, 'action' | 'created'>[] = [];
   const add = (path: string, mode: number, content: string, secret = false, owner: 'root' | 'agent' = 'root') =>
@@ -178,6 +180,14 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
     dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
     add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a));
   }
+  // An agent whose GPU is gone keeps its build directory and files as they are (stopped), so it
+  // comes back as it was when the GPU does.
+  for (const { agent: a } of missing) {
+    dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
+    dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
+  }
+  const missingPaths = new Set(missing.flatMap(({ agent: a }) => [PATHS.agentCfg(a.instance), PATHS.agentEnv(a.instance), PATHS.dropIn(a.instance)]));
+  const carriedFiles = (current.manifest?.files ?? []).filter((f) => missingPaths.has(f.path));
 
   // Every ancestor directory too, so teardown can remove what setup created and nothing else.
   const known = new Set(dirs.map((d) => d.path));
@@ -200,9 +210,12 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
     queue: opts.queue,
     vendor: facts.vendor,
     user: opts.user,
-    agents,
+    agents: [...agents, ...missing.map(({ agent, lost }) => ({ ...agent, missing: { gpus: lost } }))].sort(
+      (a, b) => order(a) - order(b) || a.instance.localeCompare(b.instance, 'en', { numeric: true }),
+    ),
     files: [
       ...files.map((f) => (f.secret ? { path: f.path, mode: f.mode, secret: true } : { path: f.path, mode: f.mode, sha256: sha256(f.content) })),
+      ...carriedFiles,
       { path: PATHS.manifest, mode: 0o644 },
     ],
     dirs: [
@@ -222,9 +235,9 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
     return { ...f, action };
   });
 
-  const keepPaths = new Set(planned.map((f) => f.path));
+  const keepPaths = new Set([...planned.map((f) => f.path), ...missingPaths]);
   const removals = (current.manifest?.files ?? []).map((f) => f.path).filter((p) => !keepPaths.has(p));
-  const instances = new Set(agents.map((a) => a.instance));
+  const instances = new Set([...agents, ...missing.map((m) => m.agent)].map((a) => a.instance));
   const removedInstances = (current.manifest?.agents ?? []).map((a) => a.instance).filter((i) => !instances.has(i));
 
   const changedInstances = agents
@@ -245,6 +258,7 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   const after = (...argv: string[]) => commands.push({ phase: 'after', argv });
   if (!current.userExists) before(...['useradd', '--system', '--create-home', '--home-dir', homeOf(opts), '--shell', '/usr/sbin/nologin', opts.user]);
   for (const i of removedInstances) before('systemctl', 'disable', '--now', unitName(i));
+  if (missing.length) before('systemctl', 'disable', '--now', ...missing.map((m) => m.agent.unit));
   const anyUnitChange =
     planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path.startsWith('/etc/systemd/') || f.path.startsWith(PATHS.confDir))) ||
     removals.length > 0;
@@ -258,7 +272,7 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   const changed = planned.some((f) => f.action !== 'unchanged') || plannedDirs.some((d) => d.action !== 'unchanged') || removals.length > 0;
   // What a run killed half way must leave known to the next setup or teardown: both manifests.
   const journal = mergeManifests(manifest, current.manifest);
-  return { agents, files: planned, dirs: plannedDirs, removals, removedInstances, commands, warnings, changed, journal };
+  return { agents, missing, files: planned, dirs: plannedDirs, removals, removedInstances, commands, warnings, changed, journal };
 }
 
 // Everything two manifests name: the agents, files and directories of both (the first one's entry
@@ -293,7 +307,26 @@ function pluginsPath(opts: SetupOptions): string {
 
 // Groups GPUs into agents within NUMA nodes (across whole nodes when more GPUs per agent are asked
 // for than a node holds), then shares each node's cores and memory among the agents on it.
-export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = []): AgentPlan[] {
+export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: string[] = [], previous: PreviousAgent[] = []): AgentPlan[] {
+  return planAgentSet(facts, opts, warnings, previous).agents;
+}
+
+// An agent of the previous manifest whose GPU is gone: stopped, its files, name and share kept.
+export interface MissingAgent {
+  agent: AgentPlan;
+  // The bus ids no longer on the host.
+  lost: string[];
+}
+
+// The agents of a setup, and (with a previous manifest) those whose GPUs are gone. Agents of the
+// previous manifest whose GPUs are all here keep their name, labels and place in their node's
+// shares (src/node/identity.ts); new GPUs get new names that collide with none.
+export function planAgentSet(
+  facts: HostFacts,
+  opts: SetupOptions,
+  warnings: string[] = [],
+  previous: PreviousAgent[] = [],
+): { agents: AgentPlan[]; missing: MissingAgent[] } {
   checkValues(facts, opts);
   const baseName = opts.name ?? facts.hostname;
   const vendor = vendorOf(facts.vendor);
@@ -302,18 +335,15 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
   for (const [k] of opts.tags)
     if (reserved.has(k)) throw new UsageError(`--tags ${k}=...: bkci sets the ${k} tag itself`, k === 'queue' ? 'use --queue' : 'pick another tag name');
 
-  // `nodes`: the NUMA nodes the agent's GPUs sit on (one, unless it spans nodes).
-  type Group = { nodes: number[]; slots: Slot[] };
+  // `nodes`: the NUMA nodes the agent's GPUs sit on (one, unless it spans nodes). `prev`: the
+  // previous manifest's agent it is; `missing`: its GPUs are gone (it keeps its share, unplanned).
+  type Group = { nodes: number[]; slots: Slot[]; prev?: PreviousAgent; missing?: string[] };
   const groups: Group[] = [];
   if (facts.gpus.length === 0) {
     if (opts.agents < 1) throw new UsageError(`--agents ${opts.agents}: at least one agent is needed`);
     for (let i = 0; i < opts.agents; i++) groups.push({ nodes: [facts.nodes[i % facts.nodes.length]!.id], slots: [] });
   } else {
-    const slots: Slot[] = [];
-    for (const g of [...facts.gpus].sort((a, b) => a.index - b.index)) {
-      if (opts.mig && g.mig.length) g.mig.forEach((m, k) => slots.push({ gpu: g, id: m.uuid, label: `${g.index}-mig${k}` }));
-      else slots.push({ gpu: g, id: g.isolationId, label: String(g.index) });
-    }
+    const slots = slotsOf(facts.gpus, opts.mig);
     if (!opts.mig && facts.gpus.some((g) => g.mig.length))
       warnings.push('MIG devices are present; agents get whole GPUs (pass --mig for one agent per MIG device)');
     // Two GPUs with one isolation id would be two agents on the same device (partitioned GPUs,
@@ -331,40 +361,49 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
     const n = opts.gpusPerAgent;
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--gpus-per-agent ${n}: expected a positive whole number`);
     if (opts.mig && n !== 1) throw new UsageError('--mig gives one agent per MIG device; --gpus-per-agent must be 1');
-    if (slots.length % n !== 0)
-      throw new UsageError(`--gpus-per-agent ${n} does not divide the ${slots.length} GPUs found`, `pick a divisor of ${slots.length}`);
-    const byNode = new Map<number, Slot[]>();
-    for (const s of slots) byNode.set(s.gpu.numaNode, [...(byNode.get(s.gpu.numaNode) ?? []), s]);
-    const nodesInOrder = [...byNode].sort((a, b) => a[0] - b[0]);
-    if (nodesInOrder.every(([, list]) => list.length % n === 0)) {
-      for (const [node, list] of nodesInOrder) for (let i = 0; i < list.length; i += n) groups.push({ nodes: [node], slots: list.slice(i, i + n) });
-    } else {
-      // Some node's GPUs cannot be cut into groups of n (n larger than the node's count, as for one
-      // 8-GPU agent on a two-socket host): groups are filled in node order and may span nodes.
-      const ordered = nodesInOrder.flatMap(([, list]) => list);
-      for (let i = 0; i < ordered.length; i += n) {
-        const chunk = ordered.slice(i, i + n);
-        const nodes = [...new Set(chunk.map((s) => s.gpu.numaNode))];
-        groups.push({ nodes, slots: chunk });
-        if (nodes.length > 1)
-          warnings.push(`GPUs ${chunk.map((s) => s.label).join(', ')} share an agent across NUMA nodes ${nodes.join(', ')}: it gets CPUs and memory from each`);
+    const carried = carryOver(slots, previous, n);
+    // The previous agents in their manifest order (their order within each node's shares), then
+    // the new ones.
+    const missingOf = new Map(carried.missing.map((m) => [m.prev, m.lost]));
+    const keptOf = new Map(carried.kept.map((k) => [k.prev, k.slots]));
+    // In the manifest's agent order (GPU label, then name), whatever order the file lists them in.
+    const inOrder = [...previous].sort((a, b) => order(a) - order(b) || a.instance.localeCompare(b.instance, 'en', { numeric: true }));
+    for (const p of inOrder) {
+      const kept = keptOf.get(p);
+      if (kept) groups.push({ nodes: [...new Set(kept.map((s) => s.gpu.numaNode))], slots: kept, prev: p });
+      const lost = missingOf.get(p);
+      if (lost) {
+        groups.push({ nodes: p.numaNodes ?? [p.numaNode ?? 0], slots: [], prev: p, missing: lost });
+        warnings.push(`agent ${p.instance}: GPU ${lost.join(', ')} is gone from the host; the agent is stopped and keeps its name until the GPU is back`);
       }
     }
+    if (carried.held.length)
+      warnings.push(`GPU ${carried.held.map((s) => s.key).join(', ')} stays without an agent while the other GPU of its agent is missing`);
+    groups.push(...groupSlots(carried.fresh, n, warnings));
   }
 
   // Shares per node: every agent with a GPU on a node (or placed there) takes one share of its cores
-  // and memory; an agent spanning nodes takes one share of each.
+  // and memory; an agent spanning nodes takes one share of each. A missing agent keeps its share,
+  // so the others' CPUs and memory do not move.
   const agentsByNode = new Map<number, number>();
   for (const g of groups) for (const node of g.nodes) agentsByNode.set(node, (agentsByNode.get(node) ?? 0) + 1);
   const cpuShares = new Map<number, number[][]>();
   const memShares = new Map<number, number>();
   for (const [nodeId, k] of agentsByNode) {
-    const node = facts.nodes.find((x) => x.id === nodeId)!;
+    const node = facts.nodes.find((x) => x.id === nodeId);
+    if (!node)
+      throw new UsageError(
+        `NUMA node ${nodeId} of a previous agent is not on this host any more`,
+        'tear the agents down (bkci node teardown) and set them up again',
+      );
     cpuShares.set(nodeId, shareCores(node, facts.cores, k, opts.cpuReserve));
     memShares.set(nodeId, shareMemory(node, k, opts.memoryReserve));
   }
   const taken = new Map<number, number>();
-  const plans = groups.map((g): AgentPlan => {
+  const used = new Set(groups.flatMap((g) => (g.prev ? [g.prev.instance] : [])));
+  const missing: MissingAgent[] = [];
+  const plans: AgentPlan[] = [];
+  groups.forEach((g, gi) => {
     const cpus: number[] = [];
     let memoryMax = 0;
     for (const node of g.nodes) {
@@ -373,10 +412,22 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       cpus.push(...cpuShares.get(node)![idx]!);
       memoryMax += memShares.get(node)!;
     }
+    if (g.missing) {
+      missing.push({ agent: g.prev as AgentPlan, lost: g.missing });
+      return;
+    }
     const memNodes = formatCpuList(g.nodes);
-    const gpuLabels = g.slots.map((s) => s.label);
-    const instance =
-      g.slots.length === 0 ? `cpu${groups.indexOf(g)}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
+    // Labels and names are fixed when an agent is made: a kept agent keeps them though the
+    // vendor tool now numbers its GPUs otherwise.
+    const gpuLabels = g.prev?.gpuLabels ?? g.slots.map((s) => s.label);
+    let instance = g.prev?.instance;
+    if (!instance) {
+      const candidate =
+        g.slots.length === 0 ? `cpu${gi}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
+      instance = freeInstance(candidate, used);
+      used.add(instance);
+    }
+    const gpuIndices = g.prev && g.prev.gpuLabels ? g.prev.gpuIndices : [...new Set(g.slots.map((s) => s.gpu.index))];
     const ids = g.slots.map((s) => s.id);
     const devices = [...new Set(g.slots.flatMap((s) => s.gpu.devices))];
     const shared = g.slots.length ? facts.sharedDevices : [];
@@ -408,12 +459,14 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
     // Every GPU of the agent, `+`-joined (a `-` range in the instance name can hide a gap: gpu0-2).
     const tagGpu = g.slots.length ? gpuLabels.join('+') : 'none';
     const tags = [`queue=${opts.queue}`, `gpu=${tagGpu}`, `gpu-vendor=${facts.vendor}`, `numa=${g.nodes.join('+')}`, ...opts.tags.map(([k, v]) => `${k}=${v}`)];
-    return {
+    plans.push({
       instance,
       name: `${baseName}-${instance}`,
       unit: unitName(instance),
       gpus: g.slots.map((s) => s.id),
-      gpuIndices: [...new Set(g.slots.map((s) => s.gpu.index))],
+      gpuKeys: g.slots.map((s) => s.key),
+      gpuLabels,
+      gpuIndices,
       isolationIds: ids,
       vendor: facts.vendor,
       numaNode: g.nodes[0]!,
@@ -430,9 +483,33 @@ export function planAgents(facts: HostFacts, opts: SetupOptions, warnings: strin
       dockerArgs: vendor.dockerArgs(g.slots, [...required, ...shared.filter((d) => !d.required).map((d) => d.path)], groupsNeeded),
       env,
       tags,
-    };
+    });
   });
-  return plans.sort((a, b) => order(a) - order(b) || a.instance.localeCompare(b.instance, 'en', { numeric: true }));
+  const byOrder = (a: AgentPlan, b: AgentPlan) => order(a) - order(b) || a.instance.localeCompare(b.instance, 'en', { numeric: true });
+  return { agents: plans.sort(byOrder), missing: missing.sort((a, b) => byOrder(a.agent, b.agent)) };
+}
+
+// Groups new slots into agents of n within NUMA nodes, or (when some node's GPUs cannot be cut
+// into groups of n) in node order across nodes, with a warning.
+function groupSlots(slots: Slot[], n: number, warnings: string[]): { nodes: number[]; slots: Slot[] }[] {
+  const groups: { nodes: number[]; slots: Slot[] }[] = [];
+  if (slots.length % n !== 0) throw new UsageError(`--gpus-per-agent ${n} does not divide the ${slots.length} GPUs found`, `pick a divisor of ${slots.length}`);
+  const byNode = new Map<number, Slot[]>();
+  for (const s of slots) byNode.set(s.gpu.numaNode, [...(byNode.get(s.gpu.numaNode) ?? []), s]);
+  const nodesInOrder = [...byNode].sort((a, b) => a[0] - b[0]);
+  if (nodesInOrder.every(([, list]) => list.length % n === 0)) {
+    for (const [node, list] of nodesInOrder) for (let i = 0; i < list.length; i += n) groups.push({ nodes: [node], slots: list.slice(i, i + n) });
+  } else {
+    const ordered = nodesInOrder.flatMap(([, list]) => list);
+    for (let i = 0; i < ordered.length; i += n) {
+      const chunk = ordered.slice(i, i + n);
+      const nodes = [...new Set(chunk.map((s) => s.gpu.numaNode))];
+      groups.push({ nodes, slots: chunk });
+      if (nodes.length > 1)
+        warnings.push(`GPUs ${chunk.map((s) => s.label).join(', ')} share an agent across NUMA nodes ${nodes.join(', ')}: it gets CPUs and memory from each`);
+    }
+  }
+  return groups;
 }
 
 // A control character (a newline above all) in a value that reaches a generated file would start a
@@ -492,7 +569,7 @@ function checkValues(facts: HostFacts, opts: SetupOptions): void {
   for (const b of opts.bkciBin) refuseControl('--bkci-bin', b);
 }
 
-const order = (a: AgentPlan) => (a.gpuIndices.length ? Math.min(...a.gpuIndices) : 1e9);
+const order = (a: Pick<AgentPlan, 'gpuIndices'>) => (a.gpuIndices.length ? Math.min(...a.gpuIndices) : 1e9);
 
 // Splits a node's cores (SMT siblings kept together) into k disjoint shares after reserving the
 // first cores (at least `reserve` CPUs) for the host. Earlier shares get the remainder.

@@ -5,7 +5,7 @@ import { applyPlan, type ApplyResult } from './apply.js';
 import { detectHost } from './detect/index.js';
 import type { HostFacts, VendorChoice } from './detect/types.js';
 import { planNodeSetup, type NodePlan, type SetupOptions } from './plan.js';
-import { gatherState } from './state.js';
+import { gatherState, readManifest } from './state.js';
 
 export interface SetupRequest extends SetupOptions {
   vendor: VendorChoice;
@@ -16,7 +16,9 @@ export interface SetupRequest extends SetupOptions {
 
 export async function prepareSetup(req: SetupRequest, io: Io): Promise<{ facts: HostFacts; plan: NodePlan }> {
   const facts = await detectHost(req.hostRoot, req.vendor, io);
-  const empty = { files: new Map(), dirs: new Set<string>(), manifest: undefined, userExists: true };
+  // The draft names every path the plan may touch; it plans against the previous manifest too,
+  // whose agents keep their names (src/node/identity.ts).
+  const empty = { files: new Map(), dirs: new Set<string>(), manifest: await readManifest(req.root), userExists: true };
   const draft = planNodeSetup(facts, req, empty);
   const state = await gatherState(
     req.root,

@@ -88,12 +88,20 @@ async function lastCleanup(root: string, instance: string): Promise<{ lastDiskCl
   }
 }
 
+// Why setup stopped an agent: its GPUs gone from the host (by bus id).
+export function missingReason(a: Pick<AgentPlan, 'missing'>): string {
+  const gpus = a.missing?.gpus ?? [];
+  return `stopped by bkci node setup: GPU ${gpus.join(', ')} is gone from the host (dmesg; the vendor tool); re-run setup once it is back`;
+}
+
 export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Promise<NodeStatus> {
   const m = await readManifest(root);
   if (!m) return { managed: false, agents: [], drift: [] };
   const agents: AgentStatus[] = [];
   for (const a of m.agents as AgentPlan[]) {
     const u = queryUnits ? await unitState(a.unit, io) : { state: 'not queried (--root)' };
+    // An agent whose GPU was gone at the last setup: stopped by it, and why.
+    if (a.missing) u.reason = missingReason(a);
     agents.push({
       instance: a.instance,
       name: a.name,

@@ -42,8 +42,8 @@ describe('formats', () => {
       'GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-x)\n  MIG 3g.20gb     Device  0: (UUID: MIG-a)\n  MIG 3g.20gb     Device  1: (UUID: MIG-b)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-y)\n',
     );
     expect(L.get('GPU-x')).toEqual([
-      { name: '3g.20gb', uuid: 'MIG-a' },
-      { name: '3g.20gb', uuid: 'MIG-b' },
+      { name: '3g.20gb', device: 0, uuid: 'MIG-a' },
+      { name: '3g.20gb', device: 1, uuid: 'MIG-b' },
     ]);
     expect(L.get('GPU-y')).toEqual([]);
     expect(parseDeviceMinor('Model: \t\t X\nDevice Minor: \t 3\n')).toBe(3);

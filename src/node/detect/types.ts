@@ -10,6 +10,12 @@ export type VendorChoice = string;
 export interface MigDevice {
   uuid: string;
   name: string;
+  // Its number on its GPU (`MIG 3g.20gb Device 1` in nvidia-smi -L).
+  device?: number;
+  // GPU instance and compute instance ids (nvidia-smi's MIG devices table): with the parent's bus
+  // id, the instance's stable identity; its UUID changes when the GPU is re-partitioned.
+  gi?: number;
+  ci?: number;
 }
 
 export interface Gpu {

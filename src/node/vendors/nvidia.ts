@@ -67,8 +67,23 @@ export function parseNvidiaList(text: string): Map<string, MigDevice[]> {
       out.set(current, []);
       continue;
     }
-    const mig = /^\s+MIG\s+(\S+)\s+Device\s+\d+:\s*\(UUID:\s*(MIG-[^)\s]+)\)/.exec(line);
-    if (mig && current) out.get(current)!.push({ name: mig[1]!, uuid: mig[2]! });
+    const mig = /^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*(MIG-[^)\s]+)\)/.exec(line);
+    if (mig && current) out.get(current)!.push({ name: mig[1]!, device: Number(mig[2]), uuid: mig[3]! });
+  }
+  return out;
+}
+
+// The "MIG devices" table of plain `nvidia-smi`: `|  0    1   0   0  |  ...` rows give GPU index,
+// GPU instance id, compute instance id and MIG device number (the `Device N` of `nvidia-smi -L`).
+// Keyed `GPU:DEV`.
+export function parseNvidiaMigTable(text: string): Map<string, { gi: number; ci: number }> {
+  const out = new Map<string, { gi: number; ci: number }>();
+  const at = text.search(/^\|\s*MIG devices:/m);
+  if (at < 0) return out;
+  for (const line of text.slice(at).split('\n')) {
+    if (/^\|\s*Processes:/.test(line)) break;
+    const m = /^\|\s+(\d{1,4})\s+(\d{1,4})\s+(\d{1,4})\s+(\d{1,4})\s+\|/.exec(line);
+    if (m) out.set(`${m[1]}:${m[4]}`, { gi: Number(m[2]), ci: Number(m[3]) });
   }
   return out;
 }
@@ -177,6 +192,17 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
   const listing = await runBounded((await which('nvidia-smi', io.env))!, ['-L'], io);
   if (!listing.ok) warnings.push('nvidia-smi -L failed; assuming no MIG devices');
   const migs = parseNvidiaList(listing.ok ? listing.stdout : '');
+  // GPU and compute instance ids of the MIG devices (their stable identity with the bus id).
+  if ([...migs.values()].some((l) => l.length)) {
+    const table = await runBounded((await which('nvidia-smi', io.env))!, [], io);
+    const ids = parseNvidiaMigTable(table.ok ? table.stdout : '');
+    if (!ids.size) warnings.push('nvidia-smi printed no MIG devices table; MIG agents are keyed by their UUIDs (they change when a GPU is re-partitioned)');
+    for (const r of rows)
+      for (const m of migs.get(r.uuid) ?? []) {
+        const id = ids.get(`${r.index}:${m.device}`);
+        if (id) Object.assign(m, id);
+      }
+  }
   const gpus: Gpu[] = [];
   for (const r of rows) {
     const busId = normalizeBusId(r.busId);
