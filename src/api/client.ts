@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { BkciError, Interrupted } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { REDACTED, redact } from '../util/redact.js';
-import { ApiError, clip, decide, headerValue, isNetworkError, isTransportError, parseUrl, type Headers, type Method, type Outcome } from './retry.js';
+import { ApiError, clip, decide, quote, headerValue, isNetworkError, isTransportError, parseUrl, type Headers, type Method, type Outcome } from './retry.js';
 
 export { AmbiguousRequestError, ApiError, NetworkError, backoffDelay, headerValue, rateLimitWait, type Method } from './retry.js';
 
@@ -89,7 +89,13 @@ export class ApiClient {
   private undici: typeof import('undici') | undefined;
 
   constructor(opts: ClientOptions) {
-    this.base = new URL(opts.apiUrl.endsWith('/') ? opts.apiUrl : opts.apiUrl + '/');
+    // One trailing slash, whatever was given (`…/v2`, `…/v2/`, `…/v2//`), no query or fragment:
+    // API paths resolve under it.
+    const base = new URL(opts.apiUrl);
+    base.pathname = base.pathname.replace(/\/+$/, '') + '/';
+    base.search = '';
+    base.hash = '';
+    this.base = base;
     this.token = opts.token;
     this.io = opts.io;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -103,7 +109,7 @@ export class ApiClient {
   // Resolves an API path (`organizations/x/builds`) or absolute URL against the base URL.
   url(pathOrUrl: string, query?: Query): URL {
     const u = /^https?:\/\//i.test(pathOrUrl) ? parseUrl(pathOrUrl, this.base) : parseUrl(pathOrUrl.replace(/^\/+/, ''), this.base);
-    if (!u) throw new ApiError(`the API gave a URL bkci cannot use: ${JSON.stringify(clip(pathOrUrl))}`, 0, undefined);
+    if (!u) throw new ApiError(`the API gave a URL bkci cannot use: ${quote(pathOrUrl)}`, 0, undefined);
     for (const [k, v] of Object.entries(query ?? {})) {
       if (v === undefined) continue;
       if (Array.isArray(v)) for (const item of v as readonly string[]) u.searchParams.append(k, item);
@@ -173,7 +179,7 @@ export class ApiClient {
       const rel = link ? parseLinkHeader(link).get('next') : undefined;
       if (rel === undefined) break;
       next = parseUrl(rel, response.url);
-      if (!next) throw new ApiError(`the API's Link header names a next page that is not a URL: ${JSON.stringify(clip(rel))}`, response.status, undefined);
+      if (!next) throw new ApiError(`the API's Link header names a next page that is not a URL: ${quote(rel)}`, response.status, undefined);
       // The token goes with every page: never to a host other than the API's.
       if (next.origin !== this.base.origin)
         throw new ApiError(`the API's Link header points to another host (${next.origin}); not following it with the token`, response.status, undefined);
@@ -189,11 +195,7 @@ export class ApiClient {
       try {
         return JSON.parse(text) as T;
       } catch {
-        throw new ApiError(
-          `the API answered ${method} ${url.pathname} with a body that is not JSON: ${JSON.stringify(clip(text, 120))}`,
-          res.status,
-          undefined,
-        );
+        throw new ApiError(`the API answered ${method} ${url.pathname} with a body that is not JSON: ${quote(text, 120)}`, res.status, undefined);
       }
     });
     return { data, response: response! };
@@ -224,7 +226,7 @@ export class ApiClient {
             try {
               parsed = JSON.parse(text);
             } catch {
-              throw new ApiError(`the download endpoint answered a body that is not JSON: ${JSON.stringify(clip(text, 120))}`, res.status, undefined);
+              throw new ApiError(`the download endpoint answered a body that is not JSON: ${quote(text, 120)}`, res.status, undefined);
             }
             const u = (parsed as { url?: unknown } | null)?.url;
             if (typeof u === 'string') return { redirect: this.downloadTarget(u, from, res.status) };
@@ -243,7 +245,7 @@ export class ApiClient {
   private downloadTarget(location: string, from: URL, status: number): URL {
     const to = parseUrl(location, from);
     if (!to || (to.protocol !== 'https:' && to.protocol !== 'http:'))
-      throw new ApiError(`GET ${from.pathname}: the download redirect does not lead to an http(s) URL: ${JSON.stringify(clip(location))}`, status, undefined);
+      throw new ApiError(`GET ${from.pathname}: the download redirect does not lead to an http(s) URL: ${quote(location)}`, status, undefined);
     return to;
   }
 

@@ -38,6 +38,7 @@ export async function loadApiConfig(flags: ApiFlags, io: Io, need: { pipeline: b
     },
     io,
   );
+  checkToken(token, flags.tokenFile === undefined ? 'BUILDKITE_API_TOKEN' : `--token-file ${flags.tokenFile}`);
   const org = flags.org ?? nonEmpty(io.env.BUILDKITE_ORGANIZATION_SLUG);
   if (!org)
     throw new UsageError(
@@ -62,6 +63,29 @@ export async function loadApiConfig(flags: ApiFlags, io: Io, need: { pipeline: b
     io.log.warn({ apiUrl: parsed.origin }, 'the API URL is plain http: the token travels unencrypted');
   }
   return { apiUrl, token, org, pipeline, timeoutMs };
+}
+
+// A token is one word of printable characters (the ends are trimmed when it is read). A line
+// break, tab, space or control character inside is a paste gone wrong, and cannot go in an HTTP
+// header: said at once (exit 2), naming where it sits but never showing the token.
+export function checkToken(token: string, source: string): void {
+  const i = token.search(/[\s\u0000-\u001f\u007f-\u009f]/u);
+  if (i < 0) return;
+  const c = token.charCodeAt(i);
+  const what =
+    c === 10 || c === 13
+      ? 'a line break'
+      : c === 9
+        ? 'a tab'
+        : /\s/u.test(token[i]!)
+          ? 'a space'
+          : `a control character (U+${c.toString(16).toUpperCase().padStart(4, '0')})`;
+  throw new UsageError(
+    `the API token from ${source} contains ${what} at character ${i + 1} of ${token.length}; a Buildkite API token is one word`,
+    source.startsWith('--token-file')
+      ? 'keep only the token in the file (or one NAME=token line)'
+      : 'export the token alone, e.g. BUILDKITE_API_TOKEN="$(cat token-file)"',
+  );
 }
 
 // BKCI_HTTP_TIMEOUT: seconds (`30`, `2.5`) or a duration (`30s`, `2m`), from 0.1 s to 1 h.

@@ -104,6 +104,26 @@ export function decide(outcome: Outcome, n: Attempts, ctx: DecideContext): Decis
       return {
         giveUp: new NetworkError(`${where}: the TLS certificate of ${ctx.url.origin} was not accepted: ${cert.reason}`, cert.hint, { cause: outcome.error }),
       };
+    const tls = tlsProblem(outcome.error);
+    // No TLS session was made, so nothing was sent; the next handshake would fail the same way.
+    if (tls)
+      return {
+        giveUp: new NetworkError(`${where}: the TLS handshake with ${ctx.url.origin} failed: ${tls}`, tlsHint(ctx.url), { cause: outcome.error }),
+      };
+    const garbled = protocolProblem(outcome.error);
+    // An answer that is not HTTP/1.1 comes back the same when asked again: not retried. A POST
+    // did reach the server, so the caller still looks for the build it may have created.
+    if (garbled) {
+      const msg = `${where}: the server at ${ctx.url.origin} did not answer in HTTP/1.1 (${garbled})`;
+      if (!idempotent) return { lookUpBuild: new AmbiguousRequestError(`${msg}; the request may or may not have been processed`, outcome.error) };
+      return {
+        giveUp: new NetworkError(
+          msg,
+          'check that --api-url / BUILDKITE_API_URL is the Buildkite REST API (https://api.buildkite.com/v2) and that no proxy in between answers in another protocol',
+          { cause: outcome.error },
+        ),
+      };
+    }
     const reason = describeNetworkError(outcome.error) + (outcome.reading ? ' while reading the answer' : '');
     const sent = outcome.reading || !neverSent(outcome.error);
     if (!idempotent && sent)
@@ -151,11 +171,7 @@ export function decide(outcome: Outcome, n: Attempts, ctx: DecideContext): Decis
     const target = parseUrl(location, ctx.url);
     if (!target)
       return {
-        giveUp: new ApiError(
-          `${where}: the API answered ${status} with a Location header that is not a URL: ${JSON.stringify(clip(location))}`,
-          status,
-          undefined,
-        ),
+        giveUp: new ApiError(`${where}: the API answered ${status} with a Location header that is not a URL: ${quote(location)}`, status, undefined),
       };
     if (target.origin !== ctx.apiOrigin)
       return {
@@ -221,6 +237,17 @@ export function parseUrl(text: string, base: URL): URL | undefined {
   }
 }
 
+// Text from the server made safe for one line of a terminal: line breaks and tabs become spaces,
+// other control characters (ESC of an escape sequence, C1 codes, DEL) are shown escaped.
+export function printable(s: string): string {
+  return s.replace(/[\t\n\r]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+// Server text quoted for a message: clipped, JSON-escaped, C1 controls escaped too.
+export function quote(s: string, n = 200): string {
+  return printable(JSON.stringify(clip(s, n)));
+}
+
 export function clip(s: string, n = 200): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
@@ -231,7 +258,7 @@ export function apiMessage(text: string): string | undefined {
     const j = JSON.parse(text) as { message?: unknown; errors?: unknown } | null;
     if (typeof j?.message !== 'string') return undefined;
     const errors = Array.isArray(j.errors) ? j.errors.map((e) => (typeof e === 'string' ? e : JSON.stringify(e))).join('; ') : '';
-    return clip(errors ? `${j.message} (${errors})` : j.message, 500);
+    return clip(printable(errors ? `${j.message} (${errors})` : j.message), 500);
   } catch {
     return undefined;
   }
@@ -271,7 +298,9 @@ function errorFor(status: number, text: string, where: string, ctx: DecideContex
         `not found: ${ctx.what ?? ctx.url.pathname} (404)${said}`,
         status,
         msg,
-        'check the organization and pipeline slugs (--org, --pipeline) and the build number',
+        /\/v2\//.test(ctx.url.pathname)
+          ? 'check the organization and pipeline slugs (--org, --pipeline) and the build number'
+          : `the API URL has no /v2 in its path: Buildkite's REST API is ${ctx.url.origin === 'https://api.buildkite.com' ? 'https://api.buildkite.com/v2' : 'under …/v2'} (set --api-url / BUILDKITE_API_URL)`,
       );
     default:
       return new ApiError(`the API refused ${where} (${status})${said}`, status, msg);
@@ -294,9 +323,40 @@ export function isNetworkError(err: unknown): boolean {
   return codes.some((c) => c.startsWith('UND_ERR') || NETWORK_CODES.has(c) || c === 'ERR_BKCI_TIMEOUT');
 }
 
-// An error of the connection (network or TLS certificate): an outcome for decide(), not a bug.
+// An error of the connection (network, TLS, an answer that is not HTTP): an outcome for decide(), not a bug.
 export function isTransportError(err: unknown): boolean {
-  return isNetworkError(err) || certificateProblem(err) !== undefined;
+  return isNetworkError(err) || certificateProblem(err) !== undefined || tlsProblem(err) !== undefined || protocolProblem(err) !== undefined;
+}
+
+// undici's parser refusing the answer (HTTPParserError, codes HPE_*): a server that does not speak
+// HTTP/1.1 (a TLS port asked in plain http, another protocol, a broken proxy). Its reason, or undefined.
+export function protocolProblem(err: unknown): string | undefined {
+  const found = [err, (err as { cause?: unknown } | undefined)?.cause].find((e) => {
+    const x = e as { code?: unknown; name?: unknown } | undefined;
+    return (typeof x?.code === 'string' && x.code.startsWith('HPE_')) || x?.name === 'HTTPParserError';
+  }) as { message?: string; code?: string } | undefined;
+  if (!found) return undefined;
+  const why = /\(([^()]*)\)\s*$/.exec(found.message ?? '')?.[1] ?? found.message ?? found.code ?? 'unreadable answer';
+  return printable(why);
+}
+
+// OpenSSL failing the handshake for a reason other than the certificate (ERR_SSL_*, EPROTO): most
+// often an https URL for a server that speaks plain http. Its reason, or undefined.
+export function tlsProblem(err: unknown): string | undefined {
+  if (certificateProblem(err)) return undefined;
+  const found = [err, (err as { cause?: unknown } | undefined)?.cause].find((e) => {
+    const c = (e as { code?: unknown } | undefined)?.code;
+    return typeof c === 'string' && (c.startsWith('ERR_SSL_') || c === 'EPROTO');
+  }) as { code: string; reason?: string; message?: string } | undefined;
+  if (!found) return undefined;
+  const reason = typeof found.reason === 'string' ? found.reason : (/:([^:]+):[^:]*:\d+:?\s*$/.exec(found.message ?? '')?.[1] ?? found.code);
+  return `${printable(reason)} (${found.code})`;
+}
+
+function tlsHint(url: URL): string {
+  return url.protocol === 'https:'
+    ? `if ${url.host} serves plain http, use an http:// URL in --api-url / BUILDKITE_API_URL; if a proxy intercepts TLS here, point NODE_EXTRA_CA_CERTS at its CA`
+    : 'check --api-url / BUILDKITE_API_URL';
 }
 
 function neverSent(err: unknown): boolean {

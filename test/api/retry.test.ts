@@ -89,6 +89,14 @@ describe('decide: one row per outcome, method and counters', () => {
     ['untrusted certificate', net('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'POST', {}, {}, 'give up network exit 1'],
     ['expired certificate', net('CERT_HAS_EXPIRED'), 'GET', {}, {}, 'give up network exit 1'],
     ['host name mismatch', net('ERR_TLS_CERT_ALTNAME_INVALID'), 'GET', {}, {}, 'give up network exit 1'],
+    // A TLS handshake that fails for another reason (an https URL for a plain-http port): nothing sent.
+    ['TLS wrong version GET', net('ERR_SSL_WRONG_VERSION_NUMBER'), 'GET', {}, {}, 'give up network exit 1'],
+    ['TLS wrong version POST (never sent)', net('ERR_SSL_WRONG_VERSION_NUMBER'), 'POST', {}, {}, 'give up network exit 1'],
+    ['EPROTO', net('EPROTO'), 'GET', {}, {}, 'give up network exit 1'],
+    // An answer that is not HTTP/1.1: asked again it comes back the same; a POST did reach the server.
+    ['not HTTP GET', net('HPE_INVALID_CONSTANT'), 'GET', {}, {}, 'give up network exit 1'],
+    ['not HTTP PUT', net('HPE_INVALID_CHUNK_SIZE', { reading: true }), 'PUT', {}, {}, 'give up network exit 1'],
+    ['not HTTP POST', net('HPE_INVALID_STATUS'), 'POST', {}, {}, 'look up'],
     // Redirects: same origin only, with the method kept only by 307/308, at most 5.
     ['301 same origin GET', status(301, { location: '/v2/elsewhere' }), 'GET', {}, {}, `redirect ${API}/v2/elsewhere`],
     ['302 relative Location', status(302, { location: 'builds/2' }), 'GET', {}, {}, `redirect ${API}/v2/organizations/o/pipelines/p/builds/builds/2`],
@@ -133,6 +141,41 @@ describe('decide: messages', () => {
     expect('lookUpBuild' in post && post.lookUpBuild).toBeInstanceOf(AmbiguousRequestError);
     const cert = decide(net('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), first, ctx('GET'));
     expect('giveUp' in cert && cert.giveUp.hint).toMatch(/NODE_EXTRA_CA_CERTS/);
+  });
+
+  it('an answer that is not HTTP, and a TLS failure, say where and what to check', () => {
+    const hpe = decide(
+      {
+        kind: 'network',
+        error: Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid status code)'), {
+          code: 'HPE_INVALID_STATUS',
+          name: 'HTTPParserError',
+        }),
+      },
+      first,
+      ctx('GET'),
+    );
+    expect('giveUp' in hpe && hpe.giveUp.message).toBe(
+      `GET /v2/organizations/o/pipelines/p/builds/1: the server at ${API} did not answer in HTTP/1.1 (Invalid status code)`,
+    );
+    expect('giveUp' in hpe && hpe.giveUp.hint).toMatch(/--api-url/);
+    const tls = decide(
+      {
+        kind: 'network',
+        error: Object.assign(new Error('ssl3_get_record:wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER', reason: 'wrong version number' }),
+      },
+      first,
+      ctx('GET'),
+    );
+    expect('giveUp' in tls && tls.giveUp.message).toBe(
+      `GET /v2/organizations/o/pipelines/p/builds/1: the TLS handshake with ${API} failed: wrong version number (ERR_SSL_WRONG_VERSION_NUMBER)`,
+    );
+    expect('giveUp' in tls && tls.giveUp.hint).toMatch(/if api\.buildkite\.com serves plain http, use an http:\/\/ URL/);
+  });
+
+  it('control characters in what the API says are escaped', () => {
+    const d = decide(status(400, {}, JSON.stringify({ message: 'a\u001b[31mb\nc\u009bd' })), first, ctx('GET'));
+    expect('giveUp' in d && d.giveUp.message).toBe('the API refused GET /v2/organizations/o/pipelines/p/builds/1 (400): a\\u001b[31mb c\\u009bd');
   });
 
   it('a huge API message is clipped', () => {

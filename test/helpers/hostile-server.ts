@@ -19,7 +19,9 @@ export interface Hostile {
   close(): Promise<void>;
 }
 
-export async function hostile(handler: Handler): Promise<Hostile> {
+// host: the loopback address to listen on ('::1' for IPv6; the origin then reads http://[::1]:port).
+export async function hostile(handler: Handler, opts: { host?: string } = {}): Promise<Hostile> {
+  const host = opts.host ?? '127.0.0.1';
   const sockets = new Set<Socket>();
   const requests: Hostile['requests'] = [];
   const server: Server = createServer((req, res) => {
@@ -37,8 +39,8 @@ export async function hostile(handler: Handler): Promise<Hostile> {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
   return {
     origin,
     env: { BUILDKITE_API_TOKEN: TOKEN, BUILDKITE_ORGANIZATION_SLUG: ORG, BUILDKITE_PIPELINE_SLUG: PIPELINE, BUILDKITE_API_URL: `${origin}/v2` },
@@ -125,5 +127,33 @@ export function spawnBkci(argv: string[], env: Record<string, string>, cwd?: str
           if (!re.test(err) && !re.test(out)) reject(new Error(`exited before ${re}; stderr: ${err}`));
         });
       }),
+  };
+}
+
+// A loopback TCP server that answers each connection's first bytes with `reply` (raw bytes, not
+// necessarily HTTP: a broken proxy, another protocol) and closes it.
+export async function rawServer(
+  reply: string | Buffer,
+): Promise<{ origin: string; env: Record<string, string>; connections: () => number; close(): Promise<void> }> {
+  const { createServer: createNetServer } = await import('node:net');
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server = createNetServer((sock) => {
+    connections++;
+    sockets.add(sock);
+    sock.on('error', () => undefined);
+    sock.on('close', () => sockets.delete(sock));
+    sock.once('data', () => sock.end(reply));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    origin,
+    env: { BUILDKITE_API_TOKEN: TOKEN, BUILDKITE_ORGANIZATION_SLUG: ORG, BUILDKITE_PIPELINE_SLUG: PIPELINE, BUILDKITE_API_URL: `${origin}/v2` },
+    connections: () => connections,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
   };
 }

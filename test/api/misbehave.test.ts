@@ -1,0 +1,167 @@
+// `bkci build ...` against servers that misbehave below and around the JSON: answers that are not
+// HTTP, TLS asked of a plain-http port, tokens pasted with a line break, control characters in the
+// API's messages, API URLs with odd slashes or IPv6 loopback. Real loopback servers throughout.
+import { afterEach, describe, expect, it } from 'vitest';
+import { runBkci, type CliRun } from '../helpers/io.js';
+import { BUILDS, build, hostile, json, rawServer, TOKEN, type Hostile } from '../helpers/hostile-server.js';
+
+let srv: Hostile | undefined;
+afterEach(async () => {
+  await srv?.close();
+  srv = undefined;
+});
+
+// The rule for every failure: one `bkci:` line naming what failed, a hint, no internal error,
+// no stack trace, no token, and no raw escape character from the server.
+function clean(r: CliRun): void {
+  expect(r.stderr).not.toMatch(/internal error/);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.stdout + r.stderr).not.toContain(TOKEN);
+  expect(r.stderr).not.toMatch(/[\u001b\u0007\u009b]/);
+  if (r.code !== 0) expect(r.stderr).toMatch(/^bkci: \S/m);
+}
+
+describe('answers that are not HTTP/1.1', () => {
+  const replies: [string, string][] = [
+    ['not HTTP at all', 'garbage\r\n\r\n'],
+    ['an HTTP/0.9-style bare body', '{"number":5,"state":"passed"}'],
+    ['a status line without a number', 'HTTP/1.1 abc OK\r\n\r\n'],
+    ['a header line without a colon', 'HTTP/1.1 200 OK\r\nfoo bar\r\n\r\n{}'],
+    ['a broken chunk size', 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'],
+  ];
+  for (const [name, reply] of replies)
+    it(`${name}: named at once (exit 1), not retried`, async () => {
+      const raw = await rawServer(reply);
+      try {
+        const r = await runBkci(['build', 'get', '5'], { env: raw.env });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(
+          new RegExp(`^bkci: GET /v2/organizations/org/pipelines/pipe/builds/5: the server at ${raw.origin} did not answer in HTTP/1\\.1 \\(.+\\)$`, 'm'),
+        );
+        expect(r.stderr).toMatch(/hint: check that --api-url \/ BUILDKITE_API_URL is the Buildkite REST API/);
+        expect(r.sleeps).toEqual([]);
+        expect(raw.connections()).toBe(1);
+        clean(r);
+      } finally {
+        await raw.close();
+      }
+    });
+
+  it('a create answered with garbage may have been processed: the build is looked for, and the failure named', async () => {
+    const raw = await rawServer('garbage\r\n\r\n');
+    try {
+      const r = await runBkci(['build', 'submit', '--branch', 'main', '--commit', 'abc123'], { env: raw.env });
+      expect(r.code).toBe(1);
+      // The create, then the look-up (which fails the same way: no second create is sent).
+      expect(raw.connections()).toBe(2);
+      expect(r.stderr).toMatch(
+        /POST \/v2\/organizations\/org\/pipelines\/pipe\/builds: the server at .* did not answer in HTTP\/1\.1 .*the request may or may not have been processed; looking for the build/,
+      );
+      expect(r.stderr).toMatch(/^bkci: GET \/v2\/organizations\/org\/pipelines\/pipe\/builds: the server at .* did not answer in HTTP\/1\.1/m);
+      clean(r);
+    } finally {
+      await raw.close();
+    }
+  });
+});
+
+describe('TLS and the token', () => {
+  it('an https API URL for a plain-http server: the handshake failure is named with the fix (exit 1)', async () => {
+    srv = await hostile((_req, res) => json(res, 200, build(5)));
+    const r = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_URL: srv.origin.replace('http:', 'https:') + '/v2' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^bkci: GET \/v2\/organizations\/org\/pipelines\/pipe\/builds\/5: the TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed: .*\(ERR_SSL_[A-Z_]+\)$/m,
+    );
+    expect(r.stderr).toMatch(/hint: if 127\.0\.0\.1:\d+ serves plain http, use an http:\/\/ URL/);
+    expect(r.sleeps).toEqual([]);
+    clean(r);
+  });
+
+  it('a token with a line break, tab, space or control character inside is exit 2 before any request, never shown', async () => {
+    srv = await hostile((_req, res) => json(res, 200, build(5)));
+    const cases: [string, RegExp][] = [
+      [`${TOKEN}\nsecond-line`, /contains a line break at character 33 of 44/],
+      [`${TOKEN}\tx`, /contains a tab at character 33/],
+      [`bkua_ab ${TOKEN}`, /contains a space at character 8/],
+      [`${TOKEN}\u0000`, /contains a control character \(U\+0000\) at character 33/],
+    ];
+    for (const [token, said] of cases) {
+      const r = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_TOKEN: token } });
+      expect(r.code, token).toBe(2);
+      expect(r.stderr).toMatch(/^bkci: the API token from BUILDKITE_API_TOKEN contains /m);
+      expect(r.stderr).toMatch(said);
+      expect(r.stderr).not.toContain('second-line');
+      clean(r);
+    }
+    expect(srv.requests).toEqual([]);
+    // Whitespace around the token is trimmed, as before.
+    const ok = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_TOKEN: `  ${TOKEN}\n` } });
+    expect(ok.code).toBe(0);
+  });
+});
+
+describe('what the API says is shown safely', () => {
+  it('escape sequences and line breaks in an error message are escaped, on one line', async () => {
+    srv = await hostile((_req, res) => json(res, 403, { message: 'no\n\u001b]0;pwned\u0007 \u001b[2J \u009b31m', errors: ['a\rb'] }));
+    const r = await runBkci(['build', 'get', '5'], { env: srv.env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('(403): no \\u001b]0;pwned\\u0007 \\u001b[2J \\u009b31m (a b)\n');
+    clean(r);
+  });
+
+  it('a body that is not JSON is quoted with its control characters escaped', async () => {
+    srv = await hostile((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>Sign in\u001b]52;c;cHduZWQ=\u0007\u0085</html>');
+    });
+    const r = await runBkci(['build', 'get', '5'], { env: srv.env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('with a body that is not JSON: "<html>Sign in\\u001b]52;c;cHduZWQ=\\u0007\\u0085</html>"');
+    clean(r);
+  });
+});
+
+describe('API URLs', () => {
+  it('trailing slashes, a path prefix, a query or fragment: requests go to PREFIX/organizations/...', async () => {
+    const paths: string[] = [];
+    srv = await hostile((_req, res, url) => {
+      paths.push(url.pathname);
+      json(res, 200, build(5, 'passed'));
+    });
+    for (const suffix of ['/v2', '/v2/', '/v2//', '/proxy/bk/v2///', '/v2?token=x', '/v2#top']) {
+      const r = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_URL: srv.origin + suffix } });
+      expect(r.code, suffix).toBe(0);
+    }
+    const p = '/organizations/org/pipelines/pipe/builds/5';
+    expect(paths).toEqual([`/v2${p}`, `/v2${p}`, `/v2${p}`, `/proxy/bk/v2${p}`, `/v2${p}`, `/v2${p}`]);
+  });
+
+  it('an API URL without /v2 that meets a 404 says so in the hint', async () => {
+    srv = await hostile((_req, res) => json(res, 404, { message: 'Not Found' }));
+    const r = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_URL: srv.origin } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bkci: not found: build 5 of org\/pipe \(404\): Not Found$/m);
+    expect(r.stderr).toMatch(/^hint: the API URL has no \/v2 in its path/m);
+    clean(r);
+  });
+
+  it('IPv6 loopback: http://[::1]:PORT/v2 works, the token goes with it', async () => {
+    let auth: string | undefined;
+    srv = await hostile(
+      (req, res, url) => {
+        auth = req.headers.authorization;
+        if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
+        json(res, 404, { message: 'Not Found' });
+      },
+      { host: '::1' },
+    );
+    expect(srv.origin).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    const r = await runBkci(['build', 'get', '5', '--json'], { env: srv.env });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ number: 5, state: 'passed' });
+    expect(auth).toBe(`Bearer ${TOKEN}`);
+    // No warning about plain http on loopback.
+    expect(r.stderr).not.toMatch(/unencrypted/);
+  });
+});
