@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { Io } from '../../util/io.js';
 import { generateCommand } from './generate.js';
+import { lintCommand } from './lint.js';
 import { renderCommand } from './render.js';
 import { uploadCommand } from './upload.js';
 import { validateCommand } from './validate.js';
@@ -12,4 +13,5 @@ export function registerPipelineCommands(program: Command, io: Io): void {
   validateCommand(pipeline, io);
   uploadCommand(pipeline, io);
   generateCommand(pipeline, io);
+  lintCommand(pipeline, io);
 }

@@ -43,9 +43,10 @@ export interface AreaStep {
   no_gpu?: boolean;
   dind: boolean;
   mirror?: Record<string, Record<string, unknown>>;
-  // Where it was written, for messages.
+  // Where it was written, for messages (mirror_line: its `mirror:` key; 0 when read without line numbers).
   file: string;
   line: number;
+  mirror_line?: number;
 }
 
 export interface Warning {
@@ -459,6 +460,7 @@ function parseStep(raw: unknown, file: string, line: number, keyLine: (k: string
     mirror: (mirror as Record<string, Record<string, unknown>> | null) ?? undefined,
     file,
     line,
+    mirror_line: mirror ? keyLine('mirror') : undefined,
   };
   const c = raw.concurrency;
   if (c !== undefined && c !== null) {

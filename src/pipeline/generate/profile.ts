@@ -53,6 +53,20 @@ export interface MirrorDef {
     dind: Record<string, string>;
   };
   native_plugin: Record<string, unknown>;
+  // The hand-written vendor steps the mirrors replace (`bkci pipeline lint --mirrors`).
+  handwritten?: HandwrittenDef;
+}
+export interface HandwrittenDef {
+  // The file of hand-written steps (relative to the current directory) and the key of its step list.
+  file?: string;
+  steps?: string;
+  // Test-area field name -> the hand-written file's name for it (device: agent_pool, num_devices: num_gpus).
+  fields?: Record<string, string>;
+  // Values a hand-written step has when it does not say (working_dir, dind).
+  defaults?: { working_dir?: string; dind?: boolean };
+  // A regular expression whose group `name` is a label's test name, for matching labels that differ
+  // in their hardware prefix (`:amd: (MI300) Samplers` and `:amd: (MI355) Samplers` are both `Samplers`).
+  name_pattern?: string;
 }
 export interface Profile {
   profile: string;
