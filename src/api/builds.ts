@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { CheckFailed, UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
-import { AmbiguousRequestError, type ApiClient } from './client.js';
+import { AmbiguousRequestError, ApiError, type ApiClient } from './client.js';
 import type { ApiConfig } from './config.js';
 import { ArtifactSchema, BuildSchema, JobSchema, parseAnswer, parseListItem, type Artifact, type Build, type Job } from './types.js';
 
@@ -158,12 +158,20 @@ export class BuildkiteApi {
     return jobs.map((job) => ({ job, pipe: (write: (text: string) => void) => this.streamJobLog(n, job.id, write) }));
   }
 
-  // One job's log streamed to `write`; returns its size in bytes.
-  streamJobLog(n: number, jobId: string, write: (text: string) => void): Promise<number> {
-    return this.client.streamText(`${this.buildPath(n)}/jobs/${seg(jobId)}/log.txt`, write, {
-      scope: 'read_build_logs',
-      what: `the log of job ${jobId} in build ${n}`,
-    });
+  // One job's log streamed to `write`; returns its size in bytes. The build was just read and
+  // names the job, so a 404 here is a job without a log (it never ran, or the log has expired):
+  // an empty log and a warning, not the end of every other job's log.
+  async streamJobLog(n: number, jobId: string, write: (text: string) => void): Promise<number> {
+    try {
+      return await this.client.streamText(`${this.buildPath(n)}/jobs/${seg(jobId)}/log.txt`, write, {
+        scope: 'read_build_logs',
+        what: `the log of job ${jobId} in build ${n}`,
+      });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404 && err.exitCode === 2)) throw err;
+      this.io.log.warn({ build: n, job: jobId }, `job ${jobId} of build ${n} has no log (404${err.apiMessage ? `: ${err.apiMessage}` : ''})`);
+      return 0;
+    }
   }
 
   async artifacts(n: number): Promise<Artifact[]> {

@@ -165,6 +165,7 @@ export class ApiClient {
       const { data, response }: { data: unknown; response: Response } = await this.jsonWithResponse<unknown>('GET', next, opts);
       if (!Array.isArray(data))
         throw new ApiError(`expected a list from ${next.pathname}, got ${data === null ? 'null' : typeof data}`, response.status, undefined);
+      let fresh = 0;
       for (const item of data) {
         // A list that changes while it is read (a new build pushes the others down a page) shows
         // an item twice: once is enough.
@@ -173,6 +174,7 @@ export class ApiClient {
           if (ids.has(id)) continue;
           ids.add(id);
         }
+        fresh++;
         yield item as T;
       }
       const link = headerValue(response.headers, 'link');
@@ -183,6 +185,13 @@ export class ApiClient {
       // The token goes with every page: never to a host other than the API's.
       if (next.origin !== this.base.origin)
         throw new ApiError(`the API's Link header points to another host (${next.origin}); not following it with the token`, response.status, undefined);
+      // A page that brought nothing new (empty, or only items already shown) ends the list even
+      // if the Link header names another: a server whose pages never end stops here, not after
+      // a thousand requests.
+      if (fresh === 0) {
+        this.io.log.warn({ path: next.pathname, page: seen.size }, 'the API named a next page after a page with no new items; taking the list as complete');
+        break;
+      }
     }
   }
 

@@ -310,7 +310,8 @@ describe('a misbehaving server', () => {
         'content-type': 'application/json',
         link: `<${q.url?.replace(/([?&])page=\d+/, '$1').replace(/[?&]$/, '')}${q.url?.includes('?') ? '&' : '?'}page=${page + 1}>; rel="next"`,
       });
-      s.end('[]');
+      // Each page brings a new agent, so only the page limit ends it.
+      s.end(JSON.stringify([{ id: `agent-${page}`, name: `gpu-${page}`, connection_state: 'connected', meta_data: ['queue=gpu'] }]));
     });
     await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
     const port = (srv.address() as { port: number }).port;
@@ -319,6 +320,32 @@ describe('a misbehaving server', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/gave up after 1000 pages .*Link headers do not end/);
     expect(pages).toBe(1000);
+  });
+
+  it('a next page after a page with nothing new (empty, or items already shown) ends the list', async () => {
+    const { createServer } = await import('node:http');
+    let pages = 0;
+    let mode: 'empty' | 'same' = 'empty';
+    const srv = createServer((q, s) => {
+      const page = Number(new URL(q.url ?? '/', 'http://x').searchParams.get('page') ?? 1);
+      pages++;
+      const base = `http://127.0.0.1:${(srv.address() as { port: number }).port}/v2/organizations/gpu-org/agents`;
+      s.writeHead(200, { 'content-type': 'application/json', link: `<${base}?page=${page + 1}&x=${page}>; rel="next"` });
+      const agent = { id: 'agent-1', name: 'gpu-1', connection_state: 'connected', meta_data: ['queue=gpu'] };
+      s.end(JSON.stringify(mode === 'empty' && page > 1 ? [] : [agent]));
+    });
+    await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()));
+    const port = (srv.address() as { port: number }).port;
+    for (const m of ['empty', 'same'] as const) {
+      mode = m;
+      pages = 0;
+      const r = await run(['queue', 'status', 'gpu', '--json'], { BUILDKITE_API_URL: `http://127.0.0.1:${port}/v2` });
+      expect(r.code, r.stderr).toBe(0);
+      expect(pages).toBe(2);
+      expect(r.stdout).toContain('gpu-1');
+      expect(r.stderr).toMatch(/the API named a next page after a page with no new items; taking the list as complete/);
+    }
+    srv.close();
   });
 
   it('a build the API describes oddly is left out of a list with a warning', async () => {

@@ -165,3 +165,39 @@ describe('API URLs', () => {
     expect(r.stderr).not.toMatch(/unencrypted/);
   });
 });
+
+describe('build logs', () => {
+  const jobs = [
+    { id: 'j1', type: 'script', name: 'first', state: 'passed' },
+    { id: 'j2', type: 'script', name: 'skipped-one', state: 'skipped' },
+    { id: 'j3', type: 'script', name: 'third', state: 'failed' },
+  ];
+  const serve = () =>
+    hostile((_req, res, url) => {
+      if (url.pathname === `${BUILDS}/5`) return json(res, 200, { ...build(5, 'failed'), jobs });
+      if (url.pathname === `${BUILDS}/5/jobs/j2/log.txt`) return json(res, 404, { message: 'No log found' });
+      const job = /\/jobs\/(j\d)\/log\.txt$/.exec(url.pathname)?.[1];
+      if (job) return void res.writeHead(200, { 'content-type': 'text/plain' }).end(`log of ${job}\n`);
+      json(res, 404, { message: 'Not Found' });
+    });
+
+  it('a job whose log is 404 (it never ran) prints as empty with a warning; the other logs print (exit 0)', async () => {
+    srv = await serve();
+    const r = await runBkci(['build', 'logs', '5'], { env: srv.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('=== first (passed, job j1) ===\nlog of j1\n\n=== skipped-one (skipped, job j2) ===\n\n=== third (failed, job j3) ===\nlog of j3\n');
+    expect(r.stderr).toMatch(/WARN +job j2 of build 5 has no log \(404: No log found\)/);
+    clean(r);
+  });
+
+  it('with --json the array stays whole: the job without a log has an empty log', async () => {
+    srv = await serve();
+    const r = await runBkci(['build', 'logs', '5', '--json'], { env: srv.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([
+      { job: 'j1', name: 'first', state: 'passed', log: 'log of j1\n' },
+      { job: 'j2', name: 'skipped-one', state: 'skipped', log: '' },
+      { job: 'j3', name: 'third', state: 'failed', log: 'log of j3\n' },
+    ]);
+  });
+});
