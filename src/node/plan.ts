@@ -7,6 +7,7 @@ import { formatBytes } from '../util/bytes.js';
 import { formatCpuList } from './cpulist.js';
 import type { HostFacts, NumaNode, Vendor } from './detect/types.js';
 import { vendorOf } from './vendors/index.js';
+import { agentCacheDir, agentDirsEnv, agentTmpDir, buildBase, DEFAULT_AGENT_HOME, gitMirrorsDirFor, threadDefaults } from './agent-env.js';
 import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import {
   PATHS,
@@ -34,6 +35,9 @@ export interface SetupOptions {
   // argv prefix that runs this bkci (node + script, or --bkci-bin).
   bkciBin: string[];
   buildRoot: string;
+  // The agent user's home in /etc/passwd (read under --host-root); undefined: the user is not there
+  // yet (useradd makes it /var/lib/buildkite-agent). HOME of the agents, whatever --build-root is.
+  agentHome?: string;
   mig: boolean;
   minFreeDisk: number;
   // A command run by the health check before the disk gate fails (pruning old docker images...).
@@ -71,6 +75,8 @@ export interface AgentPlan {
   // `docker run` arguments that give a container this agent's GPUs (devices, groups).
   dockerArgs: string[];
   env: Record<string, string>;
+  // Exported by the hook only when the job has not set them (thread counts from the cpuset).
+  jobDefaults: Record<string, string>;
   tags: string[];
   // In the manifest only: the agent's GPUs were gone at the last setup (bus ids), so it is stopped.
   missing?: { gpus: string[] };
@@ -169,13 +175,21 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   dirs.push({ path: PATHS.hooksDir, mode: 0o755, owner: 'root', kind: 'config' });
   dirs.push({ path: opts.buildRoot, mode: 0o755, owner: 'agent', kind: 'shared' });
   dirs.push({ path: pluginsPath(opts), mode: 0o750, owner: 'agent', kind: 'build' });
+  dirs.push({ path: gitMirrorsDirFor(opts.buildRoot), mode: 0o750, owner: 'agent', kind: 'build' });
   add(PATHS.tokenFile, 0o600, renderTokenFile(opts.token), true);
   if (opts.diskCleanup !== undefined) add(PATHS.diskCleanup, 0o755, renderDiskCleanup(opts.diskCleanup));
   add(PATHS.hook, 0o755, renderEnvironmentHook(vendorOf(facts.vendor)!));
   add(PATHS.templateUnit, 0o644, renderTemplateUnit({ user: opts.user, agentBin: opts.agentBin, bkciBin: opts.bkciBin, home: homeOf(opts) }));
   for (const a of agents) {
     dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
-    add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { hooksPath: PATHS.hooksDir, pluginsPath: pluginsPath(opts) }));
+    // Its own TMPDIR and XDG_CACHE_HOME: only the agent user may read them.
+    dirs.push({ path: agentTmpDir(a.buildPath), mode: 0o700, owner: 'agent', kind: 'build' });
+    dirs.push({ path: agentCacheDir(a.buildPath), mode: 0o700, owner: 'agent', kind: 'build' });
+    add(
+      PATHS.agentCfg(a.instance),
+      0o644,
+      renderAgentCfg(a, { hooksPath: PATHS.hooksDir, pluginsPath: pluginsPath(opts), gitMirrorsPath: gitMirrorsDirFor(opts.buildRoot) }),
+    );
     add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk, opts.diskCleanup ? PATHS.diskCleanup : undefined));
     dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
     add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a));
@@ -297,12 +311,13 @@ function parentOf(p: string): string {
   return i <= 0 ? '/' : p.slice(0, i);
 }
 
+// HOME of the agents: the agent user's home, never derived from --build-root.
 function homeOf(opts: SetupOptions): string {
-  return opts.buildRoot.replace(/\/builds\/?$/, '') || '/var/lib/buildkite-agent';
+  return opts.agentHome ?? DEFAULT_AGENT_HOME;
 }
 
 function pluginsPath(opts: SetupOptions): string {
-  return `${homeOf(opts)}/plugins`;
+  return `${buildBase(opts.buildRoot)}/plugins`;
 }
 
 // Groups GPUs into agents within NUMA nodes (across whole nodes when more GPUs per agent are asked
@@ -444,6 +459,7 @@ export function planAgentSet(
     const groupsNeeded = g.slots.length ? facts.groups : [];
     const cpuText = formatCpuList(cpus);
     const memText = `${Math.floor(memoryMax / MiB)}M`;
+    const buildPath = `${opts.buildRoot.replace(/\/$/, '')}/${instance}`;
     const env: Record<string, string> = {
       BKCI_AGENT: instance,
       BKCI_GPU_VENDOR: facts.vendor,
@@ -455,6 +471,7 @@ export function planAgentSet(
       BKCI_DEVICES: required.join(','),
       BKCI_GPU_BUSIDS: [...new Set(g.slots.map((s) => s.gpu.busId))].join(','),
       ...vendor.isolationEnv(g.slots),
+      ...agentDirsEnv(buildPath, cpus.length),
     };
     // Every GPU of the agent, `+`-joined (a `-` range in the instance name can hide a gap: gpu0-2).
     const tagGpu = g.slots.length ? gpuLabels.join('+') : 'none';
@@ -476,12 +493,13 @@ export function planAgentSet(
       memNodes,
       memoryMax,
       memoryMaxText: memText,
-      buildPath: `${opts.buildRoot.replace(/\/$/, '')}/${instance}`,
+      buildPath,
       devices,
       deviceAllow,
       groups: groupsNeeded,
       dockerArgs: vendor.dockerArgs(g.slots, [...required, ...shared.filter((d) => !d.required).map((d) => d.path)], groupsNeeded),
       env,
+      jobDefaults: threadDefaults(cpus.length),
       tags,
     });
   });

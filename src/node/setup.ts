@@ -1,6 +1,9 @@
 // `bkci node setup`, start to end: gather facts, plan against what is on disk, and (unless a dry
 // run) apply. The pieces are separate modules; this only strings them together.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Io } from '../util/io.js';
+import { passwdHome } from './agent-env.js';
 import { applyPlan, type ApplyResult } from './apply.js';
 import { detectHost } from './detect/index.js';
 import type { HostFacts, VendorChoice } from './detect/types.js';
@@ -14,8 +17,11 @@ export interface SetupRequest extends SetupOptions {
   staging: boolean;
 }
 
-export async function prepareSetup(req: SetupRequest, io: Io): Promise<{ facts: HostFacts; plan: NodePlan }> {
-  const facts = await detectHost(req.hostRoot, req.vendor, io);
+export async function prepareSetup(given: SetupRequest, io: Io): Promise<{ facts: HostFacts; plan: NodePlan }> {
+  const facts = await detectHost(given.hostRoot, given.vendor, io);
+  // HOME of the agents: the agent user's home on the host (none yet: useradd's default).
+  const passwd = await readFile(join(given.hostRoot, 'etc/passwd'), 'utf8').catch(() => '');
+  const req = { ...given, agentHome: given.agentHome ?? passwdHome(passwd, given.user) };
   // The draft names every path the plan may touch; it plans against the previous manifest too,
   // whose agents keep their names (src/node/identity.ts).
   const empty = { files: new Map(), dirs: new Set<string>(), manifest: await readManifest(req.root), userExists: true };

@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import * as z from 'zod';
 import { InputError, UsageError } from '../util/errors.js';
 import { mergeManifests, sha256, type CurrentState, type FileState, type Manifest } from './plan.js';
+import { agentCacheDir, agentTmpDir, gitMirrorsDirFor } from './agent-env.js';
 import { assertNoLink, fsError, under } from './safe-fs.js';
 import { PATHS } from './units.js';
 
@@ -100,11 +101,16 @@ export function parseManifest(text: string, where: string): Manifest {
   });
   // Build directories are removed with everything in them (teardown --purge): only an agent's own
   // build directory, or the plugins directory beside the build root, qualifies.
-  const buildDirs = new Set(m.agents.flatMap((a) => [a.buildPath, pluginsDirFor(dirname(a.buildPath))]));
+  const buildDirs = new Set(
+    m.agents.flatMap((a) => [a.buildPath, agentTmpDir(a.buildPath), agentCacheDir(a.buildPath), pluginsDirFor(dirname(a.buildPath)), gitMirrorsDirFor(dirname(a.buildPath))]),
+  );
   m.dirs.forEach((d, i) => {
     if (d.path === '/') throw corrupt(where, `dirs[${i}].path is /`);
     if (d.kind === 'build' && !buildDirs.has(d.path))
-      throw corrupt(where, `dirs[${i}].path ${JSON.stringify(d.path)} is marked a build directory but is no agent's build or plugins directory`);
+      throw corrupt(
+        where,
+        `dirs[${i}].path ${JSON.stringify(d.path)} is marked a build directory but is no agent's build, tmp, cache, plugins or git mirrors directory`,
+      );
   });
   m.agents.forEach((a, i) => {
     if (a.buildPath.split('/').pop() !== a.instance)

@@ -1,6 +1,7 @@
 // The files bkci writes on a host, rendered from an agent plan. Paths are target paths (under /);
 // the applier prefixes --root. Every file says it is managed, so an operator knows to re-run setup.
 import { UsageError } from '../util/errors.js';
+import { threadDefaultsHook } from './agent-env.js';
 import type { AgentPlan } from './plan.js';
 import type { VendorModule } from './vendors/types.js';
 
@@ -59,7 +60,7 @@ export function renderAgentEnv(a: AgentPlan, minFreeDisk: number, diskCleanup?: 
   return lines.join('\n') + '\n';
 }
 
-export function renderAgentCfg(a: AgentPlan, p: { hooksPath: string; pluginsPath: string }): string {
+export function renderAgentCfg(a: AgentPlan, p: { hooksPath: string; pluginsPath: string; gitMirrorsPath: string }): string {
   const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   for (const t of a.tags) checkSafe('tag', t);
   return [
@@ -70,6 +71,8 @@ export function renderAgentCfg(a: AgentPlan, p: { hooksPath: string; pluginsPath
     `build-path=${q(a.buildPath)}`,
     `hooks-path=${q(p.hooksPath)}`,
     `plugins-path=${q(p.pluginsPath)}`,
+    '# One git mirror per repository for every agent of the host (the agent locks each while it updates it).',
+    `git-mirrors-path=${q(p.gitMirrorsPath)}`,
     '# One job per process: after each job the agent exits, systemd runs `bkci node check` and only',
     '# then starts it again, so a GPU left unhealthy takes its own agent offline.',
     'disconnect-after-job=true',
@@ -167,6 +170,7 @@ set -a
 # shellcheck source=/dev/null
 . "$env_file"
 set +a
+${threadDefaultsHook()}
 IFS=, read -r -a bkci_devices <<<"\${BKCI_DEVICES:-}"
 for dev in "\${bkci_devices[@]}"; do
   if [[ ! -e "$dev" ]]; then
