@@ -8,6 +8,7 @@ import { formatCpuList } from './cpulist.js';
 import type { HostFacts, NumaNode, Vendor } from './detect/types.js';
 import { vendorOf } from './vendors/index.js';
 import { agentCacheDir, agentDirsEnv, agentTmpDir, buildBase, DEFAULT_AGENT_HOME, gitMirrorsDirFor, threadDefaults } from './agent-env.js';
+import { hardwareTags } from './tags.js';
 import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import {
   PATHS,
@@ -475,7 +476,18 @@ export function planAgentSet(
     };
     // Every GPU of the agent, `+`-joined (a `-` range in the instance name can hide a gap: gpu0-2).
     const tagGpu = g.slots.length ? gpuLabels.join('+') : 'none';
-    const tags = [`queue=${opts.queue}`, `gpu=${tagGpu}`, `gpu-vendor=${facts.vendor}`, `numa=${g.nodes.join('+')}`, ...opts.tags.map(([k, v]) => `${k}=${v}`)];
+    // The hardware tags (gpu-model, gpu-memory, cuda-cc/gfx, mig-profile); a --tags value replaces one.
+    const given = new Set(opts.tags.map(([k]) => k));
+    const tags = [
+      `queue=${opts.queue}`,
+      `gpu=${tagGpu}`,
+      `gpu-vendor=${facts.vendor}`,
+      `numa=${g.nodes.join('+')}`,
+      ...hardwareTags(g.slots)
+        .filter(([k]) => !given.has(k))
+        .map(([k, v]) => `${k}=${v}`),
+      ...opts.tags.map(([k, v]) => `${k}=${v}`),
+    ];
     plans.push({
       instance,
       name: `${baseName}-${instance}`,

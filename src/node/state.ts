@@ -102,7 +102,13 @@ export function parseManifest(text: string, where: string): Manifest {
   // Build directories are removed with everything in them (teardown --purge): only an agent's own
   // build directory, or the plugins directory beside the build root, qualifies.
   const buildDirs = new Set(
-    m.agents.flatMap((a) => [a.buildPath, agentTmpDir(a.buildPath), agentCacheDir(a.buildPath), pluginsDirFor(dirname(a.buildPath)), gitMirrorsDirFor(dirname(a.buildPath))]),
+    m.agents.flatMap((a) => [
+      a.buildPath,
+      agentTmpDir(a.buildPath),
+      agentCacheDir(a.buildPath),
+      pluginsDirFor(dirname(a.buildPath)),
+      gitMirrorsDirFor(dirname(a.buildPath)),
+    ]),
   );
   m.dirs.forEach((d, i) => {
     if (d.path === '/') throw corrupt(where, `dirs[${i}].path is /`);

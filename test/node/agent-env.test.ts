@@ -62,9 +62,12 @@ describe('per-agent environment (CLI, hook run by bash)', () => {
     writeFileSync(join(host, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nbuildkite-agent:x:998:998::/srv/buildkite:/usr/sbin/nologin\n');
     const agentBin = join(root, 'buildkite-agent');
     writeFileSync(agentBin, '#!/bin/sh\n', { mode: 0o755 });
-    const r = await runBkci(['node', 'setup', '--queue', 'h100', '--host-root', host, '--root', root, '--agent-bin', agentBin, '--build-root', '/nvme/builds'], {
-      env: hostEnv(host, { BUILDKITE_AGENT_TOKEN: 'bkat_agentenvtoken' }),
-    });
+    const r = await runBkci(
+      ['node', 'setup', '--queue', 'h100', '--host-root', host, '--root', root, '--agent-bin', agentBin, '--build-root', '/nvme/builds'],
+      {
+        env: hostEnv(host, { BUILDKITE_AGENT_TOKEN: 'bkat_agentenvtoken' }),
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(root, 'etc/systemd/system/bkci-agent@.service'), 'utf8')).toMatch(/^Environment=HOME=\/srv\/buildkite$/m);
     expect(modeOf(join(root, 'nvme/builds/gpu2/tmp'))).toBe('0700');

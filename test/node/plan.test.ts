@@ -60,7 +60,7 @@ describe('planAgents', () => {
     expect(a[4]!.cpus).toBe('24-29,72-77');
     expect(a[0]!.env.CUDA_VISIBLE_DEVICES).toBe(f.gpus[0]!.uuid);
     expect(a[0]!.env.NVIDIA_VISIBLE_DEVICES).toBe(f.gpus[0]!.uuid);
-    expect(a[0]!.tags).toEqual(['queue=gpu', 'gpu=0', 'gpu-vendor=nvidia', 'numa=0']);
+    expect(a[0]!.tags).toEqual(['queue=gpu', 'gpu=0', 'gpu-vendor=nvidia', 'numa=0', 'gpu-model=nvidia-h100-80gb-hbm3', 'gpu-memory=80', 'cuda-cc=9.0']);
     expect(a[0]!.name).toBe('gpu-node-17-gpu0');
     expect(planAgents(f, opts())).toEqual(a);
   });

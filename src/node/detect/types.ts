@@ -33,6 +33,9 @@ export interface Gpu {
   // Device nodes the GPU needs besides the vendor's shared ones (/dev/nvidia3, /dev/dri/renderD131).
   devices: string[];
   memoryMiB?: number;
+  // The architecture tag the vendor knows its GPUs by, for mixed hosts (`cuda-cc` = `9.0`, `gfx` =
+  // `gfx942`); absent when the tool or driver cannot say.
+  arch?: { tag: string; value: string };
   mig: MigDevice[];
 }
 

@@ -97,6 +97,19 @@ export interface KfdNode {
   busId: string;
   uniqueId?: bigint;
   renderMinor?: number;
+  // The LLVM target (`gfx942`), from gfx_target_version.
+  gfx?: string;
+}
+
+// KFD's gfx_target_version (major*10000 + minor*100 + stepping, decimal) as the LLVM target name:
+// 90402 → gfx942, 90010 → gfx90a, 110000 → gfx1100.
+export function gfxTarget(version: number): string | undefined {
+  if (!Number.isInteger(version) || version <= 0) return undefined;
+  const major = Math.floor(version / 10000);
+  const minor = Math.floor(version / 100) % 100;
+  const step = version % 100;
+  if (minor > 15 || step > 15) return undefined;
+  return `gfx${major}${minor.toString(16)}${step.toString(16)}`;
 }
 
 // One KFD topology node's `properties` file (`key value` lines) → a GPU node, or undefined for CPUs.
@@ -122,6 +135,7 @@ export function parseKfdProperties(node: number, text: string): KfdNode | undefi
     busId: `${hex(domain, 4)}:${hex(bus, 2)}:${hex(dev, 2)}.${fn}`,
     uniqueId: unique && /^\d{1,20}$/.test(unique) && unique !== '0' ? BigInt(unique) : undefined,
     renderMinor: render !== undefined && Number(render) > 0 ? Number(render) : undefined,
+    gfx: gfxTarget(Number(p.get('gfx_target_version') ?? NaN)),
   };
 }
 
@@ -153,7 +167,22 @@ async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu
     const devices = render ? [`/dev/dri/${render}`] : k >= 0 && kfd[k]!.renderMinor ? [`/dev/dri/renderD${kfd[k]!.renderMinor}`] : [];
     if (!devices.length) warnings.push(`GPU ${g.index} (${busId}): no DRM render node found`);
     const name = ((await host.read(`sys/bus/pci/devices/${busId}/product_name`)) ?? '').trim() || 'AMD GPU';
-    gpus.push({ vendor: 'amd', index: g.index, isolationId, uuid: g.uuid, name, busId, numaNode: numa.node, devices, mig: [] });
+    // amdgpu's VRAM size in bytes.
+    const vram = Number(((await host.read(`sys/bus/pci/devices/${busId}/mem_info_vram_total`)) ?? '').trim());
+    const gfx = k >= 0 ? kfd[k]!.gfx : undefined;
+    gpus.push({
+      vendor: 'amd',
+      index: g.index,
+      isolationId,
+      uuid: g.uuid,
+      name,
+      busId,
+      numaNode: numa.node,
+      devices,
+      ...(vram > 0 ? { memoryMiB: Math.floor(vram / 2 ** 20) } : {}),
+      ...(gfx ? { arch: { tag: 'gfx', value: gfx } } : {}),
+      mig: [],
+    });
   }
   return gpus;
 }

@@ -14,6 +14,8 @@ export interface AscendChip {
   busId: string;
   // A second number in the chip row, when the tool prints one (device/logic id on some versions).
   rowId?: number;
+  // HBM size (MB) from the chip row's `used / total`.
+  hbmMiB?: number;
   // 1-based line of the chip row in the output.
   line?: number;
 }
@@ -69,6 +71,8 @@ export function parseNpuSmiInfo(text: string): NpuSmiInfo {
         health: npu.health,
         busId: c[1],
         rowId: chip[2] === undefined ? undefined : Number(chip[2]),
+        // `... HBM used / total` at the end of the chip row (MB).
+        ...(/(\d+)\s*\/\s*(\d+)\s*$/.test(c[2] ?? '') ? { hbmMiB: Number(/(\d+)\s*$/.exec(c[2]!)![1]) } : {}),
         line: n + 1,
       });
     }
@@ -149,7 +153,17 @@ async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu
     const index = chips.filter((x) => x.npu === c.npu).length > 1 ? logic : c.npu;
     // The device node is numbered by the physical id where npu-smi gives it, else the logic id.
     const phy = physical.get(`${c.npu}:${c.chip}`) ?? logic;
-    gpus.push({ vendor: 'ascend', index, isolationId: String(logic), name: c.name, busId, numaNode: numa.node, devices: [`/dev/davinci${phy}`], mig: [] });
+    gpus.push({
+      vendor: 'ascend',
+      index,
+      isolationId: String(logic),
+      name: c.name,
+      busId,
+      numaNode: numa.node,
+      devices: [`/dev/davinci${phy}`],
+      ...(c.hbmMiB ? { memoryMiB: c.hbmMiB } : {}),
+      mig: [],
+    });
   }
   return gpus;
 }

@@ -183,6 +183,22 @@ export function parseNvidiaApps(text: string): { uuid: string; pid: number; used
     });
 }
 
+// Each GPU's CUDA compute capability (`9.0`), asked only of a driver that lists `compute_cap` in
+// --help-query-gpu (older ones reject the whole query for an unknown field). UUID → capability.
+async function computeCapabilities(io: ToolIo): Promise<Map<string, string>> {
+  const smi = (await which('nvidia-smi', io.env))!;
+  const help = await runBounded(smi, ['--help-query-gpu'], io);
+  if (!help.ok || !/"compute_cap"/.test(help.stdout)) return new Map();
+  const r = await runBounded(smi, ['--query-gpu=uuid,compute_cap', '--format=csv,noheader'], io);
+  return new Map(
+    (r.ok ? r.stdout : '')
+      .split('\n')
+      .map((l) => l.split(',').map((x) => x.trim()))
+      .filter(([u, c]) => /^GPU-/.test(u ?? '') && /^\d{1,2}\.\d{1,2}$/.test(c ?? ''))
+      .map(([u, c]) => [u!, c!]),
+  );
+}
+
 async function detect(ctx: DetectContext): Promise<Gpu[]> {
   const { host, nodes, io, warnings } = ctx;
   const skipped: string[] = [];
@@ -203,6 +219,7 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
         if (id) Object.assign(m, id);
       }
   }
+  const cc = await computeCapabilities(io);
   const gpus: Gpu[] = [];
   for (const r of rows) {
     const busId = normalizeBusId(r.busId);
@@ -225,6 +242,7 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
       numaNode: numa.node,
       devices: [`/dev/nvidia${minor}`],
       memoryMiB: r.memoryMiB,
+      ...(cc.has(r.uuid) ? { arch: { tag: 'cuda-cc', value: cc.get(r.uuid)! } } : {}),
       mig: migs.get(r.uuid) ?? [],
     });
   }
