@@ -2,6 +2,7 @@
 // (or stderr for a side product such as `pipeline render --explain`). Every command's output,
 // human or JSON, goes through writeResult.
 import type { Io } from './io.js';
+import { redact, redactData } from './redact.js';
 
 export type OutputFormat = 'text' | 'json';
 
@@ -10,6 +11,15 @@ export function writeResult<T>(io: Io, format: OutputFormat | boolean, data: T, 
   const json = format === true || format === 'json';
   const out = json ? JSON.stringify(data, null, 2) + '\n' : text(data, io);
   if (out !== '') io[to].write(out);
+}
+
+// The product of a command that prints data from elsewhere (the Buildkite API: builds, jobs,
+// agents, logs): as writeResult, with every registered secret and Buildkite-token-shaped string
+// redacted, and the value of a secret-named key replaced (src/util/redact.ts), as in logs.
+export function writeApiResult<T>(io: Io, format: OutputFormat | boolean, data: T, text: (d: T, io: Io) => string): void {
+  const json = format === true || format === 'json';
+  if (json) writeResult(io, 'json', redactData(data), () => '');
+  else writeResult(io, 'text', data, (d) => redact(text(d, io)));
 }
 
 // Aligned columns with an upper-case header on a TTY; tab-separated rows without header when piped.

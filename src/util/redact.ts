@@ -15,8 +15,9 @@ const NAME = String.raw`(?:[A-Za-z0-9_]*_)?(?:token|password|secret|passwd)`;
 const KEY = String.raw`(?<![\w/.])${NAME}`;
 const STRICT_KEY = String.raw`(?<![\w/.\-])${NAME}`;
 const PATTERNS: RegExp[] = [
-  /\bbkua_[A-Za-z0-9]{8,}\b/g, // Buildkite user API tokens
-  /\bbkct_[A-Za-z0-9]{8,}\b/g, // cluster agent tokens
+  // Buildkite's prefixed tokens: user API (bkua_), agent session (bkaa_), agent job (bkaj_),
+  // cluster agent registration (bkct_). https://buildkite.com/docs/platform/security/tokens
+  /\bbk(?:ua|aa|aj|ct)_[A-Za-z0-9]{8,}\b/g,
   /(Bearer\s+)[A-Za-z0-9._~+/=-]{6,}/gi,
   // key=value, "key": "value", key="value": whatever the value is.
   new RegExp(String.raw`(${KEY}(?:=["']?|["']\s*[:=]\s*["']|\s*=\s*["']))[^\s"',}]{6,}`, 'gi'),
@@ -39,4 +40,44 @@ export function redact(text: string): string {
       return ENV_NAME.test(m.slice(prefix.length)) ? m : prefix + REDACTED;
     });
   return out;
+}
+
+// A key whose value is a secret whatever it looks like (`token`, `HF_TOKEN`, `db_password`).
+const SECRET_KEY = new RegExp(String.raw`^${NAME}$`, 'i');
+
+// Data from elsewhere (an API answer) with every string redacted, and the string value of a
+// secret-named key (`{"HF_TOKEN": "..."}`) replaced whole: the same shape, safe to print as JSON.
+export function redactData<T>(data: T): T {
+  const walk = (v: unknown, key?: string): unknown => {
+    if (typeof v === 'string') return key !== undefined && v !== '' && SECRET_KEY.test(key) && !ENV_NAME.test(v) ? REDACTED : redact(v);
+    if (Array.isArray(v)) return v.map((x) => walk(x));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]));
+    return v;
+  };
+  return walk(data) as T;
+}
+
+// Redacts a text that arrives in parts (a job log): each complete line as redact() does, so a
+// token split between two parts is still found. A line is held until its end arrives, up to
+// HOLD characters; past that the text before the last character a token cannot contain goes on.
+const HOLD = 64 * 1024;
+export function streamRedactor(): { part(text: string): string; end(): string } {
+  let held = '';
+  return {
+    part(text) {
+      const all = held + text;
+      let cut = all.lastIndexOf('\n') + 1;
+      if (cut === 0 && all.length > HOLD) {
+        const m = /[^A-Za-z0-9_=]+[A-Za-z0-9_=]*$/.exec(all);
+        cut = m ? m.index + 1 : all.length;
+      }
+      held = all.slice(cut);
+      return cut === 0 ? '' : redact(all.slice(0, cut));
+    },
+    end() {
+      const rest = held;
+      held = '';
+      return redact(rest);
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redact, registerSecret } from '../../src/util/redact.js';
+import { redact, redactData, registerSecret, streamRedactor } from '../../src/util/redact.js';
 
 describe('redact', () => {
   it('removes registered values and token-shaped text', () => {
@@ -33,5 +33,63 @@ describe('redact keeps words that only look like keys', () => {
     expect(redact('{"agent_token" : "abcdefgh"}')).toBe('{"agent_token" : "[REDACTED]"}');
     expect(redact('secret: averyveryverylongsecretwithoutdigits')).toBe('secret: [REDACTED]');
     expect(redact('bkci build --token=abcdefgh')).toBe('bkci build --token=[REDACTED]');
+  });
+});
+
+describe("Buildkite's prefixed tokens", () => {
+  it.each(['bkua_', 'bkaa_', 'bkaj_', 'bkct_'])('%s... is redacted wherever it stands', (prefix) => {
+    const t = `${prefix}0123456789abcdefABCDEF0123`;
+    expect(redact(`got ${t}.`)).toBe('got [REDACTED].');
+    expect(redact(`"${t}"`)).toBe('"[REDACTED]"');
+  });
+
+  it('a word that only starts like one is kept', () => {
+    expect(redact('bkua_short and bkxx_0123456789abcdef')).toBe('bkua_short and bkxx_0123456789abcdef');
+  });
+});
+
+describe('redactData', () => {
+  it('keeps the shape; redacts every string; replaces the value of a secret-named key whole', () => {
+    const data = {
+      number: 7,
+      message: 'deploy with bkua_0123456789abcdefABCDEF',
+      env: { HF_TOKEN: 'hf_plainvalue', DB_PASSWORD: 'x', RUN_ALL: '1', NOTE: 'token: BUILDKITE_API_TOKEN', EMPTY_TOKEN: '' },
+      jobs: [{ name: 'a', command: 'curl -H "Authorization: Bearer abcdef123456"', agent_token: 'BUILDKITE_AGENT_TOKEN' }],
+      ok: true,
+      none: null,
+    };
+    expect(redactData(data)).toEqual({
+      number: 7,
+      message: 'deploy with [REDACTED]',
+      env: { HF_TOKEN: '[REDACTED]', DB_PASSWORD: '[REDACTED]', RUN_ALL: '1', NOTE: 'token: BUILDKITE_API_TOKEN', EMPTY_TOKEN: '' },
+      jobs: [{ name: 'a', command: 'curl -H "Authorization: Bearer [REDACTED]"', agent_token: 'BUILDKITE_AGENT_TOKEN' }],
+      ok: true,
+      none: null,
+    });
+    expect(data.message).toContain('bkua_'); // the data itself is not changed
+  });
+});
+
+describe('streamRedactor', () => {
+  const through = (parts: string[]) => {
+    const r = streamRedactor();
+    return parts.map((p) => r.part(p)).join('') + r.end();
+  };
+
+  it('finds a token split between parts, at any cut', () => {
+    const text = 'line one\nexport T=bkaj_0123456789abcdefABCDEF0123 done\nlast line without newline';
+    const want = 'line one\nexport T=[REDACTED] done\nlast line without newline';
+    for (let cut = 0; cut <= text.length; cut++) expect(through([text.slice(0, cut), text.slice(cut)]), String(cut)).toBe(want);
+    expect(through(text.split(''))).toBe(want);
+  });
+
+  it('passes each complete line on at once, and a very long line in pieces (not held whole)', () => {
+    const r = streamRedactor();
+    expect(r.part('a\nb')).toBe('a\n');
+    expect(r.part('c\n')).toBe('bc\n');
+    const long = 'word '.repeat(30_000);
+    const out = r.part(long);
+    expect(out.length).toBeGreaterThan(100_000);
+    expect(out + r.end()).toBe(long);
   });
 });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { parseConcurrency } from '../../api/config.js';
 import type { Io } from '../../util/io.js';
-import { table, writeResult } from '../../util/output.js';
+import { table, writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, type RunF, viaUsage } from '../command.js';
 import { type BuildRef, buildRef, buildRefShape } from './shared.js';
@@ -57,7 +57,7 @@ export async function runArtifacts(input: ArtifactsInput, io: Io): Promise<void>
     const chosen = selectArtifacts(await api.artifacts(input.build.number), input.glob);
     if (input.glob && chosen.length === 0) io.log.warn({ glob: input.glob }, 'no artifact matches the glob');
     if (!input.download) {
-      writeResult(io, input.json, chosen, (list) =>
+      writeApiResult(io, input.json, chosen, (list) =>
         table(
           io,
           ['path', 'size', 'state', 'job', 'id'],
@@ -70,7 +70,7 @@ export async function runArtifacts(input: ArtifactsInput, io: Io): Promise<void>
       concurrency: input.concurrency,
       onDone: (d) => io.log.info({ path: d.path, bytes: d.bytes }, d.skipped ? `${d.path} is already there (sha1 matches)` : `downloaded ${d.path}`),
     });
-    writeResult(io, input.json, result.downloaded, (list) => list.map((d) => `${d.file}\n`).join(''));
+    writeApiResult(io, input.json, result.downloaded, (list) => list.map((d) => `${d.file}\n`).join(''));
     const problems = downloadProblems(result);
     if (problems) throw problems;
   });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Build } from '../../api/types.js';
 import type { Io } from '../../util/io.js';
-import { table, writeResult } from '../../util/output.js';
+import { table, writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, type RunF } from '../command.js';
 import { type BuildRef, buildRef, buildRefShape, span } from './shared.js';
@@ -24,7 +24,7 @@ export async function runGet(input: GetInput, io: Io): Promise<void> {
   await withApi(input, io, true, async (api) => {
     const b = await api.getBuild(input.build.number);
     const { scriptJobs, jobLabel } = await import('../../api/builds.js');
-    writeResult(io, input.json, b, (b: Build) => {
+    writeApiResult(io, input.json, b, (b: Build) => {
       const head = `build #${b.number} ${b.state}\nbranch  ${b.branch ?? ''}\ncommit  ${b.commit ?? ''}\nmessage ${(b.message ?? '').split('\n')[0]}\ntook    ${span(b.started_at, b.finished_at, io) || '-'}\nurl     ${b.web_url ?? ''}\n\n`;
       const jobs = scriptJobs(b).map((j) => [
         jobLabel(j),

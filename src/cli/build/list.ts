@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Build } from '../../api/types.js';
 import type { Io } from '../../util/io.js';
-import { table, writeResult } from '../../util/output.js';
+import { table, writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, list, type RunF, wholeNumber } from '../command.js';
 import { span, when } from './shared.js';
@@ -45,7 +45,7 @@ export async function runList(input: ListInput, io: Io): Promise<void> {
       out.push(b);
       if (out.length >= input.limit) break;
     }
-    writeResult(io, input.json, out, (builds) =>
+    writeApiResult(io, input.json, out, (builds) =>
       table(
         io,
         ['number', 'state', 'branch', 'commit', 'created', 'duration', 'message'],

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Io } from '../../util/io.js';
-import { writeResult } from '../../util/output.js';
+import { writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, type RunF } from '../command.js';
 import { type BuildRef, buildRef, buildRefShape, printBuild, waitAndReport, type WaitInput, waitOptions, waitShape } from './shared.js';
@@ -45,7 +45,7 @@ export async function runRetry(input: RetryInput, io: Io): Promise<void> {
     let target = n;
     if (!input.rebuild) {
       const retried = await api.retryFailedJobs(n);
-      if (!input.wait) return writeResult(io, input.json, { build: n, retried }, (r) => r.retried.map((j) => `${j.name}\t${j.retry}\n`).join(''));
+      if (!input.wait) return writeApiResult(io, input.json, { build: n, retried }, (r) => r.retried.map((j) => `${j.name}\t${j.retry}\n`).join(''));
     } else {
       const b = await api.rebuild(n);
       target = b.number;

@@ -7,7 +7,7 @@ import type { Build } from '../../api/types.js';
 import { CheckFailed } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { formatDuration, parseDuration } from '../../util/duration.js';
-import { writeResult } from '../../util/output.js';
+import { writeApiResult } from '../../util/output.js';
 import { viaUsage } from '../command.js';
 
 // A build as the user named it: its number, and the org and pipeline when given as a URL.
@@ -52,7 +52,7 @@ export function buildLine(b: Build): string {
 
 // A build on stdout: `#N state  url`, or the API's object with --json.
 export function printBuild(io: Io, b: Build, json: boolean): void {
-  writeResult(io, json ? 'json' : 'text', b, buildLine);
+  writeApiResult(io, json ? 'json' : 'text', b, buildLine);
 }
 
 // The waiting part of an input (build wait, submit --wait, retry --wait).

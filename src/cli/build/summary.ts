@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Io } from '../../util/io.js';
-import { writeResult } from '../../util/output.js';
+import { writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, envValue, type RunF } from '../command.js';
 import { type BuildRef, buildRef, buildRefShape } from './shared.js';
@@ -41,7 +41,7 @@ export async function runSummary(input: SummaryInput, io: Io): Promise<void> {
     const b = await api.getBuild(n);
     const rows = summaryRows(b, await api.artifacts(n), io.now());
     const md = summaryMarkdown(b, rows);
-    writeResult(io, input.json, { build: b.number, state: b.state, url: b.web_url ?? null, jobs: rows }, () => md);
+    writeApiResult(io, input.json, { build: b.number, state: b.state, url: b.web_url ?? null, jobs: rows }, () => md);
     if (input.annotate) {
       const [{ annotate }, { annotationStyle }] = await Promise.all([import('../../api/annotate.js'), import('../../api/annotation-style.js')]);
       await annotate(md, annotationStyle(b.state), io);

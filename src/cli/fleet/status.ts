@@ -2,7 +2,7 @@
 // agents API; queues with no agent are flagged.
 import type { Command } from 'commander';
 import type { Io } from '../../util/io.js';
-import { table, writeResult } from '../../util/output.js';
+import { table, writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, type RunF } from '../command.js';
 import { type FleetInput, fleetArguments, fleetShape, loadFleet, queuesOf } from './shared.js';
@@ -31,7 +31,7 @@ export async function runFleetStatus(input: FleetStatusInput, io: Io): Promise<v
     return fleetStatus(f, agents, named);
   });
   for (const r of rows) if (r.empty) io.log.warn({ queue: r.queue }, `queue ${r.queue} has no connected agent: its jobs wait`);
-  writeResult(io, input.json, rows, () =>
+  writeApiResult(io, input.json, rows, () =>
     table(
       io,
       ['queue', 'agents', 'busy', 'idle', ''],

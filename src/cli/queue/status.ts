@@ -1,7 +1,7 @@
 // `bkci queue status`: connected agents of a queue: total, idle, busy, and what each runs.
 import type { Command } from 'commander';
 import type { Io } from '../../util/io.js';
-import { table, writeResult } from '../../util/output.js';
+import { table, writeApiResult } from '../../util/output.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, type RunF } from '../command.js';
 
@@ -29,7 +29,7 @@ export async function runQueueStatus(input: QueueStatusInput, io: Io): Promise<v
     const { listAgents, queueStatus } = await import('../../api/agents.js');
     const { agents, skipped } = await listAgents(api.client, api.cfg.org);
     for (const why of skipped) io.log.warn({ queue: input.queue }, `left out of the count: ${why}`);
-    writeResult(
+    writeApiResult(
       io,
       input.json,
       queueStatus(agents, input.queue),
