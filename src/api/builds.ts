@@ -152,16 +152,19 @@ export class BuildkiteApi {
 
   // The jobs whose logs `build logs` prints (see jobsForLogs), in build order, each with a
   // function that streams its log to `write` as it arrives (constant memory whatever its size).
-  async logsOf(n: number, pick: { job?: string; failed?: boolean }): Promise<{ job: Job; pipe: (write: (text: string) => void) => Promise<number> }[]> {
+  async logsOf(
+    n: number,
+    pick: { job?: string; failed?: boolean },
+  ): Promise<{ job: Job; pipe: (write: (text: string) => void | Promise<void>) => Promise<number> }[]> {
     const jobs = jobsForLogs(await this.getBuild(n), pick);
     if (jobs.length === 0) this.io.log.warn({ build: n }, pick.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
-    return jobs.map((job) => ({ job, pipe: (write: (text: string) => void) => this.streamJobLog(n, job.id, write) }));
+    return jobs.map((job) => ({ job, pipe: (write: (text: string) => void | Promise<void>) => this.streamJobLog(n, job.id, write) }));
   }
 
   // One job's log streamed to `write`; returns its size in bytes. The build was just read and
   // names the job, so a 404 here is a job without a log (it never ran, or the log has expired):
   // an empty log and a warning, not the end of every other job's log.
-  async streamJobLog(n: number, jobId: string, write: (text: string) => void): Promise<number> {
+  async streamJobLog(n: number, jobId: string, write: (text: string) => void | Promise<void>): Promise<number> {
     try {
       return await this.client.streamText(`${this.buildPath(n)}/jobs/${seg(jobId)}/log.txt`, write, {
         scope: 'read_build_logs',

@@ -124,9 +124,9 @@ export class ApiClient {
   }
 
   // A text answer (a job log) streamed to `write` chunk by chunk, decoded as UTF-8: constant
-  // memory whatever its size. Once a byte has been handed on, a broken connection is an error,
+  // memory whatever its size (`write` is awaited: a slow reader of the output slows the download). Once a byte has been handed on, a broken connection is an error,
   // not a retry (the part written cannot be taken back).
-  async streamText(path: string, write: (text: string) => void, opts: RequestOptions = {}): Promise<number> {
+  async streamText(path: string, write: (text: string) => void | Promise<void>, opts: RequestOptions = {}): Promise<number> {
     const url = this.url(path, opts.query);
     return this.exchange('GET', url, { ...opts, accept: opts.accept ?? 'text/plain', streamed: true }, async (body, res) => {
       const decoder = new TextDecoder('utf-8');
@@ -136,7 +136,7 @@ export class ApiClient {
         for await (const chunk of this.chunks(bytesOf(body, res), res)) {
           bytes += chunk.length;
           const text = hide(decoder.decode(chunk, { stream: true }));
-          if (text) write(text);
+          if (text) await write(text);
         }
       } catch (err) {
         if (bytes === 0 || err instanceof BkciError) throw err;
@@ -148,7 +148,7 @@ export class ApiClient {
         );
       }
       const rest = hide(decoder.decode(), true);
-      if (rest) write(rest);
+      if (rest) await write(rest);
       return bytes;
     });
   }

@@ -5,16 +5,29 @@
 //
 // A descriptor in non-blocking mode (shared with a parent that set O_NONBLOCK) can refuse a write
 // with EAGAIN: from then on everything (the rest of that write included, as bytes) goes through
-// the stream, which waits for the reader. A reader that went away (`bkci ... | head`) ends the
-// process quietly, as a closed pipe should.
+// the stream, which queues what the reader has not taken yet. A long output (`build logs`) awaits
+// whenWritable() between parts, so that queue stays bounded however slow the reader. A reader
+// that went away (`bkci ... | head`) ends the process quietly, as a closed pipe should.
 import { writeSync } from 'node:fs';
+
+// What a writer's fallback stream (process.stdout) offers: write, and the state and events of its
+// queue (as a Node Writable has them).
+export interface Sink {
+  write(chunk: string | Uint8Array): unknown;
+  readonly writableNeedDrain?: boolean;
+  once?(event: 'drain' | 'close' | 'error', listener: () => void): unknown;
+  off?(event: 'drain' | 'close' | 'error', listener: () => void): unknown;
+}
 
 export interface Out {
   write(chunk: string): unknown;
+  // Resolves when the writer can take more: at once, unless what it was given waits in a queue
+  // past its limit for a slow reader (then when that queue has drained).
+  whenWritable?(): Promise<void>;
 }
 
-export function fdWriter(fd: number, stream: () => { write(chunk: string | Uint8Array): unknown }, onClosed: () => void): Out {
-  let fallback: { write(chunk: string | Uint8Array): unknown } | undefined;
+export function fdWriter(fd: number, stream: () => Sink, onClosed: () => void): Out {
+  let fallback: Sink | undefined;
   return {
     write(chunk: string): boolean {
       if (fallback) return fallback.write(chunk) !== false;
@@ -35,5 +48,28 @@ export function fdWriter(fd: number, stream: () => { write(chunk: string | Uint8
       }
       return true;
     },
+    whenWritable: () => (fallback ? drained(fallback) : Promise.resolve()),
   };
+}
+
+// Resolves when a stream's queue is under its limit again (or the stream ended or failed: there
+// is nothing to wait for then, and its own error handling reports it).
+export function drained(s: Sink): Promise<void> {
+  if (!s.writableNeedDrain || !s.once || !s.off) return Promise.resolve();
+  const { once, off } = { once: s.once.bind(s), off: s.off.bind(s) };
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const e of ['drain', 'close', 'error'] as const) off(e, done);
+      resolve();
+    };
+    for (const e of ['drain', 'close', 'error'] as const) once(e, done);
+  });
+}
+
+// Writes `text` to stdout (or any Out) and waits until the writer can take more: the way to write
+// an output of unbounded size part by part in constant memory.
+export async function writeAndWait(out: Out | Sink, text: string): Promise<void> {
+  if (text === '') return;
+  out.write(text);
+  await ('whenWritable' in out && out.whenWritable ? out.whenWritable() : drained(out as Sink));
 }

@@ -3,9 +3,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fdWriter } from '../../src/util/fd-writer.js';
+import { fdWriter, writeAndWait } from '../../src/util/fd-writer.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'dist/bundle/bin.js');
@@ -60,6 +61,41 @@ describe('fdWriter', () => {
     expect(got.length).toBeGreaterThan(0);
     expect(rest.chunks.length).toBe(2);
     expect(Buffer.concat([...got, ...rest.chunks]).toString('utf8')).toBe(text + 'after\n');
+  });
+
+  it('waits for a slow reader once the descriptor would block: what is queued in memory stays bounded', async () => {
+    // A real pipe (a FIFO, both ends non-blocking) with a reader that takes 16 KiB every 2 ms, and
+    // a real stream over the write end as the fallback (process.stdout is such a socket).
+    const fifo = join(work, 'slow-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const rfd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const wfd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    let socket: Socket | undefined;
+    const out = fdWriter(wfd, () => (socket = new Socket({ fd: wfd, readable: false, writable: true })), unused);
+    const got: Buffer[] = [];
+    const buf = Buffer.alloc(16 << 10);
+    const reader = setInterval(() => {
+      try {
+        const n = readSync(rfd, buf);
+        if (n > 0) got.push(Buffer.from(buf.subarray(0, n)));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      }
+    }, 2);
+    const part = (i: number) => `${String(i).padStart(6, '0')}${'.'.repeat(32 << 10)}\n`;
+    let queued = 0;
+    for (let i = 0; i < 200; i++) {
+      await writeAndWait(out, part(i));
+      queued = Math.max(queued, socket?.writableLength ?? 0);
+    }
+    expect(socket).toBeDefined(); // the descriptor did block: the stream was used
+    await new Promise<void>((resolve) => socket!.end(resolve));
+    while (Buffer.concat(got).length < 200 * part(0).length) await new Promise((r) => setTimeout(r, 5));
+    clearInterval(reader);
+    closeSync(rfd);
+    // ~6.5 MB written; at most the stream's limit and one part ever waited in memory.
+    expect(queued).toBeLessThanOrEqual(socket!.writableHighWaterMark + part(0).length);
+    expect(Buffer.concat(got).toString()).toBe(Array.from({ length: 200 }, (_, i) => part(i)).join(''));
   });
 
   it('treats a closed descriptor as Node does a missing stdout, and a gone reader as the end', () => {

@@ -1,6 +1,7 @@
 // `bkci build logs`: print job logs as raw text, every script job in order under a header, or one job.
 import type { Command } from 'commander';
 import type { Io } from '../../util/io.js';
+import { writeAndWait } from '../../util/fd-writer.js';
 import { writeApiResult } from '../../util/output.js';
 import { redactData, streamRedactor } from '../../util/redact.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
@@ -34,8 +35,9 @@ export function logsCommand(build: Command, io: Io, run: RunF<LogsInput> = runLo
 export async function runLogs(input: LogsInput, io: Io): Promise<void> {
   await withApi(input, io, true, async (api) => {
     const { jobLabel } = await import('../../api/builds.js');
-    // Each log is streamed through as it arrives, redacted line by line (constant memory, even
-    // with --json: the array is written piece by piece, the same JSON writeApiResult would print).
+    // Each log is streamed through as it arrives, redacted line by line, each part waiting for the
+    // reader (constant memory, even with --json: the array is written piece by piece, the same
+    // JSON writeApiResult would print).
     const logs = await api.logsOf(input.build.number, { job: input.job, failed: input.failed });
     if (input.json) io.stdout.write(logs.length ? '[\n' : '[]\n');
     for (const [i, { job, pipe }] of logs.entries()) {
@@ -44,12 +46,12 @@ export async function runLogs(input: LogsInput, io: Io): Promise<void> {
         const head = JSON.stringify(redactData({ job: job.id, name: jobLabel(job), state: job.state ?? null }), null, 2).slice(0, -2);
         io.stdout.write(`  ${head.replace(/\n/g, '\n  ')},\n    "log": "`);
         const escaped = (text: string) => JSON.stringify(text).slice(1, -1);
-        await pipe((text) => void io.stdout.write(escaped(hide.part(text))));
+        await pipe((text) => writeAndWait(io.stdout, escaped(hide.part(text))));
         io.stdout.write(`${escaped(hide.end())}"\n  }${i < logs.length - 1 ? ',' : ''}\n${i === logs.length - 1 ? ']\n' : ''}`);
         continue;
       }
       if (!input.job) writeApiResult(io, false, job, (j) => `${i > 0 ? '\n' : ''}=== ${jobLabel(j)} (${j.state ?? 'unknown'}, job ${j.id}) ===\n`);
-      const rest = await pipe((text) => void io.stdout.write(hide.part(text))).then(() => hide.end());
+      const rest = await pipe((text) => writeAndWait(io.stdout, hide.part(text))).then(() => hide.end());
       // The last line of a log without its newline gets one (the next header starts a line).
       if (rest !== '') io.stdout.write(rest.endsWith('\n') ? rest : rest + '\n');
     }
