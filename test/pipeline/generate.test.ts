@@ -126,7 +126,7 @@ describe('pipeline generate: input checks', () => {
     [
       'a mirror device of another vendor',
       { '.buildkite/test_areas/a.yaml': AREA + '  mirror:\n    amd:\n      device: h100\n', '.buildkite/test_areas/b.yaml': BUILD },
-      /mirror\.amd\.device 'h100' is not a amd device/,
+      /a\.yaml:\d+: step '[^']+': mirror\.amd\.device 'h100' is not one of the profile's amd devices/,
     ],
   ];
   for (const [what, files, want] of errors) {

@@ -705,7 +705,13 @@ export function checkSteps(steps: AreaStep[], profile: Profile): void {
       if (!profile.mirrors[vendor]) continue;
       const dev = (m as Record<string, unknown>).device;
       if (dev !== undefined && (typeof dev !== 'string' || profile.devices[dev]?.vendor !== profile.mirrors[vendor]!.vendor))
-        throw new InputError(`${s.file}:${s.line}: step '${s.label}': mirror.${vendor}.device '${String(dev)}' is not a ${vendor} device of the profile`);
+        throw new InputError(
+          `${s.file}:${s.mirror_line || s.line}: step '${s.label}': mirror.${vendor}.device '${String(dev)}' is not one of the profile's ${vendor} devices`,
+          `${vendor} devices: ${Object.entries(profile.devices)
+            .filter(([, d]) => d.vendor === profile.mirrors[vendor]!.vendor)
+            .map(([n]) => n)
+            .join(', ')}`,
+        );
     }
   }
 }
