@@ -152,13 +152,28 @@ export class BuildkiteApi {
 
   // The jobs whose logs `build logs` prints (see jobsForLogs), in build order, each with a
   // function that streams its log to `write` as it arrives (constant memory whatever its size).
+  // `terminal`: the logs go to a terminal, so escape sequences other than colours (and those too
+  // unless `color`) are dropped (see terminal.ts); otherwise they pass byte for byte.
   async logsOf(
     n: number,
-    pick: { job?: string; failed?: boolean },
+    pick: { job?: string; failed?: boolean; terminal?: { color: boolean } },
   ): Promise<{ job: Job; pipe: (write: (text: string) => void | Promise<void>) => Promise<number> }[]> {
     const jobs = jobsForLogs(await this.getBuild(n), pick);
     if (jobs.length === 0) this.io.log.warn({ build: n }, pick.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
-    return jobs.map((job) => ({ job, pipe: (write: (text: string) => void | Promise<void>) => this.streamJobLog(n, job.id, write) }));
+    const { terminalFilter } = pick.terminal ? await import('./terminal.js') : { terminalFilter: undefined };
+    return jobs.map((job) => ({
+      job,
+      pipe: async (write: (text: string) => void | Promise<void>) => {
+        if (!terminalFilter) return this.streamJobLog(n, job.id, write);
+        const keep = terminalFilter(pick.terminal!.color);
+        const bytes = await this.streamJobLog(n, job.id, async (text) => {
+          const shown = keep(text);
+          if (shown) await write(shown);
+        });
+        keep('', true);
+        return bytes;
+      },
+    }));
   }
 
   // One job's log streamed to `write`; returns its size in bytes. The build was just read and

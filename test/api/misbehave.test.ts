@@ -200,4 +200,23 @@ describe('build logs', () => {
       { job: 'j3', name: 'third', state: 'failed', log: 'log of j3\n' },
     ]);
   });
+
+  it('on a terminal, escape sequences that drive it (title, clipboard, clear, timestamps) are dropped; piped, the log passes byte for byte', async () => {
+    const log = '\u001b_bk;t=1700000000000\u0007hello \u001b[31mred\u001b[0m\n\u001b]0;pwned\u0007\u001b]52;c;cHduZWQ=\u001b\\\u001b[2Jdone\n';
+    srv = await hostile((_req, res, url) => {
+      if (url.pathname === `${BUILDS}/5`) return json(res, 200, { ...build(5, 'passed'), jobs: [jobs[0]] });
+      // Cut inside the sequences: the filter works across parts.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(log.slice(0, 7));
+      setTimeout(() => res.end(log.slice(7)), 20);
+    });
+    const tty = await runBkci(['build', 'logs', '5', '--job', 'j1'], { env: srv.env, tty: true });
+    expect(tty.code, tty.stderr).toBe(0);
+    // runBkci's terminal has colour off (as with NO_COLOR): the colours go too.
+    expect(tty.stdout).toBe('hello red\ndone\n');
+    const piped = await runBkci(['build', 'logs', '5', '--job', 'j1'], { env: srv.env });
+    expect(piped.stdout).toBe(log);
+    const asJson = await runBkci(['build', 'logs', '5', '--json'], { env: srv.env, tty: true });
+    expect(JSON.parse(asJson.stdout)[0].log).toBe(log);
+  });
 });

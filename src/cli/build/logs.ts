@@ -38,7 +38,11 @@ export async function runLogs(input: LogsInput, io: Io): Promise<void> {
     // Each log is streamed through as it arrives, redacted line by line, each part waiting for the
     // reader (constant memory, even with --json: the array is written piece by piece, the same
     // JSON writeApiResult would print).
-    const logs = await api.logsOf(input.build.number, { job: input.job, failed: input.failed });
+    const logs = await api.logsOf(input.build.number, {
+      job: input.job,
+      failed: input.failed,
+      terminal: !input.json && io.stdoutIsTTY ? { color: io.color } : undefined,
+    });
     if (input.json) io.stdout.write(logs.length ? '[\n' : '[]\n');
     for (const [i, { job, pipe }] of logs.entries()) {
       const hide = streamRedactor();
