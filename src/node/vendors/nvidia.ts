@@ -123,14 +123,12 @@ export const nvidiaHealthQuery = (fields: readonly string[]) => [`--query-gpu=${
 export const NVIDIA_HEALTH_QUERY = nvidiaHealthQuery(NVIDIA_HEALTH_FIELDS);
 export const NVIDIA_APPS_QUERY = ['--query-compute-apps=gpu_uuid,pid,used_memory', '--format=csv,noheader,nounits'];
 
-export interface NvidiaHealth {
+// The health fields of one GPU as nvidia-smi reports them (GpuReport's, by its UUID).
+export interface NvidiaHealth extends Pick<
+  GpuReport,
+  'memoryUsedMiB' | 'eccUncorrected' | 'retiredPending' | 'remapPending' | 'remapFailure' | 'recoveryAction'
+> {
   uuid: string;
-  memoryUsedMiB?: number;
-  eccUncorrected?: number;
-  retiredPending?: boolean;
-  remapPending?: boolean;
-  remapFailure?: boolean;
-  recoveryAction?: string;
   // Fields the GPU does not have (`[N/A]`: no ECC, retired pages on Ampere and later): not failures.
   notApplicable: string[];
 }
