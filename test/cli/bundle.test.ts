@@ -7,19 +7,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tierUpFlags } from '../../src/cli/v8-tuning.js';
 import { hostEnv, HOSTS } from '../node/helpers.js';
+import { BIN, ROOT, runNode, vllmExpected, vllmRenderArgs, vllmSets } from '../helpers/vllm-render.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'dist/bundle/bin.js');
-const VLLM = join(ROOT, 'test/fixtures/vllm');
-const sets = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets;
-
-const bkci = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) =>
-  spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env },
-    input: opts.input,
-    maxBuffer: 64 << 20,
-  });
+const bkci = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) => runNode([BIN], args, opts);
 
 describe('the bundled bkci', () => {
   it('is the package bin', () => {
@@ -29,18 +19,11 @@ describe('the bundled bkci', () => {
     expect(execFileSync(process.execPath, [join(ROOT, 'dist/cli/bin.js'), '-V']).toString()).toBe(`${pkg.version}\n`);
   });
 
-  it.each(sets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte, blank lines stripped as bootstrap.sh did', (_n, set) => {
-    const r = bkci([
-      'pipeline',
-      'render',
-      join(VLLM, 'test-template-ci.j2'),
-      join(VLLM, 'test-pipeline.yaml'),
-      '--strip-blank-lines',
-      ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`]),
-    ]);
+  it.each(vllmSets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte, blank lines stripped as bootstrap.sh did', (_n, set) => {
+    const r = bkci(vllmRenderArgs(set));
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(readFileSync(join(VLLM, `expected/${set.name}.pipeline.yaml`), 'utf8'));
+    expect(r.stdout).toBe(vllmExpected(set));
   });
 
   it("tunes only flags this Node's V8 knows (an unknown one would print an error on every run)", () => {

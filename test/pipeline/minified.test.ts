@@ -8,19 +8,14 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { filterNames, filterSignature } from '../../src/pipeline/jinja/filters.js';
+import { BIN, ROOT, runNode, vllmExpected, vllmRenderArgs, vllmSets } from '../helpers/vllm-render.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const VLLM = join(ROOT, 'test/fixtures/vllm');
 // Inside the checkout, so the bundle's external packages resolve from node_modules.
 const OUT = join(ROOT, 'node_modules/.cache/bkci-minified');
 const MINIFIED = join(OUT, 'bkci.cjs');
-const sets = (JSON.parse(readFileSync(join(VLLM, 'variable-sets.json'), 'utf8')) as { sets: { name: string; defines: [string, string][] }[] }).sets;
-
-const run = (entry: string[], args: string[]) =>
-  spawnSync(process.execPath, [...entry, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, maxBuffer: 64 << 20 });
-const minified = (args: string[]) =>
-  run(['-e', 'require(process.argv[1]).start(process.argv.slice(2)).then((c) => { process.exitCode = c; })', MINIFIED], args);
-const normal = (args: string[]) => run([join(ROOT, 'dist/bundle/bin.js')], args);
+const START = ['-e', 'require(process.argv[1]).start(process.argv.slice(2)).then((c) => { process.exitCode = c; })', MINIFIED];
+const minified = (args: string[]) => runNode(START, args);
+const normal = (args: string[]) => runNode([BIN], args);
 
 describe('a minified bundle of the CLI', () => {
   beforeAll(async () => {
@@ -49,21 +44,14 @@ describe('a minified bundle of the CLI', () => {
     expect(src).not.toMatch(/function parseTemplate\(/);
   });
 
-  it.each(sets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte as the normal bundle does', (_n, set) => {
-    const args = [
-      'pipeline',
-      'render',
-      join(VLLM, 'test-template-ci.j2'),
-      join(VLLM, 'test-pipeline.yaml'),
-      '--strip-blank-lines',
-      ...set.defines.flatMap(([k, v]) => ['-D', `${k}=${v}`]),
-    ];
+  it.each(vllmSets.map((s) => [s.name, s] as const))('renders vLLM %s byte for byte as the normal bundle does', (_n, set) => {
+    const args = vllmRenderArgs(set);
     const m = minified(args);
     expect(m.status, m.stderr).toBe(0);
     const n = normal(args);
     expect(n.status, n.stderr).toBe(0);
     expect(m.stdout).toBe(n.stdout);
-    expect(m.stdout).toBe(readFileSync(join(VLLM, `expected/${set.name}.pipeline.yaml`), 'utf8'));
+    expect(m.stdout).toBe(vllmExpected(set));
   });
 
   it('checks filter arguments the same way: too many, and unknown keywords', () => {
