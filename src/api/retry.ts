@@ -264,8 +264,17 @@ export function apiMessage(text: string): string | undefined {
   }
 }
 
+// What an object store (S3, GCS) says in its XML error: `<Code>AccessDenied</Code><Message>Request has expired</Message>`.
+export function storageMessage(text: string): string | undefined {
+  const tag = (name: string) => new RegExp(`<${name}>([^<]{1,300})</${name}>`).exec(text)?.[1]?.trim();
+  const code = tag('Code');
+  const message = tag('Message') ?? tag('Details');
+  if (!code && !message) return undefined;
+  return printable(code && message ? `${message} (${code})` : (message ?? code)!);
+}
+
 function errorFor(status: number, text: string, where: string, ctx: DecideContext): ApiError {
-  const msg = apiMessage(text);
+  const msg = apiMessage(text) ?? (ctx.url.origin !== ctx.apiOrigin ? storageMessage(text) : undefined);
   const said = msg ? `: ${msg}` : '';
   // The storage host refusing a signed URL is a failed download (1), not a bad token or slug.
   if (ctx.url.origin !== ctx.apiOrigin)

@@ -220,3 +220,35 @@ describe('build logs', () => {
     expect(JSON.parse(asJson.stdout)[0].log).toBe(log);
   });
 });
+
+describe('artifact downloads', () => {
+  it('a signed URL the object store refuses (S3 XML 403) names its reason; the token never goes to the store', async () => {
+    const { mkdtempSync, readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-s3-'));
+    const storageAuth: (string | undefined)[] = [];
+    srv = await hostile((req, res, url) => {
+      // The same server under another name (localhost) is another origin: the storage host.
+      const storage = srv!.origin.replace('127.0.0.1', 'localhost');
+      if (url.pathname === `${BUILDS}/5/artifacts`)
+        return json(res, 200, [
+          { id: 'a1', path: 'out/report.txt', file_size: 4, sha1sum: 'a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd', download_url: `${srv!.origin}/dl/a1` },
+        ]);
+      if (url.pathname === '/dl/a1') return void res.writeHead(302, { location: `${storage}/bucket/a1?X-Amz-Signature=old` }).end();
+      if (url.pathname === '/bucket/a1') {
+        storageAuth.push(req.headers.authorization);
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        return void res.end('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
+      }
+      json(res, 404, { message: 'Not Found' });
+    });
+    const r = await runBkci(['build', 'artifacts', '5', '--download', dir], { env: srv.env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/"out\/report\.txt": the artifact storage at http:\/\/localhost:\d+ answered 403: Request has expired \(AccessDenied\)/);
+    expect(r.stderr).toMatch(/hint: signed download URLs expire; run the command again/);
+    expect(storageAuth).toEqual([undefined]);
+    expect(readdirSync(dir)).toEqual([]);
+    clean(r);
+  });
+});

@@ -173,6 +173,17 @@ describe('decide: messages', () => {
     expect('giveUp' in tls && tls.giveUp.hint).toMatch(/if api\.buildkite\.com serves plain http, use an http:\/\/ URL/);
   });
 
+  it("an object store's XML error is named for a failed download", () => {
+    const xml = '<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message><RequestId>X</RequestId></Error>';
+    const d = decide(
+      status(403, { 'content-type': 'application/xml' }, xml),
+      first,
+      ctx('GET', { url: new URL('https://bucket.s3.amazonaws.com/a?X-Amz-Signature=s') }),
+    );
+    expect('giveUp' in d && d.giveUp.message).toBe('the artifact storage at https://bucket.s3.amazonaws.com answered 403: Request has expired (AccessDenied)');
+    expect('giveUp' in d && d.giveUp.exitCode).toBe(1);
+  });
+
   it('control characters in what the API says are escaped', () => {
     const d = decide(status(400, {}, JSON.stringify({ message: 'a\u001b[31mb\nc\u009bd' })), first, ctx('GET'));
     expect('giveUp' in d && d.giveUp.message).toBe('the API refused GET /v2/organizations/o/pipelines/p/builds/1 (400): a\\u001b[31mb c\\u009bd');
