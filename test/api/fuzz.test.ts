@@ -83,6 +83,18 @@ function deep(n: number): string {
 function answer(r: Rand, req: IncomingMessage, res: ServerResponse, url: URL, origin: string): void {
   const kind = r(20);
   if (kind === 0) return void req.socket.destroy();
+  // Below HTTP: bytes that are not an HTTP/1.1 answer at all (a broken proxy, another protocol).
+  if (kind === 1 && r(2) === 0)
+    return void req.socket.end(
+      pick(r, [
+        'garbage\r\n\r\n',
+        'HTTP/1.1 abc OK\r\n\r\n',
+        'HTTP/1.1 200 OK\r\nfoo bar\r\n\r\n{}',
+        'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n',
+        '{"number":5}',
+        'SSH-2.0-OpenSSH_9.6\r\n',
+      ]),
+    );
   // Download endpoints: the bytes, sometimes wrong, sometimes a redirect.
   if (url.pathname.startsWith('/dl/')) {
     const c = r(6);
@@ -114,7 +126,13 @@ function answer(r: Rand, req: IncomingMessage, res: ServerResponse, url: URL, or
   else if (b === 1) body = Buffer.from(JSON.stringify(value).slice(0, r(40)));
   else if (b === 2) body = Buffer.from(deep(2 + r(20_000)));
   else if (b === 3) body = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x7b]);
-  else if (b === 4) body = Buffer.from(JSON.stringify({ message: 'x'.repeat(r(5000)), errors: [{ field: TOKEN }] }));
+  else if (b === 4)
+    body = Buffer.from(
+      JSON.stringify({ message: pick(r, ['x'.repeat(r(5000)), 'no\u001b]0;pwned\u0007\u001b[2J\u009b31m\nsecond line']), errors: [{ field: TOKEN }] }),
+    );
+  else if (b === 5 && url.pathname.endsWith('/log.txt'))
+    // A log that tries to drive the terminal (shown through the terminal filter with tty below).
+    body = Buffer.from('\u001b_bk;t=1700000000000\u0007step\u001b]52;c;cHduZWQ=\u0007\u001b[2J\u001bc\u000edone\n');
   else if (b <= 6) body = Buffer.from(JSON.stringify(mutateValue(r, value)));
   else body = Buffer.from(JSON.stringify(value));
   if (r(12) === 0) {
@@ -149,9 +167,13 @@ describe(`API commands against mutated answers (${CASES} cases, seed ${SEED})`, 
       const r = current;
       const argv = pick(r, COMMANDS).map((a) => (a === 'DIR' ? join(parent, `out-${i}`) : a));
       const where = `case ${i} (seed ${SEED + i * 7919}): bkci ${argv.join(' ')}`;
-      const run = runBkci(argv, { env: { ...srv.env, BKCI_HTTP_TIMEOUT: '0.3', BKCI_POLL_INTERVAL: '10ms' } });
+      // Half the cases on a (fake) terminal: the log filter and progress display are exercised too.
+      const tty = r(2) === 0;
+      const run = runBkci(argv, { env: { ...srv.env, BKCI_HTTP_TIMEOUT: '0.3', BKCI_POLL_INTERVAL: '10ms' }, tty });
       let timer: NodeJS.Timeout | undefined;
-      const res = await Promise.race([run, new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), 20_000)))]);
+      const raced = await Promise.race([run, new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), 20_000)))]);
+      // bkci's own spinner on a terminal redraws its line with CR ESC [ K: read as a new line.
+      const res = raced === 'hang' ? raced : { ...raced, stderr: raced.stderr.replace(/\r\u001b\[K/g, '\n') };
       clearTimeout(timer);
       expect(res, `${where}: hung`).not.toBe('hang');
       if (res === 'hang') return;
@@ -162,6 +184,9 @@ describe(`API commands against mutated answers (${CASES} cases, seed ${SEED})`, 
       expect(res.stderr, where).not.toMatch(/\[object Object\]/);
       expect(res.stdout + res.stderr, where).not.toContain(TOKEN);
       expect(res.stderr, where).not.toMatch(/bkua_z{30}/);
+      // Nothing the server sent drives the terminal: stderr never, stdout not on a terminal.
+      expect(res.stderr, where).not.toMatch(/[\u001b\u0007\u000e\u009b]/);
+      if (tty) expect(res.stdout.replace(/\u001b\[[0-9;:]*m/g, ''), where).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
       if (res.code !== 0) expect(res.stderr, where).toMatch(/^bkci: \S/m);
     }
     // Nothing was written beside the download directories.
