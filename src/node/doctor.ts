@@ -77,10 +77,20 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
           'docker group',
           'fail',
           `${user} is not in the docker group: jobs using docker fail with "permission denied ... docker.sock"`,
-          `usermod -aG docker ${user} && systemctl restart 'bkci-agent@*'`,
+          `usermod -aG docker ${user} && systemctl restart 'bkci-agent@*' (root-equivalent for every job: see docs/node.md), or rootless docker for ${user}`,
         ),
       );
-    else out.push(item('docker group', 'ok', `${user} is in the docker group`));
+    // The docker socket is root: a job can mount / and rewrite the hooks and units, or start a
+    // container with every GPU outside its slice. Said, not failed: many hosts accept it.
+    else
+      out.push(
+        item(
+          'docker group',
+          'warn',
+          `${user} is in the docker group, which is root on this host: a job can rewrite bkci's config and hooks, and start containers with every GPU (--gpus all) outside its agent's slice`,
+          `where jobs of different trust share this host, run docker rootless for ${user} (dockerd-rootless-setuptool.sh install) and remove it from the docker group, or give the agents no docker`,
+        ),
+      );
   }
   out.push(await checkGitSsh(opts, pw, user));
   out.push(await checkCgroups(opts));

@@ -10,13 +10,15 @@ import { vendorOf } from './vendors/index.js';
 import { agentCacheDir, agentDirsEnv, agentTmpDir, buildBase, DEFAULT_AGENT_HOME, gitMirrorsDirFor, threadDefaults } from './agent-env.js';
 import { hardwareTags } from './tags.js';
 import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
+import { dockerRunArgs, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
 import {
   PATHS,
   renderDiskCleanup,
   renderAgentCfg,
   renderAgentEnv,
+  agentEnvValues,
+  agentFilePaths,
   renderDropIn,
-  renderEnvironmentHook,
   renderTemplateUnit,
   renderTokenFile,
   unitName,
@@ -179,19 +181,31 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   dirs.push({ path: gitMirrorsDirFor(opts.buildRoot), mode: 0o750, owner: 'agent', kind: 'build' });
   add(PATHS.tokenFile, 0o600, renderTokenFile(opts.token), true);
   if (opts.diskCleanup !== undefined) add(PATHS.diskCleanup, 0o755, renderDiskCleanup(opts.diskCleanup));
-  add(PATHS.hook, 0o755, renderEnvironmentHook(vendorOf(facts.vendor)!));
+  dirs.push({ path: SHIM_DIR, mode: 0o755, owner: 'root', kind: 'config' });
+  add(PATHS.dockerShim, 0o755, renderDockerShim());
   add(PATHS.templateUnit, 0o644, renderTemplateUnit({ user: opts.user, agentBin: opts.agentBin, bkciBin: opts.bkciBin, home: homeOf(opts) }));
   for (const a of agents) {
     dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
     // Its own TMPDIR and XDG_CACHE_HOME: only the agent user may read them.
     dirs.push({ path: agentTmpDir(a.buildPath), mode: 0o700, owner: 'agent', kind: 'build' });
     dirs.push({ path: agentCacheDir(a.buildPath), mode: 0o700, owner: 'agent', kind: 'build' });
-    add(
-      PATHS.agentCfg(a.instance),
-      0o644,
-      renderAgentCfg(a, { hooksPath: PATHS.hooksDir, pluginsPath: pluginsPath(opts), gitMirrorsPath: gitMirrorsDirFor(opts.buildRoot) }),
-    );
-    add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk, opts.diskCleanup ? PATHS.diskCleanup : undefined));
+    const cleanup = opts.diskCleanup ? PATHS.diskCleanup : undefined;
+    add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { pluginsPath: pluginsPath(opts), gitMirrorsPath: gitMirrorsDirFor(opts.buildRoot) }));
+    add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk, cleanup));
+    // The agent's own hooks directory: its environment hook with its values written in.
+    dirs.push({ path: PATHS.agentHooksDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
+    // Jobs in docker: the arguments for docker run (the shim adds them), a compose service to
+    // extend, and the names of the agent's variables for the docker plugin's env-propagation-list.
+    const values = agentEnvValues(a, opts.minFreeDisk, cleanup);
+    const hookEnv = {
+      ...values,
+      BKCI_DOCKER_RUN_ARGS: joinForWordSplitting(dockerRunArgs(a)),
+      BKCI_COMPOSE_FILE: PATHS.agentCompose(a.instance),
+      BKCI_CONTAINER_ENV: Object.keys(a.env).join(' '),
+    };
+    add(PATHS.agentHook(a.instance), 0o755, renderAgentHook(a, vendorOf(facts.vendor)!, { env: hookEnv, defaults: a.jobDefaults, pathFirst: SHIM_DIR }));
+    add(PATHS.agentCompose(a.instance), 0o644, renderComposeFile(a, Object.keys(a.env)));
+    add(PATHS.slice(a.instance), 0o644, renderSlice(a));
     dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
     add(PATHS.dropIn(a.instance), 0o644, renderDropIn(a));
   }
@@ -200,8 +214,9 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   for (const { agent: a } of missing) {
     dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
     dirs.push({ path: PATHS.dropInDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
+    dirs.push({ path: PATHS.agentHooksDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
   }
-  const missingPaths = new Set(missing.flatMap(({ agent: a }) => [PATHS.agentCfg(a.instance), PATHS.agentEnv(a.instance), PATHS.dropIn(a.instance)]));
+  const missingPaths = new Set(missing.flatMap(({ agent: a }) => agentFilePaths(a.instance)));
   const carriedFiles = (current.manifest?.files ?? []).filter((f) => missingPaths.has(f.path));
 
   // Every ancestor directory too, so teardown can remove what setup created and nothing else.
@@ -261,7 +276,10 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
         (f) =>
           f.action !== 'unchanged' &&
           f.action !== 'chmod' &&
-          (f.path === PATHS.agentCfg(a.instance) || f.path === PATHS.agentEnv(a.instance) || f.path === PATHS.dropIn(a.instance)),
+          (f.path === PATHS.agentCfg(a.instance) ||
+            f.path === PATHS.agentEnv(a.instance) ||
+            f.path === PATHS.dropIn(a.instance) ||
+            f.path === PATHS.slice(a.instance)),
       ),
     )
     .map((a) => a.instance);

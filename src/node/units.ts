@@ -1,9 +1,8 @@
 // The files bkci writes on a host, rendered from an agent plan. Paths are target paths (under /);
 // the applier prefixes --root. Every file says it is managed, so an operator knows to re-run setup.
 import { UsageError } from '../util/errors.js';
-import { threadDefaultsHook } from './agent-env.js';
 import type { AgentPlan } from './plan.js';
-import type { VendorModule } from './vendors/types.js';
+import { sliceName } from './isolation.js';
 
 const CONF = '/etc/buildkite-agent/bkci';
 
@@ -11,7 +10,14 @@ export const PATHS = {
   confDir: CONF,
   agentsDir: `${CONF}/agents`,
   hooksDir: `${CONF}/hooks`,
-  hook: `${CONF}/hooks/environment`,
+  // The host's own hooks (the packaged agent's hooks-path): secrets hooks and the like keep running.
+  hostHooksDir: '/etc/buildkite-agent/hooks',
+  // Each agent's own hooks directory (its additional-hooks-paths), its values written into the hook.
+  agentHooksDir: (i: string) => `${CONF}/hooks/${i}`,
+  agentHook: (i: string) => `${CONF}/hooks/${i}/environment`,
+  slice: (i: string) => `/etc/systemd/system/bkci-${i}.slice`,
+  agentCompose: (i: string) => `${CONF}/agents/${i}.compose.yml`,
+  dockerShim: `${CONF}/bin/docker`,
   tokenFile: `${CONF}/token.env`,
   diskCleanup: `${CONF}/disk-cleanup`,
   manifest: `${CONF}/manifest.json`,
@@ -21,6 +27,16 @@ export const PATHS = {
   dropInDir: (i: string) => `/etc/systemd/system/bkci-agent@${i}.service.d`,
   dropIn: (i: string) => `/etc/systemd/system/bkci-agent@${i}.service.d/50-bkci.conf`,
 };
+
+// Every file setup writes for one agent (kept as they are while its GPU is missing).
+export const agentFilePaths = (i: string): string[] => [
+  PATHS.agentCfg(i),
+  PATHS.agentEnv(i),
+  PATHS.dropIn(i),
+  PATHS.agentHook(i),
+  PATHS.agentCompose(i),
+  PATHS.slice(i),
+];
 
 export const unitName = (instance: string) => `bkci-agent@${instance}.service`;
 
@@ -53,14 +69,19 @@ export function renderTokenFile(token: string): string {
   return `# ${HEADER}\n# The agent registration token, read by systemd (root) before it drops privileges.\nBUILDKITE_AGENT_TOKEN=${token}\n`;
 }
 
+// The agent's variables: in its environment file (systemd, node check) and written into its hook.
+export function agentEnvValues(a: AgentPlan, minFreeDisk: number, diskCleanup?: string): Record<string, string> {
+  return { ...a.env, BKCI_BUILD_PATH: a.buildPath, BKCI_MIN_FREE_DISK: String(minFreeDisk), ...(diskCleanup ? { BKCI_DISK_CLEANUP: diskCleanup } : {}) };
+}
+
 export function renderAgentEnv(a: AgentPlan, minFreeDisk: number, diskCleanup?: string): string {
   const lines = [`# ${HEADER}`, `# Environment of agent ${a.name}; systemd passes it to the agent and every job inherits it.`];
-  const env = { ...a.env, BKCI_BUILD_PATH: a.buildPath, BKCI_MIN_FREE_DISK: String(minFreeDisk), ...(diskCleanup ? { BKCI_DISK_CLEANUP: diskCleanup } : {}) };
+  const env = agentEnvValues(a, minFreeDisk, diskCleanup);
   for (const [k, v] of Object.entries(env)) lines.push(`${k}=${checkSafe(k, v)}`);
   return lines.join('\n') + '\n';
 }
 
-export function renderAgentCfg(a: AgentPlan, p: { hooksPath: string; pluginsPath: string; gitMirrorsPath: string }): string {
+export function renderAgentCfg(a: AgentPlan, p: { pluginsPath: string; gitMirrorsPath: string }): string {
   const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   for (const t of a.tags) checkSafe('tag', t);
   return [
@@ -69,7 +90,9 @@ export function renderAgentCfg(a: AgentPlan, p: { hooksPath: string; pluginsPath
     `name=${q(a.name)}`,
     `tags=${q(a.tags.join(','))}`,
     `build-path=${q(a.buildPath)}`,
-    `hooks-path=${q(p.hooksPath)}`,
+    "# The host's hooks keep running; this agent's own environment hook runs after them (agent >= 3.89).",
+    `hooks-path=${q(PATHS.hostHooksDir)}`,
+    `additional-hooks-paths=${q(PATHS.agentHooksDir(a.instance))}`,
     `plugins-path=${q(p.pluginsPath)}`,
     '# One git mirror per repository for every agent of the host (the agent locks each while it updates it).',
     `git-mirrors-path=${q(p.gitMirrorsPath)}`,
@@ -134,9 +157,8 @@ export function renderDropIn(a: AgentPlan): string {
     `# ${HEADER}`,
     `# Agent ${a.name}: GPUs ${a.gpuIndices.join(',') || 'none'} on NUMA node${a.numaNodes.length > 1 ? 's' : ''} ${a.numaNodes.join(',')}.`,
     '[Service]',
-    `AllowedCPUs=${a.cpus}`,
-    `AllowedMemoryNodes=${a.memNodes}`,
-    `MemoryMax=${a.memoryMaxText}`,
+    `# Its CPUs and memory are the slice's, shared with its jobs' containers (docker run --cgroup-parent).`,
+    `Slice=${sliceName(a.instance)}`,
     '# Only this agent’s GPU device nodes (and the usual pseudo-devices) can be opened.',
     'DevicePolicy=closed',
   ];
@@ -151,34 +173,4 @@ export function renderDropIn(a: AgentPlan): string {
     lines.push(`SupplementaryGroups=${a.groups.map((g) => checkSafe('group', g)).join(' ')}`);
   }
   return lines.join('\n') + '\n';
-}
-
-export function renderEnvironmentHook(vendor: VendorModule): string {
-  const vendorCheck = vendor.hookCheck;
-  return `#!/bin/bash
-# ${HEADER}
-# The environment hook of bkci's agents: runs before every job, exports the agent's own GPU, CPU and
-# memory values (whatever the job's environment said) and refuses the job when a GPU is missing.
-set -euo pipefail
-: "\${BKCI_AGENT:?this agent was not started by bkci-agent@.service}"
-env_file="${CONF}/agents/\${BKCI_AGENT}.env"
-if [[ ! -r "$env_file" ]]; then
-  echo "bkci: $env_file is missing; refusing to run the job" >&2
-  exit 1
-fi
-set -a
-# shellcheck source=/dev/null
-. "$env_file"
-set +a
-${threadDefaultsHook()}
-IFS=, read -r -a bkci_devices <<<"\${BKCI_DEVICES:-}"
-for dev in "\${bkci_devices[@]}"; do
-  if [[ ! -e "$dev" ]]; then
-    echo "bkci: device $dev of agent $BKCI_AGENT is missing; refusing to run the job" >&2
-    exit 1
-  fi
-done
-${vendorCheck}
-echo "bkci: agent $BKCI_AGENT: GPUs \${BKCI_GPUS:-none}, CPUs $BKCI_CPUSET, memory node $BKCI_MEMS, memory $BKCI_MEMORY"
-`;
 }

@@ -25,7 +25,15 @@ function after(plan: NodePlan, before?: CurrentState): CurrentState {
   return { files, dirs: new Set(plan.dirs.map((d) => d.path)), manifest, userExists: true };
 }
 const agentFiles = (plan: NodePlan, instance: string) =>
-  plan.files.filter((f) => f.path.includes(`/${instance}.`) || f.path.includes(`@${instance}.service.d/`)).map((f) => [f.path, f.content]);
+  plan.files
+    .filter(
+      (f) =>
+        f.path.includes(`/${instance}.`) ||
+        f.path.includes(`@${instance}.service.d/`) ||
+        f.path.includes(`/hooks/${instance}/`) ||
+        f.path.endsWith(`/bkci-${instance}.slice`),
+    )
+    .map((f) => [f.path, f.content]);
 
 describe('stable identity', () => {
   it('keys whole GPUs by bus id and MIG devices by bus id + GPU/compute instance', async () => {
@@ -64,7 +72,7 @@ describe('stable identity', () => {
       const before = first.agents.find((x) => x.instance === a.instance)!;
       expect(a).toEqual(before);
       expect(agentFiles(second, a.instance)).toEqual(agentFiles(first, a.instance));
-      expect(agentFiles(second, a.instance).length).toBe(3);
+      expect(agentFiles(second, a.instance).length).toBe(6);
     }
     // Nothing of the 7 changes: only the manifest is rewritten (it records the missing agent).
     expect(second.files.filter((f) => f.action !== 'unchanged').map((f) => f.path)).toEqual(['/etc/buildkite-agent/bkci/manifest.json']);
