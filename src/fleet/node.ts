@@ -3,6 +3,7 @@
 // CLI gathers the facts and the plan, these decide.
 import { formatBytes } from '../util/bytes.js';
 import { UsageError } from '../util/errors.js';
+import type { MoreQueue } from '../node/queues.js';
 import type { DoctorItem } from '../node/vendors/types.js';
 import { NO_GPU, type Queue } from './model.js';
 
@@ -53,6 +54,30 @@ export function queueSetup(q: Queue, given: GivenFlags, file: string): QueueSetu
   }
   const tags: [string, string][] = [...q.tags, ...given.tags.filter(([k]) => !fleetTags.has(k))];
   return { queue: q.name, detect: gpuQueue ? 'auto' : NO_GPU, gpusPerAgent: gpuQueue ? q.gpus : 1, tags };
+}
+
+// Several queues on one host (`node setup --fleet F --queue h100 --queue upload`): the GPU queue
+// is planned first (there can be one: the GPUs are its agents'), the CPU-only ones after it on what
+// it leaves, in the order given. Every queue but the last is sized to its floors (`cap`), so the
+// queues after it have room; the last takes what is left.
+export function planHostQueues(
+  queues: Queue[],
+  file: string,
+  agents: number,
+): { first: { queue: Queue; cap?: { cpus?: number; memoryBytes?: number } }; more: MoreQueue[] } {
+  const gpu = queues.filter(hasGpus);
+  if (gpu.length > 1)
+    throw new UsageError(
+      `--queue ${gpu.map((q) => q.name).join(' --queue ')}: ${gpu.length} GPU queues (${file}), but one host's GPUs serve one queue`,
+      'set up this host for one GPU queue, plus any CPU-only (vendor none) queues',
+    );
+  const first = gpu[0] ?? queues[0]!;
+  const rest = queues.filter((q) => q !== first);
+  const cap = (q: Queue) => ({ ...(q.cpus !== undefined ? { cpus: q.cpus } : {}), ...(q.memoryBytes !== undefined ? { memoryBytes: q.memoryBytes } : {}) });
+  return {
+    first: rest.length ? { queue: first, cap: cap(first) } : { queue: first },
+    more: rest.map((q, i) => ({ queue: q.name, agents, tags: q.tags, ...(i < rest.length - 1 ? { cap: cap(q) } : {}) })),
+  };
 }
 
 // The vendor found on the host against the queue's (`none`: no GPUs found).

@@ -9,6 +9,7 @@ import type { HostFacts, NumaNode, Vendor } from './detect/types.js';
 import { vendorOf } from './vendors/index.js';
 import { agentCacheDir, agentDirsEnv, agentTmpDir, buildBase, DEFAULT_AGENT_HOME, gitMirrorsDirFor, threadDefaults } from './agent-env.js';
 import { hardwareTags } from './tags.js';
+import { planQueues, type MoreQueue } from './queues.js';
 import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import { dockerRunArgs, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
 import {
@@ -47,6 +48,12 @@ export interface SetupOptions {
   diskCleanup?: string;
   // The agent registration token: only ever in the 0600 token file.
   token: string;
+  // Several queues on one host: the CPU-only queues planned on what this one leaves
+  // (src/node/queues.ts), and this queue's agents' size then (its fleet floor).
+  moreQueues?: MoreQueue[];
+  agentCap?: { cpus?: number; memoryBytes?: number };
+  // Instance names of CPU-only agents: `cpu0`, `cpu1` (`upload-cpu0` for a second queue).
+  cpuName?: string;
 }
 
 export interface AgentPlan {
@@ -153,7 +160,9 @@ export interface ManifestFile {
 export interface Manifest {
   managedBy: 'bkci';
   version: 1;
+  // The first queue (the GPU queue); `queues` lists every queue when the host serves several.
   queue: string;
+  queues?: string[];
   vendor: string;
   user: string;
   agents: AgentPlan[];
@@ -167,7 +176,7 @@ export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex'
 
 export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: CurrentState): NodePlan {
   const warnings = [...facts.warnings];
-  const { agents, missing } = planAgentSet(facts, opts, warnings, current.manifest?.agents ?? []);
+  const { agents, missing } = planQueues(facts, opts, warnings, current.manifest?.agents ?? []);
   const files: Omit<PlannedFile, 'action'>[] = [];
   const dirs: Omit<PlannedDir, 'action' | 'created'>[] = [];
   const add = (path: string, mode: number, content: string, secret = false, owner: 'root' | 'agent' = 'root') =>
@@ -238,6 +247,7 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
     managedBy: 'bkci',
     version: 1,
     queue: opts.queue,
+    ...(opts.moreQueues?.length ? { queues: [opts.queue, ...opts.moreQueues.map((q) => q.queue)] } : {}),
     vendor: facts.vendor,
     user: opts.user,
     agents: [...agents, ...missing.map(({ agent, lost }) => ({ ...agent, missing: { gpus: lost } }))].sort(
@@ -450,6 +460,19 @@ export function planAgentSet(
       missing.push({ agent: g.prev as AgentPlan, lost: g.missing });
       return;
     }
+    // Sized to the queue's floor when other queues share the host: whole cores from the start of
+    // its share, memory up to the floor.
+    const cap = opts.agentCap;
+    if (cap?.cpus !== undefined && cpus.length > cap.cpus) {
+      const mine = new Set(cpus);
+      const keep: number[] = [];
+      for (const core of facts.cores) {
+        if (keep.length >= cap.cpus) break;
+        if (core.every((c) => mine.has(c))) keep.push(...core);
+      }
+      cpus.splice(0, cpus.length, ...keep.sort((a, b) => a - b));
+    }
+    if (cap?.memoryBytes !== undefined) memoryMax = Math.min(memoryMax, Math.ceil(cap.memoryBytes / MiB) * MiB);
     const memNodes = formatCpuList(g.nodes);
     // Labels and names are fixed when an agent is made: a kept agent keeps them though the
     // vendor tool now numbers its GPUs otherwise.
@@ -457,7 +480,9 @@ export function planAgentSet(
     let instance = g.prev?.instance;
     if (!instance) {
       const candidate =
-        g.slots.length === 0 ? `cpu${gi}` : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
+        g.slots.length === 0
+          ? `${opts.cpuName ?? 'cpu'}${gi}`
+          : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
       instance = freeInstance(candidate, used);
       used.add(instance);
     }

@@ -15,6 +15,8 @@ export interface Drift {
 
 export interface AgentStatus {
   instance: string;
+  // The queue it serves (its queue= tag).
+  queue?: string;
   name: string;
   unit: string;
   gpus: number[];
@@ -30,6 +32,8 @@ export interface AgentStatus {
 export interface NodeStatus {
   managed: boolean;
   queue?: string;
+  // Every queue the host serves (one unless set up with several --queue).
+  queues?: string[];
   vendor?: string;
   agents: AgentStatus[];
   drift: Drift[];
@@ -102,8 +106,10 @@ export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Pro
     const u = queryUnits ? await unitState(a.unit, io) : { state: 'not queried (--root)' };
     // An agent whose GPU was gone at the last setup: stopped by it, and why.
     if (a.missing) u.reason = missingReason(a);
+    const queue = (a.tags ?? []).find((t) => t.startsWith('queue='))?.slice('queue='.length);
     agents.push({
       instance: a.instance,
+      ...(queue !== undefined ? { queue } : {}),
       name: a.name,
       unit: a.unit,
       gpus: a.gpuIndices,
@@ -115,5 +121,5 @@ export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Pro
       ...(await lastCleanup(root, a.instance)),
     });
   }
-  return { managed: true, queue: m.queue, vendor: m.vendor, agents, drift: await findDrift(root, m) };
+  return { managed: true, queue: m.queue, queues: m.queues ?? [m.queue], vendor: m.vendor, agents, drift: await findDrift(root, m) };
 }

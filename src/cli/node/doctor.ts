@@ -13,8 +13,9 @@ export interface DoctorInput {
   staging: boolean;
   hostRoot: string;
   json: boolean;
-  // --fleet FILE --queue Q: also check the host against the queue (vendor, GPU model, count).
-  fleet?: { file: string; queue: string };
+  // --fleet FILE --queue Q [--queue Q2]: also check the host against each queue (vendor, GPU
+  // model, count).
+  fleet?: { file: string; queues: string[] };
 }
 
 export function doctorCommand(node: Command, io: Io, run: RunF<DoctorInput> = runDoctorCommand): Command {
@@ -25,8 +26,8 @@ export function doctorCommand(node: Command, io: Io, run: RunF<DoctorInput> = ru
     .option('--host-root <dir>', 'read /sys, /proc and /dev under DIR', '/')
     .option('--json', 'print JSON')
     .option('--fleet <file>', 'also check the host against a queue of this fleet file (GPU vendor, model, count)')
-    .option('--queue <queue>', 'the fleet queue this host serves (with --fleet)');
-  return cmd.action(async (flags: { root?: string; hostRoot: string; json?: boolean; fleet?: string; queue?: string }) => {
+    .option('--queue <queue>', 'the fleet queue this host serves (with --fleet; repeatable, as for setup)', (v: string, prev: string[] = []) => [...prev, v]);
+  return cmd.action(async (flags: { root?: string; hostRoot: string; json?: boolean; fleet?: string; queue?: string[] }) => {
     if ((flags.fleet === undefined) !== (flags.queue === undefined))
       throw new UsageError(
         flags.fleet !== undefined ? '--fleet needs --queue: the queue this host serves' : '--queue needs --fleet FILE',
@@ -40,13 +41,13 @@ export function doctorCommand(node: Command, io: Io, run: RunF<DoctorInput> = ru
           staging: z.boolean(),
           hostRoot: z.string(),
           json: z.boolean(),
-          fleet: z.object({ file: z.string().min(1), queue: z.string().min(1) }).optional(),
+          fleet: z.object({ file: z.string().min(1), queues: z.array(z.string().min(1)).min(1) }).optional(),
         }),
       {
         ...rootOf(io, flags.root),
         hostRoot: resolve(io.cwd, flags.hostRoot),
         json: flags.json === true,
-        fleet: flags.fleet === undefined ? undefined : { file: flags.fleet, queue: flags.queue! },
+        fleet: flags.fleet === undefined ? undefined : { file: flags.fleet, queues: flags.queue! },
       },
     );
     await run(input, io);
@@ -54,7 +55,7 @@ export function doctorCommand(node: Command, io: Io, run: RunF<DoctorInput> = ru
 }
 
 export async function runDoctorCommand(input: DoctorInput, io: Io): Promise<void> {
-  const fleetItems = input.fleet && (await fleetChecks(input.fleet.file, input.fleet.queue, input.hostRoot, io));
+  const fleetItems = input.fleet && (await fleetChecks(input.fleet.file, input.fleet.queues, input.hostRoot, io));
   const { runDoctor } = await import('../../node/doctor.js');
   const items = [...(await runDoctor({ root: input.root, staging: input.staging, hostRoot: input.hostRoot }, io)), ...(fleetItems ? await fleetItems() : [])];
   const failed = items.filter((i) => i.status === 'fail');
@@ -66,7 +67,7 @@ export async function runDoctorCommand(input: DoctorInput, io: Io): Promise<void
 
 // --fleet: the file and queue are read first (a bad one is exit 2 before any check runs); the
 // checks of the host against the queue run after the others.
-async function fleetChecks(file: string, name: string, hostRoot: string, io: Io): Promise<() => Promise<DoctorItem[]>> {
+async function fleetChecks(file: string, names: string[], hostRoot: string, io: Io): Promise<() => Promise<DoctorItem[]>> {
   const [{ loadFleet }, { pickQueues }, { fleetDoctorItems, hasGpus }, { NO_GPU }] = await Promise.all([
     import('../fleet/shared.js'),
     import('../../fleet/load.js'),
@@ -74,8 +75,17 @@ async function fleetChecks(file: string, name: string, hostRoot: string, io: Io)
     import('../../fleet/model.js'),
   ]);
   const fleet = await loadFleet(file, io);
-  const queue = pickQueues(fleet, [name])[0]!;
+  const queues = pickQueues(fleet, names);
+  // Several queues: each one's items, named with their queue.
   return async () => {
+    const out: DoctorItem[] = [];
+    for (const q of queues) {
+      const items = await queueItems(q);
+      out.push(...(queues.length > 1 ? items.map((i) => ({ ...i, check: `${i.check} (${q.name})` })) : items));
+    }
+    return out;
+  };
+  async function queueItems(queue: (typeof queues)[number]): Promise<DoctorItem[]> {
     if (!hasGpus(queue)) return fleetDoctorItems(queue, { vendor: NO_GPU, gpuNames: [] }, fleet.file);
     const { detectHost } = await import('../../node/detect/index.js');
     try {
@@ -92,5 +102,5 @@ async function fleetChecks(file: string, name: string, hostRoot: string, io: Io)
         },
       ];
     }
-  };
+  }
 }

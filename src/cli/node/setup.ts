@@ -13,6 +13,8 @@ import { rootOf, tagsArg } from './shared.js';
 
 export interface SetupInput {
   queue: string;
+  // Every --queue, in order (several only with --fleet: the GPU queue plus CPU-only queues).
+  queues: string[];
   tokenFile?: string;
   gpusPerAgent: number;
   // auto, or a vendor id of src/node/vendors.
@@ -47,7 +49,11 @@ const bytes = (flag: string) => viaUsage((v) => parseBytes(v, flag));
 
 function setupOptions(cmd: Command): Command {
   return cmd
-    .option('--queue <queue>', 'the queue the agents serve (queue=QUEUE tag)')
+    .option(
+      '--queue <queue>',
+      'the queue the agents serve (queue=QUEUE tag); with --fleet repeatable: GPU agents for its GPU queue plus CPU-only agents for the others',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--token-file <file>', 'agent token file (default: $BUILDKITE_AGENT_TOKEN)')
     .addOption(
       new Option('--gpus-per-agent <n>', 'GPUs per agent, grouped within a NUMA node where they fit (else across nodes, with a warning)')
@@ -92,9 +98,9 @@ Examples:
     );
 }
 
-type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'fleet'> & {
+type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'queues' | 'fleet'> & {
   fleet?: string;
-  queue?: string;
+  queue?: string[];
   root?: string;
   bkciBin?: string;
   tags?: [string, string][];
@@ -106,6 +112,13 @@ type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dr
 export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runSetupCommand): Command {
   const cmd = setupOptions(node.command('setup').description('detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them'));
   return cmd.action(async (flags: SetupFlags) => {
+    const queues = flags.queue ?? [];
+    if (queues.length > 1 && flags.fleet === undefined)
+      throw new UsageError(
+        `--queue given ${queues.length} times (${queues.join(', ')}): several queues on one host need --fleet FILE`,
+        'the fleet file says which queue has the GPUs and what each agent needs (cpus, memory); or pass one --queue',
+      );
+    if (new Set(queues).size !== queues.length) throw new UsageError(`--queue ${queues.find((q, i) => queues.indexOf(q) !== i)} is given twice`);
     const input = await checkInput(
       cmd,
       (z) =>
@@ -113,6 +126,7 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
           queue: z
             .string({ error: 'the queue these agents serve, e.g. --queue h100 (create the queue in your cluster first)' })
             .regex(/^[A-Za-z0-9._-]+$/, { error: 'use letters, digits and ._-' }),
+          queues: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'use letters, digits and ._-' })),
           tokenFile: z.string().optional(),
           gpusPerAgent: z.number().int().min(1),
           vendor: z.string(),
@@ -138,6 +152,8 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
         }),
       {
         ...flags,
+        queue: queues[0],
+        queues,
         ...rootOf(io, flags.root),
         tags: flags.tags ?? [],
         agentBin: flags.agentBin === undefined ? undefined : resolve(io.cwd, flags.agentBin),
@@ -199,7 +215,14 @@ export async function runSetupCommand(given: SetupInput, io: Io): Promise<void> 
   if (fleet) {
     const { checkVendor, checkFloors } = await import('../../fleet/node.js');
     checkVendor(fleet.queue, facts.vendor, fleet.file);
-    checkFloors(fleet.queue, plan.agents, { file: fleet.file, cpuReserve: input.cpuReserve, memoryReserve: input.memoryReserve, agents: input.agents });
+    // Each queue's floors against its own agents.
+    for (const q of fleet.all)
+      checkFloors(q, fleet.all.length > 1 ? plan.agents.filter((a) => a.tags.includes(`queue=${q.name}`)) : plan.agents, {
+        file: fleet.file,
+        cpuReserve: input.cpuReserve,
+        memoryReserve: input.memoryReserve,
+        agents: input.agents,
+      });
   }
   for (const w of plan.warnings) io.log.warn(w);
   const nodes = facts.nodes.length;
@@ -222,15 +245,29 @@ export async function runSetupCommand(given: SetupInput, io: Io): Promise<void> 
 }
 
 // --fleet: the queue's definition as the setup's GPUs per agent, vendor (what to detect with) and
-// tags; flags given explicitly must agree with it (src/fleet/node.ts).
+// tags; flags given explicitly must agree with it (src/fleet/node.ts). Several queues: the GPU queue
+// (or the first) is planned first, the others (CPU-only) on what it leaves.
 async function fleetSetup(input: SetupInput, io: Io) {
-  const [{ loadFleet }, { pickQueues }, { queueSetup }] = await Promise.all([
+  const [{ loadFleet }, { pickQueues }, { queueSetup, planHostQueues }] = await Promise.all([
     import('../fleet/shared.js'),
     import('../../fleet/load.js'),
     import('../../fleet/node.js'),
   ]);
   const f = await loadFleet(input.fleet!.file, io);
-  const queue = pickQueues(f, [input.queue])[0]!;
-  const setup = queueSetup(queue, { gpusPerAgent: input.fleet!.gpusPerAgent, vendor: input.fleet!.vendor, tags: input.tags, mig: input.mig }, f.file);
-  return { queue, file: f.file, input: { ...input, gpusPerAgent: setup.gpusPerAgent, vendor: setup.detect, tags: setup.tags } };
+  const all = pickQueues(f, input.queues);
+  const { first, more } = planHostQueues(all, f.file, input.agents);
+  const setup = queueSetup(first.queue, { gpusPerAgent: input.fleet!.gpusPerAgent, vendor: input.fleet!.vendor, tags: input.tags, mig: input.mig }, f.file);
+  return {
+    queue: first.queue,
+    all,
+    file: f.file,
+    input: {
+      ...input,
+      queue: first.queue.name,
+      gpusPerAgent: setup.gpusPerAgent,
+      vendor: setup.detect,
+      tags: setup.tags,
+      ...(more.length ? { moreQueues: more, agentCap: first.cap } : {}),
+    },
+  };
 }

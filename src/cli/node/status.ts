@@ -33,10 +33,12 @@ export async function runStatus(input: StatusInput, io: Io): Promise<void> {
     `${c.error ? `${c.error}, ` : ''}freed ${formatBytes(c.freed)}${c.at ? ` at ${c.at}` : ''}`;
   writeResult(io, input.json, s, (s) => {
     if (!s.managed) return 'no agents managed by bkci on this host (run bkci node setup)\n';
-    const rows = s.agents.map((a) => [a.name, a.gpus.join(',') || '-', a.cpus, a.memoryMax, a.state, a.reason ?? '']);
+    // Several queues: a queue column, the agents of each queue together.
+    const several = (s.queues?.length ?? 1) > 1;
+    const rows = s.agents.map((a) => [...(several ? [a.queue ?? '-'] : []), a.name, a.gpus.join(',') || '-', a.cpus, a.memoryMax, a.state, a.reason ?? '']);
     return (
-      `queue ${s.queue}, vendor ${s.vendor}, ${s.agents.length} agent${s.agents.length === 1 ? '' : 's'}\n` +
-      table(io, ['agent', 'gpus', 'cpus', 'memory', 'state', 'reason'], rows) +
+      `${several ? `queues ${s.queues!.join(', ')}` : `queue ${s.queue}`}, vendor ${s.vendor}, ${s.agents.length} agent${s.agents.length === 1 ? '' : 's'}\n` +
+      table(io, [...(several ? ['queue'] : []), 'agent', 'gpus', 'cpus', 'memory', 'state', 'reason'], rows) +
       s.drift.map((d) => `drift: ${d.path}: ${d.problem}\n`).join('') +
       s.agents.map((a) => (a.lastDiskCleanup ? `disk cleanup: ${a.name}: ${cleanupText(a.lastDiskCleanup)}\n` : '')).join('')
     );
