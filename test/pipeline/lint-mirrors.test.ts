@@ -65,6 +65,33 @@ describe('lint --mirrors on vLLM files', () => {
   });
 });
 
+describe('lint --mirrors on more of vLLM test areas', () => {
+  // The nine files and test/fixtures/vllm-test-areas-more together, against the same excerpt of
+  // test-amd.yaml (mirrors whose hand-written step the excerpt leaves out are reported without one).
+  it('compares every mirror, including those of files generate refuses for another reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-lint-more-'));
+    cpSync(join(AREAS, '.buildkite'), join(dir, '.buildkite'), { recursive: true });
+    cpSync(join(AREAS, '../vllm-test-areas-more/.buildkite/test_areas'), join(dir, '.buildkite/test_areas'), { recursive: true });
+    const r = await lintMirrors({ config: '.buildkite/ci_config.yaml', profile: 'vllm', fileOrder: 'sorted' }, dir);
+    expect(r.mirrors).toBe(17);
+    expect(r.disagreeing).toBe(12);
+    expect(r.unmatched).toBe(5);
+    expect(r.warnings).toEqual([
+      ".buildkite/test_areas/rl.yaml:18: step ':nvidia: (H200 MIG 35GB) RL Entrypoints': mirror.amd.device 'mi355_dpx' is not one of the profile's amd devices (compared as written; generate refuses it)",
+    ]);
+    const hybrid = r.findings.find((f) => f.mirror.key === 'amd-v1-e2e-hybrid-chunked-prefill-b200')!;
+    expect(hybrid.handwritten).toMatchObject({ label: ':amd: (MI300) V1 E2E Hybrid Chunked Prefill', matchedBy: 'label' });
+    expect(hybrid.differences).toEqual([
+      { field: 'device', mirror: 'mi300_1', handwritten: 'mi300_4' },
+      { field: 'gpus', mirror: 1, handwritten: 4 },
+    ]);
+    // A mirror's working_dir without its own commands is ignored by the generator: the emitted step has none.
+    const cargo = r.findings.find((f) => f.mirror.key === 'amd-rust-frontend-cargo-tests')!;
+    expect(cargo.differences.map((d) => d.field)).toEqual(['optional', 'working_dir']);
+    expect(cargo.differences[1]).toEqual({ field: 'working_dir', mirror: undefined, handwritten: '/vllm-workspace' });
+  });
+});
+
 // A repository with one test area and a hand-written file, written here.
 function repo(area: string, hand: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'bkci-lint-'));
@@ -135,8 +162,15 @@ describe('lint --mirrors rules', () => {
     r = await runBkci(['pipeline', 'lint', '--mirrors', '--vendor', 'nv'], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--vendor nv: the profile has no mirror of that name');
-    r = await runBkci(['pipeline', 'lint', '--mirrors'], { cwd: repo(AREA.replace('mi325_1', 'mi999_1'), HAND) });
+    r = await runBkci(['pipeline', 'lint', '--mirrors'], { cwd: repo(AREA.replace('      device: mi325_1\n', ''), HAND) });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/a\.yaml:\d+: step ':nvidia: \(H100\) MoE': mirror\.amd\.device 'mi999_1'/);
+    expect(r.stderr).toMatch(/a\.yaml:8: step ':nvidia: \(H100\) MoE': mirror\.amd\.device is required/);
+  });
+
+  it('a mirror device the profile lacks is compared as written, with a warning (generate refuses it)', async () => {
+    const r = await runBkci(['pipeline', 'lint', '--mirrors'], { cwd: repo(AREA.replace('mi325_1', 'mi355_dpx'), HAND) });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/a\.yaml:8: step ':nvidia: \(H100\) MoE': mirror\.amd\.device 'mi355_dpx' is not one of the profile's amd devices/);
+    expect(r.stdout).toContain('  device: mi325_1 -> mi355_dpx\n');
   });
 });

@@ -77,6 +77,7 @@ Exit codes: 0 every mirror agrees with its hand-written step, 1 some differ, 2 b
 export async function runLint(input: LintInput, io: Io): Promise<void> {
   const { lintMirrors, formatMirrorReport } = await import('../../pipeline/lint-mirrors.js');
   const report = await lintMirrors(input, io.cwd);
+  for (const w of report.warnings ?? []) io.log.warn(w);
   writeResult(io, input.json, report, formatMirrorReport);
   if (report.disagreeing > 0) throw new SilentFailure();
 }
