@@ -27,9 +27,12 @@ export async function checkInput<T>(cmd: Command, schema: Schema<T>, raw: Record
   const r = schema(z).safeParse(raw, { jitless: true });
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const key = issue.path[0];
+  // A value inside a group of the input (render's `request.template`) is named by its own flag or
+  // argument, and is its own value.
+  const nested = issue.path.length > 1 && typeof issue.path[0] === 'string' && !names(cmd, issue.path[0]);
+  const key = nested ? [...issue.path].reverse().find((k) => typeof k === 'string' && names(cmd, k)) : issue.path[0];
   const name = typeof key === 'string' ? flagName(cmd, key) : 'input';
-  const value = typeof key === 'string' ? raw[key] : undefined;
+  const value = nested ? shown(issue.path, raw) : typeof key === 'string' ? raw[key] : undefined;
   if (value === undefined || value === '') throw new UsageError(`${name} is required${customText(issue) ? `: ${customText(issue)}` : ''}`);
   throw new UsageError(`${name} ${JSON.stringify(shown(issue.path, raw))}: ${customText(issue) ?? 'not a valid value'}`);
 }
@@ -48,6 +51,10 @@ function shown(path: PropertyKey[], raw: Record<string, unknown>): unknown {
   }
   return typeof v === 'object' && v !== null ? String(path.at(-1)) : v;
 }
+
+// Whether an input key is an option's or an argument's.
+const names = (cmd: Command, key: string): boolean =>
+  cmd.options.some((o) => o.attributeName() === key) || (cmd.registeredArguments as readonly Argument[]).some((a) => a.name() === key);
 
 // `--gpus-per-agent` for the input key gpusPerAgent; `<build>` for an argument.
 export function flagName(cmd: Command, key: string): string {
