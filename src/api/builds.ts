@@ -49,12 +49,65 @@ export class BuildkiteApi {
 
   // `deadline` (epoch ms on the Io clock): the client's retries stop there (`build wait --timeout`).
   async getBuild(n: number, opts: { deadline?: number } = {}): Promise<Build> {
-    const data = await this.client.json<unknown>('GET', this.buildPath(n), {
-      scope: 'read_builds',
-      what: `build ${n} of ${this.pipelineRef}`,
-      deadline: opts.deadline,
-    });
+    const data = await this.diagnosed(
+      this.client.json<unknown>('GET', this.buildPath(n), {
+        scope: 'read_builds',
+        what: `build ${n} of ${this.pipelineRef}`,
+        deadline: opts.deadline,
+      }),
+    );
     return parseAnswer(BuildSchema, data, `build ${n}`);
+  }
+
+  // A 404 about a pipeline's builds may mean the build, the pipeline or the organization does not
+  // exist. Which one is asked (the organization, then the pipeline), and a wrong slug is named with
+  // the closest one the token can see: `did you mean "gpu-tests"?`. When the question cannot be
+  // answered (no read_pipelines scope, the API failing), the original error stands.
+  private async diagnosed<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw await this.explainNotFound(err);
+    }
+  }
+
+  private async explainNotFound(err: unknown): Promise<unknown> {
+    // (An API URL without /v2 gets a 404 for everything: its own hint says so.)
+    if (!(err instanceof ApiError) || err.status !== 404 || err.exitCode !== 2 || !/\/v2\/$/.test(this.client.base.pathname)) return err;
+    const { org } = this.cfg;
+    const pipeline = this.cfg.pipeline;
+    const said = err.apiMessage ? `: ${err.apiMessage}` : '';
+    const exists = async (path: string): Promise<boolean | undefined> => {
+      try {
+        await this.client.json<unknown>('GET', path, { scope: 'read_pipelines' });
+        return true;
+      } catch (e) {
+        return e instanceof ApiError && e.status === 404 ? false : undefined;
+      }
+    };
+    const slugs = async (path: string): Promise<string[]> => {
+      const out: string[] = [];
+      try {
+        for await (const item of this.client.paginate<unknown>(path, { scope: 'read_pipelines' })) {
+          const slug = (item as { slug?: unknown } | null)?.slug;
+          if (typeof slug === 'string') out.push(slug);
+          if (out.length >= 2000) break;
+        }
+      } catch {
+        // The suggestion is a help, not a requirement.
+      }
+      return out;
+    };
+    const orgKnown = await exists(`organizations/${seg(org)}`);
+    if (orgKnown === false) {
+      const hint = suggestSlug(org, await slugs('organizations'), '--org or BUILDKITE_ORGANIZATION_SLUG');
+      return new ApiError(`not found: organization ${JSON.stringify(org)} (404)${said}`, 404, err.apiMessage, hint);
+    }
+    if (orgKnown !== true || !pipeline) return err;
+    const pipelineKnown = await exists(`organizations/${seg(org)}/pipelines/${seg(pipeline)}`);
+    if (pipelineKnown !== false) return err;
+    const hint = suggestSlug(pipeline, await slugs(`organizations/${seg(org)}/pipelines`), '--pipeline or BUILDKITE_PIPELINE_SLUG');
+    return new ApiError(`not found: pipeline ${JSON.stringify(pipeline)} in organization ${org} (404)${said}`, 404, err.apiMessage, hint);
   }
 
   async *listBuilds(filter: { branch?: string; state?: string[]; metaData?: Record<string, string>; createdFrom?: Date }): AsyncGenerator<Build> {
@@ -63,11 +116,20 @@ export class BuildkiteApi {
     if (filter.createdFrom) query.created_from = filter.createdFrom.toISOString();
     if (filter.state?.length) query['state[]'] = filter.state;
     for (const [k, v] of Object.entries(filter.metaData ?? {})) query[`meta_data[${k}]`] = v;
-    for await (const b of this.client.paginate<unknown>(this.buildsPath(), { query, scope: 'read_builds', what: `pipeline ${this.pipelineRef}` })) {
+    const pages = this.client.paginate<unknown>(this.buildsPath(), { query, scope: 'read_builds', what: `pipeline ${this.pipelineRef}` });
+    for await (const b of this.diagnosedList(pages)) {
       const build = parseListItem(BuildSchema, b, 'a build in the list', (why) =>
         this.io.log.warn({ pipeline: this.pipelineRef }, `left out of the list: ${why}`),
       );
       if (build) yield build;
+    }
+  }
+
+  private async *diagnosedList<T>(items: AsyncGenerator<T>): AsyncGenerator<T> {
+    try {
+      yield* items;
+    } catch (err) {
+      throw await this.explainNotFound(err);
     }
   }
 
@@ -88,7 +150,7 @@ export class BuildkiteApi {
     const since = new Date(this.io.now().getTime() - 10 * 60_000);
     for (let attempt = 1; ; attempt++) {
       try {
-        const data = await this.client.json<unknown>('POST', this.buildsPath(), opts);
+        const data = await this.diagnosed(this.client.json<unknown>('POST', this.buildsPath(), opts));
         return parseAnswer(BuildSchema, data, 'the created build');
       } catch (err) {
         if (!(err instanceof AmbiguousRequestError) || attempt >= 3) throw err;
@@ -202,6 +264,34 @@ export class BuildkiteApi {
 }
 
 // ---- pure helpers ----------------------------------------------------------------------------
+
+// The hint for a slug that does not exist: the closest of `known` (by edit distance, or one
+// containing the other), else a few of them, else where to look.
+export function suggestSlug(wrong: string, known: string[], where: string): string {
+  const w = wrong.toLowerCase();
+  const scored = known
+    .map((k) => ({ k, d: editDistance(w, k.toLowerCase()) }))
+    .filter(({ k, d }) => d <= Math.max(2, Math.floor(wrong.length / 3)) || k.toLowerCase().includes(w) || w.includes(k.toLowerCase()))
+    .sort((a, b) => a.d - b.d || a.k.localeCompare(b.k));
+  if (scored.length) return `did you mean ${JSON.stringify(scored[0]!.k)}? (set ${where})`;
+  if (known.length)
+    return `the token can see ${known.length === 1 ? '' : `${known.length}, e.g. `}${known
+      .slice(0, 5)
+      .map((k) => JSON.stringify(k))
+      .join(', ')} (set ${where})`;
+  return `check the slug (${where}): it is the part of the URL after buildkite.com/`;
+}
+
+export function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 64) return Math.abs(a.length - b.length);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
 
 export const TERMINAL_FAILED = new Set(['failed', 'canceled', 'not_run', 'skipped']);
 // States of a build that is still going (blocked is judged on its own).

@@ -174,6 +174,33 @@ describe('configuration', () => {
     expect(r.stderr).toMatch(/not found: build 5 of gpu-org\/gpu-tests/);
   });
 
+  it('a 404 names which slug is wrong, with the closest one the token can see', async () => {
+    bk.otherPipelines = ['gpu-tests-nightly', 'docs'];
+    let r = await run(['build', 'get', '5', '--pipeline', 'gpu-test']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bkci: not found: pipeline "gpu-test" in organization gpu-org \(404\): No pipeline found$/m);
+    expect(r.stderr).toMatch(/^hint: did you mean "gpu-tests"\? \(set --pipeline or BUILDKITE_PIPELINE_SLUG\)$/m);
+    r = await run(['build', 'list', '--org', 'gpu-orgg']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bkci: not found: organization "gpu-orgg" \(404\)/m);
+    expect(r.stderr).toMatch(/^hint: did you mean "gpu-org"\? \(set --org or BUILDKITE_ORGANIZATION_SLUG\)$/m);
+    r = await run(['build', 'submit', '--branch', 'main', '--pipeline', 'nothing-like-it']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not found: pipeline "nothing-like-it"/);
+    expect(r.stderr).toMatch(/hint: the token can see 3, e\.g\. "gpu-tests", "gpu-tests-nightly", "docs"/);
+    expect(bk.buildCount()).toBe(0);
+    // Org and pipeline exist: the build number is what is wrong, as before.
+    r = await run(['build', 'get', '5']);
+    expect(r.stderr).toMatch(/^bkci: not found: build 5 of gpu-org\/gpu-tests \(404\)/m);
+  });
+
+  it('a 404 diagnosis the token may not make (no read_pipelines) leaves the original error', async () => {
+    bk.fault('GET', /\/organizations\/gpu-org\/pipelines\/gpu-test$/, 'status', { status: 403, body: { message: 'Forbidden' } });
+    const r = await run(['build', 'get', '5', '--pipeline', 'gpu-test']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bkci: not found: build 5 of gpu-org\/gpu-test \(404\): No pipeline found$/m);
+  });
+
   it('accepts a build URL naming org and pipeline', async () => {
     bk.addBuild({ states: ['passed'], number: 9 });
     const r = await run(['build', 'get', `https://buildkite.com/gpu-org/gpu-tests/builds/9`, '--json'], {

@@ -68,6 +68,8 @@ export class FakeBuildkite {
   faults: Fault[] = [];
   builds = new Map<number, StoredBuild>();
   agents: any[] = [];
+  // More pipelines the organization lists besides ours (for did-you-mean).
+  otherPipelines: string[] = [];
   // When set, listing builds ignores every filter (branch, state, meta_data), as a careless server might.
   ignoreFilters = false;
   // When set, the storage host answers this status (an expired signature, say).
@@ -241,6 +243,17 @@ export class FakeBuildkite {
     const bp = this.buildsPath();
     let m: RegExpExecArray | null;
     if (p === '/v2/access-token') return respond(200, example('access_token__get_the_current_token'));
+    // The organizations the token can see, and the pipelines of ours (the 404 diagnosis asks).
+    if (p === '/v2/organizations' && method === 'GET') return this.page(url, [{ id: 'org-1', slug: this.org, name: this.org }], respond);
+    if (p === `/v2/organizations/${this.org}` && method === 'GET') return respond(200, { id: 'org-1', slug: this.org, name: this.org });
+    if (p === `/v2/organizations/${this.org}/pipelines` && method === 'GET')
+      return this.page(
+        url,
+        [this.pipeline, ...this.otherPipelines].map((slug) => ({ ...example('pipelines__get_a_pipeline'), id: `pipeline-${slug}`, slug, name: slug })),
+        respond,
+      );
+    if (p === `/v2/organizations/${this.org}/pipelines/${this.pipeline}` && method === 'GET')
+      return respond(200, { ...example('pipelines__get_a_pipeline'), slug: this.pipeline, name: this.pipeline });
     if (!p.startsWith(`/v2/organizations/${this.org}/`)) return respond(404, { message: 'No organization found' });
     if (p === `/v2/organizations/${this.org}/agents` && method === 'GET') return this.page(url, this.agents, respond);
     if (!p.startsWith(`/v2/organizations/${this.org}/pipelines/${this.pipeline}/`)) return respond(404, { message: 'No pipeline found' });
