@@ -657,7 +657,9 @@ describe('more hosts and refusals', () => {
     const r = await setup(HOSTS.mig, root, ['--mig', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).agents).toHaveLength(6);
-    expect(readFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu0-mig1.service.d/50-bkci.conf'), 'utf8')).toContain('DeviceAllow=char-nvidia-caps r');
+    expect(readFileSync(join(root, 'etc/systemd/system/bkci-agent@gpu0-mig1.service.d/50-bkci.conf'), 'utf8')).toContain(
+      'DeviceAllow=/dev/nvidia-caps/nvidia-cap21 r',
+    );
     verifyUnits(root, ['gpu0-mig0', 'gpu1-mig1', 'gpu3']);
   });
 

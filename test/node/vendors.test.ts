@@ -72,7 +72,11 @@ describe('the registry', () => {
     });
     // The quoted form, so docker does not split the list at the comma.
     expect(nv.dockerArgs([gpu('GPU-a'), gpu('GPU-b')], [], [])).toEqual(['--gpus', '"device=GPU-a,GPU-b"']);
-    expect(nv.extraDeviceAllow([gpu('MIG-a')], true)).toEqual(['char-nvidia-caps r']);
+    // A MIG slot: its own instance's capability nodes only (none known: none allowed, never every cap).
+    expect(nv.extraDeviceAllow([gpu('MIG-a')], true)).toEqual([]);
+    const migSlot = gpu('MIG-a', 'GPU-p');
+    migSlot.gpu.mig = [{ uuid: 'MIG-a', name: '3g.20gb', gi: 1, ci: 0, caps: ['/dev/nvidia-caps/nvidia-cap12', '/dev/nvidia-caps/nvidia-cap13'] }] as never;
+    expect(nv.extraDeviceAllow([migSlot], true)).toEqual(['/dev/nvidia-caps/nvidia-cap12 r', '/dev/nvidia-caps/nvidia-cap13 r']);
     expect(nv.extraDeviceAllow([gpu('GPU-a')], false)).toEqual([]);
     const amd = vendorOf('amd')!;
     expect(amd.isolationEnv([gpu('GPU-1'), gpu('GPU-2')])).toEqual({ ROCR_VISIBLE_DEVICES: 'GPU-1,GPU-2', HIP_VISIBLE_DEVICES: '0,1' });

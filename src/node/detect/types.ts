@@ -16,6 +16,9 @@ export interface MigDevice {
   // id, the instance's stable identity; its UUID changes when the GPU is re-partitioned.
   gi?: number;
   ci?: number;
+  // Its capability device nodes (/dev/nvidia-caps/nvidia-cap<N> of its GI and CI), from
+  // /proc/driver/nvidia-caps/mig-minors: what its agent's unit may open besides the GPU.
+  caps?: string[];
 }
 
 export interface Gpu {

@@ -7,6 +7,7 @@ import { normalizeBusId, pciNumaNode } from '../detect/sysfs.js';
 import { healthOutput, healthRun, requireTool, runBounded, runTool, which } from '../detect/tools.js';
 import type { Gpu, MigDevice } from '../detect/types.js';
 import { under } from '../safe-fs.js';
+import { formatMigInstance, migCapNodes, migReport, parseMigInstances, parseMigMinors } from './nvidia-mig.js';
 import type { AgentSlot, DetectContext, DeviceNode, DoctorContext, DoctorItem, GpuReport, ToolIo, VendorModule } from './types.js';
 
 export interface NvidiaSmiGpu {
@@ -218,6 +219,8 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
       }
   }
   const cc = await computeCapabilities(io);
+  const minorsText = [...migs.values()].some((l) => l.length) ? await host.read('proc/driver/nvidia-caps/mig-minors') : undefined;
+  const capMinors = parseMigMinors(minorsText ?? '');
   const gpus: Gpu[] = [];
   for (const r of rows) {
     const busId = normalizeBusId(r.busId);
@@ -229,6 +232,15 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
     if (minor === undefined) {
       warnings.push(`GPU ${r.index} (${busId}): no device minor in /proc/driver/nvidia; assuming /dev/nvidia${r.index}`);
       minor = r.index;
+    }
+    // Each MIG instance's own capability nodes (its GPU instance and compute instance).
+    for (const m of migs.get(r.uuid) ?? []) {
+      const caps = m.gi !== undefined && m.ci !== undefined ? migCapNodes(capMinors, minor, m.gi, m.ci) : undefined;
+      if (caps) m.caps = caps;
+      else
+        warnings.push(
+          `MIG device ${m.uuid} of GPU ${r.index}: its capability nodes are not in /proc/driver/nvidia-caps/mig-minors${m.gi === undefined ? ' (no GPU/compute instance ids from nvidia-smi)' : ''}; a --mig agent for it could not open it`,
+        );
     }
     gpus.push({
       vendor: 'nvidia',
@@ -247,7 +259,34 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
   return gpus;
 }
 
+function migEnv(slots: AgentSlot[]): Record<string, string> {
+  const list = slots.flatMap((s) => {
+    const m = s.gpu.mig.find((x) => x.uuid === s.id);
+    return m && m.gi !== undefined && m.ci !== undefined
+      ? [formatMigInstance({ uuid: m.uuid, parent: s.gpu.uuid ?? s.gpu.isolationId, gi: m.gi, ci: m.ci })]
+      : [];
+  });
+  return list.length ? { BKCI_MIG_INSTANCES: list.join(',') } : {};
+}
+
+// A MIG agent's health: the parent GPU's (ECC, row remapping, recovery) narrowed to its own
+// instance's processes and memory; a MIG UUID that is gone (re-partitioned) is unfit.
 async function health(env: Record<string, string>, io: ToolIo): Promise<GpuReport[]> {
+  const reports = await gpuHealth(env, io);
+  const instances = parseMigInstances(env.BKCI_MIG_INSTANCES);
+  if (!instances.length) return reports;
+  const l = await healthRun('nvidia-smi', ['-L'], io);
+  const listing = l && l.error === undefined ? l.stdout : undefined;
+  const out: GpuReport[] = [];
+  for (const inst of instances) {
+    const parent = reports.find((r) => r.id === inst.parent) ?? { id: inst.parent, present: false, processes: [] };
+    const table = await healthOutput('nvidia-smi', ['-i', inst.parent], io);
+    out.push(migReport(parent, inst, listing, table));
+  }
+  return out;
+}
+
+async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuReport[]> {
   const uuids = (env.BKCI_GPU_UUIDS ?? env.NVIDIA_VISIBLE_DEVICES ?? '').split(',').filter(Boolean);
   // `-i`: under the unit's DevicePolicy=closed only this agent's GPUs can be opened; asking
   // nvidia-smi about the others would fail.
@@ -348,7 +387,9 @@ export const nvidia: VendorModule = {
   detect,
   sharedDevices: async () => NVIDIA_DEVICES,
   // MIG instances are opened through capability nodes; without --mig no cap is needed.
-  extraDeviceAllow: (_slots: AgentSlot[], mig: boolean) => (mig ? ['char-nvidia-caps r'] : []),
+  // A MIG agent opens its instance through that instance's two capability nodes, and only those.
+  extraDeviceAllow: (slots: AgentSlot[], mig: boolean) =>
+    mig ? slots.flatMap((s) => (s.gpu.mig.find((m) => m.uuid === s.id)?.caps ?? []).map((c) => `${c} r`)) : [],
   // The nvidia device nodes are 0666 by default.
   supplementaryGroups: async () => [],
   isolationEnv: (slots): Record<string, string> => {
@@ -358,6 +399,8 @@ export const nvidia: VendorModule = {
       NVIDIA_VISIBLE_DEVICES: ids,
       CUDA_VISIBLE_DEVICES: ids,
       BKCI_GPU_UUIDS: [...new Set(slots.map((s) => s.gpu.uuid ?? s.gpu.isolationId))].join(','),
+      // MIG instances (with their GPU and compute instance): the health gate looks at these only.
+      ...migEnv(slots),
     };
   },
   // The quoted form: unquoted, docker splits the device list at the comma.
