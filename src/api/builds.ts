@@ -153,6 +153,23 @@ export class BuildkiteApi {
         const data = await this.diagnosed(this.client.json<unknown>('POST', this.buildsPath(), opts));
         return parseAnswer(BuildSchema, data, 'the created build');
       } catch (err) {
+        // A success status with an answer that is not a build (empty, an HTML page, the wrong
+        // shape): the create was most likely processed. Look for it rather than let a re-run
+        // make a second one; never send it again on that basis.
+        if (err instanceof ApiError && (err.status === 0 || (err.status >= 200 && err.status < 300))) {
+          this.io.log.warn({ marker }, `${err.message}; looking for the build it may have created`);
+          const found = await this.findByMarker(marker, req.branch, since).catch(() => undefined);
+          if (found) {
+            this.io.log.info({ build: found.number }, 'the build was created; using it');
+            return found;
+          }
+          throw new ApiError(
+            `${err.message}; no build carrying this submission's marker was found`,
+            err.status,
+            err.apiMessage,
+            `the build may still have been created: check with \`bkci build list --branch ${req.branch}\` before submitting again`,
+          );
+        }
         if (!(err instanceof AmbiguousRequestError) || attempt >= 3) throw err;
         this.io.log.warn({ marker }, `${err.message}; looking for the build before trying again`);
         for (let look = 0; look < 2; look++) {

@@ -310,6 +310,34 @@ describe('a misbehaving server', () => {
     noToken(r);
   });
 
+  it('a create answered 2xx with something that is not a build finds the build it made, and never sends it twice', async () => {
+    for (const [status, body] of [
+      [201, '<html><body>Welcome to the proxy</body></html>'],
+      [200, ''],
+      [201, { ok: true }],
+    ] as const) {
+      const before = bk.buildCount();
+      bk.fault('POST', /\/builds$/, 'mangle-after', { status, body });
+      const r = await run(['build', 'submit', '--branch', 'main', '--commit', 'abc123', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(bk.buildCount()).toBe(before + 1);
+      expect(JSON.parse(r.stdout).number).toBe(Math.max(...bk.builds.keys()));
+      expect(r.stderr).toMatch(/looking for the build it may have created/);
+    }
+    expect(apiCalls('POST', /\/builds$/)).toHaveLength(3);
+  });
+
+  it('when that build cannot be found either, the error says it may exist (exit 1), and nothing is resent', async () => {
+    bk.fault('POST', /\/builds$/, 'status', { status: 200, body: { message: 'hello' } });
+    const r = await run(['build', 'submit', '--branch', 'main', '--commit', 'abc123']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^bkci: the API's answer for the created build is not what bkci expects: number: .*; no build carrying this submission's marker was found$/m,
+    );
+    expect(r.stderr).toMatch(/^hint: the build may still have been created: check with `bkci build list --branch main` before submitting again$/m);
+    expect(apiCalls('POST', /\/builds$/)).toHaveLength(1);
+  });
+
   it('does not turn a redirected create into a GET', async () => {
     bk.fault('POST', /\/builds$/, 'status', { status: 302, headers: { location: `${bk.url}/organizations/${bk.org}/pipelines/${bk.pipeline}/builds` } });
     const r = await run(['build', 'submit', '--branch', 'main', '--commit', 'HEAD']);

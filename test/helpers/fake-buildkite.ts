@@ -20,7 +20,10 @@ export interface Recorded {
   body: string;
 }
 
-export type FaultKind = 'drop' | 'drop-after' | 'status' | 'hang';
+// drop: close the connection unanswered; drop-after: do the work, then close; status: answer
+// `status` with `body` instead of doing the work; hang: never answer; mangle-after: do the work,
+// then answer `status` (200) with `body` as raw text (an HTML page, nothing, the wrong JSON).
+export type FaultKind = 'drop' | 'drop-after' | 'status' | 'hang' | 'mangle-after';
 export interface Fault {
   method: string;
   path: RegExp;
@@ -224,18 +227,24 @@ export class FakeBuildkite {
       fault = undefined;
     }
     let dropAfter = false;
+    let mangle: Fault | undefined;
     if (fault) {
       fault.times--;
       if (fault.kind === 'drop') return void req.socket.destroy();
       if (fault.kind === 'hang') return; // never answers; the client's timeout must fire
       if (fault.kind === 'status') return send(res, fault.status ?? 500, fault.body ?? { message: 'fault' }, fault.headers);
-      dropAfter = true;
+      if (fault.kind === 'mangle-after') mangle = fault;
+      else dropAfter = true;
     }
     if (req.headers.authorization !== `Bearer ${this.token}`)
       return send(res, 401, { message: 'Authentication required. Please supply a valid API Access Token' });
 
     const respond = (status: number, data: unknown, headers: Record<string, string> = {}) => {
       if (dropAfter) return void req.socket.destroy();
+      if (mangle) {
+        res.writeHead(mangle.status ?? 200, { 'content-type': 'text/html', ...mangle.headers });
+        return void res.end(typeof mangle.body === 'string' ? mangle.body : JSON.stringify(mangle.body ?? ''));
+      }
       send(res, status, data, { 'ratelimit-remaining': '199', 'ratelimit-limit': '200', 'ratelimit-reset': '30', ...headers });
     };
 
