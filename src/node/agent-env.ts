@@ -36,11 +36,3 @@ export function threadDefaults(cpuCount: number): Record<string, string> {
 export function agentDirsEnv(buildPath: string, cpuCount: number): Record<string, string> {
   return { BKCI_CPU_COUNT: String(cpuCount), TMPDIR: agentTmpDir(buildPath), XDG_CACHE_HOME: agentCacheDir(buildPath) };
 }
-
-// Bash for the environment hook: the thread counts, each only when the job has not set it.
-export function threadDefaultsHook(): string {
-  return `# Thread counts from this agent's cpuset, unless the job set its own.
-for bkci_var in ${THREAD_VARIABLES.join(' ')}; do
-  if [[ -z "\${!bkci_var:-}" ]]; then export "$bkci_var=\${BKCI_CPU_COUNT:?}"; fi
-done`;
-}

@@ -173,7 +173,12 @@ export function planTeardown(m: Manifest, purge: boolean): TeardownPlan {
   return { units, files, dirs, purge: purgeDirs, commands };
 }
 
-export async function applyTeardown(t: TeardownPlan, root: string, runCommands: boolean, io: Io): Promise<{ removed: string[]; kept: string[] }> {
+export async function applyTeardown(
+  t: TeardownPlan & { manifest?: Manifest },
+  root: string,
+  runCommands: boolean,
+  io: Io,
+): Promise<{ removed: string[]; kept: string[] }> {
   const removed: string[] = [];
   const kept: string[] = [];
   if (runCommands && t.commands[0]?.[1] === 'disable') await runCommand(t.commands[0], io);
@@ -191,6 +196,8 @@ export async function applyTeardown(t: TeardownPlan, root: string, runCommands: 
   }
   // The journal of an interrupted setup, read as part of the manifest: done with it.
   for (const j of journals) if (await unlinkSafe(root, j)) removed.push(j);
+  // Some queues torn down: the manifest of the others, once their files are gone.
+  if (t.manifest) await writeFileSafe(root, PATHS.manifest, JSON.stringify(t.manifest, null, 2) + '\n', 0o644);
   if (runCommands) await runCommand(['systemctl', 'daemon-reload'], io);
   return { removed, kept };
 }

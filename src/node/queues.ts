@@ -6,7 +6,9 @@
 import { UsageError } from '../util/errors.js';
 import { parseCpuList } from './cpulist.js';
 import type { HostFacts, NumaNode } from './detect/types.js';
-import { planAgentSet, type AgentPlan, type MissingAgent, type SetupOptions } from './plan.js';
+import { planTeardown, type TeardownPlan } from './apply.js';
+import { planAgentSet, type AgentPlan, type Manifest, type MissingAgent, type SetupOptions } from './plan.js';
+import { agentFilePaths, unitName } from './units.js';
 import type { PreviousAgent } from './identity.js';
 
 export interface MoreQueue {
@@ -100,4 +102,52 @@ export function planQueues(
     before = q.queue;
   }
   return { agents, missing: first.missing };
+}
+
+// The queues a manifest's host serves, and an agent's queue (its queue= tag).
+export const queuesOf = (m: Pick<Manifest, 'queue' | 'queues'>): string[] => m.queues ?? [m.queue];
+export const queueOfAgent = (a: Pick<AgentPlan, 'tags'>): string | undefined => (a.tags ?? []).find((t) => t.startsWith('queue='))?.slice('queue='.length);
+
+// `node teardown --queue Q`: only that queue's agents go (units, files, their directories once
+// empty, with --purge their build directories); the manifest is rewritten with the rest. Naming
+// every queue of the host is the whole teardown.
+export function planQueueTeardown(m: Manifest, queues: string[], purge: boolean): TeardownPlan & { manifest?: Manifest } {
+  const have = queuesOf(m);
+  for (const q of queues)
+    if (!have.includes(q))
+      throw new UsageError(`--queue ${q}: this host's agents serve ${have.join(', ')}`, `name one of them, or leave --queue out to tear everything down`);
+  if (have.every((q) => queues.includes(q))) return planTeardown(m, purge);
+  const gone = m.agents.filter((a) => queues.includes(queueOfAgent(a) ?? m.queue));
+  const goneFiles = new Set(gone.flatMap((a) => agentFilePaths(a.instance)));
+  const files = m.files.map((f) => f.path).filter((p) => goneFiles.has(p));
+  const parents = new Set(files.map((p) => p.slice(0, p.lastIndexOf('/'))));
+  const ownBuild = (p: string) => gone.some((a) => p === a.buildPath || p.startsWith(a.buildPath + '/'));
+  const deepestFirst = (a: string, b: string) => b.split('/').length - a.split('/').length || a.localeCompare(b);
+  const purgeDirs = purge ? gone.map((a) => a.buildPath).filter((p) => m.dirs.some((d) => d.path === p && d.kind === 'build')) : [];
+  const dirs = m.dirs
+    .filter((d) => parents.has(d.path) && (d.kind === 'config' || d.created))
+    .map((d) => d.path)
+    .sort(deepestFirst);
+  const left = have.filter((q) => !queues.includes(q));
+  const goneDirs = new Set([...dirs, ...(purge ? m.dirs.filter((d) => ownBuild(d.path)).map((d) => d.path) : [])]);
+  const manifest: Manifest = {
+    ...m,
+    queue: left[0]!,
+    agents: m.agents.filter((a) => !gone.includes(a)),
+    files: m.files.filter((f) => !goneFiles.has(f.path)),
+    // A kept build directory of a removed agent is no agent's any more: teardown removes it once
+    // empty, never its contents.
+    dirs: m.dirs.filter((d) => !goneDirs.has(d.path)).map((d) => (ownBuild(d.path) ? { ...d, kind: 'shared' as const, created: true } : d)),
+  };
+  if (left.length > 1) manifest.queues = left;
+  else delete manifest.queues;
+  const units = gone.map((a) => unitName(a.instance));
+  return {
+    units,
+    files,
+    dirs,
+    purge: purgeDirs,
+    commands: [...(units.length ? [['systemctl', 'disable', '--now', ...units]] : []), ['systemctl', 'daemon-reload']],
+    manifest,
+  };
 }

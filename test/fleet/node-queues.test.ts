@@ -3,7 +3,7 @@
 // they leave; each queue's floors checked, exit 2 naming the queue the host cannot give. Pure
 // planner runs on the fixture hosts, then the CLI staged under --root (units verified, status).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +28,7 @@ writeFileSync(
   huge: {vendor: none, cpus: 64}
 `,
 );
+const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
 const facts = (host: string) => detectHost(host, 'auto', quietIo(hostEnv(host)));
 const empty = () => ({ files: new Map(), dirs: new Set<string>(), manifest: undefined, userExists: true });
 
@@ -112,6 +113,24 @@ describe('several queues on one host (CLI)', () => {
     // A re-run writes nothing.
     const again = await setup(HOSTS.h100, r0, ['--queue', 'h100', '--queue', 'upload', '--agents', '2']);
     expect(JSON.parse(again.stdout).changed).toBe(false);
+
+    // Teardown of one queue: its agents' files and (--purge) build directories go, the other
+    // queue's stay, the manifest names what is left.
+    expect((await runBkci(['node', 'teardown', '--root', r0, '--queue', 'nope'], { env: {} })).code).toBe(2);
+    const td = await runBkci(['node', 'teardown', '--root', r0, '--queue', 'upload', '--purge', '--json'], { env: {} });
+    expect(td.code, td.stderr).toBe(0);
+    expect(existsSync(join(r0, 'etc/buildkite-agent/bkci/agents/upload-cpu0.cfg'))).toBe(false);
+    expect(existsSync(join(r0, 'var/lib/buildkite-agent/builds/upload-cpu1'))).toBe(false);
+    expect(existsSync(join(r0, 'etc/buildkite-agent/bkci/agents/gpu0.cfg'))).toBe(true);
+    expect(existsSync(join(r0, 'var/lib/buildkite-agent/builds/gpu0'))).toBe(true);
+    const after = JSON.parse((await runBkci(['node', 'status', '--root', r0, '--json'], { env: {} })).stdout);
+    expect(after.queues).toEqual(['h100']);
+    expect(after.agents).toHaveLength(8);
+    expect(after.drift).toEqual([]);
+    // Then everything: nothing of bkci's is left.
+    const all = await runBkci(['node', 'teardown', '--root', r0, '--purge'], { env: {} });
+    expect(all.code, all.stderr).toBe(0);
+    expect(walk(r0)).toEqual([]);
   });
 
   it('exit 2 naming the queue: nothing left for it, a floor it cannot get, two GPU queues, several queues without --fleet', async () => {

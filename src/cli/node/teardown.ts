@@ -10,6 +10,8 @@ export interface TeardownInput {
   root: string;
   staging: boolean;
   purge: boolean;
+  // Only these queues' agents (a host set up with several --queue); none: everything.
+  queues: string[];
   dryRun: boolean;
   json: boolean;
 }
@@ -20,13 +22,14 @@ export function teardownCommand(node: Command, io: Io, run: RunF<TeardownInput> 
     .description('stop and disable the agents and remove exactly the files setup created')
     .option('--root <dir>', 'tear down a staged tree under DIR (no systemctl)')
     .option('--purge', 'also remove the build directories')
+    .option('--queue <queue>', "only this queue's agents (repeatable; a host set up with several --queue)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--dry-run', 'print what would be removed')
     .option('--json', 'print JSON');
-  return cmd.action(async (flags: { root?: string; purge?: boolean; dryRun?: boolean; json?: boolean }) => {
+  return cmd.action(async (flags: { root?: string; purge?: boolean; queue?: string[]; dryRun?: boolean; json?: boolean }) => {
     const input = await checkInput(
       cmd,
-      (z) => z.object({ root: z.string(), staging: z.boolean(), purge: z.boolean(), dryRun: z.boolean(), json: z.boolean() }),
-      { ...rootOf(io, flags.root), purge: flags.purge === true, dryRun: flags.dryRun === true, json: flags.json === true },
+      (z) => z.object({ root: z.string(), staging: z.boolean(), purge: z.boolean(), queues: z.array(z.string()), dryRun: z.boolean(), json: z.boolean() }),
+      { ...rootOf(io, flags.root), purge: flags.purge === true, queues: flags.queue ?? [], dryRun: flags.dryRun === true, json: flags.json === true },
     );
     await run(input, io);
   });
@@ -36,17 +39,18 @@ export async function runTeardown(input: TeardownInput, io: Io): Promise<void> {
   const { root, staging } = input;
   if (!staging && !input.dryRun && io.uid !== undefined && io.uid !== 0)
     throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
-  const [{ readManifest }, { planTeardown, applyTeardown }, { teardownView, teardownPlanText }] = await Promise.all([
+  const [{ readManifest }, { planTeardown, applyTeardown }, { teardownView, teardownPlanText }, { planQueueTeardown }] = await Promise.all([
     import('../../node/state.js'),
     import('../../node/apply.js'),
     import('../../node/plan-view.js'),
+    import('../../node/queues.js'),
   ]);
   const m = await readManifest(root);
   if (!m) {
     io.log.info('nothing to tear down: no bkci manifest on this host');
     return writeResult(io, input.json, { removed: [], kept: [] }, () => '');
   }
-  const t = planTeardown(m, input.purge);
+  const t = input.queues.length ? planQueueTeardown(m, input.queues, input.purge) : planTeardown(m, input.purge);
   if (input.dryRun) return writeResult(io, input.json, teardownView(t, staging), teardownPlanText);
   const r = await applyTeardown(t, root, !staging, io);
   if (!input.purge) io.log.info({ kept: m.dirs.filter((d) => d.kind === 'build').length }, 'kept the build directories (use --purge to remove them)');

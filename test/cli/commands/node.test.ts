@@ -140,9 +140,9 @@ describe('node status, teardown, doctor, check', () => {
     let r = await parse('node', statusCommand, ['status', '--root', 'st', '--json'], { cwd: '/w' });
     expect(r.input).toEqual({ root: '/w/st', staging: true, json: true });
     r = await parse('node', teardownCommand, ['teardown']);
-    expect(r.input).toEqual({ root: '/', staging: false, purge: false, dryRun: false, json: false });
-    r = await parse('node', teardownCommand, ['teardown', '--purge', '--dry-run']);
-    expect(r.input).toMatchObject({ purge: true, dryRun: true });
+    expect(r.input).toEqual({ root: '/', staging: false, purge: false, queues: [], dryRun: false, json: false });
+    r = await parse('node', teardownCommand, ['teardown', '--purge', '--dry-run', '--queue', 'upload', '--queue', 'lint']);
+    expect(r.input).toMatchObject({ purge: true, dryRun: true, queues: ['upload', 'lint'] });
   });
 
   it('doctor: --host-root against the working directory', async () => {
