@@ -239,21 +239,18 @@ function indent(v: unknown, a: Args): string {
   const prefix = typeof w === 'string' ? w : repeatString(' ', w === undefined ? 4 : int(w, 'width'));
   const first = isTrue(a.get(1, 'first'));
   const blank = isTrue(a.get(2, 'blank'));
-  const strip = (x: string) => x.replace(/\n$/, '').replace(/\r$/, '');
-  s = strip(s);
+  // One trailing newline, then one trailing carriage return, go (before and after indenting).
+  if (s.endsWith('\n')) s = s.slice(0, -1);
+  if (s.endsWith('\r')) s = s.slice(0, -1);
   const lines = s.split('\n');
   sized(s.length + lines.length * prefix.length);
-  let out = '';
-  let start = 0;
-  if (!first) {
-    out += lines[0] + '\n';
-    start = 1;
+  // Lines joined once (not a string grown line by line, which V8 must flatten again later).
+  for (let i = first ? 0 : 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    lines[i] = line === '' ? (blank ? prefix : '') : prefix + line;
   }
-  for (const line of lines.slice(start)) {
-    out += line === '' ? (blank ? prefix : '') : prefix + line;
-    out += '\n';
-  }
-  return strip(out);
+  const out = lines.join('\n');
+  return out.endsWith('\r') ? out.slice(0, -1) : out;
 }
 
 function lowerIfStr(v: unknown, caseSensitive: boolean): unknown {

@@ -9,7 +9,7 @@ import { binaryOp, negate } from './ops.js';
 import { applyTest, testNames } from './tests.js';
 import { builtinGlobals, DEBUG } from './globals.js';
 import { getAttr, getItem, LoopState, slice } from './access.js';
-import { Budget, charge, emitted, engineLimitError, withBudget } from './limits.js';
+import { activeBudget, Budget, emitted, engineLimitError, MAX_STRING, outOfFuel, withBudget } from './limits.js';
 import {
   type CallArgs,
   debugRepr,
@@ -114,6 +114,9 @@ class Renderer {
     return this.ownBlocksFound;
   }
   private lenient = 0;
+  // The render's budget (limits.ts): each statement, expression and loop iteration spends one unit
+  // of its fuel here, inline.
+  private readonly budget: Budget = activeBudget();
   // The statement being run: where an error that no expression placed is reported.
   private at: { line: number; col: number } = { line: 1, col: 1 };
   // The block being rendered, for debug().
@@ -215,26 +218,28 @@ class Renderer {
     for (let i = 0; i < body.length; i++) this.execOne(body[i]!, frame);
   }
 
+  // Output, counted against the size limit (limits.ts) when the count passes it.
+  private emit(text: string, at: Stmt): void {
+    if ((this.budget.output += text.length) > MAX_STRING) {
+      this.budget.output -= text.length;
+      try {
+        emitted(text.length);
+      } catch (err) {
+        this.fail(err, at);
+      }
+    }
+    this.out.push(text);
+  }
+
   private execOne(s: Stmt, frame: Frame): void {
     this.at = s;
-    try {
-      charge();
-      if (s.t === 'data') emitted(s.text.length);
-    } catch (err) {
-      this.fail(err, s);
-    }
+    if (--this.budget.fuel < 0) this.fail(outOfFuel(), s);
     switch (s.t) {
       case 'data':
-        this.out.push(s.text);
+        this.emit(s.text, s);
         return;
       case 'emit': {
-        const text = this.format(this.eval(s.e, frame), s);
-        try {
-          emitted(text.length);
-        } catch (err) {
-          this.fail(err, s);
-        }
-        this.out.push(text);
+        this.emit(this.format(this.eval(s.e, frame), s), s);
         return;
       }
       case 'if':
@@ -462,11 +467,7 @@ class Renderer {
     const loop = new LoopState(items, depth, recurse);
     const inner = new Frame(frame);
     for (let i = 0; i < items.length; i++) {
-      try {
-        charge();
-      } catch (err) {
-        this.fail(err, s);
-      }
+      if (--this.budget.fuel < 0) this.fail(outOfFuel(), s);
       loop.index0 = i;
       inner.vars.set('loop', loop);
       this.assign(s.target, items[i], inner);
@@ -584,7 +585,7 @@ class Renderer {
 
   eval(e: Expr, frame: Frame): unknown {
     try {
-      charge();
+      if (--this.budget.fuel < 0) throw outOfFuel();
       switch (e.t) {
         case 'const':
           return e.v !== null && typeof e.v === 'object' ? new JFloat((e.v as { float: number }).float) : e.v;

@@ -39,10 +39,15 @@ export function withBudget<T>(budget: Budget, run: () => T): T {
 // Spends `n` units of fuel. Once the fuel is gone, every later charge fails too, so an error
 // swallowed on the way (a filter that turns errors into undefined) cannot let the render continue.
 export function charge(n = 1): void {
-  if (active !== undefined && (active.fuel -= n) < 0) {
-    throw new EvalError('out of fuel: the template did more work than the render allows (an endless or very long loop?); --fuel N raises the limit');
-  }
+  if (active !== undefined && (active.fuel -= n) < 0) throw outOfFuel();
 }
+
+export const outOfFuel = () =>
+  new EvalError('out of fuel: the template did more work than the render allows (an endless or very long loop?); --fuel N raises the limit');
+
+// The budget of the render in progress (the renderer keeps it, and spends its fuel inline on its
+// hot path: a decrement and a compare per node, no call); outside a render, one without end.
+export const activeBudget = (): Budget => active ?? new Budget(Infinity);
 
 const formatCount = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : String(n));
 

@@ -117,13 +117,13 @@ class JinjaParser {
     private readonly end: Pos,
   ) {}
 
+  // A syntax error ends the whole parse (nothing catches one to try another way), so the depth
+  // counts need no try/finally: they are only read while parsing goes on.
   private deeper<T>(t: Token | null, parse: () => T): T {
     if (++this.exprDepth > MAX_NESTING) this.fail('template exceeds maximum recursion limits', t);
-    try {
-      return parse();
-    } finally {
-      this.exprDepth--;
-    }
+    const r = parse();
+    this.exprDepth--;
+    return r;
   }
 
   parseAll(): Stmt[] {
@@ -276,11 +276,9 @@ class JinjaParser {
     const at = this.pos(start);
     if (this.open.length >= MAX_NESTING) this.fail('template exceeds maximum recursion limits', tok);
     this.open.push({ tag: tok.value, at });
-    try {
-      return this.parseStatementAt(tok, at);
-    } finally {
-      this.open.pop();
-    }
+    const stmt = this.parseStatementAt(tok, at);
+    this.open.pop();
+    return stmt;
   }
 
   private parseStatementAt(tok: Token, at: Pos): Stmt | null {
@@ -590,7 +588,10 @@ class JinjaParser {
   }
 
   private parseOr(): Expr {
-    return this.deeper(this.p.peekToken(), () => this.parseOrAt());
+    if (++this.exprDepth > MAX_NESTING) this.fail('template exceeds maximum recursion limits', this.p.peekToken());
+    const e = this.parseOrAt();
+    this.exprDepth--;
+    return e;
   }
 
   private parseOrAt(): Expr {
