@@ -155,7 +155,9 @@ export interface TeardownPlan {
 // What teardown removes: exactly the manifest's files (itself included), the directories setup
 // created once they are empty, and with --purge the build directories.
 export function planTeardown(m: Manifest, purge: boolean): TeardownPlan {
-  const units = m.agents.map((a) => a.unit);
+  // The agents' units and bkci's others (bkci-gpu-devices.service), from the manifest's files.
+  const others = m.files.map((f) => /^\/etc\/systemd\/system\/(bkci-[^@/]+\.service)$/.exec(f.path)?.[1]).filter((u): u is string => u !== undefined);
+  const units = [...m.agents.map((a) => a.unit), ...others];
   const commands: string[][] = units.length ? [['systemctl', 'disable', '--now', ...units]] : [];
   commands.push(['systemctl', 'daemon-reload']);
   const files = [...new Set([...m.files.map((f) => f.path), PATHS.manifest])];

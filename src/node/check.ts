@@ -94,6 +94,7 @@ export function judgeHealth(agent: string, gpus: GpuReport[], disk: Disk | undef
     if (g.remapPending) problems.push('row remapping pending (reset the GPU)');
     if (g.remapFailure) problems.push('row remapping failed (the GPU needs service)');
     if (g.recoveryAction !== undefined && !/^none$/i.test(g.recoveryAction)) problems.push(`the driver asks for recovery: ${g.recoveryAction}`);
+    problems.push(...(g.problems ?? []));
     const detail = problems.length ? problems.join('; ') : 'present, idle, no uncorrected errors';
     const notes = [...(g.notApplicable?.length ? [`not applicable: ${g.notApplicable.join(', ')}`] : []), ...(g.note ? [g.note] : [])];
     items.push({ check: `gpu ${g.id}`, ok: problems.length === 0, detail: notes.length ? `${detail} (${notes.join('; ')})` : detail });

@@ -6,6 +6,7 @@ import type { Io } from '../util/io.js';
 import { detectHost } from './detect/index.js';
 import { runTool, which } from './detect/tools.js';
 import type { Manifest } from './plan.js';
+import { gateChecks } from './doctor-gates.js';
 import { readManifest, under } from './state.js';
 import { PATHS } from './units.js';
 import { vendorOf } from './vendors/index.js';
@@ -100,6 +101,7 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
     out.push(await checkGpuCount(opts, m, vendor, io));
     out.push(...(await vendor.doctorChecks({ root: opts.root, hostRoot: opts.hostRoot, staging: opts.staging, docker, io })));
   }
+  out.push(...(await gateChecks(opts, m, io)));
   out.push(...(await checkUnits(opts, m, io)));
   return out;
 }

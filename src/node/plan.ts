@@ -9,6 +9,8 @@ import type { HostFacts, NumaNode, Vendor } from './detect/types.js';
 import { vendorOf } from './vendors/index.js';
 import { agentCacheDir, agentDirsEnv, agentTmpDir, buildBase, DEFAULT_AGENT_HOME, gitMirrorsDirFor, threadDefaults } from './agent-env.js';
 import { hardwareTags } from './tags.js';
+import { DEVICES_UNIT, DEVICES_UNIT_PATH, renderDevicesUnit } from './devices-service.js';
+import { pingModeFor, type Version } from './host-gates.js';
 import { planQueues, type MoreQueue } from './queues.js';
 import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import { dockerRunArgs, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
@@ -54,6 +56,10 @@ export interface SetupOptions {
   agentCap?: { cpus?: number; memoryBytes?: number };
   // Instance names of CPU-only agents: `cpu0`, `cpu1` (`upload-cpu0` for a second queue).
   cpuName?: string;
+  // `buildkite-agent --version` of --agent-bin, when known (ping-mode for 3.119-3.127).
+  agentVersion?: Version;
+  // TimeoutStopSec= of the agents (--stop-timeout): `infinity` unless given.
+  stopTimeout?: string;
 }
 
 export interface AgentPlan {
@@ -192,14 +198,31 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   if (opts.diskCleanup !== undefined) add(PATHS.diskCleanup, 0o755, renderDiskCleanup(opts.diskCleanup));
   dirs.push({ path: SHIM_DIR, mode: 0o755, owner: 'root', kind: 'config' });
   add(PATHS.dockerShim, 0o755, renderDockerShim());
-  add(PATHS.templateUnit, 0o644, renderTemplateUnit({ user: opts.user, agentBin: opts.agentBin, bkciBin: opts.bkciBin, home: homeOf(opts) }));
+  // The vendor's device-node oneshot (bkci-gpu-devices.service) and the services the agents start
+  // after (NVSwitch hosts: nvidia-fabricmanager.service).
+  const devicesCmd = agents.some((a) => a.gpus.length) ? facts.services?.deviceNodes : undefined;
+  if (devicesCmd) add(DEVICES_UNIT_PATH, 0o644, renderDevicesUnit(devicesCmd));
+  const agentAfter = [...(devicesCmd ? [DEVICES_UNIT] : []), ...(facts.services?.after ?? [])];
+  add(
+    PATHS.templateUnit,
+    0o644,
+    renderTemplateUnit({
+      user: opts.user,
+      agentBin: opts.agentBin,
+      bkciBin: opts.bkciBin,
+      home: homeOf(opts),
+      after: agentAfter,
+      stopTimeout: opts.stopTimeout,
+    }),
+  );
+  const pingMode = pingModeFor(opts.agentVersion);
   for (const a of agents) {
     dirs.push({ path: a.buildPath, mode: 0o750, owner: 'agent', kind: 'build' });
     // Its own TMPDIR and XDG_CACHE_HOME: only the agent user may read them.
     dirs.push({ path: agentTmpDir(a.buildPath), mode: 0o700, owner: 'agent', kind: 'build' });
     dirs.push({ path: agentCacheDir(a.buildPath), mode: 0o700, owner: 'agent', kind: 'build' });
     const cleanup = opts.diskCleanup ? PATHS.diskCleanup : undefined;
-    add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { pluginsPath: pluginsPath(opts), gitMirrorsPath: gitMirrorsDirFor(opts.buildRoot) }));
+    add(PATHS.agentCfg(a.instance), 0o644, renderAgentCfg(a, { pluginsPath: pluginsPath(opts), gitMirrorsPath: gitMirrorsDirFor(opts.buildRoot), pingMode }));
     add(PATHS.agentEnv(a.instance), 0o644, renderAgentEnv(a, opts.minFreeDisk, cleanup));
     // The agent's own hooks directory: its environment hook with its values written in.
     dirs.push({ path: PATHS.agentHooksDir(a.instance), mode: 0o755, owner: 'root', kind: 'config' });
@@ -300,17 +323,27 @@ export function planNodeSetup(facts: HostFacts, opts: SetupOptions, current: Cur
   const before = (...argv: string[]) => commands.push({ phase: 'before', argv });
   const after = (...argv: string[]) => commands.push({ phase: 'after', argv });
   if (!current.userExists) before(...['useradd', '--system', '--create-home', '--home-dir', homeOf(opts), '--shell', '/usr/sbin/nologin', opts.user]);
-  for (const i of removedInstances) before('systemctl', 'disable', '--now', unitName(i));
-  if (missing.length) before('systemctl', 'disable', '--now', ...missing.map((m) => m.agent.unit));
+  // --no-block everywhere: systemd stops a busy agent only once its job ends (TimeoutStopSec=
+  // infinity), and setup must not wait for that.
+  for (const i of removedInstances) before('systemctl', 'disable', '--now', '--no-block', unitName(i));
+  // A unit of bkci's other than the agents' (bkci-gpu-devices.service) no longer planned.
+  for (const p of removals) {
+    const m = /^\/etc\/systemd\/system\/(bkci-[^@/]+\.service)$/.exec(p);
+    if (m) before('systemctl', 'disable', '--now', '--no-block', m[1]!);
+  }
+  if (missing.length) before('systemctl', 'disable', '--now', '--no-block', ...missing.map((m) => m.agent.unit));
   const anyUnitChange =
     planned.some((f) => f.action !== 'unchanged' && f.action !== 'chmod' && (f.path.startsWith('/etc/systemd/') || f.path.startsWith(PATHS.confDir))) ||
     removals.length > 0;
   if (anyUnitChange) after('systemctl', 'daemon-reload');
-  after('systemctl', 'enable', '--now', ...agents.map((a) => unitName(a.instance)));
-  // Instances that were running with other settings pick them up on restart; the agent finishes
-  // its current job first (SIGTERM is a graceful stop for buildkite-agent).
+  after('systemctl', 'enable', '--now', '--no-block', ...(devicesCmd ? [DEVICES_UNIT] : []), ...agents.map((a) => unitName(a.instance)));
+  // Instances that were running with other settings pick them up on restart, queued without
+  // waiting: SIGTERM is buildkite-agent's graceful stop (it finishes the running job, then exits;
+  // KillMode=mixed sends it to the agent alone), so a busy agent restarts when its job ends and an
+  // idle one at once. A changed device-node command runs again.
   const restart = agents.filter((a) => previously.has(a.instance) && (sharedChanged || changedInstances.includes(a.instance))).map((a) => unitName(a.instance));
-  if (restart.length) after('systemctl', 'restart', ...restart);
+  const devicesChanged = planned.some((f) => f.path === DEVICES_UNIT_PATH && f.action === 'update');
+  if (restart.length || devicesChanged) after('systemctl', 'restart', '--no-block', ...(devicesChanged ? [DEVICES_UNIT] : []), ...restart);
 
   const changed = planned.some((f) => f.action !== 'unchanged') || plannedDirs.some((d) => d.action !== 'unchanged') || removals.length > 0;
   // What a run killed half way must leave known to the next setup or teardown: both manifests.
@@ -514,6 +547,7 @@ export function planAgentSet(
       // The device nodes the agent cannot work without (checked by the hook and the health gate).
       BKCI_DEVICES: required.join(','),
       BKCI_GPU_BUSIDS: [...new Set(g.slots.map((s) => s.gpu.busId))].join(','),
+      ...(g.slots.length ? facts.services?.env : {}),
       ...vendor.isolationEnv(g.slots),
       ...agentDirsEnv(buildPath, cpus.length),
     };

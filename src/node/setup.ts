@@ -8,6 +8,7 @@ import { applyPlan, type ApplyResult } from './apply.js';
 import { detectHost } from './detect/index.js';
 import type { HostFacts, VendorChoice } from './detect/types.js';
 import { planNodeSetup, type NodePlan, type SetupOptions } from './plan.js';
+import { setupGates } from './setup-gates.js';
 import { gatherState, readManifest } from './state.js';
 
 export interface SetupRequest extends SetupOptions {
@@ -15,13 +16,18 @@ export interface SetupRequest extends SetupOptions {
   root: string;
   hostRoot: string;
   staging: boolean;
+  // Run the agents unpinned where systemd or cgroup v1 would ignore AllowedCPUs= (a warning then).
+  allowUnpinned?: boolean;
 }
 
 export async function prepareSetup(given: SetupRequest, io: Io): Promise<{ facts: HostFacts; plan: NodePlan }> {
   const facts = await detectHost(given.hostRoot, given.vendor, io);
   // HOME of the agents: the agent user's home on the host (none yet: useradd's default).
   const passwd = await readFile(join(given.hostRoot, 'etc/passwd'), 'utf8').catch(() => '');
-  const req = { ...given, agentHome: given.agentHome ?? passwdHome(passwd, given.user) };
+  let req = { ...given, agentHome: given.agentHome ?? passwdHome(passwd, given.user) };
+  const gates = await setupGates(req, io);
+  if (gates.agentVersion) req = { ...req, agentVersion: gates.agentVersion };
+  facts.warnings.push(...gates.warnings);
   // The draft names every path the plan may touch; it plans against the previous manifest too,
   // whose agents keep their names (src/node/identity.ts).
   const empty = { files: new Map(), dirs: new Set<string>(), manifest: await readManifest(req.root), userExists: true };

@@ -81,7 +81,9 @@ export function renderAgentEnv(a: AgentPlan, minFreeDisk: number, diskCleanup?: 
   return lines.join('\n') + '\n';
 }
 
-export function renderAgentCfg(a: AgentPlan, p: { pluginsPath: string; gitMirrorsPath: string }): string {
+// pingMode: `poll-only` for agents 3.119-3.127, whose streaming mode idles up to 60 s after a job
+// before disconnect-after-job takes effect (host-gates.ts pingModeFor).
+export function renderAgentCfg(a: AgentPlan, p: { pluginsPath: string; gitMirrorsPath: string; pingMode?: string }): string {
   const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   for (const t of a.tags) checkSafe('tag', t);
   return [
@@ -99,6 +101,9 @@ export function renderAgentCfg(a: AgentPlan, p: { pluginsPath: string; gitMirror
     '# One job per process: after each job the agent exits, systemd runs `bkci node check` and only',
     '# then starts it again, so a GPU left unhealthy takes its own agent offline.',
     'disconnect-after-job=true',
+    ...(p.pingMode
+      ? ['# This agent version idles up to 60 s after a job in streaming mode before it disconnects.', `ping-mode=${checkSafe('ping-mode', p.pingMode)}`]
+      : []),
     '',
   ].join('\n');
 }
@@ -108,6 +113,10 @@ export interface TemplateOptions {
   agentBin: string;
   bkciBin: string[];
   home: string;
+  // Units the agents start after and want (bkci-gpu-devices.service, nvidia-fabricmanager.service).
+  after?: string[];
+  // TimeoutStopSec=: how long a stop waits for the running job (`infinity`, like the packaged unit).
+  stopTimeout?: string;
 }
 
 export function renderTemplateUnit(o: TemplateOptions): string {
@@ -115,14 +124,20 @@ export function renderTemplateUnit(o: TemplateOptions): string {
   checkPath('--agent-bin', o.agentBin);
   o.bkciBin.forEach((b) => checkPath('--bkci-bin', b));
   checkPath('home', o.home);
+  const after = (o.after ?? []).map((u) => {
+    if (!/^[A-Za-z0-9@._-]+\.service$/.test(u)) throw new UsageError(`unit ${JSON.stringify(u)}: not a unit name`);
+    return u;
+  });
+  const stop = o.stopTimeout ?? 'infinity';
+  if (!/^(?:infinity|\d+(?:s|min|h)?)$/.test(stop)) throw new UsageError(`--stop-timeout ${JSON.stringify(stop)}: expected infinity or a duration`);
   return `# ${HEADER}
 # One instance per agent: bkci-agent@gpu0.service, ... Resource limits are in each instance's drop-in.
 [Unit]
 Description=Buildkite agent %i (bkci)
 Documentation=https://buildkite.com/docs/agent/v3
 # After docker when the host has it (jobs in containers need it up); only an ordering otherwise.
-After=network-online.target docker.service
-Wants=network-online.target
+After=network-online.target docker.service${after.map((u) => ` ${u}`).join('')}
+Wants=network-online.target${after.map((u) => ` ${u}`).join('')}
 ConditionPathExists=${CONF}/agents/%i.cfg
 # Keep retrying: an agent whose GPU fails the health check comes back once the GPU is healthy.
 StartLimitIntervalSec=0
@@ -143,9 +158,14 @@ ExecStart=${o.agentBin} start --config ${CONF}/agents/%i.cfg
 Restart=always
 RestartSec=5
 # SIGTERM lets buildkite-agent finish its job; the rest of the cgroup is killed only after that.
+# A stop (or a restart after setup changed the unit) waits for the job: TimeoutStopSec= is
+# --stop-timeout, unlimited by default like the packaged buildkite-agent.service.
 KillMode=mixed
 TimeoutStartSec=5min
-TimeoutStopSec=30min
+TimeoutStopSec=${stop}
+# NCCL, RDMA and GPUDirect pin memory and open many files.
+LimitMEMLOCK=infinity
+LimitNOFILE=1048576
 
 [Install]
 WantedBy=multi-user.target

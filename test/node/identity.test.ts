@@ -13,7 +13,9 @@ import { runBkci } from '../helpers/io.js';
 import { hostEnv, HOSTS, quietIo, setupOptions } from './helpers.js';
 
 const H7 = join(import.meta.dirname, '../fixtures/hosts/dual-socket-7xh100');
-const facts = (host: string) => detectHost(host, 'auto', quietIo(hostEnv(host)));
+// H7 is the same machine as dual-socket-8xh100: its tools (nvidia-modprobe) at the same paths.
+const sameTools = (host: string, first: string) => ({ PATH: `${join(host, 'bin')}:${join(first, 'bin')}:/usr/local/bin:/usr/bin:/bin` });
+const facts = (host: string) => detectHost(host, 'auto', quietIo(hostEnv(host, host === H7 ? sameTools(H7, HOSTS.h100) : {})));
 
 // The state a host is in after applying `plan` to `before`: its files on disk (those the plan
 // neither writes nor removes stay as they were), its manifest.
@@ -79,7 +81,7 @@ describe('stable identity', () => {
     expect(second.removals).toEqual([]);
     expect(second.removedInstances).toEqual([]);
     expect(second.missing.map((m) => [m.agent.instance, m.lost])).toEqual([['gpu2', ['0000:3a:00.0']]]);
-    expect(second.commands.map((c) => c.argv.join(' '))).toContain('systemctl disable --now bkci-agent@gpu2.service');
+    expect(second.commands.map((c) => c.argv.join(' '))).toContain('systemctl disable --now --no-block bkci-agent@gpu2.service');
     expect(second.commands.find((c) => c.argv[1] === 'enable')!.argv).not.toContain('bkci-agent@gpu2.service');
     expect(second.commands.some((c) => c.argv[1] === 'restart')).toBe(false);
     const s2 = after(second, s1);
@@ -173,7 +175,7 @@ describe('stable identity through the CLI', () => {
     cpSync(HOSTS.h100, host, { recursive: true });
     const setup = (h: string) =>
       runBkci(['node', 'setup', '--queue', 'h100', '--host-root', h, '--root', root, '--agent-bin', agentBin, '--json'], {
-        env: hostEnv(h, { BUILDKITE_AGENT_TOKEN: 'bkat_identitytoken' }),
+        env: hostEnv(h, { BUILDKITE_AGENT_TOKEN: 'bkat_identitytoken', ...(h === H7 ? sameTools(H7, host) : {}) }),
       });
     const r1 = await setup(host);
     expect(r1.code, r1.stderr).toBe(0);

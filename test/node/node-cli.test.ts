@@ -134,6 +134,7 @@ describe('node setup under --root', () => {
       'bkci-agent@gpu2-3.service.d',
       'bkci-agent@gpu4-5.service.d',
       'bkci-agent@gpu6-7.service.d',
+      'bkci-gpu-devices.service',
       'bkci-gpu0-1.slice',
       'bkci-gpu2-3.slice',
       'bkci-gpu4-5.slice',
@@ -599,7 +600,10 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
     await applyPlan(plan1, { root, runCommands: true, start: true, staging: false, user: 'ci' }, io);
     const first = readFileSync(log, 'utf8').trim().split('\n');
     expect(first[0]).toMatch(/^useradd --system .* ci$/);
-    expect(first.slice(1)).toEqual(['systemctl daemon-reload', `systemctl enable --now ${plan1.agents.map((a) => a.unit).join(' ')}`]);
+    expect(first.slice(1)).toEqual([
+      'systemctl daemon-reload',
+      `systemctl enable --now --no-block bkci-gpu-devices.service ${plan1.agents.map((a) => a.unit).join(' ')}`,
+    ]);
 
     writeFileSync(log, '');
     const o2 = { ...opts, gpusPerAgent: 4 };
@@ -614,8 +618,11 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
     const plan2 = planNodeSetup(facts, o2, { ...state, userExists: true });
     await applyPlan(plan2, { root, runCommands: true, start: true, staging: false, user: 'ci' }, io);
     const second = readFileSync(log, 'utf8').trim().split('\n');
-    expect(second.slice(0, 8)).toEqual(plan1.agents.map((a) => `systemctl disable --now ${a.unit}`));
-    expect(second.slice(8)).toEqual(['systemctl daemon-reload', 'systemctl enable --now bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service']);
+    expect(second.slice(0, 8)).toEqual(plan1.agents.map((a) => `systemctl disable --now --no-block ${a.unit}`));
+    expect(second.slice(8)).toEqual([
+      'systemctl daemon-reload',
+      'systemctl enable --now --no-block bkci-gpu-devices.service bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service',
+    ]);
 
     // --no-start: files and daemon-reload, no enable.
     writeFileSync(log, '');
@@ -628,7 +635,7 @@ describe('applyPlan on a real host (stand-in systemctl, useradd and id)', () => 
       false,
     );
     const plan3 = planNodeSetup(facts, o3, { ...state3, userExists: true });
-    expect(plan3.commands.map((c) => c.argv.join(' '))).toContain('systemctl restart bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service');
+    expect(plan3.commands.map((c) => c.argv.join(' '))).toContain('systemctl restart --no-block bkci-agent@gpu0-3.service bkci-agent@gpu4-7.service');
     await applyPlan(plan3, { root, runCommands: true, start: false, staging: false, user: 'ci' }, io);
     expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(['systemctl daemon-reload']);
   });

@@ -190,7 +190,10 @@ describe('planNodeSetup', () => {
     expect(withToken.map((x) => [x.path, x.mode.toString(8)])).toEqual([['/etc/buildkite-agent/bkci/token.env', '600']]);
     expect(p.files.map((x) => x.path)).toContain('/etc/buildkite-agent/bkci/manifest.json');
     expect(p.files.every((x) => x.action === 'create')).toBe(true);
-    expect(p.commands.map((c) => c.argv.join(' '))).toEqual(['systemctl daemon-reload', `systemctl enable --now ${p.agents.map((a) => a.unit).join(' ')}`]);
+    expect(p.commands.map((c) => c.argv.join(' '))).toEqual([
+      'systemctl daemon-reload',
+      `systemctl enable --now --no-block bkci-gpu-devices.service ${p.agents.map((a) => a.unit).join(' ')}`,
+    ]);
     for (const x of p.files) expect(x.path.startsWith('/')).toBe(true);
   });
 

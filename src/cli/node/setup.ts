@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { parseStopTimeout } from '../../node/host-gates.js';
 import { vendorFlag, vendorIds } from '../../node/vendors/index.js';
 import { parseBytes } from '../../util/bytes.js';
 import { UsageError } from '../../util/errors.js';
@@ -34,6 +35,10 @@ export interface SetupInput {
   // Run by the health check before it fails on low disk.
   diskCleanup?: string;
   mig: boolean;
+  // Run unpinned where systemd < 244 or cgroup v1 would ignore AllowedCPUs= (else exit 2).
+  allowUnpinned: boolean;
+  // TimeoutStopSec= of the agents: `infinity` or a systemd duration (30min, 3h).
+  stopTimeout: string;
   root: string;
   staging: boolean;
   hostRoot: string;
@@ -81,6 +86,18 @@ function setupOptions(cmd: Command): Command {
     )
     .option('--disk-cleanup <cmd>', 'command the health check runs before failing on low disk (e.g. docker image prune -af --filter until=24h)')
     .option('--mig', 'one agent per MIG device instead of per physical GPU')
+    .addOption(
+      new Option('--stop-timeout <duration>', 'how long stopping an agent waits for its running job (infinity, or e.g. 30min, 3h)')
+        .argParser(
+          viaUsage((v) => {
+            const t = parseStopTimeout(v);
+            if (!t) throw new UsageError(`--stop-timeout ${JSON.stringify(v)}: expected infinity or a duration such as 90, 30s, 45min, 3h`);
+            return t;
+          }),
+        )
+        .default('infinity'),
+    )
+    .option('--allow-unpinned', 'set up even where systemd < 244 or cgroup v1 ignores AllowedCPUs=/AllowedMemoryNodes= (agents unpinned)')
     .option('--root <dir>', 'write every file under DIR instead of / and run no systemctl (staging)')
     .option('--host-root <dir>', 'read /sys, /proc and /dev under DIR instead of /', '/')
     .option('--dry-run', 'print the plan and change nothing')
@@ -98,7 +115,8 @@ Examples:
     );
 }
 
-type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'queues' | 'fleet'> & {
+type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'queues' | 'fleet' | 'allowUnpinned'> & {
+  allowUnpinned?: boolean;
   fleet?: string;
   queue?: string[];
   root?: string;
@@ -142,6 +160,8 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
           minFreeDisk: z.number().min(0),
           diskCleanup: z.string().min(1, { error: 'a command (leave the flag out for none)' }).optional(),
           mig: z.boolean(),
+          allowUnpinned: z.boolean(),
+          stopTimeout: z.string(),
           root: z.string(),
           staging: z.boolean(),
           hostRoot: z.string(),
@@ -161,6 +181,7 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
         buildRoot: flags.buildRoot.replace(/\/+$/, ''),
         hostRoot: resolve(io.cwd, flags.hostRoot),
         mig: flags.mig === true,
+        allowUnpinned: flags.allowUnpinned === true,
         dryRun: flags.dryRun === true,
         json: flags.json === true,
         fleet:

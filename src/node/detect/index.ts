@@ -44,7 +44,9 @@ export async function detectHost(hostRoot: string, choice: VendorChoice, io: Pic
   }
   const sharedDevices = gpus.length ? await vendor.sharedDevices(host) : [];
   const groups = gpus.length ? await vendor.supplementaryGroups(host) : [];
-  return { hostname, vendor: vendor.id, gpus, nodes, cores, sharedDevices, groups, warnings };
+  const services = gpus.length && vendor.hostServices ? await vendor.hostServices(host, io) : undefined;
+  warnings.push(...(services?.warnings ?? []));
+  return { hostname, vendor: vendor.id, gpus, nodes, cores, sharedDevices, groups, ...(services ? { services } : {}), warnings };
 }
 
 async function autoVendor(host: HostTree, io: Pick<Io, 'env' | 'log'>): Promise<VendorModule> {

@@ -1,6 +1,6 @@
 // Facts about a host, gathered before anything is planned.
 
-import type { DeviceNode } from '../vendors/types.js';
+import type { DeviceNode, HostServices } from '../vendors/types.js';
 
 // A vendor module's id (src/node/vendors/): nvidia, amd, ascend; `none` for CPU-only agents.
 export type Vendor = string;
@@ -60,5 +60,7 @@ export interface HostFacts {
   sharedDevices: DeviceNode[];
   // Groups the agent user needs for its device nodes (render and video; the Ascend driver's group).
   groups: string[];
+  // The vendor's device-node command and the services agents start after (NVSwitch: fabric manager).
+  services?: HostServices;
   warnings: string[];
 }

@@ -7,6 +7,7 @@ import { normalizeBusId, pciNumaNode } from '../detect/sysfs.js';
 import { healthOutput, healthRun, requireTool, runBounded, runTool, which } from '../detect/tools.js';
 import type { Gpu, MigDevice } from '../detect/types.js';
 import { under } from '../safe-fs.js';
+import { fabricProblem, gatherNvidiaServices, parseFabric } from './nvidia-host.js';
 import { formatMigInstance, migCapNodes, migReport, parseMigInstances, parseMigMinors } from './nvidia-mig.js';
 import type { AgentSlot, DetectContext, DeviceNode, DoctorContext, DoctorItem, GpuReport, ToolIo, VendorModule } from './types.js';
 
@@ -312,10 +313,16 @@ async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuRe
   }
   const appsText = await healthOutput('nvidia-smi', [...NVIDIA_APPS_QUERY, ...only], io);
   const apps = parseNvidiaApps(appsText ?? '');
+  // NVSwitch hosts (BKCI_NVSWITCH from setup): each GPU's fabric must be registered (Completed).
+  const fabric = env.BKCI_NVSWITCH ? await fabricOf(only, io) : undefined;
   return uuids.map((id) => {
     const h = rows.get(id);
     if (!h) return { id, present: false, processes: [], ...(run?.error ? { reason: run.error } : {}) };
+    const f = fabric && (fabric.get(id) ?? { state: `unknown (${fabric.error ?? 'nvidia-smi -q has no Fabric section for this GPU'})` });
+    const fProblem = f && fabricProblem(f);
     return {
+      ...(f ? { fabric: { state: f.state, ...(f.status !== undefined ? { status: f.status } : {}) } } : {}),
+      ...(fProblem ? { problems: [fProblem] } : {}),
       id,
       present: true,
       processes: apps.filter((a) => a.uuid === id).map((a) => a.pid),
@@ -329,6 +336,15 @@ async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuRe
       ...(appsText === undefined ? { note: 'compute processes could not be listed' } : {}),
     };
   });
+}
+
+// `nvidia-smi -q -i UUID,...`: the Fabric state of each of the agent's GPUs, by UUID.
+async function fabricOf(only: string[], io: ToolIo): Promise<Map<string, { state: string; status?: string }> & { error?: string }> {
+  const run = await healthRun('nvidia-smi', ['-q', ...only], io);
+  const out: Map<string, { state: string; status?: string }> & { error?: string } = new Map(parseFabric(run?.stdout ?? '').map((f) => [f.uuid, f]));
+  if (!run) out.error = 'nvidia-smi is not on PATH';
+  else if (run.error) out.error = `nvidia-smi -q failed: ${run.error}`;
+  return out;
 }
 
 const item = (check: string, status: DoctorItem['status'], detail: string, fix?: string): DoctorItem => ({ check, status, detail, ...(fix ? { fix } : {}) });
@@ -386,6 +402,8 @@ export const nvidia: VendorModule = {
   pciVendors: ['0x10de'],
   detect,
   sharedDevices: async () => NVIDIA_DEVICES,
+  // bkci-gpu-devices.service's command; NVSwitch hosts: the fabric manager before the agents.
+  hostServices: gatherNvidiaServices,
   // MIG instances are opened through capability nodes; without --mig no cap is needed.
   // A MIG agent opens its instance through that instance's two capability nodes, and only those.
   extraDeviceAllow: (slots: AgentSlot[], mig: boolean) =>

@@ -36,6 +36,20 @@ export interface AgentSlot {
   id: string;
 }
 
+// What a vendor needs of the host beyond device nodes and groups (VendorModule.hostServices).
+export interface HostServices {
+  // A command (absolute argv) that creates the vendor's device nodes, run as root by
+  // bkci-gpu-devices.service before the agents start (NVIDIA: nvidia-ctk or nvidia-modprobe), so
+  // nodes created lazily (nvidia-uvm on first CUDA use) exist before the unit's device policy,
+  // which forbids mknod, applies.
+  deviceNodes?: string[];
+  // Units the agents start after and want (nvidia-fabricmanager.service on NVSwitch hosts).
+  after?: string[];
+  // Variables every agent with GPUs gets (read back by the health check: BKCI_NVSWITCH).
+  env?: Record<string, string>;
+  warnings?: string[];
+}
+
 // GPU facts for one agent, from its vendor's tool.
 export interface GpuReport {
   id: string;
@@ -54,6 +68,11 @@ export interface GpuReport {
   recoveryAction?: string;
   // Health fields this GPU does not have (no ECC; retired pages on Ampere and later): never failures.
   notApplicable?: string[];
+  // NVSwitch hosts: the GPU's fabric registration (`nvidia-smi -q` Fabric section); anything but
+  // State Completed means NVLink peers are not reachable yet (fabric manager not done, or failed).
+  fabric?: { state: string; status?: string };
+  // Further reasons the vendor finds the GPU unfit (a fabric not Completed): each fails the check.
+  problems?: string[];
   // Something the check could not see (reported, not failed).
   note?: string;
 }
@@ -95,6 +114,8 @@ export interface VendorModule {
   sharedDevices(host: HostTree): Promise<DeviceNode[]>;
   // Extra `DeviceAllow=` entries for an agent's slots (NVIDIA MIG capability nodes).
   extraDeviceAllow(slots: AgentSlot[], mig: boolean): string[];
+  // Device-node creation and services the agents depend on (optional: most vendors need none).
+  hostServices?(host: HostTree, io: ToolIo): Promise<HostServices>;
   // Groups the agent must be in to open its device nodes (`SupplementaryGroups=`).
   supplementaryGroups(host: HostTree): Promise<string[]>;
   // The variables that make only the agent's GPUs visible, and vendor facts for the hook/check.
