@@ -359,8 +359,13 @@ export function formatMirrorReport(r: MirrorReport): string {
     for (const d of f.differences) {
       if (d.onlyMirror || d.onlyHandwritten) {
         out.push(`  ${d.field}:\n`);
-        for (const x of d.onlyHandwritten ?? []) out.push(`    - ${show(x)}\n`);
-        for (const x of d.onlyMirror ?? []) out.push(`    + ${show(x)}\n`);
+        // A multi-line command keeps its lines under its marker.
+        const item = (mark: string, x: unknown) =>
+          `    ${mark} ${show(x)
+            .replace(/\n(?!$)/g, '\n      ')
+            .replace(/\n$/, '')}\n`;
+        for (const x of d.onlyHandwritten ?? []) out.push(item('-', x));
+        for (const x of d.onlyMirror ?? []) out.push(item('+', x));
         if (d.field === 'commands' && !d.onlyMirror?.length && !d.onlyHandwritten?.length) out.push('    (the same commands in another order)\n');
       } else out.push(`  ${d.field}: ${show(d.handwritten)} -> ${show(d.mirror)}\n`);
     }

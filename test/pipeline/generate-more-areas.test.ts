@@ -22,6 +22,8 @@ const REFUSED: Record<string, RegExp> = {
   'disaggregated_mooncake.yaml':
     /^bkci: \.buildkite\/test_areas\/disaggregated_mooncake\.yaml:23: step ':nvidia: \(L4\) Mooncake EC TCP E2E': unknown device 'l4'$/m,
   'engine.yaml': /^bkci: \.buildkite\/test_areas\/engine\.yaml:39: step ':nvidia: \(L4\) V1 Engine': unknown device 'l4'$/m,
+  'models_distributed.yaml':
+    /^bkci: \.buildkite\/test_areas\/models_distributed\.yaml:5: step ':nvidia: \(L4\) Distributed Models Shard %N': unknown device 'l4'$/m,
   'rl.yaml':
     /^bkci: \.buildkite\/test_areas\/rl\.yaml:18: step ':nvidia: \(H200 MIG 35GB\) RL Entrypoints': mirror\.amd\.device 'mi355_dpx' is not one of the profile's amd devices$/m,
 };
