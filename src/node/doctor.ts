@@ -1,6 +1,7 @@
 // `bkci node doctor`: the classic failures of a GPU agent host, each checked and explained with
 // the fix. Reads under --root/--host-root; runs tools found on PATH. A `fail` makes the command
 // exit 1; a `warn` does not.
+import { infinibandNote } from './isolation.js';
 import { readFile, stat } from 'node:fs/promises';
 import type { Io } from '../util/io.js';
 import { detectHost } from './detect/index.js';
@@ -102,6 +103,8 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
     out.push(...(await vendor.doctorChecks({ root: opts.root, hostRoot: opts.hostRoot, staging: opts.staging, docker, io })));
   }
   out.push(...(await gateChecks(opts, m, io)));
+  const ib = await infinibandNote(opts.hostRoot, m.agents);
+  if (ib) out.push(item('infiniband devices', 'warn', ib.detail, ib.fix));
   out.push(...(await checkUnits(opts, m, io)));
   return out;
 }

@@ -7,6 +7,8 @@
 //  - BKCI_DOCKER_RUN_ARGS, the `docker run` arguments that carry the limits and the GPUs into a
 //    container, built so that the shell's word splitting of `$BKCI_DOCKER_RUN_ARGS` gives them back.
 // Pure: rendered from an agent plan.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { UsageError } from '../util/errors.js';
 import type { AgentPlan } from './plan.js';
@@ -202,4 +204,44 @@ export function renderComposeFile(
   if (gpuIds.length) service.deploy = { resources: { reservations: { devices: [{ capabilities: ['gpu'], device_ids: gpuIds }] } } };
   service.environment = Object.fromEntries(containerEnv.filter((k) => k in a.env).map((k) => [k, a.env[k]]));
   return `# ${HEADER}\n# Agent ${a.name}: its CPUs, memory and devices for docker compose. In a job's compose file:\n#   services:\n#     app:\n#       extends: { file: \${BKCI_COMPOSE_FILE}, service: bkci }\n${stringify({ services: { bkci: service } })}`;
+}
+
+// `--device-allow PATH|CLASS`: a device node under /dev (`/dev/fuse`, `/dev/infiniband/uverbs0`)
+// or a systemd device class (`char-infiniband_verbs`, `char-kvm`), granted rw to every agent
+// besides its GPUs. No globs: systemd's DeviceAllow= takes one node or one class.
+export function checkDeviceAllow(v: string): string {
+  const isClass = /^(?:char|block)-[A-Za-z0-9_-]{1,64}$/.test(v);
+  const isPath =
+    /^\/dev\/[A-Za-z0-9._:+@/-]+$/.test(v) &&
+    v
+      .slice(1)
+      .split('/')
+      .every((x) => x !== '' && x !== '.' && x !== '..');
+  if (!isClass && !isPath)
+    throw new UsageError(
+      `--device-allow ${JSON.stringify(v)}: expected a device node under /dev (e.g. /dev/infiniband/uverbs0, /dev/fuse, /dev/kvm) or a device class (char-infiniband_verbs, as /proc/devices names it)`,
+      'one node or class per flag, no wildcards: repeat --device-allow for each',
+    );
+  return v;
+}
+
+// The extra devices' DeviceAllow= entries and docker arguments (classes have no docker form:
+// containers get the nodes by path).
+export function extraDevices(list: string[]): { deviceAllow: string[]; dockerArgs: string[] } {
+  const checked = [...new Set(list.map(checkDeviceAllow))];
+  return { deviceAllow: checked.map((d) => `${d} rw`), dockerArgs: checked.filter((d) => d.startsWith('/')).flatMap((d) => ['--device', d]) };
+}
+
+// Doctor: InfiniBand device nodes on the host that no agent may open (NCCL and GPUDirect RDMA in
+// jobs need them): a note naming them and the flag. Undefined when there are none.
+export async function infinibandNote(hostRoot: string, agents: Pick<AgentPlan, 'deviceAllow'>[]): Promise<{ detail: string; fix: string } | undefined> {
+  const nodes = await readdir(join(hostRoot, 'dev/infiniband')).catch(() => [] as string[]);
+  if (!nodes.length) return undefined;
+  const allowed = agents.flatMap((a) => a.deviceAllow ?? []);
+  const missing = nodes.filter((n) => !allowed.some((d) => d.startsWith(`/dev/infiniband/${n} `)));
+  if (!missing.length || allowed.some((d) => /^char-(?:infiniband|uverbs|umad|rdma)/.test(d))) return undefined;
+  return {
+    detail: `InfiniBand devices present but not allowed to the agents: ${missing.map((n) => `/dev/infiniband/${n}`).join(', ')} (NCCL/GPUDirect RDMA in jobs cannot use them)`,
+    fix: `re-run setup with ${missing.map((n) => `--device-allow /dev/infiniband/${n}`).join(' ')}`,
+  };
 }

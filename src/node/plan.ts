@@ -13,7 +13,7 @@ import { DEVICES_UNIT, DEVICES_UNIT_PATH, renderDevicesUnit } from './devices-se
 import { pingModeFor, type Version } from './host-gates.js';
 import { planQueues, type MoreQueue } from './queues.js';
 import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
-import { dockerRunArgs, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
+import { dockerRunArgs, extraDevices, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
 import {
   PATHS,
   renderDiskCleanup,
@@ -48,6 +48,8 @@ export interface SetupOptions {
   minFreeDisk: number;
   // A command run by the health check before the disk gate fails (pruning old docker images...).
   diskCleanup?: string;
+  // --device-allow: device nodes or classes every agent may open besides its GPUs (InfiniBand, fuse, kvm).
+  deviceAllow?: string[];
   // The agent registration token: only ever in the 0600 token file.
   token: string;
   // Several queues on one host: the CPU-only queues planned on what this one leaves
@@ -405,6 +407,7 @@ export function planAgentSet(
   previous: PreviousAgent[] = [],
 ): { agents: AgentPlan[]; missing: MissingAgent[] } {
   checkValues(facts, opts);
+  const extra = extraDevices(opts.deviceAllow ?? []);
   const baseName = opts.name ?? facts.hostname;
   const vendor = vendorOf(facts.vendor);
   if (!vendor) throw new UsageError(`vendor ${JSON.stringify(facts.vendor)}: not a vendor bkci knows`);
@@ -531,6 +534,7 @@ export function planAgentSet(
         ...required.map((d) => `${d} rw`),
         ...shared.filter((d) => !d.required).map((d) => `${d.allow ?? d.path} rw`),
         ...vendor.extraDeviceAllow(g.slots, opts.mig),
+        ...extra.deviceAllow,
       ]),
     ];
     const groupsNeeded = g.slots.length ? facts.groups : [];
@@ -586,7 +590,7 @@ export function planAgentSet(
       devices,
       deviceAllow,
       groups: groupsNeeded,
-      dockerArgs: vendor.dockerArgs(g.slots, [...required, ...shared.filter((d) => !d.required).map((d) => d.path)], groupsNeeded),
+      dockerArgs: [...vendor.dockerArgs(g.slots, [...required, ...shared.filter((d) => !d.required).map((d) => d.path)], groupsNeeded), ...extra.dockerArgs],
       env,
       jobDefaults: threadDefaults(cpus.length),
       tags,

@@ -271,3 +271,55 @@ describe('the docker shim and the compose service', () => {
     expect(amdSvc.deploy).toBeUndefined();
   });
 });
+
+describe('--device-allow', () => {
+  it('adds each node or class to DeviceAllow= and each node to the docker arguments', async () => {
+    const p = await plan(HOSTS.l40s, { deviceAllow: ['/dev/infiniband/uverbs0', '/dev/fuse', 'char-kvm', '/dev/fuse'] });
+    for (const a of p.agents) {
+      expect(a.deviceAllow).toEqual(expect.arrayContaining(['/dev/infiniband/uverbs0 rw', '/dev/fuse rw', 'char-kvm rw']));
+      expect(argAfter(dockerRunArgs(a), '--device')).toEqual(['/dev/infiniband/uverbs0', '/dev/fuse']);
+    }
+  });
+
+  it('refuses what is not one device node under /dev or one device class, naming the flag (exit 2)', async () => {
+    for (const bad of ['/dev/infiniband/*', '/etc/passwd', '/dev/../etc/shadow', 'kvm', 'char-', '/dev/fuse rw', '/dev/'])
+      await expect(plan(HOSTS.l40s, { deviceAllow: [bad] }), bad).rejects.toThrow(/--device-allow .*expected a device node under \/dev/);
+    const root = tmp('bkci-root-');
+    const r = await runBkci(
+      ['node', 'setup', '--queue', 'q', '--host-root', HOSTS.l40s, '--root', root, '--agent-bin', agentBin, '--device-allow', '/dev/infiniband/*'],
+      {
+        env: hostEnv(HOSTS.l40s, { BUILDKITE_AGENT_TOKEN: TOKEN }),
+      },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--device-allow "\/dev\/infiniband\/\*"/);
+  });
+
+  it('through the CLI: units verify; doctor notes InfiniBand devices no agent may open', async () => {
+    const { cpSync, mkdirSync } = await import('node:fs');
+    const host = tmp('bkci-ibhost-');
+    cpSync(HOSTS.l40s, host, { recursive: true });
+    mkdirSync(join(host, 'dev/infiniband'), { recursive: true });
+    for (const n of ['uverbs0', 'rdma_cm']) writeFileSync(join(host, 'dev/infiniband', n), '');
+    const doctor = async (root: string) => {
+      const r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
+      return (JSON.parse(r.stdout).checks as { check: string; status: string; detail: string; fix?: string }[]).find((c) => c.check === 'infiniband devices');
+    };
+    const without = await stage(host);
+    expect(await doctor(without)).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/InfiniBand devices present but not allowed to the agents: \/dev\/infiniband\/(rdma_cm|uverbs0)/),
+      fix: expect.stringMatching(/--device-allow \/dev\/infiniband\/uverbs0/),
+    });
+    const withIb = await stage(host, ['--device-allow', '/dev/infiniband/uverbs0', '--device-allow', '/dev/infiniband/rdma_cm']);
+    expect(await doctor(withIb)).toBeUndefined();
+    expect(readFileSync(join(withIb, 'etc/systemd/system/bkci-agent@gpu0.service.d/50-bkci.conf'), 'utf8')).toMatch(
+      /^DeviceAllow=\/dev\/infiniband\/uverbs0 rw$/m,
+    );
+    const v = spawnSync('systemd-analyze', ['verify', 'bkci-agent@gpu0.service', 'bkci-gpu0.slice'], {
+      env: { ...process.env, SYSTEMD_UNIT_PATH: `${withIb}/etc/systemd/system:`, SYSTEMD_LOG_COLOR: '0' },
+      encoding: 'utf8',
+    });
+    expect((v.stderr + v.stdout).split('\n').filter((l) => l.includes('bkci') || l.includes(withIb))).toEqual([]);
+  });
+});

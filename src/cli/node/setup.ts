@@ -34,6 +34,8 @@ export interface SetupInput {
   minFreeDisk: number;
   // Run by the health check before it fails on low disk.
   diskCleanup?: string;
+  // --device-allow, repeatable.
+  deviceAllow: string[];
   mig: boolean;
   // Run unpinned where systemd < 244 or cgroup v1 would ignore AllowedCPUs= (else exit 2).
   allowUnpinned: boolean;
@@ -85,6 +87,11 @@ function setupOptions(cmd: Command): Command {
         .default(20 * 2 ** 30, '20G'),
     )
     .option('--disk-cleanup <cmd>', 'command the health check runs before failing on low disk (e.g. docker image prune -af --filter until=24h)')
+    .option(
+      '--device-allow <path|class>',
+      'a device every agent may open besides its GPUs (/dev/infiniband/uverbs0, /dev/fuse, /dev/kvm, char-infiniband_verbs); repeatable',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--mig', 'one agent per MIG device instead of per physical GPU')
     .addOption(
       new Option('--stop-timeout <duration>', 'how long stopping an agent waits for its running job (infinity, or e.g. 30min, 3h)')
@@ -159,6 +166,7 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
           buildRoot: z.string(),
           minFreeDisk: z.number().min(0),
           diskCleanup: z.string().min(1, { error: 'a command (leave the flag out for none)' }).optional(),
+          deviceAllow: z.array(z.string()),
           mig: z.boolean(),
           allowUnpinned: z.boolean(),
           stopTimeout: z.string(),
@@ -176,6 +184,7 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
         queues,
         ...rootOf(io, flags.root),
         tags: flags.tags ?? [],
+        deviceAllow: flags.deviceAllow ?? [],
         agentBin: flags.agentBin === undefined ? undefined : resolve(io.cwd, flags.agentBin),
         bkciBin: selfCommand(flags.bkciBin, io),
         buildRoot: flags.buildRoot.replace(/\/+$/, ''),
