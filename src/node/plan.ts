@@ -512,7 +512,8 @@ export function planAgentSet(
     const memNodes = formatCpuList(g.nodes);
     // Labels and names are fixed when an agent is made: a kept agent keeps them though the
     // vendor tool now numbers its GPUs otherwise.
-    const gpuLabels = g.prev?.gpuLabels ?? g.slots.map((s) => s.label);
+    let gpuLabels = g.prev?.gpuLabels ?? g.slots.map((s) => s.label);
+    let renamed: number | undefined;
     let instance = g.prev?.instance;
     if (!instance) {
       const candidate =
@@ -521,8 +522,15 @@ export function planAgentSet(
           : `gpu${gpuLabels.length === 1 ? gpuLabels[0] : `${gpuLabels[0]}-${gpuLabels[gpuLabels.length - 1]}`}`;
       instance = freeInstance(candidate, used);
       used.add(instance);
+      // A whole GPU whose index names another agent already: labelled as its name says (`gpu7`,
+      // label 7), so no two agents share a label (the gpu= tag, BKCI_GPUS).
+      const n = /^gpu(\d+)$/.exec(instance);
+      if (instance !== candidate && n && g.slots.length === 1 && !g.slots[0]!.gpu.mig.some((m) => m.uuid === g.slots[0]!.id)) {
+        renamed = Number(n[1]);
+        gpuLabels = [n[1]!];
+      }
     }
-    const gpuIndices = g.prev && g.prev.gpuLabels ? g.prev.gpuIndices : [...new Set(g.slots.map((s) => s.gpu.index))];
+    const gpuIndices = g.prev && g.prev.gpuLabels ? g.prev.gpuIndices : renamed !== undefined ? [renamed] : [...new Set(g.slots.map((s) => s.gpu.index))];
     const ids = g.slots.map((s) => s.id);
     const devices = [...new Set(g.slots.flatMap((s) => s.gpu.devices))];
     const shared = g.slots.length ? facts.sharedDevices : [];

@@ -113,6 +113,10 @@ describe('stable identity', () => {
     const second = planNodeSetup(await facts(HOSTS.h100), o, after(first));
     const added = second.agents.find((a) => a.gpuKeys[0] === '0000:3a:00.0')!;
     expect(added.instance).toBe('gpu7');
+    // Labelled as named: no two agents share a gpu= tag or a label.
+    expect(added.gpuLabels).toEqual(['7']);
+    expect(added.tags).toContain('gpu=7');
+    expect(new Set(second.agents.flatMap((a) => a.gpuIndices)).size).toBe(8);
     expect(new Set(second.agents.map((a) => a.instance)).size).toBe(8);
     for (const a of first.agents) {
       const now = second.agents.find((x) => x.instance === a.instance)!;
