@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { Io } from '../util/io.js';
 import { parseEnvFile } from './check.js';
 import { agentVersion, deviceFacts, devicesUnopenable, pathEntries, systemdVersion, userIds } from './host-facts.js';
-import { BKCI_BIN_FIX, devicesDenied, PINNING_FIX, PINNING_SYSTEMD, tokenExposure, unsafeExecutable, versionText } from './host-gates.js';
+import { BKCI_BIN_FIX, devicesDenied, hooksUnsupported, PINNING_FIX, PINNING_SYSTEMD, tokenExposure, unsafeExecutable, versionText } from './host-gates.js';
 import type { Manifest } from './plan.js';
 import { under } from './safe-fs.js';
 import { PATHS } from './units.js';
@@ -50,7 +50,7 @@ export async function gateChecks(opts: GateDoctorOptions, m: Manifest, io: Pick<
   const version = agentBin ? await agentVersion(agentBin, io) : undefined;
   if (!version) out.push(item('agent version', 'skip', `the version of ${agentBin ?? 'buildkite-agent'} is unknown`));
   else {
-    const exposure = tokenExposure(version);
+    const exposure = hooksUnsupported(version) ?? tokenExposure(version);
     out.push(
       exposure
         ? item('agent version', failOr(true), exposure, 'upgrade buildkite-agent, then re-run bkci node setup')

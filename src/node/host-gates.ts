@@ -35,6 +35,18 @@ export const PROMPT_DISCONNECT_SINCE: Version = [3, 128, 0];
 // it is no longer in /proc/<pid>/environ, which every job of the same user can read.
 export const TOKEN_SCRUBBED_SINCE: Version = [3, 133, 0];
 
+// buildkite-agent 3.89 added `additional-hooks-paths`, which is how each agent runs its own
+// environment hook (its GPUs, limits and docker arguments) beside the host's hooks-path. An older
+// agent ignores the setting, so its jobs would run with no isolation variables at all.
+export const ADDITIONAL_HOOKS_SINCE: Version = [3, 89, 0];
+
+export function hooksUnsupported(agent: Version | undefined): string | undefined {
+  if (!agent || !versionBelow(agent, ADDITIONAL_HOOKS_SINCE)) return undefined;
+  return `buildkite-agent ${versionText(agent)} ignores additional-hooks-paths (added in ${versionText(ADDITIONAL_HOOKS_SINCE)}), so no agent would run its own environment hook: its jobs would see every GPU and none of its limits`;
+}
+
+export const AGENT_UPGRADE_FIX = `upgrade buildkite-agent to ${versionText(TOKEN_SCRUBBED_SINCE)} or later (apt install buildkite-agent / yum update buildkite-agent), then re-run bkci node setup`;
+
 export function pingModeFor(agent: Version | undefined): string | undefined {
   if (!agent) return undefined;
   return !versionBelow(agent, PING_MODE_SINCE) && versionBelow(agent, PROMPT_DISCONNECT_SINCE) ? 'poll-only' : undefined;

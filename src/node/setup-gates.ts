@@ -4,7 +4,17 @@
 import { UsageError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { agentVersion, pathEntries, pinningFacts, userIds } from './host-facts.js';
-import { BKCI_BIN_FIX, PINNING_FIX, PINNING_LIMITS, pinningLost, tokenExposure, unsafeExecutable, type Version } from './host-gates.js';
+import {
+  AGENT_UPGRADE_FIX,
+  BKCI_BIN_FIX,
+  hooksUnsupported,
+  PINNING_FIX,
+  PINNING_LIMITS,
+  pinningLost,
+  tokenExposure,
+  unsafeExecutable,
+  type Version,
+} from './host-gates.js';
 
 export interface GateRequest {
   root: string;
@@ -40,6 +50,11 @@ export async function setupGates(req: GateRequest, io: Pick<Io, 'env' | 'log'>):
   }
   const version = await agentVersion(req.agentBin, io);
   if (!version) warnings.push(`could not tell the version of ${req.agentBin} (--version): agent-version gates skipped`);
+  const noHooks = hooksUnsupported(version);
+  if (noHooks) {
+    if (!req.staging) throw new UsageError(`${req.agentBin}: ${noHooks}`, AGENT_UPGRADE_FIX);
+    warnings.push(`${req.agentBin} (staged; on the host this is an error): ${noHooks}`);
+  }
   const exposure = tokenExposure(version);
   if (exposure) warnings.push(exposure);
   return { ...(version ? { agentVersion: version } : {}), warnings };

@@ -178,6 +178,30 @@ describe('buildkite-agent versions', () => {
     expect(items.find((i) => i.check === 'agent version')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/3\.125\.1.*environ/) });
   });
 
+  it('below 3.89 (no additional-hooks-paths): setup exits 2 naming the upgrade (a warning when staged), doctor fails', async () => {
+    const { hooksUnsupported } = await import('../../src/node/host-gates.js');
+    expect(hooksUnsupported([3, 88, 9])).toMatch(/3\.88\.9 ignores additional-hooks-paths \(added in 3\.89\.0\)/);
+    expect(hooksUnsupported([3, 89, 0])).toBeUndefined();
+    expect(hooksUnsupported(undefined)).toBeUndefined();
+    const old = agent('3.88.1');
+    // --dry-run without --root: planned for this host, so the gate applies.
+    const r = await setup(HOSTS.l40s, undefined, ['--dry-run', '--bkci-bin', '/bin/true'], old);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${old}: buildkite-agent 3.88.1 ignores additional-hooks-paths`);
+    expect(r.stderr).toMatch(/upgrade buildkite-agent to 3\.133\.0 or later/);
+    expect(r.stdout).toBe('');
+    const root = tmp('bkci-root-');
+    const s = await setup(HOSTS.l40s, root, [], old);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toMatch(/\(staged; on the host this is an error\): buildkite-agent 3\.88\.1 ignores additional-hooks-paths/);
+    const { runDoctor } = await import('../../src/node/doctor.js');
+    const items = await runDoctor({ root, hostRoot: HOSTS.l40s, staging: false }, quietIo(hostEnv(HOSTS.l40s)));
+    expect(items.find((i) => i.check === 'agent version')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/3\.88\.1 ignores additional-hooks-paths/),
+    });
+  });
+
   it('3.133 and later: no ping-mode, no warning, doctor ok; before 3.119 (polling only) no ping-mode', async () => {
     const root = tmp('bkci-root-');
     const r = await setup(HOSTS.l40s, root);
