@@ -239,7 +239,7 @@ export class BuildkiteApi {
   ): Promise<{ job: Job; pipe: (write: (text: string) => void | Promise<void>) => Promise<number> }[]> {
     const jobs = jobsForLogs(await this.getBuild(n), pick);
     if (jobs.length === 0) this.io.log.warn({ build: n }, pick.failed ? 'no failed jobs in this build' : 'this build has no script jobs');
-    const { terminalFilter } = pick.terminal ? await import('./terminal.js') : { terminalFilter: undefined };
+    const { terminalFilter } = pick.terminal ? await import('../util/terminal.js') : { terminalFilter: undefined };
     return jobs.map((job) => ({
       job,
       pipe: async (write: (text: string) => void | Promise<void>) => {

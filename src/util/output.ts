@@ -3,6 +3,7 @@
 // human or JSON, goes through writeResult.
 import type { Io } from './io.js';
 import { redact, redactData } from './redact.js';
+import { terminalFilter } from './terminal.js';
 
 export type OutputFormat = 'text' | 'json';
 
@@ -15,11 +16,17 @@ export function writeResult<T>(io: Io, format: OutputFormat | boolean, data: T, 
 
 // The product of a command that prints data from elsewhere (the Buildkite API: builds, jobs,
 // agents, logs): as writeResult, with every registered secret and Buildkite-token-shaped string
-// redacted, and the value of a secret-named key replaced (src/util/redact.ts), as in logs.
+// redacted, and the value of a secret-named key replaced (src/util/redact.ts), as in logs; on a
+// terminal, without the escape sequences that would drive it (src/util/terminal.ts).
 export function writeApiResult<T>(io: Io, format: OutputFormat | boolean, data: T, text: (d: T, io: Io) => string): void {
   const json = format === true || format === 'json';
   if (json) writeResult(io, 'json', redactData(data), () => '');
-  else writeResult(io, 'text', data, (d) => redact(text(d, io)));
+  else {
+    // Names and messages from the API reach a terminal as text only: a job named with an OSC 52
+    // (clipboard) or `ESC c` (reset) sequence must not drive it. Colours stay (bkci's own headers).
+    const out = redact(text(data, io));
+    writeResult(io, 'text', data, () => (io.stdoutIsTTY ? terminalFilter(io.color)(out, true) : out));
+  }
 }
 
 // Aligned columns with an upper-case header on a TTY; tab-separated rows without header when piped.

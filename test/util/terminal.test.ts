@@ -1,7 +1,7 @@
-// The terminal filter for job logs (src/api/terminal.ts): text and colours pass, sequences that
+// The terminal filter for job logs (src/util/terminal.ts): text and colours pass, sequences that
 // drive the terminal do not, whatever the chunking.
 import { describe, expect, it } from 'vitest';
-import { terminalFilter } from '../../src/api/terminal.js';
+import { terminalFilter } from '../../src/util/terminal.js';
 import { randomInts } from '../helpers/random.js';
 
 const ESC = '\u001b';
