@@ -39,12 +39,12 @@ export async function runTeardown(input: TeardownInput, io: Io): Promise<void> {
   const { root, staging } = input;
   if (!staging && !input.dryRun && io.uid !== undefined && io.uid !== 0)
     throw new UsageError('bkci node teardown changes /etc and runs systemctl: run it as root (sudo)', 'or look first with --dry-run');
-  const [{ readManifest }, { planTeardown, applyTeardown }, { teardownView, teardownPlanText }, { planQueueTeardown }] = await Promise.all([
-    import('../../node/state.js'),
-    import('../../node/apply.js'),
-    import('../../node/plan-view.js'),
-    import('../../node/queues.js'),
-  ]);
+  // One after the other: with Promise.all over these four imports vitest's module runner never
+  // settled (the in-process CLI tests hung here; the bundle was not affected).
+  const { readManifest } = await import('../../node/state.js');
+  const { planTeardown, applyTeardown } = await import('../../node/apply.js');
+  const { teardownView, teardownPlanText } = await import('../../node/plan-view.js');
+  const { planQueueTeardown } = await import('../../node/queues.js');
   const m = await readManifest(root);
   if (!m) {
     io.log.info('nothing to tear down: no bkci manifest on this host');
