@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBkci } from '../helpers/io.js';
-import { hostEnv, HOSTS, quietIo } from './helpers.js';
+import { hostEnv, HOSTS, quietIo, standInAgent } from './helpers.js';
 
 const TOKEN = 'bkat_Zx9secretAgentToken42';
 const FIX = join(HOSTS.h100, '..');
@@ -17,12 +17,7 @@ const RHEL8 = join(FIX, 'rhel8-systemd239');
 
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 
-// A stand-in buildkite-agent printing `version`.
-function agent(version: string): string {
-  const p = join(tmp('bkci-agentbin-'), 'buildkite-agent');
-  writeFileSync(p, `#!/bin/sh\necho "buildkite-agent version ${version}, build 1"\n`, { mode: 0o755 });
-  return p;
-}
+const agent = standInAgent;
 const CURRENT = agent('3.133.1');
 
 async function setup(host: string, root: string | undefined, extra: string[] = [], agentBin = CURRENT) {

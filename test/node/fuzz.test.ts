@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBkci, type CliRun } from '../helpers/io.js';
 import { randomInts } from '../helpers/random.js';
-import { hostEnv, HOSTS } from './helpers.js';
+import { hostEnv, HOSTS, standInAgent } from './helpers.js';
 
 // Each setup case runs the stand-in vendor tools and stages, reads back and tears down a tree
 // (~0.3 s on 2 cores), so the default run is small; the manifest cases are cheaper.
@@ -18,11 +18,7 @@ const MANIFEST_CASES = Number(process.env.BKCI_FUZZ_CASES ?? 100);
 const SEED = Number(process.env.BKCI_FUZZ_SEED ?? 15_004);
 const TOKEN = 'bkat_Fuzz9secretAgentToken77';
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
-const agentBin = (() => {
-  const p = join(tmp('bkci-agentbin-'), 'buildkite-agent');
-  writeFileSync(p, '#!/bin/sh\necho "buildkite-agent version 3.99.0"\n', { mode: 0o755 });
-  return p;
-})();
+const agentBin = standInAgent();
 
 type Rand = (k: number) => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[r(xs.length)]!;

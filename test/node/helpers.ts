@@ -1,4 +1,6 @@
 // Fixture hosts and a quiet Io for calling the node domain directly.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { SetupOptions } from '../../src/node/plan.js';
@@ -55,3 +57,10 @@ export const setupOptions = (o: Partial<SetupOptions> = {}): SetupOptions => ({
   token: 'bkat_tokentokentoken',
   ...o,
 });
+
+// A stand-in buildkite-agent (in a fresh temporary directory) that prints `buildkite-agent version V, build 1`.
+export function standInAgent(version = '3.99.0'): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'bkci-agentbin-')), 'buildkite-agent');
+  writeFileSync(p, `#!/bin/sh\necho "buildkite-agent version ${version}, build 1"\n`, { mode: 0o755 });
+  return p;
+}

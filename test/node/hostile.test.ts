@@ -22,15 +22,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBkci } from '../helpers/io.js';
 import { randomInts } from '../helpers/random.js';
-import { hostEnv, HOSTS } from './helpers.js';
+import { hostEnv, HOSTS, standInAgent } from './helpers.js';
 
 const TOKEN = 'bkat_Zx9secretAgentToken42';
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
-const agentBin = (() => {
-  const p = join(tmp('bkci-agentbin-'), 'buildkite-agent');
-  writeFileSync(p, '#!/bin/sh\necho "buildkite-agent version 3.99.0"\n', { mode: 0o755 });
-  return p;
-})();
+const agentBin = standInAgent();
 
 function copyHost(host: string): string {
   const h = tmp('bkci-host-');

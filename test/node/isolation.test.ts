@@ -12,15 +12,11 @@ import { dockerRunArgs, joinForWordSplitting, renderAgentHook } from '../../src/
 import { planNodeSetup, type AgentPlan } from '../../src/node/plan.js';
 import { vendorOf } from '../../src/node/vendors/index.js';
 import { runBkci } from '../helpers/io.js';
-import { hostEnv, HOSTS, quietIo, setupOptions } from './helpers.js';
+import { hostEnv, HOSTS, quietIo, setupOptions, standInAgent } from './helpers.js';
 
 const TOKEN = 'bkat_Zx9secretAgentToken42';
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
-const agentBin = (() => {
-  const p = join(tmp('bkci-agentbin-'), 'buildkite-agent');
-  writeFileSync(p, '#!/bin/sh\necho "buildkite-agent version 3.99.0, build 1"\n', { mode: 0o755 });
-  return p;
-})();
+const agentBin = standInAgent();
 
 async function stage(host: string, extra: string[] = []): Promise<string> {
   const root = tmp('bkci-root-');

@@ -11,7 +11,7 @@ import { detectHost } from '../../src/node/detect/index.js';
 import { planAgents } from '../../src/node/plan.js';
 import { migCapNodes, migReport, parseMigMinors, parseMigUsage } from '../../src/node/vendors/nvidia-mig.js';
 import { runBkci } from '../helpers/io.js';
-import { hostEnv, HOSTS, quietIo, setupOptions } from './helpers.js';
+import { hostEnv, HOSTS, quietIo, setupOptions, standInAgent } from './helpers.js';
 
 const REAL = readFileSync(join(import.meta.dirname, '../fixtures/nvidia/mig-process-nvitop-pr8.txt'), 'utf8');
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
@@ -67,11 +67,7 @@ describe('MIG capability nodes', () => {
 });
 
 describe('node check on a MIG host (stand-in nvidia-smi)', () => {
-  const agentBin = (() => {
-    const p = join(tmp('bkci-agentbin-'), 'buildkite-agent');
-    writeFileSync(p, '#!/bin/sh\necho "buildkite-agent version 3.99.0, build 1"\n', { mode: 0o755 });
-    return p;
-  })();
+  const agentBin = standInAgent();
 
   it('a job left on gpu0-mig0 takes gpu0-mig0 offline, not gpu0-mig1; a re-partitioned GPU fails its agents', async () => {
     const host = tmp('bkci-mighost-');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBkci, type CliRun } from '../helpers/io.js';
-import { hostEnv, HOSTS } from './helpers.js';
+import { hostEnv, HOSTS, standInAgent } from './helpers.js';
 
 const TOKEN = 'bkat_Zx9secretAgentToken42';
 
@@ -16,12 +16,7 @@ function tmp(prefix: string): string {
 }
 
 // A stand-in buildkite-agent so the units' ExecStart= names a file that exists.
-const agentBin = (() => {
-  const d = tmp('bkci-agentbin-');
-  const p = join(d, 'buildkite-agent');
-  writeFileSync(p, '#!/bin/sh\necho "buildkite-agent version 3.99.0, build 1"\n', { mode: 0o755 });
-  return p;
-})();
+const agentBin = standInAgent();
 
 function walk(dir: string): string[] {
   const out: string[] = [];
