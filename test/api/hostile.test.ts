@@ -4,27 +4,18 @@ import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, mkd
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { planDownloads, unsafePath } from '../../src/api/artifacts.js';
 import type { Artifact } from '../../src/api/types.js';
-import { runBkci, type CliRun } from '../helpers/io.js';
-import { BIN, BUILDS, build, closedPort, hostile, json, TOKEN, type Hostile } from '../helpers/hostile-server.js';
+import { runBkci } from '../helpers/io.js';
+import { BIN, BUILDS, build, closedPort, clean, hostileEach, json, TOKEN, type Hostile } from '../helpers/hostile-server.js';
 
-let srv: Hostile | undefined;
-afterEach(async () => {
-  await srv?.close();
-  srv = undefined;
-});
-
-function clean(r: CliRun): void {
-  expect(r.stderr).not.toMatch(/internal error/);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-  expect(r.stdout + r.stderr).not.toContain(TOKEN);
-}
+const serve = hostileEach();
+let srv: Hostile;
 
 describe('bounded exchanges', () => {
   it('a body arriving one byte at a time is cut off by the whole-exchange timeout, with a clear error', async () => {
-    srv = await hostile((_req, res) => {
+    srv = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       const body = JSON.stringify(build(5));
       let i = 0;
@@ -45,7 +36,7 @@ describe('bounded exchanges', () => {
   });
 
   it('a streamed body (a log) that trickles is cut off too: the timeout period must bring 16 KiB', async () => {
-    srv = await hostile((req, res, url) => {
+    srv = await serve((req, res, url) => {
       if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
       res.writeHead(200, { 'content-type': 'text/plain' });
       const t = setInterval(() => (res.destroyed ? clearInterval(t) : res.write('x')), 50);
@@ -58,7 +49,7 @@ describe('bounded exchanges', () => {
   });
 
   it('an endless fast JSON body is capped at 64 MiB with a clear error', async () => {
-    srv = await hostile((_req, res) => {
+    srv = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       const chunk = Buffer.alloc(1024 * 1024, 0x20);
       const pump = () => {
@@ -78,7 +69,7 @@ describe('bounded exchanges', () => {
   it('a gzip bomb is capped the same way after decoding', async () => {
     const { gzipSync } = await import('node:zlib');
     const bomb = gzipSync(Buffer.alloc(80 * 1024 * 1024, 0x20));
-    srv = await hostile((_req, res) => {
+    srv = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
       res.end(bomb);
     });
@@ -89,7 +80,7 @@ describe('bounded exchanges', () => {
   });
 
   it('a corrupt gzip answer is named, not an internal error', async () => {
-    srv = await hostile((_req, res) => {
+    srv = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
       res.end(Buffer.from('definitely not gzip'));
     });
@@ -102,7 +93,7 @@ describe('bounded exchanges', () => {
 
 describe('headers that are not URLs', () => {
   it('a Location that is not a valid URL is a clear error', async () => {
-    srv = await hostile((_req, res) => {
+    srv = await serve((_req, res) => {
       res.writeHead(302, { location: 'http://[::1' });
       res.end();
     });
@@ -113,7 +104,7 @@ describe('headers that are not URLs', () => {
   });
 
   it('a Link next that is not a valid URL is a clear error', async () => {
-    srv = await hostile((_req, res) => json(res, 200, [build(1)], { link: '<http://[oops>; rel="next"' }));
+    srv = await serve((_req, res) => json(res, 200, [build(1)], { link: '<http://[oops>; rel="next"' }));
     const r = await runBkci(['build', 'list'], { env: srv.env });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Link header names a next page that is not a URL: "http:\/\/\[oops"/);
@@ -121,11 +112,11 @@ describe('headers that are not URLs', () => {
   });
 
   it('a download redirect that is not an http(s) URL is a clear error for that file; the others download', async () => {
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5/artifacts`)
         return json(res, 200, [
-          { path: 'bad.txt', download_url: `${srv!.origin}/dl/bad`, file_size: 2 },
-          { path: 'good.txt', download_url: `${srv!.origin}/dl/good`, file_size: 2 },
+          { path: 'bad.txt', download_url: `${srv.origin}/dl/bad`, file_size: 2 },
+          { path: 'good.txt', download_url: `${srv.origin}/dl/good`, file_size: 2 },
         ]);
       if (url.pathname === '/dl/bad') return void res.writeHead(302, { location: 'file:///etc/passwd' }).end();
       res.writeHead(200).end('ok');
@@ -146,7 +137,7 @@ describe('build logs streams', () => {
     let printed = '';
     let release!: () => void;
     const seen = new Promise<void>((r) => (release = r));
-    srv = await hostile(async (_req, res, url) => {
+    srv = await serve(async (_req, res, url) => {
       if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write(first);
@@ -181,7 +172,7 @@ describe('build logs streams', () => {
   });
 
   it('a log that printed the API token shows it redacted, even split between two parts', async () => {
-    srv = await hostile(async (_req, res, url) => {
+    srv = await serve(async (_req, res, url) => {
       if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write(`export T=${TOKEN.slice(0, 10)}`);
@@ -195,7 +186,7 @@ describe('build logs streams', () => {
 
   it('a 256 MB log goes through a real bkci in constant memory', async () => {
     const total = 256 * 1024 * 1024;
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
       res.writeHead(200, { 'content-type': 'text/plain' });
       const line = Buffer.from('0123456789abcdef'.repeat(4095) + 'log line end..\n');
@@ -270,14 +261,14 @@ describe('artifact paths', () => {
   it('downloads the safe ones and names the refused ones (exit 1); nothing is written outside', async () => {
     const content = (p: string) => `content of ${p.length} chars\n`;
     const paths = ['ok/one.txt', 'bad\0nul', 'x'.repeat(6000), '/abs/olute', '../escape', 'ok/two.txt', 'clash', 'clash/inner', 'deep/a/b/c.txt'];
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5/artifacts`)
         return json(
           res,
           200,
           paths.map((p, i) => ({
             path: p,
-            download_url: `${srv!.origin}/dl/${i}`,
+            download_url: `${srv.origin}/dl/${i}`,
             file_size: Buffer.byteLength(content(p)),
             sha1sum: createHash('sha1').update(content(p)).digest('hex'),
           })),
@@ -305,14 +296,14 @@ describe('artifact paths', () => {
     let inFlight = 0;
     let most = 0;
     const body = (i: number) => `file ${i} `.repeat(1000);
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5/artifacts`)
         return json(
           res,
           200,
           Array.from({ length: 9 }, (_x, i) => ({
             path: `f/${i}.txt`,
-            download_url: `${srv!.origin}/dl/${i}`,
+            download_url: `${srv.origin}/dl/${i}`,
             file_size: body(i).length,
             sha1sum: createHash('sha1').update(body(i)).digest('hex'),
           })),
@@ -338,12 +329,12 @@ describe('artifact paths', () => {
   });
 
   it('a file in the way of a directory on disk, or a symlink out of the directory: that file fails, the others download', async () => {
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5/artifacts`)
         return json(res, 200, [
-          { path: 'blocked/x.txt', download_url: `${srv!.origin}/dl/1` },
-          { path: 'link/y.txt', download_url: `${srv!.origin}/dl/2` },
-          { path: 'fine.txt', download_url: `${srv!.origin}/dl/3` },
+          { path: 'blocked/x.txt', download_url: `${srv.origin}/dl/1` },
+          { path: 'link/y.txt', download_url: `${srv.origin}/dl/2` },
+          { path: 'fine.txt', download_url: `${srv.origin}/dl/3` },
         ]);
       res.writeHead(200).end('data');
     });
@@ -367,7 +358,7 @@ describe('artifact paths', () => {
 
 describe('settings and arguments', () => {
   it('bad settings are exit 2 at once, naming the variable, before any request', async () => {
-    srv = await hostile((_req, res) => json(res, 200, build(5)));
+    srv = await serve((_req, res) => json(res, 200, build(5)));
     for (const [k, v, re] of [
       ['BKCI_HTTP_TIMEOUT', 'abc', /BKCI_HTTP_TIMEOUT="abc": expected a number of seconds/],
       ['BKCI_HTTP_TIMEOUT', '0', /BKCI_HTTP_TIMEOUT="0"/],
@@ -389,7 +380,7 @@ describe('settings and arguments', () => {
   });
 
   it('build numbers are checked integers: never a request for builds/1e+23', async () => {
-    srv = await hostile((_req, res) => json(res, 200, build(5)));
+    srv = await serve((_req, res) => json(res, 200, build(5)));
     for (const arg of ['99999999999999999999999', '9007199254740993', '0', '-1', '1.5', '1e3', 'https://buildkite.com/o/p/builds/99999999999999999999']) {
       const r = await runBkci(['build', 'get', arg], { env: srv.env });
       expect(r.code, `${arg}: ${r.stderr}`).toBe(2);
@@ -404,7 +395,7 @@ describe('settings and arguments', () => {
   });
 
   it('--concurrency is a whole number from 1 to 64', async () => {
-    srv = await hostile((_req, res) => json(res, 200, []));
+    srv = await serve((_req, res) => json(res, 200, []));
     for (const v of ['0', 'x', '1.5', '65']) {
       const r = await runBkci(['build', 'artifacts', '5', '--download', tmpdir(), '--concurrency', v], { env: srv.env });
       expect(r.code).toBe(2);

@@ -1,25 +1,12 @@
 // `bkci build ...` against servers that misbehave below and around the JSON: answers that are not
 // HTTP, TLS asked of a plain-http port, tokens pasted with a line break, control characters in the
 // API's messages, API URLs with odd slashes or IPv6 loopback. Real loopback servers throughout.
-import { afterEach, describe, expect, it } from 'vitest';
-import { runBkci, type CliRun } from '../helpers/io.js';
-import { BUILDS, build, hostile, json, rawServer, TOKEN, type Hostile } from '../helpers/hostile-server.js';
+import { describe, expect, it } from 'vitest';
+import { runBkci } from '../helpers/io.js';
+import { BUILDS, build, clean, hostileEach, json, rawServer, TOKEN, type Hostile } from '../helpers/hostile-server.js';
 
-let srv: Hostile | undefined;
-afterEach(async () => {
-  await srv?.close();
-  srv = undefined;
-});
-
-// The rule for every failure: one `bkci:` line naming what failed, a hint, no internal error,
-// no stack trace, no token, and no raw escape character from the server.
-function clean(r: CliRun): void {
-  expect(r.stderr).not.toMatch(/internal error/);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-  expect(r.stdout + r.stderr).not.toContain(TOKEN);
-  expect(r.stderr).not.toMatch(/[\u001b\u0007\u009b]/);
-  if (r.code !== 0) expect(r.stderr).toMatch(/^bkci: \S/m);
-}
+const serve = hostileEach();
+let srv: Hostile;
 
 describe('answers that are not HTTP/1.1', () => {
   const replies: [string, string][] = [
@@ -67,7 +54,7 @@ describe('answers that are not HTTP/1.1', () => {
 
 describe('TLS and the token', () => {
   it('an https API URL for a plain-http server: the handshake failure is named with the fix (exit 1)', async () => {
-    srv = await hostile((_req, res) => json(res, 200, build(5)));
+    srv = await serve((_req, res) => json(res, 200, build(5)));
     const r = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_URL: srv.origin.replace('http:', 'https:') + '/v2' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
@@ -79,7 +66,7 @@ describe('TLS and the token', () => {
   });
 
   it('a token with a line break, tab, space or control character inside is exit 2 before any request, never shown', async () => {
-    srv = await hostile((_req, res) => json(res, 200, build(5)));
+    srv = await serve((_req, res) => json(res, 200, build(5)));
     const cases: [string, RegExp][] = [
       [`${TOKEN}\nsecond-line`, /contains a line break at character 33 of 44/],
       [`${TOKEN}\tx`, /contains a tab at character 33/],
@@ -103,7 +90,7 @@ describe('TLS and the token', () => {
 
 describe('what the API says is shown safely', () => {
   it('escape sequences and line breaks in an error message are escaped, on one line', async () => {
-    srv = await hostile((_req, res) => json(res, 403, { message: 'no\n\u001b]0;pwned\u0007 \u001b[2J \u009b31m', errors: ['a\rb'] }));
+    srv = await serve((_req, res) => json(res, 403, { message: 'no\n\u001b]0;pwned\u0007 \u001b[2J \u009b31m', errors: ['a\rb'] }));
     const r = await runBkci(['build', 'get', '5'], { env: srv.env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('(403): no \\u001b]0;pwned\\u0007 \\u001b[2J \\u009b31m (a b)\n');
@@ -111,7 +98,7 @@ describe('what the API says is shown safely', () => {
   });
 
   it('a body that is not JSON is quoted with its control characters escaped', async () => {
-    srv = await hostile((_req, res) => {
+    srv = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end('<html>Sign in\u001b]52;c;cHduZWQ=\u0007\u0085</html>');
     });
@@ -125,7 +112,7 @@ describe('what the API says is shown safely', () => {
 describe('API URLs', () => {
   it('trailing slashes, a path prefix, a query or fragment: requests go to PREFIX/organizations/...', async () => {
     const paths: string[] = [];
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       paths.push(url.pathname);
       json(res, 200, build(5, 'passed'));
     });
@@ -138,7 +125,7 @@ describe('API URLs', () => {
   });
 
   it('an API URL without /v2 that meets a 404 says so in the hint', async () => {
-    srv = await hostile((_req, res) => json(res, 404, { message: 'Not Found' }));
+    srv = await serve((_req, res) => json(res, 404, { message: 'Not Found' }));
     const r = await runBkci(['build', 'get', '5'], { env: { ...srv.env, BUILDKITE_API_URL: srv.origin } });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^bkci: not found: build 5 of org\/pipe \(404\): Not Found$/m);
@@ -148,7 +135,7 @@ describe('API URLs', () => {
 
   it('IPv6 loopback: http://[::1]:PORT/v2 works, the token goes with it', async () => {
     let auth: string | undefined;
-    srv = await hostile(
+    srv = await serve(
       (req, res, url) => {
         auth = req.headers.authorization;
         if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
@@ -172,8 +159,8 @@ describe('build logs', () => {
     { id: 'j2', type: 'script', name: 'skipped-one', state: 'skipped' },
     { id: 'j3', type: 'script', name: 'third', state: 'failed' },
   ];
-  const serve = () =>
-    hostile((_req, res, url) => {
+  const serveLogs = () =>
+    serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5`) return json(res, 200, { ...build(5, 'failed'), jobs });
       if (url.pathname === `${BUILDS}/5/jobs/j2/log.txt`) return json(res, 404, { message: 'No log found' });
       const job = /\/jobs\/(j\d)\/log\.txt$/.exec(url.pathname)?.[1];
@@ -182,7 +169,7 @@ describe('build logs', () => {
     });
 
   it('a job whose log is 404 (it never ran) prints as empty with a warning; the other logs print (exit 0)', async () => {
-    srv = await serve();
+    srv = await serveLogs();
     const r = await runBkci(['build', 'logs', '5'], { env: srv.env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('=== first (passed, job j1) ===\nlog of j1\n\n=== skipped-one (skipped, job j2) ===\n\n=== third (failed, job j3) ===\nlog of j3\n');
@@ -191,7 +178,7 @@ describe('build logs', () => {
   });
 
   it('with --json the array stays whole: the job without a log has an empty log', async () => {
-    srv = await serve();
+    srv = await serveLogs();
     const r = await runBkci(['build', 'logs', '5', '--json'], { env: srv.env });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual([
@@ -203,7 +190,7 @@ describe('build logs', () => {
 
   it('on a terminal, escape sequences that drive it (title, clipboard, clear, timestamps) are dropped; piped, the log passes byte for byte', async () => {
     const log = '\u001b_bk;t=1700000000000\u0007hello \u001b[31mred\u001b[0m\n\u001b]0;pwned\u0007\u001b]52;c;cHduZWQ=\u001b\\\u001b[2Jdone\n';
-    srv = await hostile((_req, res, url) => {
+    srv = await serve((_req, res, url) => {
       if (url.pathname === `${BUILDS}/5`) return json(res, 200, { ...build(5, 'passed'), jobs: [jobs[0]] });
       // Cut inside the sequences: the filter works across parts.
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -228,12 +215,12 @@ describe('artifact downloads', () => {
     const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'bkci-s3-'));
     const storageAuth: (string | undefined)[] = [];
-    srv = await hostile((req, res, url) => {
+    srv = await serve((req, res, url) => {
       // The same server under another name (localhost) is another origin: the storage host.
-      const storage = srv!.origin.replace('127.0.0.1', 'localhost');
+      const storage = srv.origin.replace('127.0.0.1', 'localhost');
       if (url.pathname === `${BUILDS}/5/artifacts`)
         return json(res, 200, [
-          { id: 'a1', path: 'out/report.txt', file_size: 4, sha1sum: 'a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd', download_url: `${srv!.origin}/dl/a1` },
+          { id: 'a1', path: 'out/report.txt', file_size: 4, sha1sum: 'a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd', download_url: `${srv.origin}/dl/a1` },
         ]);
       if (url.pathname === '/dl/a1') return void res.writeHead(302, { location: `${storage}/bucket/a1?X-Amz-Signature=old` }).end();
       if (url.pathname === '/bucket/a1') {

@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+import { afterEach, expect } from 'vitest';
+import type { CliRun } from './io.js';
 
 export const TOKEN = 'bkua_hostile0123456789abcdefghij';
 export const ORG = 'org';
@@ -50,6 +52,32 @@ export async function hostile(handler: Handler, opts: { host?: string } = {}): P
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+// For a test file: `const serve = hostileEach()`, then `srv = await serve(handler)` in a test.
+// Every server made through it is closed after each test (its open connections destroyed).
+export function hostileEach(): (handler: Handler, opts?: { host?: string }) => Promise<Hostile> {
+  const open: Hostile[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((s) => s.close()));
+  });
+  return async (handler, opts) => {
+    const s = await hostile(handler, opts);
+    open.push(s);
+    return s;
+  };
+}
+
+// The rule for every outcome against a misbehaving server: no internal error, no stack trace, no
+// token anywhere, no raw escape character from the server on stderr; a failure is one `bkci:` line
+// naming what failed; and with `json`, stdout is whole JSON or nothing (never a part of it).
+export function clean(r: CliRun, opts: { json?: boolean } = {}): void {
+  expect(r.stderr).not.toMatch(/internal error/);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.stdout + r.stderr).not.toContain(TOKEN);
+  expect(r.stderr).not.toMatch(/[\u001b\u0007\u009b]/);
+  if (r.code !== 0) expect(r.stderr).toMatch(/^bkci: \S/m);
+  if (opts.json && r.stdout.trim() !== '') expect(() => JSON.parse(r.stdout) as unknown, `stdout is not whole JSON: ${r.stdout.slice(-300)}`).not.toThrow();
 }
 
 export function json(res: ServerResponse, status: number, data: unknown, headers: Record<string, string> = {}): void {
