@@ -9,6 +9,7 @@ import type { Manifest, NodePlan, PlannedCommand } from './plan.js';
 import { runTool, toolEnv } from './detect/tools.js';
 import { chmodSafe, fsError, mkdirSafe, removeTemps, rmdirSafe, rmTreeSafe, unlinkSafe, writeFileSafe } from './safe-fs.js';
 import { isDir, JOURNAL_NAME, journalCandidates, under } from './state.js';
+import { stopUnits, type StopOptions } from './teardown-stop.js';
 import { PATHS } from './units.js';
 
 export interface ApplyOptions {
@@ -158,7 +159,8 @@ export function planTeardown(m: Manifest, purge: boolean): TeardownPlan {
   // The agents' units and bkci's others (bkci-gpu-devices.service), from the manifest's files.
   const others = m.files.map((f) => /^\/etc\/systemd\/system\/(bkci-[^@/]+\.service)$/.exec(f.path)?.[1]).filter((u): u is string => u !== undefined);
   const units = [...m.agents.map((a) => a.unit), ...others];
-  const commands: string[][] = units.length ? [['systemctl', 'disable', '--now', ...units]] : [];
+  // Queued (--no-block) and then watched: applyTeardown says which agents it waits for.
+  const commands: string[][] = units.length ? [['systemctl', 'disable', '--now', '--no-block', ...units]] : [];
   commands.push(['systemctl', 'daemon-reload']);
   const files = [...new Set([...m.files.map((f) => f.path), PATHS.manifest])];
   const deepestFirst = (a: string, b: string) => b.split('/').length - a.split('/').length || a.localeCompare(b);
@@ -175,15 +177,33 @@ export function planTeardown(m: Manifest, purge: boolean): TeardownPlan {
   return { units, files, dirs, purge: purgeDirs, commands };
 }
 
+export interface TeardownResult {
+  removed: string[];
+  kept: string[];
+  // --no-block: agents still finishing their job; nothing was removed (their files stay until
+  // they have stopped: the docker shim and hooks of a running job).
+  stopping?: string[];
+  // --timeout reached: agents whose job was cancelled, and those killed after that.
+  cancelled?: string[];
+  killed?: string[];
+}
+
 export async function applyTeardown(
   t: TeardownPlan & { manifest?: Manifest },
   root: string,
   runCommands: boolean,
   io: Io,
-): Promise<{ removed: string[]; kept: string[] }> {
+  stop: StopOptions = { noBlock: false },
+): Promise<TeardownResult> {
   const removed: string[] = [];
   const kept: string[] = [];
-  if (runCommands && t.commands[0]?.[1] === 'disable') await runCommand(t.commands[0], io);
+  const extra: Pick<TeardownResult, 'cancelled' | 'killed'> = {};
+  if (runCommands && t.commands[0]?.[1] === 'disable') {
+    const s = await stopUnits(t.units, stop, io);
+    if (s.stopping.length) return { removed, kept, stopping: s.stopping };
+    if (s.cancelled.length) extra.cancelled = s.cancelled;
+    if (s.killed.length) extra.killed = s.killed;
+  }
   const journals = journalCandidates();
   await removeLeftovers(root, [...t.files, ...journals]);
   for (const f of t.files) if (await unlinkSafe(root, f)) removed.push(f);
@@ -201,5 +221,5 @@ export async function applyTeardown(
   // Some queues torn down: the manifest of the others, once their files are gone.
   if (t.manifest) await writeFileSafe(root, PATHS.manifest, JSON.stringify(t.manifest, null, 2) + '\n', 0o644);
   if (runCommands) await runCommand(['systemctl', 'daemon-reload'], io);
-  return { removed, kept };
+  return { removed, kept, ...extra };
 }

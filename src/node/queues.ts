@@ -147,7 +147,7 @@ export function planQueueTeardown(m: Manifest, queues: string[], purge: boolean)
     files,
     dirs,
     purge: purgeDirs,
-    commands: [...(units.length ? [['systemctl', 'disable', '--now', ...units]] : []), ['systemctl', 'daemon-reload']],
+    commands: [...(units.length ? [['systemctl', 'disable', '--now', '--no-block', ...units]] : []), ['systemctl', 'daemon-reload']],
     manifest,
   };
 }

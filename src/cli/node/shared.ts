@@ -20,3 +20,14 @@ export function tagsArg(text: string): [string, string][] {
       return [t.slice(0, i), t.slice(i + 1)] as [string, string];
     });
 }
+
+// A duration in milliseconds: seconds (`90`), `30s`, `45m`/`45min`, `3h`; `infinity` is Infinity.
+// undefined when it is none of these.
+export function durationMs(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  if (t === 'infinity' || t === 'unlimited') return Number.POSITIVE_INFINITY;
+  const m = /^(\d{1,7})\s*(s|sec|m|min|h)?$/.exec(t);
+  if (!m || Number(m[1]) === 0) return undefined;
+  const unit = m[2] === 'h' ? 3_600_000 : m[2] === 'm' || m[2] === 'min' ? 60_000 : 1000;
+  return Number(m[1]) * unit;
+}

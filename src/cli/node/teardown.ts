@@ -4,7 +4,7 @@ import { UsageError } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
 import { writeResult } from '../../util/output.js';
 import { checkInput, type RunF } from '../command.js';
-import { rootOf } from './shared.js';
+import { durationMs, rootOf } from './shared.js';
 
 export interface TeardownInput {
   root: string;
@@ -14,6 +14,10 @@ export interface TeardownInput {
   queues: string[];
   dryRun: boolean;
   json: boolean;
+  // --timeout: how long to wait for running jobs before cancelling them (ms); none: no limit.
+  timeoutMs?: number;
+  // --no-block: queue the stops and return at once.
+  noBlock: boolean;
 }
 
 export function teardownCommand(node: Command, io: Io, run: RunF<TeardownInput> = runTeardown): Command {
@@ -23,16 +27,51 @@ export function teardownCommand(node: Command, io: Io, run: RunF<TeardownInput> 
     .option('--root <dir>', 'tear down a staged tree under DIR (no systemctl)')
     .option('--purge', 'also remove the build directories')
     .option('--queue <queue>', "only this queue's agents (repeatable; a host set up with several --queue)", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--timeout <duration>', 'wait at most DURATION (90, 30s, 45min, 3h) for running jobs, then cancel them (default: no limit)')
+    .option('--no-block', 'queue the stops and return at once; busy agents stop when their job ends (run teardown again to remove their files)')
     .option('--dry-run', 'print what would be removed')
     .option('--json', 'print JSON');
-  return cmd.action(async (flags: { root?: string; purge?: boolean; queue?: string[]; dryRun?: boolean; json?: boolean }) => {
-    const input = await checkInput(
-      cmd,
-      (z) => z.object({ root: z.string(), staging: z.boolean(), purge: z.boolean(), queues: z.array(z.string()), dryRun: z.boolean(), json: z.boolean() }),
-      { ...rootOf(io, flags.root), purge: flags.purge === true, queues: flags.queue ?? [], dryRun: flags.dryRun === true, json: flags.json === true },
-    );
-    await run(input, io);
-  });
+  return cmd.action(
+    async (flags: { root?: string; purge?: boolean; queue?: string[]; timeout?: string; block?: boolean; dryRun?: boolean; json?: boolean }) => {
+      let timeoutMs: number | undefined;
+      if (flags.timeout !== undefined) {
+        timeoutMs = durationMs(flags.timeout);
+        if (timeoutMs === undefined)
+          throw new UsageError(
+            `--timeout ${JSON.stringify(flags.timeout)} is not a duration`,
+            'give seconds (90), or 30s, 45min, 3h; infinity (the default) waits for the jobs however long they take',
+          );
+        if (timeoutMs === Number.POSITIVE_INFINITY) timeoutMs = undefined;
+      }
+      const noBlock = flags.block === false;
+      if (noBlock && flags.timeout !== undefined)
+        throw new UsageError('--no-block and --timeout exclude each other: --no-block does not wait at all', 'pick one');
+      const input = await checkInput(
+        cmd,
+        (z) =>
+          z.object({
+            root: z.string(),
+            staging: z.boolean(),
+            purge: z.boolean(),
+            queues: z.array(z.string()),
+            dryRun: z.boolean(),
+            json: z.boolean(),
+            timeoutMs: z.number().positive().optional(),
+            noBlock: z.boolean(),
+          }),
+        {
+          ...rootOf(io, flags.root),
+          purge: flags.purge === true,
+          queues: flags.queue ?? [],
+          dryRun: flags.dryRun === true,
+          json: flags.json === true,
+          timeoutMs,
+          noBlock,
+        },
+      );
+      await run(input, io);
+    },
+  );
 }
 
 export async function runTeardown(input: TeardownInput, io: Io): Promise<void> {
@@ -52,7 +91,8 @@ export async function runTeardown(input: TeardownInput, io: Io): Promise<void> {
   }
   const t = input.queues.length ? planQueueTeardown(m, input.queues, input.purge) : planTeardown(m, input.purge);
   if (input.dryRun) return writeResult(io, input.json, teardownView(t, staging), teardownPlanText);
-  const r = await applyTeardown(t, root, !staging, io);
+  const r = await applyTeardown(t, root, !staging, io, { noBlock: input.noBlock, ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {}) });
+  if (r.stopping?.length) return writeResult(io, input.json, r, (r) => (r.stopping ?? []).map((u) => `stopping ${u}\n`).join(''));
   if (!input.purge) io.log.info({ kept: m.dirs.filter((d) => d.kind === 'build').length }, 'kept the build directories (use --purge to remove them)');
   writeResult(io, input.json, r, (r) => r.removed.map((p) => `removed ${p}\n`).join(''));
 }
