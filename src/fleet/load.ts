@@ -33,15 +33,46 @@ function keysFor(path: (string | number)[]): string[] {
 
 const dotted = (path: (string | number)[]) => path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.');
 
-function describe(issue: z.core.$ZodIssue): string[] {
+// What a YAML value is, in the words of a message.
+function kind(v: unknown): string {
+  if (v === undefined || v === null) return 'nothing (an empty value or null)';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the text ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+const EXPECTED: Record<string, string> = {
+  object: 'a mapping (`key: value` lines)',
+  record: 'a mapping (`key: value` lines)',
+  array: 'a list',
+  number: 'a number',
+  int: 'a whole number',
+  string: 'text',
+  boolean: 'true or false',
+};
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+// One message per problem zod found, in plain words (never zod's own "expected record").
+function describe(issue: z.core.$ZodIssue, root: unknown): string[] {
   if (issue.code === 'unrecognized_keys')
     return issue.keys.map((k) => {
       const hint = didYouMean(k, keysFor(issue.path as (string | number)[]));
       return `unknown key \`${k}\`${hint ? ` (did you mean \`${hint}\`?)` : ''}`;
     });
   if (issue.code === 'invalid_value') return [`expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
-  if (issue.code === 'invalid_type') return [`expected ${issue.expected}`];
+  if (issue.code === 'invalid_type') return [`expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${kind(valueAt(root, issue.path))}`];
   if (issue.code === 'invalid_key') return [issue.issues.map((i) => i.message).join('; ')];
+  const unit = (origin: string) => (origin === 'string' ? ' characters' : origin === 'array' || origin === 'set' ? ' items' : '');
+  if (issue.code === 'too_small')
+    return [`must be ${issue.inclusive ? 'at least' : 'more than'} ${String(issue.minimum)}${unit(issue.origin)}, got ${kind(valueAt(root, issue.path))}`];
+  if (issue.code === 'too_big')
+    return [`must be ${issue.inclusive ? 'at most' : 'less than'} ${String(issue.maximum)}${unit(issue.origin)}, got ${kind(valueAt(root, issue.path))}`];
   return [issue.message];
 }
 
@@ -86,7 +117,9 @@ export function parseFleet(text: string, file: string): Fleet {
   // limited, bkci's own messages); a repeated key, a warning in a pipeline, is an error here.
   const composed = composeYaml(text, { mode: 'pipeline', maxDepth: PIPELINE_MAX_DEPTH });
   const issues = [...composed.errors, ...composed.warnings].sort((a, b) => a.line - b.line || a.col - b.col);
-  if (issues.length) fail(issues.map((e) => ({ line: e.line, col: e.col, path: [], message: e.message })));
+  // The composer's words for a repeated key are a pipeline's (the agent keeps the last value).
+  const fleetWords = (m: string) => m.replace(/: the agent keeps the last value$/, ': a key may be given only once');
+  if (issues.length) fail(issues.map((e) => ({ line: e.line, col: e.col, path: [], message: fleetWords(e.message) })));
   if (composed.docs.length > 1) fail([{ ...composed.starts[1]!, path: [], message: 'a fleet file is one YAML document' }]);
   const { doc, value } = composed.docs[0] ?? { doc: undefined, value: undefined };
   const lineCounter = composed.lineCounter;
@@ -96,7 +129,7 @@ export function parseFleet(text: string, file: string): Fleet {
     fail(
       parsed.error.issues.flatMap((issue) => {
         const path = issue.path as (string | number)[];
-        return describe(issue).map((message, i) => {
+        return describe(issue, value).map((message, i) => {
           const key = issue.code === 'unrecognized_keys' ? [...path, issue.keys[i]!] : path;
           return { ...locate(key), path: key, message };
         });

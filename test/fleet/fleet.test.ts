@@ -68,8 +68,15 @@ describe('the fleet file', () => {
 
   it('refuses YAML it cannot read, located, and a repeated key', () => {
     expect(problems('queues:\n  x: [\n')).toMatch(/^f\.yaml: .*\nf\.yaml:\d+:\d+: /);
-    expect(problems('queues:\n  x: {vendor: none}\n  x: {vendor: amd}\n')).toMatch(/f\.yaml:3:3: /);
-    expect(problems('- a\n- b\n')).toMatch(/expected object/);
+    expect(problems('queues:\n  x: {vendor: none}\n  x: {vendor: amd}\n')).toMatch(/f\.yaml:3:3: repeated key `x`: a key may be given only once/);
+    expect(problems('- a\n- b\n')).toMatch(/f\.yaml:1:1: expected a mapping \(`key: value` lines\), got a list/);
+    // zod's own words never reach the user: the problem in plain words, with the value given.
+    expect(problems('queues:\n  x: 3\n')).toMatch(/f\.yaml:2:3: queues\.x: expected a mapping \(`key: value` lines\), got number 3/);
+    expect(problems('queues:\n  x: {vendor: nvidia, gpus: 65}\n')).toMatch(/queues\.x\.gpus: must be at most 64, got number 65/);
+    expect(problems('queues:\n  x: {vendor: nvidia, gpus: -1}\n')).toMatch(/queues\.x\.gpus: must be at least 0, got number -1/);
+    expect(problems('queues:\n  x: {vendor: nvidia, cpus: 0}\n')).toMatch(/queues\.x\.cpus: must be more than 0, got number 0/);
+    expect(problems('queues:\n  x: {vendor: nvidia, cpus: }\n')).toMatch(/queues\.x\.cpus: expected a number, got nothing/);
+    expect(problems('queues:\n  x: {vendor: nvidia, gpus: 99, cpus: -2, memory: [], tags: 3, k8s: {tolerations: 4}}\n')).not.toMatch(/Too (small|big)|expected (record|object)/);
     // An alias bomb is refused, located, in bkci's words (not the YAML library's).
     const bomb = [
       'a: &a [x, x, x, x, x, x, x, x, x, x]',
