@@ -76,7 +76,9 @@ describe('the fleet file', () => {
     expect(problems('queues:\n  x: {vendor: nvidia, gpus: -1}\n')).toMatch(/queues\.x\.gpus: must be at least 0, got number -1/);
     expect(problems('queues:\n  x: {vendor: nvidia, cpus: 0}\n')).toMatch(/queues\.x\.cpus: must be more than 0, got number 0/);
     expect(problems('queues:\n  x: {vendor: nvidia, cpus: }\n')).toMatch(/queues\.x\.cpus: expected a number, got nothing/);
-    expect(problems('queues:\n  x: {vendor: nvidia, gpus: 99, cpus: -2, memory: [], tags: 3, k8s: {tolerations: 4}}\n')).not.toMatch(/Too (small|big)|expected (record|object)/);
+    expect(problems('queues:\n  x: {vendor: nvidia, gpus: 99, cpus: -2, memory: [], tags: 3, k8s: {tolerations: 4}}\n')).not.toMatch(
+      /Too (small|big)|expected (record|object)/,
+    );
     // An alias bomb is refused, located, in bkci's words (not the YAML library's).
     const bomb = [
       'a: &a [x, x, x, x, x, x, x, x, x, x]',

@@ -56,7 +56,24 @@ const VALUES = [
 ];
 
 // Keys that are valid somewhere, misspelt ones and odd ones.
-const KEYS = ['vendor', 'gpus', 'cpus', 'memory', 'tags', 'k8s', 'elastic', 'gpu-product', 'vender', 'gpu', 'queues', 'default-queue', '"a b"', '<<', '? x', '-'];
+const KEYS = [
+  'vendor',
+  'gpus',
+  'cpus',
+  'memory',
+  'tags',
+  'k8s',
+  'elastic',
+  'gpu-product',
+  'vender',
+  'gpu',
+  'queues',
+  'default-queue',
+  '"a b"',
+  '<<',
+  '? x',
+  '-',
+];
 
 function mutate(r: Rand, text: string): string {
   const lines = text.split('\n');
@@ -83,11 +100,10 @@ function mutate(r: Rand, text: string): string {
     case 6: // a new queue or key at a random place
       lines.splice(i, 0, `${' '.repeat(2 * r(4))}${pick(r, KEYS)}: ${pick(r, VALUES)}`);
       break;
-    case 7: // a character flipped
-      {
-        const at = r(text.length + 1);
-        return text.slice(0, at) + String.fromCharCode(r(128)) + text.slice(at + 1);
-      }
+    case 7: { // a character flipped
+      const at = r(text.length + 1);
+      return text.slice(0, at) + String.fromCharCode(r(128)) + text.slice(at + 1);
+    }
     case 8: // numbers changed
       return text.replace(/\b\d+\b/g, (d) => (r(3) === 0 ? pick(r, ['0', '-1', '65537', '1e9', String(Number(d) * 7)]) : d));
     default: // the whole file something else
@@ -107,49 +123,60 @@ function judge(res: CliRun, what: string): void {
 const PIPELINE = 'steps:\n  - label: a\n    command: "true"\n    agents: {queue: h100}\n  - label: b\n    command: "true"\n';
 
 describe('fuzz: fleet files', () => {
-  it(
-    `${CASES} mutated fleet files through fleet k8s/elastic, validate --fleet and node setup --fleet (seed ${SEED})`,
-    async () => {
-      const r = randomInts(SEED);
-      const dir = mkdtempSync(join(tmpdir(), 'bkci-fleetfuzz-'));
-      const pipeline = join(dir, 'pipeline.yml');
-      writeFileSync(pipeline, PIPELINE);
-      const outcomes = new Map<number, number>();
-      for (let n = 0; n < CASES; n++) {
-        let text = pick(r, SOURCES);
-        for (let k = 1 + r(2); k > 0; k--) text = mutate(r, text);
-        const file = join(dir, `fleet-${n}.yaml`);
-        writeFileSync(file, text);
-        const queue = /^ {2}([\w.-]+):/m.exec(text)?.[1] ?? 'h100';
-        const what = `case ${n} (seed ${SEED}):\n${text.slice(0, 2000)}`;
-        let res: CliRun;
-        switch (r(4)) {
-          case 0:
-            res = await runBkci(['fleet', 'k8s', file, '--json']);
-            break;
-          case 1:
-            res = await runBkci(['fleet', 'elastic', file, '--queue', queue]);
-            break;
-          case 2:
-            res = await runBkci(['pipeline', 'validate', pipeline, '--fleet', file]);
-            break;
-          default:
-            res = await runBkci(
-              ['node', 'setup', '--fleet', file, '--queue', queue, '--host-root', HOSTS.h100, '--root', join(dir, 'root'), '--agent-bin', '/bin/true', '--dry-run', '--json'],
-              { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: 'bkat_fleetFuzzToken' }) },
-            );
-            expect(res.stdout + res.stderr, what).not.toContain('bkat_fleetFuzzToken');
-        }
-        judge(res, what);
-        if (res.code === 0 && res.stdout.trimStart().startsWith('{')) expect(() => JSON.parse(res.stdout), what).not.toThrow();
-        // A fleet file refused as input names its place.
-        if (res.code === 2 && /fleet-\d+\.yaml/.test(res.stderr)) expect(res.stderr, what).toMatch(/fleet-\d+\.yaml(:\d+:\d+)?/);
-        outcomes.set(res.code, (outcomes.get(res.code) ?? 0) + 1);
+  it(`${CASES} mutated fleet files through fleet k8s/elastic, validate --fleet and node setup --fleet (seed ${SEED})`, async () => {
+    const r = randomInts(SEED);
+    const dir = mkdtempSync(join(tmpdir(), 'bkci-fleetfuzz-'));
+    const pipeline = join(dir, 'pipeline.yml');
+    writeFileSync(pipeline, PIPELINE);
+    const outcomes = new Map<number, number>();
+    for (let n = 0; n < CASES; n++) {
+      let text = pick(r, SOURCES);
+      for (let k = 1 + r(2); k > 0; k--) text = mutate(r, text);
+      const file = join(dir, `fleet-${n}.yaml`);
+      writeFileSync(file, text);
+      const queue = /^ {2}([\w.-]+):/m.exec(text)?.[1] ?? 'h100';
+      const what = `case ${n} (seed ${SEED}):\n${text.slice(0, 2000)}`;
+      let res: CliRun;
+      switch (r(4)) {
+        case 0:
+          res = await runBkci(['fleet', 'k8s', file, '--json']);
+          break;
+        case 1:
+          res = await runBkci(['fleet', 'elastic', file, '--queue', queue]);
+          break;
+        case 2:
+          res = await runBkci(['pipeline', 'validate', pipeline, '--fleet', file]);
+          break;
+        default:
+          res = await runBkci(
+            [
+              'node',
+              'setup',
+              '--fleet',
+              file,
+              '--queue',
+              queue,
+              '--host-root',
+              HOSTS.h100,
+              '--root',
+              join(dir, 'root'),
+              '--agent-bin',
+              '/bin/true',
+              '--dry-run',
+              '--json',
+            ],
+            { env: hostEnv(HOSTS.h100, { BUILDKITE_AGENT_TOKEN: 'bkat_fleetFuzzToken' }) },
+          );
+          expect(res.stdout + res.stderr, what).not.toContain('bkat_fleetFuzzToken');
       }
-      // The mutations reach both the accepted and the refused side.
-      expect(outcomes.get(2) ?? 0).toBeGreaterThan(CASES / 10);
-      expect((outcomes.get(0) ?? 0) + (outcomes.get(1) ?? 0)).toBeGreaterThan(CASES / 30);
-    },
-    120_000,
-  );
+      judge(res, what);
+      if (res.code === 0 && res.stdout.trimStart().startsWith('{')) expect(() => JSON.parse(res.stdout), what).not.toThrow();
+      // A fleet file refused as input names its place.
+      if (res.code === 2 && /fleet-\d+\.yaml/.test(res.stderr)) expect(res.stderr, what).toMatch(/fleet-\d+\.yaml(:\d+:\d+)?/);
+      outcomes.set(res.code, (outcomes.get(res.code) ?? 0) + 1);
+    }
+    // The mutations reach both the accepted and the refused side.
+    expect(outcomes.get(2) ?? 0).toBeGreaterThan(CASES / 10);
+    expect((outcomes.get(0) ?? 0) + (outcomes.get(1) ?? 0)).toBeGreaterThan(CASES / 30);
+  }, 120_000);
 });
