@@ -100,7 +100,8 @@ function mutate(r: Rand, text: string): string {
     case 6: // a new queue or key at a random place
       lines.splice(i, 0, `${' '.repeat(2 * r(4))}${pick(r, KEYS)}: ${pick(r, VALUES)}`);
       break;
-    case 7: { // a character flipped
+    case 7: {
+      // a character flipped
       const at = r(text.length + 1);
       return text.slice(0, at) + String.fromCharCode(r(128)) + text.slice(at + 1);
     }
