@@ -33,8 +33,18 @@ export async function gateChecks(opts: GateDoctorOptions, m: Manifest, io: Pick<
   // On a staged tree (--root) the binaries and systemd are this machine's: said, not failed.
   const failOr = (bad: boolean): DoctorStatus => (!bad ? 'ok' : opts.staging ? 'warn' : 'fail');
 
-  const systemd = await systemdVersion(io);
-  if (systemd === undefined) out.push(item('systemd version', 'skip', 'systemctl --version gave no version'));
+  const systemd = await systemdVersion(opts.hostRoot, io);
+  if (systemd === undefined)
+    out.push(
+      item(
+        'systemd version',
+        'warn',
+        opts.hostRoot === '/'
+          ? 'systemctl --version gave no version'
+          : `no systemd version found under ${opts.hostRoot} (libsystemd-shared-<version>.so in usr/lib/systemd or usr/lib64/systemd, or var/lib/dpkg/status)`,
+        `check it on the host: systemctl --version (AllowedCPUs= and AllowedMemoryNodes= need ${PINNING_SYSTEMD} or later)`,
+      ),
+    );
   else
     out.push(
       systemd < PINNING_SYSTEMD

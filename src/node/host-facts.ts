@@ -9,6 +9,8 @@ import { HostTree } from './detect/sysfs.js';
 import {
   parseAgentVersion,
   parseSystemdVersion,
+  systemdVersionFromDpkg,
+  systemdVersionFromLibs,
   type CgroupMode,
   type DeviceFact,
   type PathEntry,
@@ -20,12 +22,21 @@ import { under } from './safe-fs.js';
 
 type ToolIo = Pick<Io, 'env' | 'log'>;
 
-// systemd's version from `systemctl --version` on PATH (undefined when there is none or it fails).
-export async function systemdVersion(io: ToolIo): Promise<number | undefined> {
-  const systemctl = await which('systemctl', io.env);
-  if (!systemctl) return undefined;
-  const r = await runTool(systemctl, ['--version'], io, 15_000);
-  return r.ok ? parseSystemdVersion(r.stdout) : undefined;
+// systemd's version: on this machine (--host-root /) from `systemctl --version` on PATH; on
+// another tree (a fixture, a mounted image) from its files, never from this machine's systemctl:
+// the libsystemd-shared-<version>.so file name, else dpkg's status file. undefined when unknown.
+export async function systemdVersion(hostRoot: string, io: ToolIo): Promise<number | undefined> {
+  if (hostRoot === '/') {
+    const systemctl = await which('systemctl', io.env);
+    if (!systemctl) return undefined;
+    const r = await runTool(systemctl, ['--version'], io, 15_000);
+    return r.ok ? parseSystemdVersion(r.stdout) : undefined;
+  }
+  const host = new HostTree(hostRoot);
+  const multiarch = (await host.list('usr/lib')).filter((d) => /-linux-/.test(d)).map((d) => `usr/lib/${d}/systemd`);
+  const names: string[] = [];
+  for (const d of ['usr/lib/systemd', 'usr/lib64/systemd', 'lib/systemd', 'lib64/systemd', ...multiarch]) names.push(...(await host.list(d)));
+  return systemdVersionFromLibs(names) ?? systemdVersionFromDpkg((await host.read('var/lib/dpkg/status')) ?? '');
 }
 
 // unified: /sys/fs/cgroup is cgroup2 (it has cgroup.controllers); hybrid: a cgroup2 mount at
@@ -42,7 +53,8 @@ export async function cgroupMode(hostRoot: string): Promise<Pick<PinningFacts, '
 }
 
 export async function pinningFacts(hostRoot: string, io: ToolIo): Promise<PinningFacts> {
-  return { systemd: await systemdVersion(io), ...(await cgroupMode(hostRoot)) };
+  const systemd = await systemdVersion(hostRoot, io);
+  return { ...(systemd !== undefined ? { systemd } : {}), ...(await cgroupMode(hostRoot)) };
 }
 
 // `buildkite-agent --version` (undefined when it cannot be run: a staged tree without the agent).

@@ -18,6 +18,26 @@ export function parseSystemdVersion(text: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+// systemd's version from a host tree's files, for a --host-root that is not this machine: the
+// private library every systemd since 231 installs as `libsystemd-shared-<version>.so` (Fedora
+// and RHEL 9 tag it with the release: `libsystemd-shared-255.4-1.fc40.so`), in
+// /usr/lib/systemd, /usr/lib64/systemd, /lib/systemd or a Debian multiarch directory.
+export function systemdVersionFromLibs(names: string[]): number | undefined {
+  const found = names.map((n) => /^libsystemd-shared-(\d{3,4})(?:[.-][^/]*)?\.so(?:\.\d+)*$/.exec(n)?.[1]).filter((v): v is string => v !== undefined);
+  return found.length ? Math.max(...found.map(Number)) : undefined;
+}
+
+// The installed systemd package's version from dpkg's status file (`Package: systemd` ...
+// `Status: install ok installed` ... `Version: 255.4-1ubuntu8.4`).
+export function systemdVersionFromDpkg(status: string): number | undefined {
+  for (const para of status.split(/\n\s*\n/)) {
+    if (!/^Package: systemd$/m.test(para) || !/^Status: .*\binstalled$/m.test(para)) continue;
+    const m = /^Version: (?:\d+:)?(\d{3,4})\b/m.exec(para);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
+
 export const versionText = (v: Version) => v.join('.');
 
 export function versionBelow(v: Version, min: Version): boolean {

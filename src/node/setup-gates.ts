@@ -10,6 +10,7 @@ import {
   hooksUnsupported,
   PINNING_FIX,
   PINNING_LIMITS,
+  PINNING_SYSTEMD,
   pinningLost,
   tokenExposure,
   unsafeExecutable,
@@ -33,7 +34,12 @@ export interface GateResult {
 
 export async function setupGates(req: GateRequest, io: Pick<Io, 'env' | 'log'>): Promise<GateResult> {
   const warnings: string[] = [];
-  const lost = pinningLost(await pinningFacts(req.hostRoot, io));
+  const pinning = await pinningFacts(req.hostRoot, io);
+  if (pinning.systemd === undefined)
+    warnings.push(
+      `could not tell the systemd version of ${req.hostRoot === '/' ? 'this host (systemctl --version)' : `${req.hostRoot} (no libsystemd-shared-<version>.so under usr/lib/systemd or usr/lib64/systemd, no systemd in var/lib/dpkg/status)`}: AllowedCPUs= and AllowedMemoryNodes= need systemd ${PINNING_SYSTEMD} or later, which was not checked`,
+    );
+  const lost = pinningLost(pinning);
   if (lost.length) {
     const what = `${lost.join('; ')}: ${PINNING_LIMITS} would be silently ignored, so every agent would share all CPUs and memory nodes`;
     if (!req.allowUnpinned) throw new UsageError(what, PINNING_FIX);
