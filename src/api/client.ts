@@ -133,7 +133,7 @@ export class ApiClient {
       const hide = redactor(this.token);
       let bytes = 0;
       try {
-        for await (const chunk of this.chunks(bytesOf(body, res), res)) {
+        for await (const chunk of this.chunks(body, res)) {
           bytes += chunk.length;
           const text = hide(decoder.decode(chunk, { stream: true }));
           if (text) await write(text);
@@ -224,7 +224,8 @@ export class ApiClient {
         async (body, res): Promise<{ redirect: URL } | { value: T }> => {
           const location = headerValue(res.headers, 'location');
           if (res.status >= 300 && res.status < 400 && location !== undefined) {
-            await body.dump().catch(() => undefined);
+            // (Not read: a body that never ends would hold the redirect.)
+            discard(body);
             return { redirect: this.downloadTarget(location, from, res.status) };
           }
           // Buildkite may answer the download endpoint with `{"url": "<signed url>"}`.
@@ -241,7 +242,7 @@ export class ApiClient {
             if (typeof u === 'string') return { redirect: this.downloadTarget(u, from, res.status) };
             throw new ApiError(`the download endpoint answered JSON without a url`, res.status, undefined);
           }
-          return { value: await sink(this.chunks(bytesOf(body, res), res), res) };
+          return { value: await sink(this.chunks(body, res), res) };
         },
       );
       if ('value' in step) return step.value;
@@ -354,7 +355,8 @@ export class ApiClient {
         dispatcher,
         signal,
         headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        // A streamed body is watched by chunks(), which does not count our own consumer's time.
+        bodyTimeout: opts.streamed ? 0 : this.timeoutMs,
       });
       const where = `${url.origin}${url.pathname}${url.search}`;
       this.io.log.debug(
@@ -384,7 +386,7 @@ export class ApiClient {
   private async readText(body: Readable, res: Response, where: string, max = this.maxJsonBytes): Promise<string> {
     const parts: Buffer[] = [];
     let size = 0;
-    for await (const c of bytesOf(body, res)) {
+    for await (const c of this.chunks(body, res)) {
       size += c.length;
       if (size > max)
         throw new ApiError(
@@ -398,23 +400,47 @@ export class ApiClient {
     return Buffer.concat(parts).toString('utf8');
   }
 
-  // A streamed body, chunk by chunk, checked to keep moving: each timeout period must bring at
-  // least 16 KiB (undici's idle timeout catches a body that stops altogether).
-  private async *chunks(body: AsyncIterable<Buffer>, res: Response): AsyncGenerator<Buffer> {
-    let windowStart = performance.now();
+  // A body, decoded, chunk by chunk, checked to keep moving: the server may not be silent for a
+  // timeout period, and each timeout period spent waiting for it must bring at least 16 KiB. Only
+  // the time spent waiting for the server counts: while the caller holds a chunk (a stdout reader
+  // that does not read, a write(2) blocking the whole process on a full pipe) the clock stops, so
+  // backpressure from our own consumer is never taken for a silent server. (undici's own body
+  // timeout would count that time: streamed exchanges turn it off and rely on this.)
+  private async *chunks(raw: Readable, res: Response): AsyncGenerator<Buffer> {
+    let waited = 0;
     let windowBytes = 0;
-    for await (const c of body) {
-      windowBytes += c.length;
-      const now = performance.now();
-      if (now - windowStart >= this.timeoutMs) {
-        if (windowBytes < MIN_BYTES_PER_PERIOD)
-          throw new TimeoutError(
-            `the request timed out: the answer from ${res.url.origin} arrives too slowly (${windowBytes} bytes in ${formatSeconds(now - windowStart)}; at least ${MIN_BYTES_PER_PERIOD} are expected)`,
-          );
-        windowStart = now;
-        windowBytes = 0;
+    let pulled = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number) => {
+      timer = setTimeout(check, ms);
+    };
+    // The event loop's clock may be stale after a blocking write: the real one decides.
+    const check = () => {
+      const silent = performance.now() - pulled;
+      if (silent < this.timeoutMs) return arm(this.timeoutMs - silent);
+      raw.destroy(new TimeoutError(`the request timed out: ${res.url.origin} sent nothing for ${formatSeconds(silent)}`));
+    };
+    try {
+      arm(this.timeoutMs);
+      for await (const c of bytesOf(raw, res)) {
+        clearTimeout(timer);
+        const now = performance.now();
+        waited += now - pulled;
+        windowBytes += c.length;
+        if (waited >= this.timeoutMs) {
+          if (windowBytes < MIN_BYTES_PER_PERIOD)
+            throw new TimeoutError(
+              `the request timed out: the answer from ${res.url.origin} arrives too slowly (${windowBytes} bytes in ${formatSeconds(waited)}; at least ${MIN_BYTES_PER_PERIOD} are expected)`,
+            );
+          waited = 0;
+          windowBytes = 0;
+        }
+        yield c;
+        pulled = performance.now();
+        arm(this.timeoutMs);
       }
-      yield c;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

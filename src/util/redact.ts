@@ -57,22 +57,65 @@ export function redactData<T>(data: T): T {
   return walk(data) as T;
 }
 
-// Redacts a text that arrives in parts (a job log): each complete line as redact() does, so a
-// token split between two parts is still found. A line is held until its end arrives, up to
-// HOLD characters; past that the text before the last character a token cannot contain goes on.
-const HOLD = 64 * 1024;
+// Where redact() would replace something in `text`: [start, end) of each registered secret and
+// each match of a pattern (matches may overlap).
+function secretSpans(text: string): [number, number][] {
+  const spans: [number, number][] = [];
+  for (const s of secrets) for (let i = text.indexOf(s); i >= 0; i = text.indexOf(s, i + 1)) spans.push([i, i + s.length]);
+  for (const re of PATTERNS) {
+    const g = new RegExp(re.source, re.flags);
+    for (let m = g.exec(text); m; m = g.exec(text)) {
+      spans.push([m.index, m.index + m[0].length]);
+      if (m[0].length === 0) g.lastIndex++;
+    }
+  }
+  return spans;
+}
+
+// The longest secret (key and value together: `Authorization: Bearer ...`, `HF_TOKEN=...`) that a
+// stream redactor finds wherever the text is cut. Real tokens are far shorter (Buildkite's are 40
+// characters); a registered secret longer than this raises it.
+export const MAX_SECRET_CHARS = 4096;
+
+// Redacts a text that arrives in parts (a job log), each complete line as redact() does, so a
+// secret split between two parts is still found. A line that has not ended yet is held only up to
+// twice the longest secret: past that, all of it but a tail of that length goes on, cut where no
+// secret (as far as it has arrived) spans the cut. So a line of any length is redacted as a whole
+// would be, for secrets up to MAX_SECRET_CHARS, in memory bounded by that size (not the line's).
 export function streamRedactor(): { part(text: string): string; end(): string } {
   let held = '';
   return {
     part(text) {
       const all = held + text;
-      let cut = all.lastIndexOf('\n') + 1;
-      if (cut === 0 && all.length > HOLD) {
-        const m = /[^A-Za-z0-9_=]+[A-Za-z0-9_=]*$/.exec(all);
-        cut = m ? m.index + 1 : all.length;
+      const lines = all.lastIndexOf('\n') + 1;
+      let rest = all.slice(lines);
+      let out = lines === 0 ? '' : redact(all.slice(0, lines));
+      let tail = MAX_SECRET_CHARS;
+      for (const s of secrets) tail = Math.max(tail, s.length);
+      if (rest.length > 2 * tail) {
+        const first = rest.length - tail;
+        let cut = first;
+        // Move the cut back to the start of any secret that spans it, until none does (a secret
+        // reaching from the start of the held text past the cut is longer than any handled: the
+        // first cut stands, and its start is redacted as the part it is).
+        const spans = secretSpans(rest);
+        for (let moved = true; moved && cut > 0;) {
+          moved = false;
+          for (const [a, b] of spans)
+            if (a < cut && cut < b) {
+              cut = a;
+              moved = true;
+            }
+        }
+        if (cut === 0) cut = first;
+        // Never between the two halves of a character outside the BMP (an emoji).
+        const c = rest.charCodeAt(cut - 1);
+        if (c >= 0xd800 && c <= 0xdbff) cut--;
+        out += redact(rest.slice(0, cut));
+        rest = rest.slice(cut);
       }
-      held = all.slice(cut);
-      return cut === 0 ? '' : redact(all.slice(0, cut));
+      held = rest;
+      return out;
     },
     end() {
       const rest = held;

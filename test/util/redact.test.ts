@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { redact, redactData, registerSecret, streamRedactor } from '../../src/util/redact.js';
+import { MAX_SECRET_CHARS, redact, redactData, registerSecret, streamRedactor } from '../../src/util/redact.js';
+import { randomInts } from '../helpers/random.js';
 
 describe('redact', () => {
   it('removes registered values and token-shaped text', () => {
@@ -91,5 +92,54 @@ describe('streamRedactor', () => {
     const out = r.part(long);
     expect(out.length).toBeGreaterThan(100_000);
     expect(out + r.end()).toBe(long);
+  });
+
+  // Lines far longer than what is held (no line break for hundreds of KiB), secrets of every
+  // kind at random places, the text cut at random places (inside the secrets too): the output is
+  // what redact() makes of the whole text, and no secret's value shows.
+  it(`a line of any length: the same as redacting it whole, whatever the cuts (seeded; BKCI_FUZZ_CASES for more)`, () => {
+    registerSecret('registered.secret-with~odd/chars');
+    const kinds: [string, string][] = [
+      ['Authorization: Bearer ', 'sekr3t-value.with~dots/and+signs='],
+      ['HF_TOKEN=', 'hf_abcdefghijklmnopqrstuvwxyz012345'],
+      ['"password": "', 'correct-horse-battery-staple-99'],
+      ['token: ', 'Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg'],
+      [' ', 'bkua_0123456789abcdefABCDEF0123456789abcd'],
+      ['=', 'registered.secret-with~odd/chars'],
+    ];
+    const cases = Number(process.env.BKCI_FUZZ_CASES ?? 40);
+    const next = randomInts(20261208);
+    const pads = ['x', 'word ', '.', 'ü😀'];
+    for (let c = 0; c < cases; c++) {
+      let text = '';
+      for (let k = 0, n = 1 + next(6); k < n; k++) {
+        text += pads[next(pads.length)]!.repeat(next(3) === 0 ? next(50) : next(40_000));
+        const [key, value] = kinds[next(kinds.length)]!;
+        text += ` ${key}${value} `;
+      }
+      if (next(2)) text += '\n';
+      const parts: string[] = [];
+      for (let at = 0; at < text.length;) {
+        const n = next(4) === 0 ? 1 + next(8) : 1 + next(20_000);
+        parts.push(text.slice(at, at + n));
+        at += n;
+      }
+      const r = streamRedactor();
+      const out = parts.map((p) => r.part(p)).join('') + r.end();
+      expect(out === redact(text), `case ${c}: differs from redacting the whole text`).toBe(true);
+      for (const [, value] of kinds) expect(out.includes(value), `case ${c}: ${value}`).toBe(false);
+    }
+  });
+
+  it('holds a bounded part of a line that never ends', () => {
+    const r = streamRedactor();
+    let out = 0;
+    const piece = 'y'.repeat(10_000);
+    for (let i = 0; i < 100; i++) {
+      out += r.part(piece).length;
+      // What is held never exceeds twice the longest secret plus one part.
+      expect((i + 1) * piece.length - out).toBeLessThanOrEqual(2 * MAX_SECRET_CHARS + piece.length);
+    }
+    expect(out + r.end().length).toBe(100 * piece.length);
   });
 });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Io } from '../../util/io.js';
 import { writeAndWait } from '../../util/fd-writer.js';
 import { writeApiResult } from '../../util/output.js';
-import { redactData, streamRedactor } from '../../util/redact.js';
+import { redact, redactData, streamRedactor } from '../../util/redact.js';
 import { type ApiFlagValues, type ApiInput, apiInput, apiOptions, apiShape, withApi } from '../api-command.js';
 import { checkInput, type RunF } from '../command.js';
 import { type BuildRef, buildRef, buildRefShape } from './shared.js';
@@ -50,12 +50,29 @@ export async function runLogs(input: LogsInput, io: Io): Promise<void> {
         const head = JSON.stringify(redactData({ job: job.id, name: jobLabel(job), state: job.state ?? null }), null, 2).slice(0, -2);
         io.stdout.write(`  ${head.replace(/\n/g, '\n  ')},\n    "log": "`);
         const escaped = (text: string) => JSON.stringify(text).slice(1, -1);
-        await pipe((text) => writeAndWait(io.stdout, escaped(hide.part(text))));
+        try {
+          await pipe((text) => writeAndWait(io.stdout, escaped(hide.part(text))));
+        } catch (err) {
+          // The array was started: whatever went wrong (the API, the network, Ctrl-C), it is
+          // closed, so stdout stays whole JSON. The job that failed keeps what arrived of its log
+          // and says why it ends there; the error itself goes to stderr as always.
+          const why = err instanceof Error ? err.message : String(err);
+          io.stdout.write(`${escaped(hide.end())}",\n    "error": ${JSON.stringify(redact(why))}\n  }\n]\n`);
+          throw err;
+        }
         io.stdout.write(`${escaped(hide.end())}"\n  }${i < logs.length - 1 ? ',' : ''}\n${i === logs.length - 1 ? ']\n' : ''}`);
         continue;
       }
       if (!input.job) writeApiResult(io, false, job, (j) => `${i > 0 ? '\n' : ''}=== ${jobLabel(j)} (${j.state ?? 'unknown'}, job ${j.id}) ===\n`);
-      const rest = await pipe((text) => writeAndWait(io.stdout, hide.part(text))).then(() => hide.end());
+      // What arrived of a log that then fails is printed (its last line too) before the error.
+      const rest = await pipe((text) => writeAndWait(io.stdout, hide.part(text))).then(
+        () => hide.end(),
+        (err: unknown) => {
+          const held = hide.end();
+          if (held !== '') io.stdout.write(held.endsWith('\n') ? held : held + '\n');
+          throw err;
+        },
+      );
       // The last line of a log without its newline gets one (the next header starts a line).
       if (rest !== '') io.stdout.write(rest.endsWith('\n') ? rest : rest + '\n');
     }
