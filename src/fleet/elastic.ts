@@ -35,7 +35,14 @@ export function elasticParameters(q: Queue): StackParameter[] {
 // The queues that have an elastic section (named ones must have one).
 export function elasticQueues(fleet: Fleet, named: Queue[] | undefined): Queue[] {
   if (named) {
-    for (const q of named) elasticParameters(q);
+    for (const q of named) {
+      if (q.elastic) continue;
+      const others = [...fleet.queues.values()].filter((o) => o.elastic).map((o) => o.name);
+      throw new InputError(
+        `--queue ${q.name}: queue ${q.name} of ${fleet.file} has no elastic section`,
+        `add elastic: {instance-types: [...], gpus-per-instance: N, max: N} to it${others.length ? `, or name a queue that has one: ${others.join(', ')}` : ''}`,
+      );
+    }
     return named;
   }
   const all = [...fleet.queues.values()].filter((q) => q.elastic);

@@ -38,7 +38,7 @@ describe('bkci fleet k8s / elastic', () => {
     expect(unknown.stderr).toMatch(/--queue l5: .* has no such queue \(did you mean l4\?\)/);
     const noElastic = await runBkci(['fleet', 'elastic', FLEET, '--queue', 'h100']);
     expect(noElastic.code).toBe(2);
-    expect(noElastic.stderr).toMatch(/queue h100 has no elastic section/);
+    expect(noElastic.stderr).toMatch(/--queue h100: queue h100 of \S*example-fleet\.yaml has no elastic section[\s\S]*or name a queue that has one: l4/);
     const missing = await runBkci(['fleet', 'k8s', 'nope.yaml'], { cwd: dir });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/nope\.yaml: cannot read the fleet file: no such file/);
