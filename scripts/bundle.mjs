@@ -45,7 +45,15 @@ if (importLine) throw new Error(`bkci.cjs still has an import(): it would need t
 // esbuild escapes non-ASCII text in strings but keeps comments as written: one such character
 // makes V8 hold the whole 750 KB script as two-byte text, slower to read and to scan.
 cli = cli.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-writeFileSync(join(outdir, 'bkci.cjs'), cli);
+// The file holds the CommonJS wrapper itself, so the launcher compiles the text as read: wrapping it
+// at run time made V8 flatten a 1 MB concatenation, another copy of the bundle in the heap (~300
+// page faults, and a heap that grew sooner). Run by V8 as a script (launch.cts) its value is that
+// function; required as a module (Node's compile cache on Node >= 22), it calls itself with the
+// module's own arguments.
+writeFileSync(
+  join(outdir, 'bkci.cjs'),
+  `((f, a) => (a ? f.apply(a[0], a) : f))(function (exports, require, module, __filename, __dirname) {${cli}\n}, typeof arguments === 'object' ? arguments : undefined);\n`,
+);
 
 await build({
   ...common,
