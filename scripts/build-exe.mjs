@@ -8,14 +8,17 @@
 // 3. that runtime writes the preparation blob: the small main script (src/cli/sea.ts) and, as
 //    assets, the bundle, the bundled template and (for the host's architecture, made by one
 //    training render of a first build) V8's code cache for the bundle; postject injects it into a
-//    copy of the runtime.
+//    copy of the runtime. The training render runs the executable itself: for the host's
+//    architecture directly, for the other one under qemu-user where it is installed (qemu-aarch64
+//    with an aarch64 C library, Debian's qemu-user and libc6-arm64-cross / libstdc++6-arm64-cross);
+//    without qemu that executable is built without a cache (correct, only slower to start).
 // Usage: node scripts/build-exe.mjs [--arch x64|arm64|all]   (default: all that can be had)
 import { build } from 'esbuild';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { arch as hostArch } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleCreatedRequires, jsonAsParse, lazyChildProcess } from './esbuild-plugins.mjs';
 
@@ -107,6 +110,19 @@ writeFileSync(
 const main = join(work, 'sea-main.cjs');
 await build({ ...common, entryPoints: ['src/cli/sea.ts'], outfile: main });
 
+// How to run an executable of `arch` on this machine: directly for the host's architecture, under
+// qemu-user for another one (the emulator on PATH, and a C library tree for the target: QEMU_LD_PREFIX
+// or the Debian cross-library directory), or not at all. Shared with test/exe/.
+const QEMU = { arm64: { emulator: 'qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu', loader: 'lib/ld-linux-aarch64.so.1' }, x64: { emulator: 'qemu-x86_64', sysroot: '/usr/x86_64-linux-gnu', loader: 'lib64/ld-linux-x86-64.so.2' } };
+function runner(arch) {
+  if (arch === hostArch()) return (exe, args) => [exe, args];
+  const q = QEMU[arch];
+  const sysroot = process.env.QEMU_LD_PREFIX || q.sysroot;
+  const emulator = (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, q.emulator)).find((f) => existsSync(f));
+  if (!emulator || !existsSync(join(sysroot, q.loader))) return undefined;
+  return (exe, args) => [emulator, ['-L', sysroot, exe, ...args]];
+}
+
 const hostNode = runtime(hostArch());
 if (typeof hostNode !== 'string') fail(hostNode.missing);
 const built = [];
@@ -119,11 +135,13 @@ for (const arch of archs) {
   }
   const name = `bkci-linux-${arch}`;
   // One executable from a blob of the main script and the assets (and the code cache, if any).
+  // The blob records the main script's path as given: relative to the work directory, so that it
+  // does not carry the build machine's paths and is the same for both architectures.
   const inject = (assets, target) => {
     const blob = join(work, `${name}.blob`);
-    const config = { main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, assets };
+    const config = { main: basename(main), output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, assets };
     writeFileSync(join(work, `${name}.json`), JSON.stringify(config));
-    execFileSync(hostNode, ['--experimental-sea-config', join(work, `${name}.json`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(hostNode, ['--experimental-sea-config', join(work, `${name}.json`)], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
     copyFileSync(node, target);
     chmodSync(target, 0o755);
     // postject warns about a section it does not know in Node's ELF notes ('.note.100'), harmlessly.
@@ -134,23 +152,28 @@ for (const arch of archs) {
   const assets = { 'bkci.cjs': cliBundle, ...Object.fromEntries(ASSETS.map((a) => [a, join(root, a)])) };
   const tmp = join(work, name);
   inject(assets, tmp);
-  // V8's code cache only fits the architecture that made it: for the host's, one training render
-  // (as scripts/bundle.mjs trains the npm bin's) writes it, and a second blob carries it.
-  if (arch === hostArch()) {
-    const cache = join(work, 'bkci.cjs.cache');
-    const train = spawnSync(tmp, ['pipeline', 'render', 'scripts/code-cache-training.j2', 'examples/test-pipeline.yaml', '--quiet'], {
+  // V8's code cache only fits the architecture that made it: one training render by the executable
+  // itself (as scripts/bundle.mjs trains the npm bin's) writes it, and a second blob carries it.
+  const run = runner(arch);
+  if (run) {
+    const cache = join(work, `${name}.cache`);
+    const [cmd, args] = run(tmp, ['pipeline', 'render', 'scripts/code-cache-training.j2', 'examples/test-pipeline.yaml', '--quiet']);
+    const train = spawnSync(cmd, args, {
       cwd: root,
       env: { PATH: '/nonexistent', BKCI_CODE_CACHE: 'write', BKCI_CODE_CACHE_FILE: cache },
       stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 600_000,
     });
     if (train.status !== 0 || !existsSync(cache)) fail(`the training render of ${name} failed (exit ${train.status ?? train.signal})`);
     inject({ ...assets, 'bkci.cjs.cache': cache }, tmp);
+  } else {
+    process.stderr.write(`build-exe: ${name} carries no code cache: no ${QEMU[arch].emulator} with a C library tree to run it here\n`);
   }
   const exe = join(outdir, name);
   renameSync(tmp, exe);
   const sha = createHash('sha256').update(readFileSync(exe)).digest('hex');
   writeFileSync(join(outdir, `${name}.sha256`), `${sha}  ${name}\n`);
-  built.push(`${name} (${(readFileSync(exe).length / 2 ** 20).toFixed(1)} MiB, sha256 ${sha.slice(0, 12)}...)`);
+  built.push(`${name} (${(readFileSync(exe).length / 2 ** 20).toFixed(1)} MiB, ${run ? 'code cache' : 'no code cache'}, sha256 ${sha.slice(0, 12)}...)`);
 }
 // The runtime's licence travels with the executables.
 copyFileSync(join(dirname(dirname(hostNode)), 'LICENSE'), join(outdir, 'NODE-LICENSE'));
