@@ -16,7 +16,7 @@
 import { build } from 'esbuild';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { arch as hostArch } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,9 +74,10 @@ function runtime(arch) {
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 mkdirSync(outdir, { recursive: true });
-const work = join(outdir, '.work');
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work);
+// A work directory of this run's own: two builds at once (test files that each build what is
+// missing) do not share one.
+const work = mkdtempSync(join(outdir, '.work-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 const common = {
   absWorkingDir: root,
@@ -113,12 +114,19 @@ await build({ ...common, entryPoints: ['src/cli/sea.ts'], outfile: main });
 // How to run an executable of `arch` on this machine: directly for the host's architecture, under
 // qemu-user for another one (the emulator on PATH, and a C library tree for the target: QEMU_LD_PREFIX
 // or the Debian cross-library directory), or not at all. Shared with test/exe/.
-const QEMU = { arm64: { emulator: 'qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu', loader: 'lib/ld-linux-aarch64.so.1' }, x64: { emulator: 'qemu-x86_64', sysroot: '/usr/x86_64-linux-gnu', loader: 'lib64/ld-linux-x86-64.so.2' } };
+const QEMU = {
+  arm64: { emulator: 'qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu', loader: 'lib/ld-linux-aarch64.so.1' },
+  x64: { emulator: 'qemu-x86_64', sysroot: '/usr/x86_64-linux-gnu', loader: 'lib64/ld-linux-x86-64.so.2' },
+};
 function runner(arch) {
   if (arch === hostArch()) return (exe, args) => [exe, args];
   const q = QEMU[arch];
   const sysroot = process.env.QEMU_LD_PREFIX || q.sysroot;
-  const emulator = (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, q.emulator)).find((f) => existsSync(f));
+  const emulator = (process.env.PATH ?? '')
+    .split(':')
+    .filter(Boolean)
+    .map((d) => join(d, q.emulator))
+    .find((f) => existsSync(f));
   if (!emulator || !existsSync(join(sysroot, q.loader))) return undefined;
   return (exe, args) => [emulator, ['-L', sysroot, exe, ...args]];
 }

@@ -106,21 +106,6 @@ describe('the single executable', () => {
     // e_machine: 0x3e is x86-64.
     expect(head.readUInt16LE(18)).toBe(0x3e);
   });
-
-  it('the arm64 executable, where built, is an aarch64 ELF carrying the blob', () => {
-    const arm = join(ROOT, 'dist/exe/bkci-linux-arm64');
-    if (!existsSync(arm)) {
-      // Built only by a full `npm run build:exe`; this run built x64 alone.
-      expect(existsSync(`${arm}.sha256`)).toBe(false);
-      return;
-    }
-    const bytes = readFileSync(arm);
-    expect(bytes.readUInt16LE(18)).toBe(0xb7);
-    // postject flips the fuse from :0 to :1 when it injects the blob.
-    expect(bytes.includes(Buffer.from('NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2:1'))).toBe(true);
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    expect(readFileSync(`${arm}.sha256`, 'utf8')).toBe(`${sha}  bkci-linux-arm64\n`);
-  });
 });
 
 // The same invocations through both: stdout, stderr and exit code must be equal.
