@@ -4,8 +4,18 @@
 import { readFile } from 'node:fs/promises';
 import type { Io } from '../util/io.js';
 import { parseEnvFile } from './check.js';
-import { agentVersion, deviceFacts, devicesUnopenable, pathEntries, systemdVersion, userIds } from './host-facts.js';
-import { BKCI_BIN_FIX, devicesDenied, hooksUnsupported, PINNING_FIX, PINNING_SYSTEMD, tokenExposure, unsafeExecutable, versionText } from './host-gates.js';
+import { agentVersion, configuredDockerDriver, deviceFacts, dockerInfo, devicesUnopenable, pathEntries, systemdVersion, userIds } from './host-facts.js';
+import {
+  BKCI_BIN_FIX,
+  devicesDenied,
+  dockerCgroupVerdict,
+  hooksUnsupported,
+  PINNING_FIX,
+  PINNING_SYSTEMD,
+  tokenExposure,
+  unsafeExecutable,
+  versionText,
+} from './host-gates.js';
 import type { Manifest } from './plan.js';
 import { under } from './safe-fs.js';
 import { PATHS } from './units.js';
@@ -125,4 +135,13 @@ async function deviceAccess(opts: GateDoctorOptions, m: Manifest, io: Pick<Io, '
       'check the node’s group (ls -l) and the unit’s SupplementaryGroups=; re-run bkci node setup so it reads the groups again',
     );
   return item('device access', 'ok', `${m.user} can open its ${checked} device node${checked === 1 ? '' : 's'}`);
+}
+
+// Docker's cgroup driver (docker is installed): only the systemd driver keeps jobs' containers,
+// started with --cgroup-parent bkci-<i>.slice, inside their agent's slice. An unreachable daemon
+// is a warning (unless daemon.json names another driver), never a crash.
+export async function dockerCgroupCheck(opts: GateDoctorOptions, io: Pick<Io, 'env' | 'log'>): Promise<DoctorItem> {
+  const { info, error } = await dockerInfo(io);
+  const v = dockerCgroupVerdict(info, error, await configuredDockerDriver(opts.root));
+  return item('docker cgroup driver', v.status, v.detail, v.fix);
 }

@@ -7,7 +7,7 @@ import type { Io } from '../util/io.js';
 import { detectHost } from './detect/index.js';
 import { runTool, which } from './detect/tools.js';
 import type { Manifest } from './plan.js';
-import { gateChecks } from './doctor-gates.js';
+import { dockerCgroupCheck, gateChecks } from './doctor-gates.js';
 import { readManifest, under } from './state.js';
 import { PATHS } from './units.js';
 import { vendorOf } from './vendors/index.js';
@@ -94,6 +94,7 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
         ),
       );
   }
+  if (docker) out.push(await dockerCgroupCheck(opts, io));
   out.push(await checkGitSsh(opts, pw, user));
   out.push(await checkCgroups(opts));
   const vendor = vendorOf(m.vendor);

@@ -7,7 +7,10 @@ import type { Io } from '../util/io.js';
 import { runTool, which } from './detect/tools.js';
 import { HostTree } from './detect/sysfs.js';
 import {
+  daemonJsonCgroupDriver,
   parseAgentVersion,
+  parseDockerInfo,
+  type DockerInfo,
   parseSystemdVersion,
   systemdVersionFromDpkg,
   systemdVersionFromLibs,
@@ -157,4 +160,24 @@ export async function devicesUnopenable(paths: string[], user: UserIds, io: Tool
     if (!r.ok) denied.push(p);
   }
   return denied;
+}
+
+// `docker info --format '{{json .}}'` from the docker on PATH, and why it gave nothing (not on
+// PATH, failed, timed out, not JSON). A daemon that cannot be reached still prints JSON, with
+// ServerErrors.
+export async function dockerInfo(io: ToolIo): Promise<{ info?: DockerInfo; error?: string }> {
+  const docker = await which('docker', io.env);
+  if (!docker) return { error: 'docker is not on PATH' };
+  const r = await runTool(docker, ['info', '--format', '{{json .}}'], io, 20_000);
+  const info = parseDockerInfo(r.stdout);
+  if (info) return { info };
+  const why =
+    r.spawnError ?? (r.timedOut ? `docker info did not answer within ${Math.round((r.timeoutMs ?? 20_000) / 1000)} s` : r.stderr.trim().split('\n')[0]);
+  return { error: why || `docker info exited ${r.exitCode ?? '?'} without JSON` };
+}
+
+// The cgroup driver /etc/docker/daemon.json (under `root`) asks for, if any.
+export async function configuredDockerDriver(root: string): Promise<string | undefined> {
+  const text = await readFile(under(root, '/etc/docker/daemon.json'), 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : daemonJsonCgroupDriver(text);
 }

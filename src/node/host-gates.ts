@@ -193,3 +193,124 @@ export function parseStopTimeout(text: string): string | undefined {
   const unit = m[2] === 'h' ? 'h' : m[2] === 'm' || m[2] === 'min' ? 'min' : 's';
   return `${Number(m[1])}${unit}`;
 }
+
+// ---- docker's cgroup driver: containers in the agent's slice ----
+
+// What `docker info --format '{{json .}}'` says that matters here. The CLI prints the daemon's
+// /info fields at the top level (CgroupDriver `systemd`|`cgroupfs`|`none`, CgroupVersion `1`|`2`,
+// absent before docker 20.10; SecurityOptions with `name=rootless` for a rootless daemon) and,
+// when the daemon cannot be reached, `ServerErrors` (exit 0 with a format, the fields empty).
+export interface DockerInfo {
+  cgroupDriver?: string;
+  cgroupVersion?: string;
+  rootless: boolean;
+  serverVersion?: string;
+  serverErrors: string[];
+}
+
+export function parseDockerInfo(text: string): DockerInfo | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.trim().startsWith('{')) continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) continue;
+    const r = o as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+    const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    const out: DockerInfo = {
+      rootless: list(r.SecurityOptions).some((s) => s.split(',').includes('name=rootless')),
+      serverErrors: list(r.ServerErrors),
+    };
+    if (str(r.CgroupDriver)) out.cgroupDriver = str(r.CgroupDriver)!;
+    if (str(r.CgroupVersion)) out.cgroupVersion = str(r.CgroupVersion)!;
+    if (str(r.ServerVersion)) out.serverVersion = str(r.ServerVersion)!;
+    return out;
+  }
+  return undefined;
+}
+
+// `"exec-opts": ["native.cgroupdriver=cgroupfs"]` in daemon.json: the driver the daemon is told
+// to use (undefined when it is not set there, or the file is not JSON).
+export function daemonJsonCgroupDriver(text: string): string | undefined {
+  try {
+    const o = JSON.parse(text) as { 'exec-opts'?: unknown };
+    const opts = Array.isArray(o['exec-opts']) ? o['exec-opts'] : [];
+    for (const x of opts) {
+      const m = typeof x === 'string' ? /^native\.cgroupdriver\s*=\s*(\S+)$/.exec(x.trim()) : null;
+      if (m) return m[1];
+    }
+  } catch {
+    // not JSON: docker itself refuses to start then
+  }
+  return undefined;
+}
+
+export const DOCKER_SYSTEMD_FIX =
+  'add "exec-opts": ["native.cgroupdriver=systemd"] to /etc/docker/daemon.json (merge it into the existing JSON), then systemctl restart docker (running containers stop unless "live-restore" is on) and run bkci node doctor again';
+
+export const DOCKER_ROOTLESS_FIX =
+  'delegate the controllers to the agent user’s systemd: /etc/systemd/system/user@.service.d/delegate.conf with [Service] and Delegate=cpu cpuset io memory pids, systemctl daemon-reload, then restart that user’s docker (systemctl --user restart docker); or use the system docker with the systemd cgroup driver';
+
+export interface DockerVerdict {
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix?: string;
+}
+
+// Whether a job's containers, started with `--cgroup-parent bkci-<i>.slice`, land in the agent's
+// slice and keep its limits. Only docker's systemd cgroup driver reads that value as a systemd
+// slice; the cgroupfs driver makes a plain cgroup named bkci-<i>.slice at the top of the tree,
+// outside the slice. `why`: why `docker info` gave nothing; `configured`: daemon.json's driver.
+export function dockerCgroupVerdict(info: DockerInfo | undefined, why: string | undefined, configured: string | undefined): DockerVerdict {
+  const unreachable = !info || info.serverErrors.length > 0 || !info.cgroupDriver;
+  if (unreachable) {
+    const reason = info?.serverErrors[0] ?? why ?? 'docker info printed no cgroup driver';
+    if (configured && configured !== 'systemd')
+      return {
+        status: 'fail',
+        detail: `docker did not answer (${reason}), and /etc/docker/daemon.json sets native.cgroupdriver=${configured}: with that driver --cgroup-parent bkci-<agent>.slice puts a job's containers outside the agent's slice and its CPU and memory limits`,
+        fix: DOCKER_SYSTEMD_FIX,
+      };
+    return {
+      status: 'warn',
+      detail: `docker did not answer (${reason}): its cgroup driver is unknown, so whether jobs' containers stay in their agent's slice (--cgroup-parent bkci-<agent>.slice, which needs the systemd driver) was not checked`,
+      fix: 'start docker (systemctl start docker) and run bkci node doctor again',
+    };
+  }
+  const driver = info.cgroupDriver!;
+  const version = info.cgroupVersion ?? '1';
+  if (info.rootless) {
+    if (driver !== 'systemd' || version !== '2')
+      return {
+        status: 'fail',
+        detail: `docker runs rootless with the ${driver} cgroup driver on cgroup v${version}: rootless docker applies --cpuset-cpus, --cpuset-mems and --memory only with the systemd driver on cgroup v2, so jobs' containers run without their agent's CPU and memory limits`,
+        fix: `boot with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1) so rootless docker uses the systemd driver; ${DOCKER_ROOTLESS_FIX}`,
+      };
+    return {
+      status: 'warn',
+      detail:
+        "docker runs rootless (SecurityOptions name=rootless): its containers are made by the agent user's own systemd (user@<uid>.service), so --cgroup-parent bkci-<agent>.slice names a slice there, not the agent's system slice: the slice's limits do not cover them. Each container keeps its own --cpuset-cpus, --cpuset-mems and --memory only where that user's systemd is delegated the cpuset and memory controllers (by default it gets memory, pids and cpu, not cpuset)",
+      fix: DOCKER_ROOTLESS_FIX,
+    };
+  }
+  if (driver !== 'systemd')
+    return {
+      status: 'fail',
+      detail: `docker uses the ${driver} cgroup driver: --cgroup-parent bkci-<agent>.slice then makes a cgroup of that name at the top of the tree, outside the agent's slice, so jobs' containers escape the slice's CPU and memory limits (each keeps only its own --cpuset-cpus and --memory)`,
+      fix: DOCKER_SYSTEMD_FIX,
+    };
+  if (version !== '2')
+    return {
+      status: 'warn',
+      detail: `docker uses the systemd cgroup driver on cgroup v${version}${info.cgroupVersion ? '' : ' (docker older than 20.10 reports no version)'}: containers stay in their agent's slice, but on cgroup v1 systemd does not apply the slice's AllowedCPUs= (see the cgroup v2 check)`,
+      fix: 'boot with systemd.unified_cgroup_hierarchy=1 (and docker 20.10 or later)',
+    };
+  return {
+    status: 'ok',
+    detail: `docker${info.serverVersion ? ` ${info.serverVersion}` : ''} uses the systemd cgroup driver on cgroup v2: jobs' containers (--cgroup-parent bkci-<agent>.slice) stay in their agent's slice and its limits`,
+  };
+}

@@ -538,6 +538,9 @@ describe('doctor with docker on the host', () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(host, 'var/run'), { recursive: true });
     writeFileSync(join(host, 'var/run/docker.sock'), '');
+    // A stand-in docker (the systemd cgroup driver), not whatever docker this machine has.
+    const info = join(import.meta.dirname, '../fixtures/docker/info-systemd-cgroupv2.json');
+    writeFileSync(join(host, 'bin/docker'), `#!/bin/sh\ncat ${info}\n`, { mode: 0o755 });
     let r = await runBkci(['node', 'doctor', '--root', root, '--host-root', host, '--json'], { env: hostEnv(host) });
     expect(r.code).toBe(1);
     let checks = JSON.parse(r.stdout).checks as { check: string; status: string; fix?: string }[];
