@@ -101,7 +101,7 @@ export async function runDoctor(opts: DoctorOptions, io: Io): Promise<DoctorItem
   if (!vendor) out.push(item('gpu count', 'fail', `the manifest names vendor ${JSON.stringify(m.vendor)}, which bkci does not know`, 're-run bkci node setup'));
   else {
     out.push(await checkGpuCount(opts, m, vendor, io));
-    out.push(...(await vendor.doctorChecks({ root: opts.root, hostRoot: opts.hostRoot, staging: opts.staging, docker, io })));
+    out.push(...(await vendor.doctorChecks({ agents: m.agents, root: opts.root, hostRoot: opts.hostRoot, staging: opts.staging, docker, io })));
   }
   out.push(...(await gateChecks(opts, m, io)));
   const ib = await infinibandNote(opts.hostRoot, m.agents);

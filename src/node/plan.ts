@@ -12,7 +12,7 @@ import { hardwareTags } from './tags.js';
 import { DEVICES_UNIT, DEVICES_UNIT_PATH, renderDevicesUnit } from './devices-service.js';
 import { pingModeFor, type Version } from './host-gates.js';
 import { planQueues, type MoreQueue } from './queues.js';
-import { carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
+import { busOfKey, carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import { dockerRunArgs, extraDevices, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
 import {
   PATHS,
@@ -462,14 +462,29 @@ export function planAgentSet(
     groups.push(...groupSlots(carried.fresh, n, warnings));
   }
 
-  // Shares per node: every agent with a GPU on a node (or placed there) takes one share of its cores
-  // and memory; an agent spanning nodes takes one share of each. A missing agent keeps its share,
-  // so the others' CPUs and memory do not move.
-  const agentsByNode = new Map<number, number>();
-  for (const g of groups) for (const node of g.nodes) agentsByNode.set(node, (agentsByNode.get(node) ?? 0) + 1);
+  // Shares per node: every GPU's agent (or group of GPUs) on a node, or CPU-only agent placed there,
+  // takes one share of its cores and memory; an agent spanning nodes takes one share of each. The
+  // MIG agents of one GPU take that GPU's one share together, split in proportion to their MIG
+  // devices' memory (splitShare). A missing agent keeps its share, so the others' CPUs and memory
+  // do not move.
+  type Unit = { nodes: number[]; members: number[] };
+  const units: Unit[] = [];
+  const unitByGpu = new Map<string, Unit>();
+  groups.forEach((g, i) => {
+    const gpu = migParentOf(g);
+    const u = gpu === undefined ? undefined : unitByGpu.get(gpu);
+    if (u) u.members.push(i);
+    else {
+      const fresh = { nodes: g.nodes, members: [i] };
+      units.push(fresh);
+      if (gpu !== undefined) unitByGpu.set(gpu, fresh);
+    }
+  });
+  const unitsByNode = new Map<number, number>();
+  for (const u of units) for (const node of u.nodes) unitsByNode.set(node, (unitsByNode.get(node) ?? 0) + 1);
   const cpuShares = new Map<number, number[][]>();
   const memShares = new Map<number, number>();
-  for (const [nodeId, k] of agentsByNode) {
+  for (const [nodeId, k] of unitsByNode) {
     const node = facts.nodes.find((x) => x.id === nodeId);
     if (!node)
       throw new UsageError(
@@ -480,18 +495,33 @@ export function planAgentSet(
     memShares.set(nodeId, shareMemory(node, k, opts.memoryReserve));
   }
   const taken = new Map<number, number>();
-  const used = new Set(groups.flatMap((g) => (g.prev ? [g.prev.instance] : [])));
-  const missing: MissingAgent[] = [];
-  const plans: AgentPlan[] = [];
-  groups.forEach((g, gi) => {
+  const shareOf = new Map<number, { cpus: number[]; memoryMax: number }>();
+  for (const u of units) {
     const cpus: number[] = [];
     let memoryMax = 0;
-    for (const node of g.nodes) {
+    for (const node of u.nodes) {
       const idx = taken.get(node) ?? 0;
       taken.set(node, idx + 1);
       cpus.push(...cpuShares.get(node)![idx]!);
       memoryMax += memShares.get(node)!;
     }
+    if (u.members.length === 1) shareOf.set(u.members[0]!, { cpus, memoryMax });
+    else {
+      const parts = splitShare(
+        { cpus, memoryMax },
+        u.members.map((i) => groups[i]!.slots),
+        facts.cores,
+        warnings,
+      );
+      u.members.forEach((i, k) => shareOf.set(i, parts[k]!));
+    }
+  }
+  const used = new Set(groups.flatMap((g) => (g.prev ? [g.prev.instance] : [])));
+  const missing: MissingAgent[] = [];
+  const plans: AgentPlan[] = [];
+  groups.forEach((g, gi) => {
+    const cpus = [...shareOf.get(gi)!.cpus];
+    let memoryMax = shareOf.get(gi)!.memoryMax;
     if (g.missing) {
       missing.push({ agent: g.prev as AgentPlan, lost: g.missing });
       return;
@@ -506,7 +536,7 @@ export function planAgentSet(
         if (keep.length >= cap.cpus) break;
         if (core.every((c) => mine.has(c))) keep.push(...core);
       }
-      cpus.splice(0, cpus.length, ...keep.sort((a, b) => a - b));
+      if (keep.length) cpus.splice(0, cpus.length, ...keep.sort((a, b) => a - b));
     }
     if (cap?.memoryBytes !== undefined) memoryMax = Math.min(memoryMax, Math.ceil(cap.memoryBytes / MiB) * MiB);
     const memNodes = formatCpuList(g.nodes);
@@ -689,6 +719,114 @@ function checkValues(facts: HostFacts, opts: SetupOptions): void {
 }
 
 const order = (a: Pick<AgentPlan, 'gpuIndices'>) => (a.gpuIndices.length ? Math.min(...a.gpuIndices) : 1e9);
+
+// The MIG device a slot is, when it is one (a whole GPU's slot is not).
+const migOf = (s: Slot) => s.gpu.mig.find((m) => m.uuid === s.id);
+
+// The GPU (bus id) whose share an agent's MIG devices come from; undefined for an agent of whole
+// GPUs. A missing agent's from its keys (`bus/giN/ciM`), so it keeps its place in its GPU's share.
+function migParentOf(g: { slots: Slot[]; prev?: PreviousAgent }): string | undefined {
+  if (g.slots.length) {
+    const buses = new Set(g.slots.map((s) => s.gpu.busId));
+    return buses.size === 1 && g.slots.every((s) => migOf(s) !== undefined) ? g.slots[0]!.gpu.busId : undefined;
+  }
+  const keys = g.prev?.gpuKeys ?? [];
+  const buses = new Set(keys.map(busOfKey));
+  return keys.length && buses.size === 1 && keys.every((k) => k.includes('/')) ? busOfKey(keys[0]!) : undefined;
+}
+
+// One GPU's share of CPUs and memory split among its MIG agents (`members`: each agent's slots;
+// none for a missing one) in proportion to their MIG devices' memory: a 3g.40gb + 2g.20gb +
+// 1g.10gb + 1g.10gb GPU gives 4/8, 2/8, 1/8 and 1/8. Compute instances sharing one GPU instance
+// (and so its memory) count a part of it each. Whole cores (SMT siblings together) while there are
+// at least as many cores as agents, else single CPUs; memory in whole MiB, at least 256 MiB each;
+// largest-remainder rounding, so the parts add up to the share exactly. Equal parts when a device's
+// memory is unknown.
+export function splitShare(
+  share: { cpus: number[]; memoryMax: number },
+  members: Slot[][],
+  cores: number[][],
+  warnings: string[] = [],
+): { cpus: number[]; memoryMax: number }[] {
+  const n = members.length;
+  const weightOf = (slots: Slot[]): number | undefined => {
+    if (slots.length !== 1) return undefined;
+    const s = slots[0]!;
+    const m = migOf(s);
+    if (m?.memoryMiB === undefined) return undefined;
+    const sharing = m.gi === undefined ? 1 : s.gpu.mig.filter((x) => x.gi === m.gi).length;
+    return m.memoryMiB / Math.max(1, sharing);
+  };
+  let weights = members.map(weightOf);
+  if (weights.some((w) => w === undefined || !(w > 0))) {
+    const unknown = members.flatMap((slots) => (slots.length && weightOf(slots) === undefined ? slots.map((s) => s.id) : []));
+    if (unknown.length)
+      warnings.push(
+        `MIG device ${unknown.join(', ')}: its memory is unknown (no size in its profile name or the MIG devices table); its GPU's CPUs and memory are split equally among its agents`,
+      );
+    weights = members.map(() => 1);
+  }
+  const w = weights as number[];
+  const where = members.find((slots) => slots.length)?.[0];
+  const gpuText = where ? `GPU ${where.gpu.index} (${where.gpu.busId})` : 'a GPU';
+  // Whole cores of the share, in CPU order.
+  const mine = new Set(share.cpus);
+  let pieces = cores.map((c) => c.filter((x) => mine.has(x))).filter((c) => c.length > 0);
+  if (pieces.length < n) {
+    if (share.cpus.length < n)
+      throw new UsageError(
+        `${gpuText} has ${share.cpus.length} CPU${share.cpus.length === 1 ? '' : 's'} in its share, too few for its ${n} MIG agents (each needs one)`,
+        'lower --cpu-reserve, or make fewer MIG devices on the GPU',
+      );
+    warnings.push(`${gpuText}: its share has ${pieces.length} cores for ${n} MIG agents; SMT siblings are split between agents`);
+    pieces = [...share.cpus].sort((a, b) => a - b).map((c) => [c]);
+  }
+  const totalMiB = Math.floor(share.memoryMax / MiB);
+  if (totalMiB < n * 256)
+    throw new UsageError(
+      `${gpuText} has ${formatBytes(share.memoryMax)} of memory in its share, too little for its ${n} MIG agents (256 MiB each)`,
+      'lower --memory-reserve',
+    );
+  const cpuParts = apportion(pieces.length, w, 1);
+  const memParts = apportion(totalMiB, w, 256);
+  let at = 0;
+  return cpuParts.map((k, i) => {
+    const cpus = pieces
+      .slice(at, at + k)
+      .flat()
+      .sort((a, b) => a - b);
+    at += k;
+    return { cpus, memoryMax: memParts[i]! * MiB };
+  });
+}
+
+// Splits `total` whole units among `weights` in proportion: each gets the whole part of its quota,
+// what is left goes one each to the largest remainders (ties: the earlier), then any part under
+// `min` takes units from the part furthest above its quota (ties: the later). Deterministic; the
+// parts add up to `total`. Needs total >= min × weights.length.
+export function apportion(total: number, weights: number[], min = 0): number[] {
+  const n = weights.length;
+  if (!n) return [];
+  if (!Number.isInteger(total) || total < n * min) throw new RangeError(`apportion: ${total} cannot give ${n} parts of at least ${min}`);
+  const ws = weights.map((x) => (Number.isFinite(x) && x > 0 ? x : 0));
+  const sum = ws.reduce((a, b) => a + b, 0);
+  const quota = (sum > 0 ? ws : ws.map(() => 1)).map((x, _i, all) => (total * x) / all.reduce((a, b) => a + b, 0));
+  const out = quota.map((q) => Math.floor(q));
+  let left = total - out.reduce((a, b) => a + b, 0);
+  const byRemainder = quota.map((_q, i) => i).sort((a, b) => quota[b]! - out[b]! - (quota[a]! - out[a]!) || a - b);
+  for (const i of byRemainder) {
+    if (left <= 0) break;
+    out[i]!++;
+    left--;
+  }
+  for (let low = out.findIndex((x) => x < min); low >= 0; low = out.findIndex((x) => x < min)) {
+    let donor = -1;
+    for (let j = 0; j < n; j++) if (out[j]! > min && (donor < 0 || out[j]! - quota[j]! >= out[donor]! - quota[donor]!)) donor = j;
+    out[donor]!--;
+    out[low]!++;
+  }
+  return out;
+}
 
 // Splits a node's cores (SMT siblings kept together) into k disjoint shares after reserving the
 // first cores (at least `reserve` CPUs) for the host. Earlier shares get the remainder.

@@ -7,6 +7,7 @@ import { CLEANUP_FILE } from './check.js';
 import { runTool, which } from './detect/tools.js';
 import type { AgentPlan, Manifest } from './plan.js';
 import { fileState, readManifest, under } from './state.js';
+import { vendorOf } from './vendors/index.js';
 
 export interface Drift {
   path: string;
@@ -25,6 +26,8 @@ export interface AgentStatus {
   memoryMax: string;
   state: string;
   reason?: string;
+  // The agent no longer matches its GPU as setup found it (a re-partitioned MIG GPU): why, and the fix.
+  drift?: { problem: string; fix: string };
   // The last disk cleanup the health check ran (--disk-cleanup), from the unit's runtime directory.
   lastDiskCleanup?: { at?: string; freed: number; free?: number; error?: string };
 }
@@ -102,7 +105,10 @@ export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Pro
   const m = await readManifest(root);
   if (!m) return { managed: false, agents: [], drift: [] };
   const agents: AgentStatus[] = [];
+  // What the vendor finds changed under the agents since setup (a re-partitioned MIG GPU).
+  const drifted = new Map(((await vendorOf(m.vendor)?.agentDrift?.(m.agents, io)) ?? []).map((d) => [d.instance, d]));
   for (const a of m.agents as AgentPlan[]) {
+    const d = drifted.get(a.instance);
     const u = queryUnits ? await unitState(a.unit, io) : { state: 'not queried (--root)' };
     // An agent whose GPU was gone at the last setup: stopped by it, and why.
     if (a.missing) u.reason = missingReason(a);
@@ -118,6 +124,7 @@ export async function nodeStatus(root: string, io: Io, queryUnits: boolean): Pro
       memoryMax: a.memoryMaxText,
       state: u.state,
       ...(u.reason ? { reason: u.reason } : {}),
+      ...(d ? { drift: { problem: d.problem, fix: d.fix } } : {}),
       ...(await lastCleanup(root, a.instance)),
     });
   }

@@ -13,6 +13,8 @@ export const HOSTS = {
   amd: join(dir, 'amd-8xmi300x'),
   ascend: join(dir, 'ascend-8x910b'),
   mig: join(dir, 'mig-4xa100'),
+  // MIG with uneven partitions next to whole GPUs, on two sockets.
+  migUneven: join(dir, 'mig-uneven-a100-80gb'),
   cpu: join(dir, 'cpu-only-2s'),
 };
 

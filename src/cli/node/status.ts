@@ -35,7 +35,15 @@ export async function runStatus(input: StatusInput, io: Io): Promise<void> {
     if (!s.managed) return 'no agents managed by bkci on this host (run bkci node setup)\n';
     // Several queues: a queue column, the agents of each queue together.
     const several = (s.queues?.length ?? 1) > 1;
-    const rows = s.agents.map((a) => [...(several ? [a.queue ?? '-'] : []), a.name, a.gpus.join(',') || '-', a.cpus, a.memoryMax, a.state, a.reason ?? '']);
+    const rows = s.agents.map((a) => [
+      ...(several ? [a.queue ?? '-'] : []),
+      a.name,
+      a.gpus.join(',') || '-',
+      a.cpus,
+      a.memoryMax,
+      a.state,
+      [a.reason, a.drift?.problem].filter(Boolean).join('; '),
+    ]);
     return (
       `${several ? `queues ${s.queues!.join(', ')}` : `queue ${s.queue}`}, vendor ${s.vendor}, ${s.agents.length} agent${s.agents.length === 1 ? '' : 's'}\n` +
       table(io, [...(several ? ['queue'] : []), 'agent', 'gpus', 'cpus', 'memory', 'state', 'reason'], rows) +
@@ -43,5 +51,7 @@ export async function runStatus(input: StatusInput, io: Io): Promise<void> {
       s.agents.map((a) => (a.lastDiskCleanup ? `disk cleanup: ${a.name}: ${cleanupText(a.lastDiskCleanup)}\n` : '')).join('')
     );
   });
+  const drifted = s.agents.filter((a) => a.drift);
+  if (drifted.length) io.log.warn({ agents: drifted.map((a) => a.instance).join(',') }, `agents no longer match their GPUs: ${drifted[0]!.drift!.fix}`);
   if (s.drift.length) io.log.warn({ files: s.drift.length }, 'managed files were changed by hand; re-run bkci node setup to restore them');
 }

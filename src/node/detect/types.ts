@@ -16,6 +16,9 @@ export interface MigDevice {
   // id, the instance's stable identity; its UUID changes when the GPU is re-partitioned.
   gi?: number;
   ci?: number;
+  // Its memory (from the profile name, `3g.40gb`, else the MIG devices table): its agent's CPUs and
+  // memory are its GPU's share split in proportion to it.
+  memoryMiB?: number;
   // Its capability device nodes (/dev/nvidia-caps/nvidia-cap<N> of its GI and CI), from
   // /proc/driver/nvidia-caps/mig-minors: what its agent's unit may open besides the GPU.
   caps?: string[];

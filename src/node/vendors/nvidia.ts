@@ -8,8 +8,21 @@ import { healthOutput, healthRun, requireTool, runBounded, runTool, which } from
 import type { Gpu, MigDevice } from '../detect/types.js';
 import { under } from '../safe-fs.js';
 import { fabricProblem, gatherNvidiaServices, parseFabric } from './nvidia-host.js';
-import { formatMigInstance, migCapNodes, migReport, parseMigInstances, parseMigMinors } from './nvidia-mig.js';
-import type { AgentSlot, DetectContext, DeviceNode, DoctorContext, DoctorItem, GpuReport, ToolIo, VendorModule } from './types.js';
+import {
+  formatMigInstance,
+  migCapNodes,
+  migDevicesNow,
+  migPartitionChanges,
+  migReport,
+  parseMigInstances,
+  parseMigMinors,
+  parseMigTable,
+  parseNvidiaListing,
+  partitionCheck,
+  partitionDrift,
+  type PartitionChange,
+} from './nvidia-mig.js';
+import type { AgentSlot, DetectContext, DeviceNode, DoctorContext, DoctorItem, GpuReport, ManifestAgent, ToolIo, VendorModule } from './types.js';
 
 export interface NvidiaSmiGpu {
   index: number;
@@ -58,36 +71,9 @@ export function parseNvidiaQuery(text: string, skipped: string[] = []): NvidiaSm
   return out;
 }
 
-// `nvidia-smi -L`: `GPU 0: NAME (UUID: GPU-...)` lines, MIG devices indented below their GPU.
+// `nvidia-smi -L`: each GPU's MIG devices, by GPU UUID (src/node/vendors/nvidia-mig.ts parses it).
 export function parseNvidiaList(text: string): Map<string, MigDevice[]> {
-  const out = new Map<string, MigDevice[]>();
-  let current: string | undefined;
-  for (const line of text.split('\n')) {
-    const gpu = /^GPU\s+\d+:.*\(UUID:\s*(GPU-[^)\s]+)\)/.exec(line);
-    if (gpu) {
-      current = gpu[1]!;
-      out.set(current, []);
-      continue;
-    }
-    const mig = /^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*(MIG-[^)\s]+)\)/.exec(line);
-    if (mig && current) out.get(current)!.push({ name: mig[1]!, device: Number(mig[2]), uuid: mig[3]! });
-  }
-  return out;
-}
-
-// The "MIG devices" table of plain `nvidia-smi`: `|  0    1   0   0  |  ...` rows give GPU index,
-// GPU instance id, compute instance id and MIG device number (the `Device N` of `nvidia-smi -L`).
-// Keyed `GPU:DEV`.
-export function parseNvidiaMigTable(text: string): Map<string, { gi: number; ci: number }> {
-  const out = new Map<string, { gi: number; ci: number }>();
-  const at = text.search(/^\|\s*MIG devices:/m);
-  if (at < 0) return out;
-  for (const line of text.slice(at).split('\n')) {
-    if (/^\|\s*Processes:/.test(line)) break;
-    const m = /^\|\s+(\d{1,4})\s+(\d{1,4})\s+(\d{1,4})\s+(\d{1,4})\s+\|/.exec(line);
-    if (m) out.set(`${m[1]}:${m[4]}`, { gi: Number(m[2]), ci: Number(m[3]) });
-  }
-  return out;
+  return new Map(parseNvidiaListing(text).map((g) => [g.uuid, g.mig]));
 }
 
 // `Device Minor: 3` from /proc/driver/nvidia/gpus/<bus id>/information.
@@ -207,18 +193,16 @@ async function detect(ctx: DetectContext): Promise<Gpu[]> {
   // MIG devices come from -L; a tool that cannot list them means none are used.
   const listing = await runBounded((await which('nvidia-smi', io.env))!, ['-L'], io);
   if (!listing.ok) warnings.push('nvidia-smi -L failed; assuming no MIG devices');
-  const migs = parseNvidiaList(listing.ok ? listing.stdout : '');
-  // GPU and compute instance ids of the MIG devices (their stable identity with the bus id).
-  if ([...migs.values()].some((l) => l.length)) {
-    const table = await runBounded((await which('nvidia-smi', io.env))!, [], io);
-    const ids = parseNvidiaMigTable(table.ok ? table.stdout : '');
-    if (!ids.size) warnings.push('nvidia-smi printed no MIG devices table; MIG agents are keyed by their UUIDs (they change when a GPU is re-partitioned)');
-    for (const r of rows)
-      for (const m of migs.get(r.uuid) ?? []) {
-        const id = ids.get(`${r.index}:${m.device}`);
-        if (id) Object.assign(m, id);
-      }
+  const listed = parseNvidiaListing(listing.ok ? listing.stdout : '');
+  // GPU and compute instance ids of the MIG devices (their stable identity with the bus id), and
+  // their memory, from plain nvidia-smi's MIG devices table.
+  let table: ReturnType<typeof parseMigTable> = [];
+  if (listed.some((g) => g.mig.length)) {
+    const plain = await runBounded((await which('nvidia-smi', io.env))!, [], io);
+    table = parseMigTable(plain.ok ? plain.stdout : '');
+    if (!table.length) warnings.push('nvidia-smi printed no MIG devices table; MIG agents are keyed by their UUIDs (they change when a GPU is re-partitioned)');
   }
+  const migs = migDevicesNow(listed, table);
   const cc = await computeCapabilities(io);
   const minorsText = [...migs.values()].some((l) => l.length) ? await host.read('proc/driver/nvidia-caps/mig-minors') : undefined;
   const capMinors = parseMigMinors(minorsText ?? '');
@@ -394,6 +378,25 @@ async function checkPersistenceMode(io: ToolIo): Promise<DoctorItem> {
   return item('persistence mode', 'ok', 'enabled on every GPU');
 }
 
+// The manifest's MIG agents against each GPU's MIG devices now (nvidia-smi -L and the MIG devices
+// table of plain nvidia-smi). Undefined when nvidia-smi cannot list them (with why); nothing is run
+// when no agent is a MIG agent.
+async function partitionChanges(agents: ManifestAgent[], io: ToolIo): Promise<{ changes?: PartitionChange[]; why?: string; migAgents: number }> {
+  const migAgents = agents.filter((a) => !a.missing && parseMigInstances(a.env?.BKCI_MIG_INSTANCES).length).length;
+  if (!migAgents) return { changes: [], migAgents };
+  const l = await healthRun('nvidia-smi', ['-L'], io);
+  if (!l) return { why: 'nvidia-smi is not on PATH', migAgents };
+  if (l.error !== undefined) return { why: l.error, migAgents };
+  const listed = parseNvidiaListing(l.stdout);
+  const table = listed.some((g) => g.mig.length) ? await healthOutput('nvidia-smi', [], io) : undefined;
+  return { changes: migPartitionChanges(agents, migDevicesNow(listed, parseMigTable(table ?? ''))), migAgents };
+}
+
+async function checkPartitions(agents: ManifestAgent[], io: ToolIo): Promise<DoctorItem[]> {
+  const r = await partitionChanges(agents, io);
+  return r.migAgents ? [partitionCheck(r.migAgents, r.changes, r.why)] : [];
+}
+
 export const nvidia: VendorModule = {
   id: 'nvidia',
   label: 'NVIDIA',
@@ -437,7 +440,9 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 fi
 `,
   health,
-  doctorChecks: async (ctx) => [await checkRuntime(ctx), await checkPersistenceMode(ctx.io)],
+  doctorChecks: async (ctx) => [await checkRuntime(ctx), await checkPersistenceMode(ctx.io), ...(await checkPartitions(ctx.agents, ctx.io))],
+  // A re-partitioned MIG GPU: its agents' rows in node status say so.
+  agentDrift: async (agents, io) => partitionDrift((await partitionChanges(agents, io)).changes ?? []),
   driverFix: (msg) => {
     if (/Driver\/library version mismatch/i.test(msg))
       return 'the NVIDIA driver was upgraded while the old kernel module stayed loaded: reboot (or stop everything using the GPUs and reload the nvidia modules)';

@@ -86,7 +86,30 @@ export interface DoctorItem {
   fix?: string;
 }
 
+// An agent as the manifest records it: what vendor checks compare with the host now.
+export interface ManifestAgent {
+  instance: string;
+  unit: string;
+  // The vendor tool's GPU indices when the agent was made.
+  gpuIndices: number[];
+  // The agent's environment file's values (the vendor's isolation variables among them).
+  env: Record<string, string>;
+  tags: string[];
+  // The agent's GPUs were gone at the last setup (it is stopped).
+  missing?: { gpus: string[] };
+}
+
+// An agent that no longer matches its GPUs as they are now (a re-partitioned MIG GPU): why, and
+// what to do.
+export interface AgentDrift {
+  instance: string;
+  problem: string;
+  fix: string;
+}
+
 export interface DoctorContext {
+  // The manifest's agents, for checks against what setup recorded.
+  agents: ManifestAgent[];
   root: string;
   hostRoot: string;
   staging: boolean;
@@ -126,8 +149,11 @@ export interface VendorModule {
   hookCheck: string;
   // Health of the agent's GPUs, from its environment file's values.
   health(env: Record<string, string>, io: ToolIo): Promise<GpuReport[]>;
-  // Vendor checks of `node doctor`.
+  // Vendor checks of `node doctor` (ctx.agents: the manifest's agents).
   doctorChecks(ctx: DoctorContext): Promise<DoctorItem[]>;
+  // Agents whose GPUs no longer match what setup recorded (NVIDIA: a re-partitioned MIG GPU),
+  // for `node status` (optional: most vendors have nothing that changes under an agent).
+  agentDrift?(agents: ManifestAgent[], io: ToolIo): Promise<AgentDrift[]>;
   // What to do about an error the vendor tool printed (driver not loaded, mismatch, lost GPU).
   driverFix(message: string): string;
 }
