@@ -7,6 +7,7 @@ import { json5ToJson } from './json5.js';
 import { composeYaml, DATA_MAX_DEPTH } from './yaml-compose.js';
 import { JFloat } from './jinja/index.js';
 import { sortedMap } from './jinja/values.js';
+import { firstNonPrintable, nonPrintableMessage } from './text-check.js';
 
 // Converts a value parsed with `intAsBigInt` + `mapAsMap`: bigints are ints, numbers are floats.
 function convert(v: unknown): unknown {
@@ -71,6 +72,9 @@ export function parseDataFile(text: string, source: string, select?: string): Ma
   }
   // .json is JSON5 for minijinja-cli; JSON5 made plain JSON is YAML, which keeps `1.0` a float.
   const json = ext === 'json' || ext === 'json5';
+  // serde_yaml's reader refuses characters outside YAML's printable set, as go-yaml's does.
+  const bad = json ? undefined : firstNonPrintable(text);
+  if (bad) throw new InputError(`${source}:${bad.line}:${bad.col}: cannot parse: ${nonPrintableMessage(bad.code, 'minijinja-cli')}`, DATA_HINT);
   // YAML data refuses repeated keys (serde_yaml); JSON keeps the last (minijinja's JSON reader).
   let v = parseYamlValue(json ? json5ToJson(text, source) : text, source, !json);
   if (select !== undefined) {

@@ -5,13 +5,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IN_EXECUTABLE, readAsset } from '../util/bundled.js';
 import { InputError } from '../util/errors.js';
-import { readInput, type Io } from '../util/io.js';
+import { readInput, readInputBytes, type Io } from '../util/io.js';
 import { firstMatchingFile, gitChangedFiles, gitTrackedFiles, parseChangedFiles } from './changes.js';
 import { parseDataFile, parseDefine } from './data.js';
 import { compileTemplate, fromData, Lazy, TemplateError, toPlain, underSafePath } from './jinja/index.js';
 import { deadPrefixes, selectSteps, type StepDecision } from './select.js';
 import { sortedMap } from './jinja/values.js';
 import { unselectedEntries, type UnselectedMode } from './unselected.js';
+import { decodeUtf8, invalidUtf8Message } from './text-check.js';
 
 // The bundled template: a file of the npm package, an asset of the single executable (named here
 // by the path it has in the package, so messages read the same).
@@ -120,10 +121,14 @@ export async function renderPipeline(req: RenderRequest, io: Io): Promise<Render
         'pass a --safe-path that holds it, or move the template',
       );
   }
-  const source = IN_EXECUTABLE && templatePath === BUNDLED_TEMPLATE ? readAsset(BUNDLED_TEMPLATE) : await readInput(templatePath, io, 'template');
+  const source =
+    IN_EXECUTABLE && templatePath === BUNDLED_TEMPLATE
+      ? readAsset(BUNDLED_TEMPLATE)
+      : utf8Text(await readInputBytes(templatePath, io, 'template'), templatePath === '-' ? '<stdin>' : templatePath, 'template');
   if (req.select !== undefined && !dataPath) throw new InputError('--select needs a DATA file to select from');
+  const dataName = dataPath === '-' ? '<stdin>' : dataPath;
   const data = dataPath
-    ? parseDataFile(await readInput(dataPath, io, 'data file'), dataPath === '-' ? '<stdin>' : dataPath, req.select)
+    ? parseDataFile(utf8Text(await readInputBytes(dataPath, io, 'data file'), dataName!, 'data file'), dataName!, req.select)
     : new Map<string, unknown>();
 
   const context = buildkiteContext(io.env);
@@ -229,6 +234,14 @@ async function countRenderedJobs(text: string): Promise<number> {
 }
 
 // What `sed '/^[[:space:]]*$/d'` does: drop every line that is empty or only white space.
+// minijinja-cli reads the template and DATA into Rust strings: bytes that are not UTF-8 stop it.
+function utf8Text(bytes: Uint8Array, name: string, what: string): string {
+  const d = decodeUtf8(bytes);
+  if ('text' in d) return d.text;
+  const { line, col, byte } = d.invalid;
+  throw new InputError(`${name}:${line}:${col}: ${invalidUtf8Message(byte, what, 'minijinja-cli')}`, 'convert the file, e.g. iconv -f LATIN1 -t UTF-8');
+}
+
 export function stripBlankLines(text: string): string {
   const lines = text.split('\n');
   const last = lines.pop();

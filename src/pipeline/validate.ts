@@ -8,6 +8,7 @@ import { loadPipelineYaml, positionOf, type LoadedYaml } from './yaml-load.js';
 import type { StepType } from './model.js';
 import { stepPasses, topPasses } from './precheck.js';
 import { documentJobs, matrixCombinations } from './upload/count.js';
+import { decodeUtf8, firstNonPrintable, invalidUtf8Message, nonPrintableMessage } from './text-check.js';
 
 type Model = typeof import('./model.js');
 
@@ -260,6 +261,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+// A pipeline file's bytes as text, or the finding that they are not UTF-8 (the agent refuses them).
+export function decodePipeline(bytes: Uint8Array): { text: string; invalid?: Finding } {
+  const d = decodeUtf8(bytes);
+  if ('text' in d) return { text: d.text };
+  const { line, col, byte } = d.invalid;
+  return { text: '', invalid: { severity: 'error', path: '(file)', line, col, message: invalidUtf8Message(byte, 'pipeline', 'the agent') } };
+}
+
 // Validates pipeline YAML text; positions refer to `source`. The fast parser reads the common
 // YAML of pipelines; npm `yaml` reads the rest, and is consulted for positions only when there is
 // something to report. Steps are checked against the JSON Schema of the zod model first; zod
@@ -267,6 +276,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 // `maxJobs`: the per-upload job limit to check (null: none, for `pipeline upload`, which batches).
 export async function validatePipelineText(text: string, opts: { maxJobs?: number | null } = {}): Promise<ValidationResult> {
   const maxJobs = opts.maxJobs === undefined ? MAX_JOBS_PER_UPLOAD : opts.maxJobs;
+  // go-yaml's reader refuses the whole file before parsing: nothing else is worth reporting.
+  const bad = firstNonPrintable(text);
+  if (bad) {
+    const finding: Finding = { severity: 'error', path: '(yaml)', line: bad.line, col: bad.col, message: nonPrintableMessage(bad.code, 'the agent') };
+    return { valid: false, findings: [finding], documents: [], jobs: 0 };
+  }
   const yamlFindings: Finding[] = [];
   let values: unknown[];
   let loaded: LoadedYaml | undefined;

@@ -50,11 +50,16 @@ export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
 // Reads a command's input file, `-` meaning stdin; a missing or unreadable file is an InputError
 // naming the path.
 export async function readInput(path: string, io: Pick<Io, 'stdin' | 'cwd'>, what: string): Promise<string> {
-  if (path === '-') return readStream(io.stdin);
+  return (await readInputBytes(path, io, what)).toString('utf8');
+}
+
+// The same, as bytes (for callers that must refuse invalid UTF-8 rather than read U+FFFD).
+export async function readInputBytes(path: string, io: Pick<Io, 'stdin' | 'cwd'>, what: string): Promise<Buffer> {
+  if (path === '-') return readStreamBytes(io.stdin);
   const [{ readFileSync }, { resolve }, { InputError }] = await Promise.all([import('node:fs'), import('node:path'), import('./errors.js')]);
   try {
     // A synchronous read: a CLI has nothing else to do meanwhile, and it skips the thread pool.
-    return readFileSync(resolve(io.cwd, path), 'utf8');
+    return readFileSync(resolve(io.cwd, path));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why: Record<string, string> = {
@@ -69,7 +74,11 @@ export async function readInput(path: string, io: Pick<Io, 'stdin' | 'cwd'>, wha
 
 // Reads a whole stream (stdin for `-`).
 export async function readStream(s: Readable): Promise<string> {
+  return (await readStreamBytes(s)).toString('utf8');
+}
+
+export async function readStreamBytes(s: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of s) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }

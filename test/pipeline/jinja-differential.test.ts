@@ -307,6 +307,11 @@ const STATEMENTS: string[] = [
   '{{ -two }} {{ - two | abs }} {{ not t and f }} {{ not (t and f) }}',
   '{{ none }} {{ true }} {{ True }} {{ None }} {{ false }}',
   '{% set l = "a|b" | split("|") %}{% for x in l %}{{ x }}{% endfor %}{% for x in l %}{{ x }}{% endfor %}',
+  // Characters a name cannot hold: a syntax error in both engines, not an undefined name.
+  '{% if $t == "main" %}a{% else %}b{% endif %}',
+  '{{ s@t }}',
+  '{{ s | $upper }}',
+  '{{ m.$k }}',
 ];
 
 interface Case {

@@ -116,9 +116,13 @@ export async function runUpload(input: UploadInput, io: Io): Promise<void> {
   const { file } = input;
   if (file === '-' && (io.stdin as { isTTY?: boolean }).isTTY)
     throw new UsageError('no pipeline: give a FILE, or pipe one on stdin', 'bkci pipeline upload .buildkite/pipeline.yml');
-  const { readInput } = await import('../../util/io.js');
-  const text = await readInput(file, io, 'pipeline');
+  const [{ readInputBytes }, { decodePipeline }] = await Promise.all([import('../../util/io.js'), import('../../pipeline/validate.js')]);
+  const { text, invalid } = decodePipeline(await readInputBytes(file, io, 'pipeline'));
   const name = file === '-' ? '<stdin>' : file;
+  if (invalid) {
+    io.stderr.write(`${name}:${invalid.line}:${invalid.col}: error: ${invalid.path}: ${invalid.message}\nbkci: ${name} is invalid; nothing was uploaded\n`);
+    throw new SilentFailure();
+  }
   if (file !== '-' && text.length === 0) {
     io.stderr.write(
       `${name}:1:1: error: (file): the pipeline file is empty (buildkite-agent pipeline upload refuses it)\nbkci: ${name} is invalid; nothing was uploaded\n`,

@@ -47,12 +47,12 @@ export function validateCommand(pipeline: Command, io: Io, run: RunF<ValidateInp
 
 export async function runValidate(input: ValidateInput, io: Io): Promise<void> {
   const { file } = input;
-  const [{ validatePipelineText }, { readInput }] = await Promise.all([import('../../pipeline/validate.js'), import('../../util/io.js')]);
-  const text = await readInput(file, io, 'pipeline');
-  const v = await validatePipelineText(text);
+  const [{ validatePipelineText, decodePipeline }, { readInputBytes }] = await Promise.all([import('../../pipeline/validate.js'), import('../../util/io.js')]);
+  const { text, invalid } = decodePipeline(await readInputBytes(file, io, 'pipeline'));
+  const v = invalid ? { valid: false, findings: [invalid], jobs: 0 } : await validatePipelineText(text);
   const name = file === '-' ? '<stdin>' : file;
   // The agent refuses an empty pipeline file (stdin with nothing on it uploads nothing).
-  if (file !== '-' && text.length === 0) {
+  if (file !== '-' && text.length === 0 && !invalid) {
     v.valid = false;
     v.findings.push({ severity: 'error', path: '(file)', line: 1, col: 1, message: 'the pipeline file is empty (buildkite-agent pipeline upload refuses it)' });
   }

@@ -132,6 +132,7 @@ class LexError extends Error {
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function lexNumber(t: JinjaTokenizer): Tok {
   const { str, len } = t;
@@ -256,6 +257,17 @@ function jinjaNextToken(this: JinjaTokenizer, next: () => Tok | null): Tok | nul
   }
   const tok = next();
   if (!tok) return tok;
+  // Nunjucks reads anything up to whitespace or a delimiter as a name (`$X`, `a@b`, `é`); minijinja
+  // names are ASCII `[A-Za-z_][A-Za-z0-9_]*` and any other character is `unexpected character`
+  // (Jinja2 agrees, but for Unicode letters), so `{% if $BRANCH == "main" %}` is an error, not false.
+  if (tok.type === lexer.TOKEN_SYMBOL && !NAME.test(tok.value)) {
+    const bad = /^[0-9]*[A-Za-z0-9_]*/.exec(tok.value)![0].length;
+    throw new LexError(
+      `unexpected character '${String.fromCodePoint(tok.value.codePointAt(bad)!)}' (a name is letters, digits and _)`,
+      tok.lineno + 1,
+      tok.colno + bad + 1,
+    );
+  }
   if (tok.type === lexer.TOKEN_LEFT_CURLY) this.braces++;
   else if (tok.type === lexer.TOKEN_BLOCK_START || tok.type === lexer.TOKEN_VARIABLE_START) {
     this.braces = 0;

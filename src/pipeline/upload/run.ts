@@ -9,6 +9,19 @@ import type { Finding } from '../validate.js';
 import { DEFAULT_MAX_JOBS, PlanError, planUpload, type UploadPlan } from './batch.js';
 import { toYaml } from './serialize.js';
 
+// Why a --dry-run directory could not be made or written, in words.
+const DRY_RUN_WHY: Record<string, string> = {
+  ENOTDIR: 'it (or a part of its path) is a file, not a directory',
+  EEXIST: 'it exists and is not a directory',
+  EISDIR: 'a directory is in the way',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  ENOENT: 'the system does not allow files there',
+  ENAMETOOLONG: 'the name is too long',
+};
+
 export interface UploadOptions {
   maxJobs: number;
   // Write batch-001.yml ... here and upload nothing.
@@ -101,18 +114,27 @@ export async function runUpload(prepared: Prepared, name: string, opts: UploadOp
     io.log.info({ keys: plan.generatedKeys.length }, 'wait/block steps made explicit as depends_on across batches; keys added to steps that had none');
   if (opts.dryRunDir !== undefined) {
     const dir = resolve(io.cwd, opts.dryRunDir);
-    const [{ writeIfChanged }, { readdir, unlink, mkdir }] = await Promise.all([import('../../util/atomic-write.js'), import('node:fs/promises')]);
-    await mkdir(dir, { recursive: true });
+    const [{ writeIfChanged }, { readdir, unlink }, { makeDirs }] = await Promise.all([
+      import('../../util/atomic-write.js'),
+      import('node:fs/promises'),
+      import('../../util/mkdirs.js'),
+    ]);
+    const refused = (doing: string) => (err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!code) throw err;
+      throw new InputError(`--dry-run ${opts.dryRunDir}: cannot ${doing}: ${DRY_RUN_WHY[code] ?? code}`, 'pass a directory bkci can create and write to');
+    };
+    await makeDirs(dir).catch(refused('create the directory'));
     for (const b of batches) {
       const file = join(dir, batchFileName(b.index));
-      await writeIfChanged(file, b.text, 0o644);
+      await writeIfChanged(file, b.text, 0o644).catch(refused(`write ${batchFileName(b.index)}`));
       report.batches[b.index - 1]!.file = join(opts.dryRunDir, batchFileName(b.index));
       io.log.info(`batch ${b.index}/${n}: ${jobsText(b.jobs)} -> ${report.batches[b.index - 1]!.file}`);
     }
     // A batch file left by an earlier run with more batches would be uploaded by a glob.
-    for (const f of await readdir(dir)) {
+    for (const f of await readdir(dir).catch(refused('list the directory'))) {
       const m = /^batch-(\d{3,})\.yml$/.exec(f);
-      if (m && Number(m[1]) > n) await unlink(join(dir, f));
+      if (m && Number(m[1]) > n) await unlink(join(dir, f)).catch(refused(`remove the old ${f}`));
     }
     return report;
   }
