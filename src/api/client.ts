@@ -56,8 +56,9 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
 // A streamed body must bring at least this much per timeout period (a body trickling one byte a
 // second never trips an idle timeout).
 const MIN_BYTES_PER_PERIOD = 16 * 1024;
-// Pages of one list before deciding the server's Link headers never end.
-const MAX_PAGES = 1000;
+// Pages of one list read at most (10,000 items at Buildkite's 100 a page): past this, a server
+// still naming a next page with new items is taken to be one whose Link headers never end.
+export const MAX_PAGES = 100;
 // Download redirects (API -> signed storage URL) followed.
 const MAX_DOWNLOAD_HOPS = 6;
 
@@ -159,7 +160,13 @@ export class ApiClient {
     const seen = new Set<string>();
     const ids = new Set<string>();
     while (next) {
-      if (seen.size >= MAX_PAGES) throw new ApiError(`gave up after ${MAX_PAGES} pages of ${next.pathname}: the API's Link headers do not end`, 0, undefined);
+      if (seen.size >= MAX_PAGES)
+        throw new ApiError(
+          `GET ${next.pathname}: gave up after ${MAX_PAGES} pages (${ids.size || 'no'} items with ids): the API's Link headers keep naming a next page; bkci reads at most ${MAX_PAGES} pages of a list`,
+          0,
+          undefined,
+          'a list this long is most likely a server (or proxy) whose pages never end: check --api-url / BUILDKITE_API_URL',
+        );
       if (seen.has(next.href)) throw new ApiError(`the API's Link header points back to a page already read (${next.pathname}${next.search})`, 0, undefined);
       seen.add(next.href);
       const { data, response }: { data: unknown; response: Response } = await this.jsonWithResponse<unknown>('GET', next, opts);

@@ -46,8 +46,9 @@ export class NetworkError extends BkciError {}
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 30_000;
-// A rate-limit wait longer than this is a server that will not serve us: give up and say so.
-export const MAX_RATE_LIMIT_WAIT_S = 900;
+// The longest one rate-limit wait (Buildkite's window is a minute): a longer one asked is capped
+// to this, and said so.
+export const MAX_RATE_LIMIT_WAIT_S = 60;
 // Same-origin redirects followed for one API request.
 export const MAX_REDIRECTS = 5;
 // The longest a 5xx's Retry-After is honoured.
@@ -143,15 +144,21 @@ export function decide(outcome: Outcome, n: Attempts, ctx: DecideContext): Decis
   const { status, headers, body } = outcome;
   const said = apiMessage(body);
   if (status === 429) {
-    const waitS = rateLimitWait(headers, body, ctx.now);
-    if (waitS > MAX_RATE_LIMIT_WAIT_S)
-      return {
-        giveUp: new ApiError(`${where}: rate limited, and the API asks to wait ${waitS}s`, 429, said, 'wait for the rate limit to reset and run again'),
-      };
     if (n.rateWaits >= ctx.maxRateLimitWaits)
-      return { giveUp: new ApiError(`${where}: still rate limited after ${n.rateWaits} waits`, 429, said, 'wait a minute and run again, or poll less often') };
-    if (pastDeadline(waitS * 1000)) return { giveUp: new ApiError(`${where}: rate limited for ${waitS}s, past the time allowed`, 429, said) };
-    return { retryAfterMs: waitS * 1000, why: `${where}: rate limited by the API; waiting ${waitS}s`, rateLimited: true };
+      return { giveUp: new ApiError(`${where}: still rate limited after ${n.rateWaits} waits${said ? `: ${said}` : ''}`, 429, said, 'wait a minute and run again, or poll less often') };
+    const asked = rateLimitWait(headers, body, ctx.now);
+    // Nothing readable said when (no header, `Retry-After: soon`, a negative number): the normal
+    // backoff, growing with each wait. Asked for longer than the cap (a proxy's `Retry-After:
+    // 86400`): the cap, and the message says so.
+    const ms = asked === undefined ? backoffDelay(n.rateWaits + 1, ctx.random) : Math.min(asked, MAX_RATE_LIMIT_WAIT_S) * 1000;
+    if (pastDeadline(ms)) return { giveUp: new ApiError(`${where}: rate limited for ${formatWait(ms)}, past the time allowed`, 429, said) };
+    const why =
+      asked === undefined
+        ? `${where}: rate limited by the API, which does not say until when${retryAfterText(headers)}; waiting ${formatWait(ms)}`
+        : asked > MAX_RATE_LIMIT_WAIT_S
+          ? `${where}: rate limited by the API, which asks to wait ${asked}s; waiting ${MAX_RATE_LIMIT_WAIT_S}s (the most bkci waits at once) and asking again`
+          : `${where}: rate limited by the API; waiting ${asked}s`;
+    return { retryAfterMs: ms, why, rateLimited: true };
   }
   if (status >= 500) {
     const msg = `${where}: the API answered ${status}${said ? `: ${said}` : ''}`;
@@ -159,7 +166,7 @@ export function decide(outcome: Outcome, n: Attempts, ctx: DecideContext): Decis
     if (n.attempt >= ctx.maxAttempts)
       return { giveUp: new ApiError(`${msg} (gave up after ${n.attempt} attempts)`, status, said, 'Buildkite may be having an incident; try again later') };
     // A 503 may say when to come back; honour it (up to a minute) if it is longer than the backoff.
-    const after = headerValue(headers, 'retry-after') !== undefined ? Math.min(MAX_RETRY_AFTER_5XX_S, rateLimitWait(headers, '', ctx.now)) * 1000 : 0;
+    const after = headerValue(headers, 'retry-after') !== undefined ? Math.min(MAX_RETRY_AFTER_5XX_S, rateLimitWait(headers, '', ctx.now) ?? 0) * 1000 : 0;
     const ms = Math.max(after, backoffDelay(n.attempt, ctx.random));
     if (pastDeadline(ms)) return { giveUp: new ApiError(`${msg} (gave up: the time allowed has run out)`, status, said) };
     return { retryAfterMs: ms, why: `${msg} (attempt ${n.attempt} of ${ctx.maxAttempts})` };
@@ -199,8 +206,10 @@ export function backoffDelay(attempt: number, random: () => number): number {
 }
 
 // Seconds to wait on a 429: RateLimit-Reset, else Retry-After (seconds or an HTTP date), else the
-// body's `reset`, else 60. Never less than 1; `now` is epoch milliseconds.
-export function rateLimitWait(headers: Headers, body: string, now: number): number {
+// body's `reset`; never less than 1. Undefined when none of them says it in a way that can be
+// read (absent, `soon`, negative, not a number): the caller backs off as after any failure.
+// `now` is epoch milliseconds.
+export function rateLimitWait(headers: Headers, body: string, now: number): number | undefined {
   const resetText = headerValue(headers, 'ratelimit-reset');
   const reset = resetText === undefined || resetText.trim() === '' ? NaN : Number(resetText);
   // Seconds until the reset (Buildkite); a value that large is an epoch time instead.
@@ -220,7 +229,17 @@ export function rateLimitWait(headers: Headers, body: string, now: number): numb
   } catch {
     // not JSON
   }
-  return 60;
+  return undefined;
+}
+
+// ` (Retry-After: "soon")` when the server sent one that could not be read.
+function retryAfterText(headers: Headers): string {
+  const v = headerValue(headers, 'retry-after');
+  return v === undefined ? '' : ` (Retry-After: ${quote(v, 40)})`;
+}
+
+function formatWait(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10}s` : `${ms}ms`;
 }
 
 export function headerValue(headers: Headers, name: string): string | undefined {

@@ -27,7 +27,8 @@ describe('rateLimitWait', () => {
     expect(rateLimitWait({ 'retry-after': '5' }, '', 0)).toBe(5);
     expect(rateLimitWait({ 'retry-after': new Date(10_000 + 8_000).toUTCString() }, '', 10_000)).toBe(8);
     expect(rateLimitWait({}, '{"message":"x","reset":17}', 0)).toBe(17);
-    expect(rateLimitWait({}, 'oops', 0)).toBe(60);
+    expect(rateLimitWait({}, 'oops', 0)).toBeUndefined();
+    expect(rateLimitWait({ 'retry-after': '-5' }, '', 0)).toBeUndefined();
     expect(rateLimitWait({ 'ratelimit-reset': '0.2' }, '', 0)).toBe(1);
     expect(rateLimitWait({ 'ratelimit-reset': '0' }, '', 0)).toBe(1);
     expect(rateLimitWait({ 'ratelimit-reset': String(2_000_000_030) }, '', 2_000_000_000_000)).toBe(30);

@@ -56,9 +56,16 @@ describe('decide: one row per outcome, method and counters', () => {
     ['429 Retry-After HTTP date', status(429, { 'retry-after': new Date(NOW + 9_000).toUTCString() }), 'DELETE', {}, {}, 'retry 9000 rate'],
     ['429 RateLimit-Reset as epoch seconds', status(429, { 'ratelimit-reset': String(NOW / 1000 + 12) }), 'GET', {}, {}, 'retry 12000 rate'],
     ['429 body reset', status(429, {}, '{"message":"slow down","reset":4}'), 'GET', {}, {}, 'retry 4000 rate'],
-    ['429 nothing said: 60 s', status(429, { 'retry-after': 'soon' }), 'GET', {}, {}, 'retry 60000 rate'],
-    ['429 negative Retry-After: at least 1 s', status(429, { 'retry-after': '-5' }), 'GET', {}, {}, 'retry 60000 rate'],
-    ['429 asking for hours', status(429, { 'ratelimit-reset': '7200' }), 'GET', {}, {}, 'give up api 429 exit 1'],
+    // Nothing readable said: the normal backoff, growing with the waits so far (random 1: its ceiling).
+    ['429 Retry-After unreadable: backoff', status(429, { 'retry-after': 'soon' }), 'GET', {}, {}, 'retry 500 rate'],
+    ['429 nothing said at all: backoff', status(429), 'GET', {}, {}, 'retry 500 rate'],
+    ['429 negative Retry-After: backoff', status(429, { 'retry-after': '-5' }), 'GET', {}, {}, 'retry 500 rate'],
+    ['429 negative RateLimit-Reset, nothing else: backoff', status(429, { 'ratelimit-reset': '-3' }), 'GET', {}, {}, 'retry 500 rate'],
+    ['429 Retry-After not a number after 3 waits: backoff grows', status(429, { 'retry-after': 'NaN' }), 'GET', { rateWaits: 3 }, {}, 'retry 4000 rate'],
+    // Asked for longer than a minute: a minute, then asked again.
+    ['429 asking for hours: capped', status(429, { 'ratelimit-reset': '7200' }), 'GET', {}, {}, 'retry 60000 rate'],
+    ['429 Retry-After a day: capped', status(429, { 'retry-after': '86400' }), 'POST', {}, {}, 'retry 60000 rate'],
+    ['503 with an unreadable Retry-After: backoff', status(503, { 'retry-after': 'later' }), 'GET', {}, {}, 'retry 500'],
     ['429 after 10 waits', status(429, { 'ratelimit-reset': '1' }), 'GET', { rateWaits: 10 }, {}, 'give up api 429 exit 1'],
     ['429 past the deadline', status(429, { 'ratelimit-reset': '30' }), 'GET', {}, { deadline: NOW + 10_000 }, 'give up api 429 exit 1'],
     // 5xx: backoff for idempotent methods, an ambiguous create for POST.
