@@ -145,7 +145,14 @@ export function decide(outcome: Outcome, n: Attempts, ctx: DecideContext): Decis
   const said = apiMessage(body);
   if (status === 429) {
     if (n.rateWaits >= ctx.maxRateLimitWaits)
-      return { giveUp: new ApiError(`${where}: still rate limited after ${n.rateWaits} waits${said ? `: ${said}` : ''}`, 429, said, 'wait a minute and run again, or poll less often') };
+      return {
+        giveUp: new ApiError(
+          `${where}: still rate limited after ${n.rateWaits} waits${said ? `: ${said}` : ''}`,
+          429,
+          said,
+          'wait a minute and run again, or poll less often',
+        ),
+      };
     const asked = rateLimitWait(headers, body, ctx.now);
     // Nothing readable said when (no header, `Retry-After: soon`, a negative number): the normal
     // backoff, growing with each wait. Asked for longer than the cap (a proxy's `Retry-After:

@@ -373,7 +373,9 @@ describe('a misbehaving server', () => {
     const r = await run(['queue', 'status', 'gpu'], { BUILDKITE_API_URL: `http://127.0.0.1:${port}/v2` });
     srv.close();
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^bkci: GET \/v2\/organizations\/[^/]+\/agents: gave up after 100 pages \(100 items with ids\): the API's Link headers keep naming a next page/m);
+    expect(r.stderr).toMatch(
+      /^bkci: GET \/v2\/organizations\/[^/]+\/agents: gave up after 100 pages \(100 items with ids\): the API's Link headers keep naming a next page/m,
+    );
     expect(pages).toBe(100);
   });
 
