@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { detectHost } from '../../src/node/detect/index.js';
 import type { Gpu, HostFacts } from '../../src/node/detect/types.js';
 import { slotsOf } from '../../src/node/identity.js';
-import { apportion, planAgents, splitShare, type AgentPlan } from '../../src/node/plan.js';
+import { apportion, planAgents, planAgentSet, splitShare, type AgentPlan } from '../../src/node/plan.js';
 import { runBkci } from '../helpers/io.js';
 import { hostEnv, HOSTS, quietIo, setupOptions, standInAgent } from './helpers.js';
 
@@ -213,5 +213,59 @@ describe('node setup --mig on a staged tree (uneven partitions)', () => {
     const again = await run();
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).changed).toBe(false);
+  });
+});
+
+describe('MIG shares and stable identity', () => {
+  it('a MIG GPU gone from the bus keeps its share: the whole GPU beside it and the other socket’s agents do not move', async () => {
+    const f = await facts(HOSTS.migUneven);
+    const o = setupOptions({ mig: true });
+    const first = planAgentSet(f, o);
+    // GPU 0 falls off the bus; nvidia-smi numbers the others one lower.
+    const gone: HostFacts = structuredClone(f);
+    gone.gpus = gone.gpus.filter((g) => g.busId !== '0000:07:00.0').map((g) => ({ ...g, index: g.index - 1 }));
+    const warnings: string[] = [];
+    const second = planAgentSet(gone, o, warnings, first.agents);
+    expect(second.missing.map((m) => m.agent.instance)).toEqual(['gpu0-mig0', 'gpu0-mig1', 'gpu0-mig2', 'gpu0-mig3']);
+    for (const a of second.agents) expect(a).toEqual(first.agents.find((x) => x.instance === a.instance));
+    expect(second.agents.map((a) => a.instance)).toEqual(['gpu1', 'gpu2-mig0', 'gpu2-mig1', 'gpu2-mig2', 'gpu3']);
+  });
+
+  it('GPU 2 re-partitioned: only its agents are planned anew, within its own share; no other agent moves', async () => {
+    const f = await facts(HOSTS.migUneven);
+    const o = setupOptions({ mig: true });
+    const first = planAgentSet(f, o);
+    const changed: HostFacts = structuredClone(f);
+    // 4g.40gb + 2g.20gb + 1g.10gb becomes 7 × 1g.10gb.
+    changed.gpus[2]!.mig = Array.from({ length: 7 }, (_, k) => ({
+      uuid: `MIG-0000000${k}-0000-0000-0000-000000000000`,
+      name: '1g.10gb',
+      device: k,
+      gi: 7 + k,
+      ci: 0,
+      memoryMiB: 10240,
+    }));
+    const second = planAgentSet(changed, o, [], first.agents);
+    for (const a of second.agents.filter((x) => !x.instance.startsWith('gpu2-'))) expect(a).toEqual(first.agents.find((x) => x.instance === a.instance));
+    const gpu2 = (p: { agents: AgentPlan[] }) => p.agents.filter((x) => x.instance.startsWith('gpu2-'));
+    expect(gpu2(second)).toHaveLength(7);
+    const cpus = (p: { agents: AgentPlan[] }) =>
+      gpu2(p)
+        .flatMap((x) => cpusOf(x.cpus))
+        .sort((a, b) => a - b);
+    expect(cpus(second)).toEqual(cpus(first));
+    // 16 cores for 7 equal devices: 3, 3, 2, 2, 2, 2, 2 (the device on GI 13, as before, keeps
+    // its agent gpu2-mig2 and comes first).
+    expect(gpu2(second).map((x) => [x.instance, x.gpuKeys[0], cpusOf(x.cpus).length / 2])).toEqual([
+      ['gpu2-mig0', '0000:87:00.0/gi7/ci0', 3],
+      ['gpu2-mig1', '0000:87:00.0/gi8/ci0', 2],
+      ['gpu2-mig2', '0000:87:00.0/gi13/ci0', 3],
+      ['gpu2-mig2.1', '0000:87:00.0/gi9/ci0', 2],
+      ['gpu2-mig3', '0000:87:00.0/gi10/ci0', 2],
+      ['gpu2-mig4', '0000:87:00.0/gi11/ci0', 2],
+      ['gpu2-mig5', '0000:87:00.0/gi12/ci0', 2],
+    ]);
+    const mem = (p: { agents: AgentPlan[] }) => gpu2(p).reduce((s, x) => s + x.memoryMax, 0);
+    expect(mem(second)).toBe(mem(first));
   });
 });
