@@ -80,7 +80,7 @@ describe('bkci-gpu-devices.service and NVSwitch hosts', () => {
     const text = readFileSync(q, 'utf8');
     // GPU 2's fabric still registering (fabric manager not done): only gpu2 is unfit.
     const blocks = text.split('\n\n');
-    const i = blocks.findIndex((b) => b.startsWith('GPU 00000000:3A:00.0'));
+    const i = blocks.findIndex((b) => b.startsWith('GPU 00000000:4C:00.0'));
     blocks[i] = blocks[i]!.replace('State                             : Completed', 'State                             : In Progress').replace(
       'Status                            : Success',
       'Status                            : N/A',
@@ -90,6 +90,19 @@ describe('bkci-gpu-devices.service and NVSwitch hosts', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/NVSwitch fabric state is In Progress \(not Completed\)/);
     expect((await check('gpu3')).code).toBe(0);
+    // A GPU that reports no fabric state (N/A: A100 HGX boards print it with the fabric manager
+    // running) has nothing to wait for: not applicable, not a failure.
+    blocks[i] = blocks[i]!.replace('State                             : In Progress', 'State                             : N/A');
+    writeFileSync(q, blocks.join('\n\n'));
+    r = await check('gpu2');
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/not applicable: [^)]*fabric state/);
+    // Nor does a driver whose nvidia-smi -q has no Fabric section at all (before R520).
+    writeFileSync(q, text.replace(/^ {4}Fabric\n(?: {8}.*\n)+/gm, ''));
+    expect(readFileSync(q, 'utf8')).not.toMatch(/Fabric/);
+    r = await check('gpu5');
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/not applicable: [^)]*fabric state/);
     // nvidia-smi -q failing is not a pass either.
     writeFileSync(q, '');
     r = await check('gpu0');

@@ -53,9 +53,14 @@ describe('NVIDIA health fields', () => {
   it('an older driver without gpu_recovery_action is not asked for it; its query still passes', async () => {
     const s = await staged(HOSTS.l40s);
     const real = join(HOSTS.l40s, 'bin/nvidia-smi');
+    // What a real nvidia-smi prints for a field it does not know: this message on stdout, exit 2
+    // (as posted in CoHDI/composable-resource-operator#37; see fixtures/nvidia/README.md).
+    const said = readFileSync(join(import.meta.dirname, '../fixtures/nvidia/unknown-field-cohdi-37.txt'), 'utf8');
+    expect(said).toMatch(/^Field "[a-z_.]+" is not a valid field to query\.\n\n$/);
+    const message = said.replace(/"[a-z_.]+"/, '"gpu_recovery_action"');
     writeFileSync(
       join(s.host, 'bin/nvidia-smi'),
-      `#!/bin/sh\ncase "$*" in *gpu_recovery_action*) echo 'Field "gpu_recovery_action" is not a valid field to query.' >&2; exit 2 ;; esac\nexec ${real} "$@"\n`,
+      `#!/bin/sh\ncase "$*" in *gpu_recovery_action*) printf '%s' '${message}'; exit 2 ;; esac\nexec ${real} "$@"\n`,
       { mode: 0o755 },
     );
     const c = await s.check('gpu0');

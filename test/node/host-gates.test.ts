@@ -16,10 +16,11 @@ import {
   userMay,
   type PathEntry,
 } from '../../src/node/host-gates.js';
-import { deviceNodeCommand, fabricProblem, nvidiaServices, parseFabric } from '../../src/node/vendors/nvidia-host.js';
+import { deviceNodeCommand, fabricNotReported, fabricProblem, nvidiaServices, parseFabric } from '../../src/node/vendors/nvidia-host.js';
 import { HOSTS } from './helpers.js';
 
 const HGX = join(HOSTS.h100, '../hgx-8xh100-nvswitch');
+const NVIDIA_FIX = join(HOSTS.h100, '../../nvidia');
 
 describe('versions', () => {
   it('reads buildkite-agent and systemd versions as their tools print them', () => {
@@ -155,11 +156,14 @@ describe('NVIDIA host services', () => {
   });
 
   it('reads the Fabric section of nvidia-smi -q per GPU UUID', () => {
+    // Real output: an 8x H100 HGX host, driver 535.161.08 (no CliqueId yet).
     const text = readFileSync(join(HGX, 'out/nvidia-q.txt'), 'utf8');
     const f = parseFabric(text);
     expect(f).toHaveLength(8);
     expect(f.every((x) => x.state === 'Completed' && x.status === 'Success')).toBe(true);
-    expect(new Set(f.map((x) => x.uuid)).size).toBe(8);
+    // The same GPUs as the host's other tools list, in the same order.
+    const query = readFileSync(join(HGX, 'out/nvidia-query.csv'), 'utf8').trim().split('\n');
+    expect(f.map((x) => x.uuid)).toEqual(query.map((l) => l.split(', ')[1]));
     const pending = text.replace('State                             : Completed', 'State                             : In Progress');
     expect(parseFabric(pending)[0]!.state).toBe('In Progress');
     // A GPU without an NVSwitch fabric (PCIe cards) says N/A.
@@ -170,7 +174,33 @@ describe('NVIDIA host services', () => {
     ).toEqual([{ uuid: 'GPU-a', state: 'N/A', status: 'N/A' }]);
   });
 
+  it('a GPU without a fabric state to report: N/A (PCIe cards, A100 HGX), Not Supported, or no Fabric section', () => {
+    // Real output: a TITAN V, driver 560.35.03, whose Fabric section says N/A (with CliqueId).
+    const titan = parseFabric(readFileSync(join(NVIDIA_FIX, 'gpud-nvidia-smi-query.560.35.03.out.0.valid'), 'utf8'));
+    expect(titan).toEqual([{ uuid: expect.stringMatching(/^GPU-/), state: 'N/A', status: 'N/A' }]);
+    expect(fabricProblem(titan[0]!)).toBeUndefined();
+    expect(fabricNotReported(titan[0]!)).toBe(true);
+    expect(fabricProblem({ state: 'Not Supported', status: 'Success' })).toBeUndefined();
+    // A driver before the fabric probe prints no Fabric section: each GPU is still listed, with no state.
+    const real = readFileSync(join(HGX, 'out/nvidia-q.txt'), 'utf8');
+    const old = parseFabric(real.replace(/^ {4}Fabric\n(?: {8}.*\n)+/gm, ''));
+    expect(old).toHaveLength(8);
+    expect(old.every((x) => x.state === undefined && fabricProblem(x) === undefined && fabricNotReported(x))).toBe(true);
+  });
+
+  it('reads the wider key column of R580 and skips the Health subsection', () => {
+    // The Fabric section of a real R580 nvidia-smi -q (NVIDIA/gpu-operator#2511), under a real
+    // GPU header of the HGX host: keys in a wider column, Health's own Status-like keys nested.
+    const real = readFileSync(join(HGX, 'out/nvidia-q.txt'), 'utf8');
+    const r580 = readFileSync(join(NVIDIA_FIX, 'fabric-r580-in-progress-gpu-operator-2511.txt'), 'utf8');
+    const head = real.slice(real.indexOf('GPU 00000000:19:00.0'), real.indexOf('    Fabric\n'));
+    expect(parseFabric(head + r580)).toEqual([{ uuid: 'GPU-ee7954ec-da95-fd7a-ddfd-c6b32cc2f8aa', state: 'In Progress', status: 'N/A' }]);
+    expect(fabricProblem(parseFabric(head + r580)[0]!)).toMatch(/In Progress \(not Completed\)/);
+  });
+
   it('fails a fabric that is not Completed, or completed with an error status', () => {
+    // Completed with Insufficient Resources (CliqueId 0): a real node in Azure/azhpc-images#506.
+    expect(fabricProblem({ state: 'Completed', status: 'Insufficient Resources' })).toMatch(/status is Insufficient Resources/);
     expect(fabricProblem({ state: 'Completed', status: 'Success' })).toBeUndefined();
     expect(fabricProblem({ state: 'In Progress', status: 'N/A' })).toMatch(/fabric state is In Progress \(not Completed\)/);
     expect(fabricProblem({ state: 'Not Started' })).toMatch(/Not Started/);

@@ -55,50 +55,76 @@ export async function gatherNvidiaServices(host: HostTree, io: ToolIo): Promise<
 
 export interface FabricInfo {
   uuid: string;
-  state: string;
+  // Undefined when the GPU's block has no Fabric section (drivers before the fabric probe).
+  state?: string;
   status?: string;
 }
 
-// `nvidia-smi -q`: one block per GPU (`GPU 00000000:18:00.0`), its `GPU UUID : GPU-...` line, and
-// a `Fabric` section (`State : Completed`, `Status : Success`; `N/A` on GPUs without NVSwitch
-// fabric; `In Progress`/`Not Started` until the fabric manager has registered the GPU).
+// `nvidia-smi -q`: one block per GPU (`GPU 00000000:19:00.0`), its `GPU UUID : GPU-...` line, and
+// (R520 and later) a `Fabric` section: `State : Completed`, `Status : Success` once the fabric
+// manager has registered the GPU; `Not Started`/`In Progress` (Status N/A) until then; `N/A` where
+// the GPU reports no fabric probe (PCIe cards, and A100 HGX boards even with NVSwitches). Newer
+// drivers add CliqueId, ClusterUUID and a Health subsection, and widen the key column (R580); the
+// keys are read by name and by their indent under `Fabric`, not by column. Every GPU block with a
+// UUID is returned, without a state when it has no Fabric section.
 export function parseFabric(text: string): FabricInfo[] {
   const out: FabricInfo[] = [];
   let cur: { uuid?: string; state?: string; status?: string } | undefined;
   let inFabric = false;
   let fabricIndent = 0;
+  let childIndent: number | undefined;
   const flush = () => {
-    if (cur?.uuid && cur.state !== undefined) out.push({ uuid: cur.uuid, state: cur.state, ...(cur.status !== undefined ? { status: cur.status } : {}) });
+    if (cur?.uuid)
+      out.push({ uuid: cur.uuid, ...(cur.state !== undefined ? { state: cur.state } : {}), ...(cur.status !== undefined ? { status: cur.status } : {}) });
   };
-  for (const line of text.split('\n')) {
+  for (const line of text.split(/\r?\n/)) {
     if (/^GPU\s+[0-9A-Fa-f]+:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d\s*$/.test(line)) {
       flush();
       cur = {};
       inFabric = false;
       continue;
     }
-    if (!cur) continue;
+    if (!cur || !line.trim()) continue;
     const indent = line.length - line.trimStart().length;
-    const kv = /^\s*([^:]+?)\s*:\s*(.*?)\s*$/.exec(line);
     if (/^\s+Fabric\s*$/.test(line)) {
       inFabric = true;
       fabricIndent = indent;
+      childIndent = undefined;
       continue;
     }
-    if (inFabric && line.trim() && indent <= fabricIndent) inFabric = false;
-    if (!kv) continue;
+    if (inFabric && indent <= fabricIndent) inFabric = false;
+    const kv = /^\s*([^:]+?)\s*:\s*(.*?)\s*$/.exec(line);
+    if (!kv) {
+      // A subsection heading (Health) fixes the indent of Fabric's own keys too.
+      if (inFabric) childIndent ??= indent;
+      continue;
+    }
     const [, key, value] = kv;
-    if (!inFabric && key === 'GPU UUID') cur.uuid = value;
-    if (inFabric && indent === fabricIndent + 4 && key === 'State') cur.state = value;
-    if (inFabric && indent === fabricIndent + 4 && key === 'Status') cur.status = value;
+    if (!inFabric) {
+      if (key === 'GPU UUID' && indent < 8) cur.uuid = value;
+      continue;
+    }
+    childIndent ??= indent;
+    if (indent !== childIndent) continue;
+    if (key === 'State') cur.state = value;
+    if (key === 'Status') cur.status = value;
   }
   flush();
   return out;
 }
 
-// Whether a GPU's fabric state lets a job use NVLink through the NVSwitches.
-export function fabricProblem(f: { state: string; status?: string }): string | undefined {
-  if (!/^completed$/i.test(f.state)) return `NVSwitch fabric state is ${f.state} (not Completed): nvidia-fabricmanager has not registered the GPU`;
+// A fabric state that says the GPU reports no fabric registration at all (not a pending one).
+const FABRIC_NOT_REPORTED = /^\[?(n\/a|not supported)\]?$/i;
+
+// Whether a GPU's fabric state keeps a job from using NVLink through the NVSwitches. A GPU that
+// reports no fabric state (no Fabric section, or N/A / Not Supported: A100 HGX boards, older
+// drivers) is not held back: its NVLink comes up with the fabric manager, which the agents start
+// after. `notReported` tells the caller to list it as not applicable.
+export function fabricProblem(f: { state?: string; status?: string }): string | undefined {
+  if (fabricNotReported(f)) return undefined;
+  if (!/^completed$/i.test(f.state!)) return `NVSwitch fabric state is ${f.state} (not Completed): nvidia-fabricmanager has not registered the GPU`;
   if (f.status !== undefined && !/^(success|n\/a)$/i.test(f.status)) return `NVSwitch fabric status is ${f.status}`;
   return undefined;
 }
+
+export const fabricNotReported = (f: { state?: string }): boolean => f.state === undefined || FABRIC_NOT_REPORTED.test(f.state);

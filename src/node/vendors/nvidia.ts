@@ -7,7 +7,7 @@ import { normalizeBusId, pciNumaNode } from '../detect/sysfs.js';
 import { healthOutput, healthRun, requireTool, runBounded, runTool, which } from '../detect/tools.js';
 import type { Gpu, MigDevice } from '../detect/types.js';
 import { under } from '../safe-fs.js';
-import { fabricProblem, gatherNvidiaServices, parseFabric } from './nvidia-host.js';
+import { fabricNotReported, fabricProblem, gatherNvidiaServices, parseFabric, type FabricInfo } from './nvidia-host.js';
 import {
   formatMigInstance,
   migCapNodes,
@@ -302,10 +302,14 @@ async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuRe
   return uuids.map((id) => {
     const h = rows.get(id);
     if (!h) return { id, present: false, processes: [], ...(run?.error ? { reason: run.error } : {}) };
-    const f = fabric && (fabric.get(id) ?? { state: `unknown (${fabric.error ?? 'nvidia-smi -q has no Fabric section for this GPU'})` });
+    // A GPU nvidia-smi -q did not list (or a failed -q) is unknown, and unfit; a GPU it lists
+    // without a fabric state (no Fabric section, N/A) has none to wait for: not applicable.
+    const f: FabricInfo | undefined = fabric && (fabric.get(id) ?? { uuid: id, state: `unknown (${fabric.error ?? 'nvidia-smi -q did not list this GPU'})` });
     const fProblem = f && fabricProblem(f);
+    const fNotReported = f !== undefined && fabricNotReported(f);
+    const notApplicable = [...h.notApplicable, ...(fNotReported ? ['fabric state'] : [])];
     return {
-      ...(f ? { fabric: { state: f.state, ...(f.status !== undefined ? { status: f.status } : {}) } } : {}),
+      ...(f ? { fabric: { state: f.state ?? 'not reported', ...(f.status !== undefined ? { status: f.status } : {}) } } : {}),
       ...(fProblem ? { problems: [fProblem] } : {}),
       id,
       present: true,
@@ -316,16 +320,16 @@ async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuRe
       remapPending: h.remapPending,
       remapFailure: h.remapFailure,
       ...(h.recoveryAction !== undefined ? { recoveryAction: h.recoveryAction } : {}),
-      ...(h.notApplicable.length ? { notApplicable: h.notApplicable } : {}),
+      ...(notApplicable.length ? { notApplicable } : {}),
       ...(appsText === undefined ? { note: 'compute processes could not be listed' } : {}),
     };
   });
 }
 
 // `nvidia-smi -q -i UUID,...`: the Fabric state of each of the agent's GPUs, by UUID.
-async function fabricOf(only: string[], io: ToolIo): Promise<Map<string, { state: string; status?: string }> & { error?: string }> {
+async function fabricOf(only: string[], io: ToolIo): Promise<Map<string, FabricInfo> & { error?: string }> {
   const run = await healthRun('nvidia-smi', ['-q', ...only], io);
-  const out: Map<string, { state: string; status?: string }> & { error?: string } = new Map(parseFabric(run?.stdout ?? '').map((f) => [f.uuid, f]));
+  const out: Map<string, FabricInfo> & { error?: string } = new Map(parseFabric(run?.stdout ?? '').map((f) => [f.uuid, f]));
   if (!run) out.error = 'nvidia-smi is not on PATH';
   else if (run.error) out.error = `nvidia-smi -q failed: ${run.error}`;
   return out;
