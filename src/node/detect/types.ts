@@ -43,6 +43,9 @@ export interface Gpu {
   // `gfx942`); absent when the tool or driver cannot say.
   arch?: { tag: string; value: string };
   mig: MigDevice[];
+  // Numeric gids owning the GPU's device nodes on the host, for `docker run --group-add` (a
+  // name there is looked up in the image's /etc/group, which rarely has the host's `render`).
+  groupIds?: number[];
 }
 
 export interface NumaNode {

@@ -2,8 +2,9 @@
 // KFD topology in sysfs. amd-smi's NODE_ID is a KFD node, not a NUMA node, and its UUID is not
 // what ROCR_VISIBLE_DEVICES takes: that is `GPU-<unique_id in hex>` or the ROCR ordinal (rank of the
 // GPU's KFD node among GPU nodes).
+import { stat } from 'node:fs/promises';
 import { InputError, UsageError } from '../../util/errors.js';
-import { normalizeBusId, pciNumaNode } from '../detect/sysfs.js';
+import { normalizeBusId, pciNumaNode, type HostTree } from '../detect/sysfs.js';
 import { healthOutput, runBounded, which } from '../detect/tools.js';
 import type { Gpu } from '../detect/types.js';
 import type { DetectContext, DeviceNode, GpuReport, ToolIo, VendorModule } from './types.js';
@@ -150,6 +151,7 @@ async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu
   }
   kfd.sort((a, b) => a.node - b.node);
   const gpus: Gpu[] = [];
+  let gidWarned = false;
   for (const g of listed) {
     const busId = normalizeBusId(g.busId);
     const numa = await pciNumaNode(host, busId, nodes);
@@ -170,6 +172,13 @@ async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu
     // amdgpu's VRAM size in bytes.
     const vram = Number(((await host.read(`sys/bus/pci/devices/${busId}/mem_info_vram_total`)) ?? '').trim());
     const gfx = k >= 0 ? kfd[k]!.gfx : undefined;
+    const gids = await containerGids(host, devices);
+    if (!gids.length && !gidWarned) {
+      gidWarned = true;
+      warnings.push(
+        `no numeric gid for /dev/kfd and the render nodes (owned by root's group, and no render or video group in ${host.path('etc/group')}): docker jobs get --group-add render --group-add video, which the image's /etc/group must name`,
+      );
+    }
     gpus.push({
       vendor: 'amd',
       index: g.index,
@@ -182,9 +191,33 @@ async function detect({ host, nodes, io, warnings }: DetectContext): Promise<Gpu
       ...(vram > 0 ? { memoryMiB: Math.floor(vram / 2 ** 20) } : {}),
       ...(gfx ? { arch: { tag: 'gfx', value: gfx } } : {}),
       mig: [],
+      ...(gids.length ? { groupIds: gids } : {}),
     });
   }
   return gpus;
+}
+
+// The numeric groups a container needs to open a GPU's nodes: the groups owning /dev/kfd and its
+// render node on the host (root's group left out), and the host's render and video groups from its
+// /etc/group. Numbers, because `docker run --group-add render` resolves the name in the image's
+// /etc/group, and most images have no `render` (the container then fails to start).
+export async function containerGids(host: HostTree, devices: string[]): Promise<number[]> {
+  const gids: number[] = [];
+  const add = (g: number) => {
+    if (Number.isInteger(g) && g > 0 && !gids.includes(g)) gids.push(g);
+  };
+  for (const d of ['/dev/kfd', ...devices]) {
+    try {
+      add((await stat(host.path(d.replace(/^\/+/, '')))).gid);
+    } catch {
+      // not there (a staged tree without /dev): the host's /etc/group below
+    }
+  }
+  for (const line of ((await host.read('etc/group')) ?? '').split('\n')) {
+    const f = line.split(':');
+    if ((f[0] === 'render' || f[0] === 'video') && /^\d{1,10}$/.test(f[2] ?? '')) add(Number(f[2]));
+  }
+  return gids;
 }
 // The AMD GPUs by index and bus id, from whichever form the installed tools give: `amd-smi list
 // --json`, its text form, `amd-smi static --json`, or the older `rocm-smi --showbus` (JSON or text).
@@ -279,7 +312,12 @@ export const amd: VendorModule = {
   // HIP counts within the ROCR list.
   isolationEnv: (slots): Record<string, string> =>
     slots.length ? { ROCR_VISIBLE_DEVICES: slots.map((s) => s.id).join(','), HIP_VISIBLE_DEVICES: slots.map((_, i) => i).join(',') } : {},
-  dockerArgs: (slots, devices, groups) => (slots.length ? [...devices.flatMap((d) => ['--device', d]), ...groups.flatMap((g) => ['--group-add', g])] : []),
+  // The groups by number (the host's), by name only when the host's gids are unknown.
+  dockerArgs: (slots, devices, groups) => {
+    if (!slots.length) return [];
+    const gids = [...new Set(slots.flatMap((s) => s.gpu.groupIds ?? []))];
+    return [...devices.flatMap((d) => ['--device', d]), ...(gids.length ? gids.map(String) : groups).flatMap((g) => ['--group-add', g])];
+  },
   hookCheck: '',
   health,
   doctorChecks: async () => [],
