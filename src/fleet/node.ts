@@ -3,7 +3,7 @@
 // CLI gathers the facts and the plan, these decide.
 import { formatBytes } from '../util/bytes.js';
 import { UsageError } from '../util/errors.js';
-import type { MoreQueue } from '../node/queues.js';
+import type { MoreQueue, QueueFlags, QueueFloors } from '../node/queues.js';
 import type { DoctorItem } from '../node/vendors/types.js';
 import { NO_GPU, type Queue } from './model.js';
 
@@ -57,14 +57,13 @@ export function queueSetup(q: Queue, given: GivenFlags, file: string): QueueSetu
 }
 
 // Several queues on one host (`node setup --fleet F --queue h100 --queue upload`): the GPU queue
-// is planned first (there can be one: the GPUs are its agents'), the CPU-only ones after it on what
-// it leaves, in the order given. Every queue but the last is sized to its floors (`cap`), so the
-// queues after it have room; the last takes what is left.
+// (there can be one: the GPUs are its agents') and the CPU-only ones, each with its floors, agents
+// and tags (`flags`: src/node/queues.ts scopeFlags). How they share the host: placeCpuAgents.
 export function planHostQueues(
   queues: Queue[],
   file: string,
-  agents: number,
-): { first: { queue: Queue; cap?: { cpus?: number; memoryBytes?: number } }; more: MoreQueue[] } {
+  flags: Map<string, QueueFlags>,
+): { first: { queue: Queue; floors: QueueFloors }; more: MoreQueue[] } {
   const gpu = queues.filter(hasGpus);
   if (gpu.length > 1)
     throw new UsageError(
@@ -72,12 +71,32 @@ export function planHostQueues(
       'set up this host for one GPU queue, plus any CPU-only (vendor none) queues',
     );
   const first = gpu[0] ?? queues[0]!;
-  const rest = queues.filter((q) => q !== first);
-  const cap = (q: Queue) => ({ ...(q.cpus !== undefined ? { cpus: q.cpus } : {}), ...(q.memoryBytes !== undefined ? { memoryBytes: q.memoryBytes } : {}) });
-  return {
-    first: rest.length ? { queue: first, cap: cap(first) } : { queue: first },
-    more: rest.map((q, i) => ({ queue: q.name, agents, tags: q.tags, ...(i < rest.length - 1 ? { cap: cap(q) } : {}) })),
-  };
+  const floors = (q: Queue): QueueFloors => ({
+    ...(q.cpus !== undefined ? { cpus: q.cpus } : {}),
+    ...(q.memoryBytes !== undefined ? { memoryBytes: q.memoryBytes } : {}),
+  });
+  const more = queues
+    .filter((q) => q !== first)
+    .map((q) => {
+      const f = flags.get(q.name)!;
+      // The queue's tags first (a contradicting --tags is exit 2), then the command line's others.
+      const { tags } = queueSetup(q, { tags: f.tags }, file);
+      return { queue: q.name, agents: f.agents, tags, floors: floors(q) };
+    });
+  return { first: { queue: first, floors: floors(first) }, more };
+}
+
+// --agents QUEUE:N for a GPU queue: its agents are one per `gpus` GPUs, not a number to choose.
+export function checkAgentsFlag(queues: Queue[], given: string[]): void {
+  for (const v of given) {
+    const name = /^([^:]+):\d+$/.exec(v.trim())?.[1];
+    const q = queues.find((x) => x.name === name);
+    if (q && hasGpus(q))
+      throw new UsageError(
+        `--agents ${v}: queue ${q.name} has GPUs (vendor ${q.vendor}): it gets one agent per ${q.gpus === 1 ? 'GPU' : `${q.gpus} GPUs`}`,
+        `--agents sets the number of agents of CPU-only (vendor none) queues; drop ${JSON.stringify(v)}`,
+      );
+  }
 }
 
 // The vendor found on the host against the queue's (`none`: no GPUs found).

@@ -11,7 +11,7 @@ import { agentCacheDir, agentDirsEnv, agentTmpDir, buildBase, DEFAULT_AGENT_HOME
 import { hardwareTags } from './tags.js';
 import { DEVICES_UNIT, DEVICES_UNIT_PATH, renderDevicesUnit } from './devices-service.js';
 import { pingModeFor, type Version } from './host-gates.js';
-import { planQueues, type MoreQueue } from './queues.js';
+import { planQueues, type CpuPlacement, type MoreQueue, type QueueFloors } from './queues.js';
 import { busOfKey, carryOver, freeInstance, slotsOf, type PreviousAgent, type Slot } from './identity.js';
 import { dockerRunArgs, extraDevices, joinForWordSplitting, renderAgentHook, renderComposeFile, renderDockerShim, renderSlice, SHIM_DIR } from './isolation.js';
 import {
@@ -52,10 +52,12 @@ export interface SetupOptions {
   deviceAllow?: string[];
   // The agent registration token: only ever in the 0600 token file.
   token: string;
-  // Several queues on one host: the CPU-only queues planned on what this one leaves
-  // (src/node/queues.ts), and this queue's agents' size then (its fleet floor).
+  // Several queues on one host (src/node/queues.ts): the CPU-only queues besides this one, and
+  // this queue's floors (fleet `cpus`/`memory`), which the CPU-only agents leave it.
   moreQueues?: MoreQueue[];
-  agentCap?: { cpus?: number; memoryBytes?: number };
+  floors?: QueueFloors;
+  // CPU-only agents placed by src/node/queues.ts: each agent's node, CPUs and memory as given.
+  cpuPlacements?: CpuPlacement[];
   // Instance names of CPU-only agents: `cpu0`, `cpu1` (`upload-cpu0` for a second queue).
   cpuName?: string;
   // `buildkite-agent --version` of --agent-bin, when known (ping-mode for 3.119-3.127).
@@ -417,9 +419,12 @@ export function planAgentSet(
 
   // `nodes`: the NUMA nodes the agent's GPUs sit on (one, unless it spans nodes). `prev`: the
   // previous manifest's agent it is; `missing`: its GPUs are gone (it keeps its share, unplanned).
-  type Group = { nodes: number[]; slots: Slot[]; prev?: PreviousAgent; missing?: string[] };
+  // `fixed`: a CPU-only agent placed with its CPUs and memory (several queues on one host).
+  type Group = { nodes: number[]; slots: Slot[]; prev?: PreviousAgent; missing?: string[]; fixed?: CpuPlacement };
   const groups: Group[] = [];
-  if (facts.gpus.length === 0) {
+  if (facts.gpus.length === 0 && opts.cpuPlacements) {
+    for (const p of opts.cpuPlacements) groups.push({ nodes: [p.node], slots: [], fixed: p });
+  } else if (facts.gpus.length === 0) {
     if (opts.agents < 1) throw new UsageError(`--agents ${opts.agents}: at least one agent is needed`);
     for (let i = 0; i < opts.agents; i++) groups.push({ nodes: [facts.nodes[i % facts.nodes.length]!.id], slots: [] });
   } else {
@@ -471,6 +476,8 @@ export function planAgentSet(
   const units: Unit[] = [];
   const unitByGpu = new Map<string, Unit>();
   groups.forEach((g, i) => {
+    // A CPU-only agent placed by src/node/queues.ts brings its own CPUs and memory.
+    if (g.fixed) return;
     const gpu = migParentOf(g);
     const u = gpu === undefined ? undefined : unitByGpu.get(gpu);
     if (u) u.members.push(i);
@@ -516,29 +523,19 @@ export function planAgentSet(
       u.members.forEach((i, k) => shareOf.set(i, parts[k]!));
     }
   }
+  groups.forEach((g, i) => {
+    if (g.fixed) shareOf.set(i, { cpus: [...g.fixed.cpus], memoryMax: g.fixed.memoryBytes });
+  });
   const used = new Set(groups.flatMap((g) => (g.prev ? [g.prev.instance] : [])));
   const missing: MissingAgent[] = [];
   const plans: AgentPlan[] = [];
   groups.forEach((g, gi) => {
     const cpus = [...shareOf.get(gi)!.cpus];
-    let memoryMax = shareOf.get(gi)!.memoryMax;
+    const memoryMax = shareOf.get(gi)!.memoryMax;
     if (g.missing) {
       missing.push({ agent: g.prev as AgentPlan, lost: g.missing });
       return;
     }
-    // Sized to the queue's floor when other queues share the host: whole cores from the start of
-    // its share, memory up to the floor.
-    const cap = opts.agentCap;
-    if (cap?.cpus !== undefined && cpus.length > cap.cpus) {
-      const mine = new Set(cpus);
-      const keep: number[] = [];
-      for (const core of facts.cores) {
-        if (keep.length >= cap.cpus) break;
-        if (core.every((c) => mine.has(c))) keep.push(...core);
-      }
-      if (keep.length) cpus.splice(0, cpus.length, ...keep.sort((a, b) => a - b));
-    }
-    if (cap?.memoryBytes !== undefined) memoryMax = Math.min(memoryMax, Math.ceil(cap.memoryBytes / MiB) * MiB);
     const memNodes = formatCpuList(g.nodes);
     // Labels and names are fixed when an agent is made: a kept agent keeps them though the
     // vendor tool now numbers its GPUs otherwise.

@@ -11,6 +11,7 @@ import { writeResult } from '../../util/output.js';
 import { checkInput, type RunF, viaUsage, wholeNumber } from '../command.js';
 import { selfCommand } from '../self.js';
 import { rootOf, tagsArg } from './shared.js';
+import type { QueueFlags } from '../../node/queues.js';
 
 export interface SetupInput {
   queue: string;
@@ -20,9 +21,14 @@ export interface SetupInput {
   gpusPerAgent: number;
   // auto, or a vendor id of src/node/vendors.
   vendor: string;
+  // CPU-only agents and extra tags of the first queue (after QUEUE: scoping).
   agents: number;
   name?: string;
   tags: [string, string][];
+  // Every queue's --agents and --tags (scopeFlags: `QUEUE:` values for one queue, plain ones for
+  // all), and the --agents values as given (held against the fleet's GPU queues).
+  perQueue: [string, QueueFlags][];
+  agentsGiven: string[];
   memoryReserve: number;
   cpuReserve: number;
   user: string;
@@ -72,9 +78,17 @@ function setupOptions(cmd: Command): Command {
         .argParser(viaUsage((v) => (v === 'auto' ? v : vendorFlag(v).id)))
         .default('auto'),
     )
-    .addOption(new Option('--agents <n>', 'number of CPU-only agents (with --vendor none or no GPUs)').argParser(wholeNumber(1)).default(1))
+    .option(
+      '--agents <n|queue:n>',
+      'number of CPU-only agents (with --vendor none, no GPUs, or a CPU-only fleet queue); QUEUE:N for one of several queues (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--name <name>', 'agent name prefix (default: the hostname)')
-    .option('--tags <k=v,...>', 'extra agent tags', tagsArg)
+    .option(
+      '--tags <[queue:]k=v,...>',
+      'extra agent tags, for every queue; QUEUE:k=v for one of several queues (repeatable)',
+      (v: string, prev: [string, string][] = []) => [...prev, ...tagsArg(v)],
+    )
     .addOption(new Option('--memory-reserve <size>', 'memory per NUMA node left to the host').argParser(bytes('--memory-reserve')).default(4 * 2 ** 30, '4G'))
     .addOption(new Option('--cpu-reserve <n>', 'CPUs per NUMA node left to the host (whole cores)').argParser(wholeNumber(0)).default(0))
     .option('--user <user>', 'the user agents run as', 'buildkite-agent')
@@ -122,7 +136,11 @@ Examples:
     );
 }
 
-type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'queues' | 'fleet' | 'allowUnpinned'> & {
+type SetupFlags = Omit<
+  SetupInput,
+  'root' | 'staging' | 'bkciBin' | 'tags' | 'dryRun' | 'mig' | 'json' | 'queue' | 'queues' | 'fleet' | 'allowUnpinned' | 'agents' | 'perQueue' | 'agentsGiven'
+> & {
+  agents?: string[];
   allowUnpinned?: boolean;
   fleet?: string;
   queue?: string[];
@@ -134,16 +152,24 @@ type SetupFlags = Omit<SetupInput, 'root' | 'staging' | 'bkciBin' | 'tags' | 'dr
   json?: boolean;
 };
 
+// Every --queue (several only with --fleet), and each one's --agents and --tags (`QUEUE:` scoped).
+async function queueFlags(flags: SetupFlags): Promise<{ queues: string[]; perQueue: [string, QueueFlags][] }> {
+  const queues = flags.queue ?? [];
+  if (queues.length > 1 && flags.fleet === undefined)
+    throw new UsageError(
+      `--queue given ${queues.length} times (${queues.join(', ')}): several queues on one host need --fleet FILE`,
+      'the fleet file says which queue has the GPUs and what each agent needs (cpus, memory); or pass one --queue',
+    );
+  if (new Set(queues).size !== queues.length) throw new UsageError(`--queue ${queues.find((q, i) => queues.indexOf(q) !== i)} is given twice`);
+  const { scopeFlags } = await import('../../node/queues.js');
+  return { queues, perQueue: queues.length ? [...scopeFlags(queues, { agents: flags.agents ?? [], tags: flags.tags ?? [] })] : [] };
+}
+
 export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runSetupCommand): Command {
   const cmd = setupOptions(node.command('setup').description('detect GPUs, NUMA CPUs and memory; write one systemd agent per GPU (or group); start them'));
   return cmd.action(async (flags: SetupFlags) => {
-    const queues = flags.queue ?? [];
-    if (queues.length > 1 && flags.fleet === undefined)
-      throw new UsageError(
-        `--queue given ${queues.length} times (${queues.join(', ')}): several queues on one host need --fleet FILE`,
-        'the fleet file says which queue has the GPUs and what each agent needs (cpus, memory); or pass one --queue',
-      );
-    if (new Set(queues).size !== queues.length) throw new UsageError(`--queue ${queues.find((q, i) => queues.indexOf(q) !== i)} is given twice`);
+    const { queues, perQueue } = await queueFlags(flags);
+    const firstFlags = perQueue[0]?.[1];
     const input = await checkInput(
       cmd,
       (z) =>
@@ -158,6 +184,10 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
           agents: z.number().int().min(1),
           name: z.string().optional(),
           tags: z.array(z.tuple([z.string(), z.string()])),
+          perQueue: z.array(
+            z.tuple([z.string(), z.object({ agents: z.number().int().min(1), agentsGiven: z.boolean(), tags: z.array(z.tuple([z.string(), z.string()])) })]),
+          ),
+          agentsGiven: z.array(z.string()),
           memoryReserve: z.number().min(0),
           cpuReserve: z.number().int().min(0),
           user: z.string().min(1, { error: 'the user agents run as' }),
@@ -183,7 +213,10 @@ export function setupCommand(node: Command, io: Io, run: RunF<SetupInput> = runS
         queue: queues[0],
         queues,
         ...rootOf(io, flags.root),
-        tags: flags.tags ?? [],
+        agents: firstFlags?.agents ?? 1,
+        tags: firstFlags?.tags ?? flags.tags ?? [],
+        perQueue,
+        agentsGiven: flags.agents ?? [],
         deviceAllow: flags.deviceAllow ?? [],
         agentBin: flags.agentBin === undefined ? undefined : resolve(io.cwd, flags.agentBin),
         bkciBin: selfCommand(flags.bkciBin, io),
@@ -251,7 +284,7 @@ export async function runSetupCommand(given: SetupInput, io: Io): Promise<void> 
         file: fleet.file,
         cpuReserve: input.cpuReserve,
         memoryReserve: input.memoryReserve,
-        agents: input.agents,
+        agents: fleet.agentsOf(q.name),
       });
   }
   for (const w of plan.warnings) io.log.warn(w);
@@ -276,28 +309,34 @@ export async function runSetupCommand(given: SetupInput, io: Io): Promise<void> 
 
 // --fleet: the queue's definition as the setup's GPUs per agent, vendor (what to detect with) and
 // tags; flags given explicitly must agree with it (src/fleet/node.ts). Several queues: the GPU queue
-// (or the first) is planned first, the others (CPU-only) on what it leaves.
+// (or the first) and the others (CPU-only), each with its floors, agents and tags
+// (src/node/queues.ts places them).
 async function fleetSetup(input: SetupInput, io: Io) {
-  const [{ loadFleet }, { pickQueues }, { queueSetup, planHostQueues }] = await Promise.all([
+  const [{ loadFleet }, { pickQueues }, { queueSetup, planHostQueues, checkAgentsFlag }] = await Promise.all([
     import('../fleet/shared.js'),
     import('../../fleet/load.js'),
     import('../../fleet/node.js'),
   ]);
   const f = await loadFleet(input.fleet!.file, io);
   const all = pickQueues(f, input.queues);
-  const { first, more } = planHostQueues(all, f.file, input.agents);
-  const setup = queueSetup(first.queue, { gpusPerAgent: input.fleet!.gpusPerAgent, vendor: input.fleet!.vendor, tags: input.tags, mig: input.mig }, f.file);
+  checkAgentsFlag(all, input.agentsGiven);
+  const flags = new Map(input.perQueue);
+  const { first, more } = planHostQueues(all, f.file, flags);
+  const mine = flags.get(first.queue.name)!;
+  const setup = queueSetup(first.queue, { gpusPerAgent: input.fleet!.gpusPerAgent, vendor: input.fleet!.vendor, tags: mine.tags, mig: input.mig }, f.file);
   return {
     queue: first.queue,
     all,
     file: f.file,
+    agentsOf: (q: string) => flags.get(q)?.agents ?? 1,
     input: {
       ...input,
       queue: first.queue.name,
       gpusPerAgent: setup.gpusPerAgent,
       vendor: setup.detect,
+      agents: mine.agents,
       tags: setup.tags,
-      ...(more.length ? { moreQueues: more, agentCap: first.cap } : {}),
+      ...(more.length ? { moreQueues: more, floors: first.floors } : {}),
     },
   };
 }

@@ -8,16 +8,20 @@ export function rootOf(io: Pick<Io, 'cwd'>, root: string | undefined): { root: s
   return root === undefined ? { root: '/', staging: false } : { root: resolve(io.cwd, root), staging: true };
 }
 
-// argParser for --tags: k=v,k2=v2.
+// argParser for --tags: k=v,k2=v2, or QUEUE:k=v,k2=v2 (every pair of the value for QUEUE: their
+// keys come back as `QUEUE:k`, for src/node/queues.ts scopeFlags).
 export function tagsArg(text: string): [string, string][] {
-  return text
+  const scope = /^([^:=,]+):[^,]*=/.exec(text.trim())?.[1];
+  const body = scope === undefined ? text : text.trim().slice(scope.length + 1);
+  return body
     .split(',')
     .map((t) => t.trim())
     .filter(Boolean)
     .map((t) => {
       const i = t.indexOf('=');
       if (i <= 0) throw new InvalidArgumentError(`expected key=value, not ${JSON.stringify(t)}`);
-      return [t.slice(0, i), t.slice(i + 1)] as [string, string];
+      const k = t.slice(0, i);
+      return [scope !== undefined && !k.includes(':') ? `${scope}:${k}` : k, t.slice(i + 1)] as [string, string];
     });
 }
 
