@@ -102,11 +102,11 @@ await build({
   banner: { js: 'var __bkciUrl = require("node:url").pathToFileURL(__filename).href;' },
   plugins: [lazyChildProcess, jsonAsParse, bundleCreatedRequires],
 });
-// As scripts/bundle.mjs does: ASCII only, so V8 holds the script as one-byte text.
-writeFileSync(
-  cliBundle,
-  readFileSync(cliBundle, 'utf8').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
-);
+// As scripts/bundle.mjs does: ASCII only, so V8 holds the script as one-byte text (and the main
+// script reads it as latin1, without UTF-8 decoding), and the CommonJS wrapper written in, so the
+// text is compiled as read (a wrapper added at run time made V8 flatten another copy of it).
+const ascii = readFileSync(cliBundle, 'utf8').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+writeFileSync(cliBundle, `(function (exports, require, module, __filename, __dirname) {${ascii}\n})`);
 // The main script: the --version answer and the loader (src/cli/sea.ts).
 const main = join(work, 'sea-main.cjs');
 await build({ ...common, entryPoints: ['src/cli/sea.ts'], outfile: main });

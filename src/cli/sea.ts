@@ -37,10 +37,11 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
       // Built without one (an executable for another architecture than the build machine's).
     }
   }
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${sea.getAsset('bkci.cjs', 'utf8')}\n})`, {
-    filename: 'bkci.cjs',
-    cachedData: cached,
-  });
+  // The asset is the bundle inside its CommonJS wrapper, in ASCII (scripts/build-exe.mjs): read as
+  // latin1 it becomes a string outside V8's heap (Node makes large latin1 strings external) with no
+  // UTF-8 decoding (which went through a two-byte copy) and no concatenation for V8 to flatten.
+  const source = Buffer.from(sea.getRawAsset('bkci.cjs')).toString('latin1');
+  const script = new Script(source, { filename: 'bkci.cjs', cachedData: cached });
   const codeCache = cached === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'used';
   const mod = { exports: {} as { start: Start } };
   (script.runInThisContext() as (...a: unknown[]) => void).call(mod.exports, mod.exports, builtin, mod, process.execPath, '/');
