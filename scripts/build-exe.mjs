@@ -113,7 +113,7 @@ await build({ ...common, entryPoints: ['src/cli/sea.ts'], outfile: main });
 
 // How to run an executable of `arch` on this machine: directly for the host's architecture, under
 // qemu-user for another one (the emulator on PATH, and a C library tree for the target: QEMU_LD_PREFIX
-// or the Debian cross-library directory), or not at all. Shared with test/exe/.
+// or the Debian cross-library directory), or not at all. test/exe/arm64.test.ts looks the same way.
 const QEMU = {
   arm64: { emulator: 'qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu', loader: 'lib/ld-linux-aarch64.so.1' },
   x64: { emulator: 'qemu-x86_64', sysroot: '/usr/x86_64-linux-gnu', loader: 'lib64/ld-linux-x86-64.so.2' },

@@ -81,12 +81,16 @@ describe('the arm64 executable, as a file', () => {
     // The main script's path as the build gave it: relative, no trace of the build machine.
     expect(armBlob.codePath).toBe('sea-main.cjs');
     expect(armBlob.main.equals(x64Blob.main)).toBe(true);
-    expect(armBlob.main.toString('utf8')).toContain('getAsset("bkci.cjs"');
+    expect(armBlob.main.toString('utf8')).toContain('getRawAsset("bkci.cjs")');
     const keys = (b: SeaBlob) => [...b.assets.keys()].filter((k) => k !== 'bkci.cjs.cache').sort();
     expect(keys(armBlob)).toEqual(['bkci.cjs', 'templates/default.j2']);
     expect(keys(x64Blob)).toEqual(keys(armBlob));
     for (const k of keys(armBlob)) expect(armBlob.assets.get(k)!.equals(x64Blob.assets.get(k)!), k).toBe(true);
     expect(armBlob.assets.get('templates/default.j2')!.equals(readFileSync(join(ROOT, 'templates/default.j2')))).toBe(true);
+    // The bundle: ASCII, in its CommonJS wrapper (the main script compiles it as read).
+    const bundle = armBlob.assets.get('bkci.cjs')!;
+    expect(bundle.toString('latin1')).toMatch(/^\(function \(exports, require, module, __filename, __dirname\) \{[^]*\n\}\)$/);
+    expect(bundle.every((c) => c < 0x80)).toBe(true);
     // The x64 cache is always made (the host runs it); an arm64 one only where qemu ran the build's
     // training render, and it is V8's data for another architecture, not a copy of the x64 one.
     expect(x64Blob.assets.get('bkci.cjs.cache')?.length).toBeGreaterThan(100_000);
