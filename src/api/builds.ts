@@ -167,7 +167,7 @@ export class BuildkiteApi {
             `${err.message}; no build carrying this submission's marker was found`,
             err.status,
             err.apiMessage,
-            `the build may still have been created: check with \`bkci build list --branch ${req.branch}\` before submitting again`,
+            `the build may still have been created: check with \`bkci build list --branch ${shellArg(req.branch)}\` before submitting again`,
           );
         }
         if (!(err instanceof AmbiguousRequestError) || attempt >= 3) throw err;
@@ -439,6 +439,24 @@ export function jobsForLogs(b: Build, opts: { job?: string; failed?: boolean }):
     return [j];
   }
   return opts.failed ? jobs.filter(isFailedJob) : jobs;
+}
+
+// A value as one word of a shell command shown in a hint: bare when it is plain, single-quoted
+// otherwise, and as $'...' with escapes when it holds a control or bidirectional-override
+// character (a branch named with an escape sequence must not drive the terminal it is shown on).
+export function shellArg(s: string): string {
+  if (/^[\w./:@%+=,-]+$/.test(s)) return s;
+  const unsafe = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+  if (!unsafe.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
+  const body = [...s]
+    .map((c) => {
+      if (c === "'" || c === '\\') return `\\${c}`;
+      if (!unsafe.test(c)) return c;
+      const n = c.codePointAt(0)!;
+      return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+    })
+    .join('');
+  return `$'${body}'`;
 }
 
 // A `K=V` pair from a repeatable flag.

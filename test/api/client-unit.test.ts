@@ -91,3 +91,14 @@ describe('judgeBuild', () => {
     expect(judgeBuild(b('blocked', { jobs: [job('running')] as Build['jobs'] }), false).done).toBe(false);
   });
 });
+
+describe('shellArg', () => {
+  it('plain words bare, others quoted, control and bidi characters escaped as $\'...\'', async () => {
+    const { shellArg } = await import('../../src/api/builds.js');
+    expect(shellArg('feature/x-1.2')).toBe('feature/x-1.2');
+    expect(shellArg('alice:fix')).toBe('alice:fix');
+    expect(shellArg("it's ü")).toBe("'it'\\''s ü'");
+    expect(shellArg('a\u001b[2Jb')).toBe("$'a\\x1b[2Jb'");
+    expect(shellArg("rtl\u202e'q")).toBe("$'rtl\\u202e\\'q'");
+  });
+});
