@@ -93,7 +93,7 @@ describe('judgeBuild', () => {
 });
 
 describe('shellArg', () => {
-  it('plain words bare, others quoted, control and bidi characters escaped as $\'...\'', async () => {
+  it("plain words bare, others quoted, control and bidi characters escaped as $'...'", async () => {
     const { shellArg } = await import('../../src/api/builds.js');
     expect(shellArg('feature/x-1.2')).toBe('feature/x-1.2');
     expect(shellArg('alice:fix')).toBe('alice:fix');
