@@ -140,9 +140,22 @@ describe('node status, teardown, doctor, check', () => {
     let r = await parse('node', statusCommand, ['status', '--root', 'st', '--json'], { cwd: '/w' });
     expect(r.input).toEqual({ root: '/w/st', staging: true, json: true });
     r = await parse('node', teardownCommand, ['teardown']);
-    expect(r.input).toEqual({ root: '/', staging: false, purge: false, queues: [], dryRun: false, json: false });
+    expect(r.input).toEqual({ root: '/', staging: false, purge: false, queues: [], dryRun: false, json: false, noBlock: false, timeoutMs: undefined });
     r = await parse('node', teardownCommand, ['teardown', '--purge', '--dry-run', '--queue', 'upload', '--queue', 'lint']);
     expect(r.input).toMatchObject({ purge: true, dryRun: true, queues: ['upload', 'lint'] });
+    // --timeout: a duration (infinity is the default, no limit); --no-block excludes it.
+    r = await parse('node', teardownCommand, ['teardown', '--timeout', '45min']);
+    expect(r.input).toMatchObject({ timeoutMs: 45 * 60_000, noBlock: false });
+    r = await parse('node', teardownCommand, ['teardown', '--timeout', 'infinity']);
+    expect(r.input).toMatchObject({ timeoutMs: undefined });
+    r = await parse('node', teardownCommand, ['teardown', '--no-block']);
+    expect(r.input).toMatchObject({ noBlock: true });
+    r = await parse('node', teardownCommand, ['teardown', '--timeout', 'soon']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--timeout "soon" is not a duration/);
+    r = await parse('node', teardownCommand, ['teardown', '--timeout', '1h', '--no-block']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--no-block and --timeout exclude each other/);
   });
 
   it('doctor: --host-root against the working directory', async () => {
