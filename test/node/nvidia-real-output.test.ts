@@ -112,6 +112,12 @@ describe('nvidia-smi R590 on an H100 (real captures, nvidia_gpu_exporter)', () =
     expect(fabricProblem(f[0]!)).toBeUndefined();
   });
 
+  it('-q of a GPU in MIG mode: its MIG Device subsections do not hide the GPU or its fabric', () => {
+    const q = section(mig, 'idle :: query (-q)');
+    expect(q.match(/^ {4}MIG Device$/gm)).toHaveLength(4);
+    expect(parseFabric(q)).toEqual([{ uuid: expect.stringMatching(/^GPU-/), state: 'Completed', status: 'Success' }]);
+  });
+
   it('-L with MIG devices, the MIG devices table and a process on one instance (R590 layout)', () => {
     const list = parseNvidiaList(section(mig, 'capabilities :: list (-L)'));
     const [devices] = [...list.values()];
