@@ -49,7 +49,16 @@ describe('formats', () => {
     expect(parseDeviceMinor('Model: \t\t X\nDevice Minor: \t 3\n')).toBe(3);
     const fields = ['uuid', 'memory.used', 'ecc.errors.uncorrected.volatile.total', 'retired_pages.pending', 'remapped_rows.failure'];
     expect(parseNvidiaHealth('GPU-a, 3, 0, No, No\nGPU-b, 0, [N/A], [N/A], Yes\n', fields)).toEqual([
-      { uuid: 'GPU-a', memoryUsedMiB: 3, eccUncorrected: 0, retiredPending: false, remapPending: undefined, remapFailure: false, notApplicable: [] },
+      {
+        uuid: 'GPU-a',
+        memoryUsedMiB: 3,
+        eccUncorrected: 0,
+        retiredPending: false,
+        remapPending: undefined,
+        remapFailure: false,
+        notApplicable: [],
+        unreadable: [],
+      },
       {
         uuid: 'GPU-b',
         memoryUsedMiB: 0,
@@ -58,8 +67,19 @@ describe('formats', () => {
         remapPending: undefined,
         remapFailure: true,
         notApplicable: ['ecc', 'retired pages'],
+        unreadable: [],
       },
     ]);
+    // Any other bracketed value is a field nvidia-smi could not read, never "not applicable".
+    expect(parseNvidiaHealth('GPU-c, 0, [Unknown Error], No, [GPU requires reset]\n', fields)[0]).toMatchObject({
+      eccUncorrected: undefined,
+      remapFailure: undefined,
+      notApplicable: [],
+      unreadable: [
+        { field: 'ecc', value: '[Unknown Error]' },
+        { field: 'remapped rows', value: '[GPU requires reset]' },
+      ],
+    });
   });
 
   it('parses amd-smi list as JSON and as text, and KFD topology nodes', () => {

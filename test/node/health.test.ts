@@ -47,6 +47,15 @@ describe('NVIDIA health fields', () => {
     c = await s.check('gpu0');
     expect(c.code).toBe(1);
     expect(c.detail).toMatch(/row remapping pending \(reset the GPU\)/);
+    // A field nvidia-smi cannot read because the GPU needs a reset fails it; [Unknown Error] is said.
+    s.setRow(0, `${uuid}, 0, 0, No, [GPU requires reset], No, None`);
+    c = await s.check('gpu0');
+    expect(c.code).toBe(1);
+    expect(c.detail).toMatch(/nvidia-smi cannot read remapped rows: \[GPU requires reset\]/);
+    s.setRow(0, `${uuid}, 0, [Unknown Error], No, No, No, None`);
+    c = await s.check('gpu0');
+    expect(c.code, c.detail).toBe(0);
+    expect(c.detail).toMatch(/ecc unreadable: \[Unknown Error\]/);
     expect((await s.check('gpu1')).code).toBe(0);
   });
 

@@ -94,6 +94,7 @@ describe('nvidia-smi R590 on an H100 (real captures, nvidia_gpu_exporter)', () =
       remapFailure: false,
       recoveryAction: 'None',
       notApplicable: ['retired pages'],
+      unreadable: [],
     });
   });
 

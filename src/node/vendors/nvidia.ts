@@ -119,11 +119,18 @@ export interface NvidiaHealth extends Pick<
   uuid: string;
   // Fields the GPU does not have (`[N/A]`: no ECC, retired pages on Ampere and later): not failures.
   notApplicable: string[];
+  // Fields nvidia-smi could not read, with what it printed instead (`[Unknown Error]`,
+  // `[GPU requires reset]`, `[GPU is lost]`, `[Insufficient Permissions]`).
+  unreadable: { field: string; value: string }[];
 }
 
-const na = (s: string | undefined) => s === undefined || /^\[?(N\/A|Not Supported|Unknown Error)\]?$/i.test(s);
+const na = (s: string | undefined) => s === undefined || /^\[?(N\/A|Not Supported)\]?$/i.test(s);
+// Any other bracketed value is nvidia-smi saying why it has none.
+const unread = (s: string | undefined) => s !== undefined && /^\[.*\]$/.test(s) && !na(s);
+// What an unreadable field says about the GPU itself: it needs a reset, or is gone.
+export const GPU_UNFIT_VALUE = /GPU (requires reset|is lost)/i;
+const yes = (s: string | undefined) => (na(s) || unread(s) ? undefined : /^yes$/i.test(s!));
 const num = (s: string | undefined) => (s && /^\d{1,15}$/.test(s) ? Number(s) : undefined);
-const yes = (s: string | undefined) => (na(s) ? undefined : /^yes$/i.test(s!));
 
 // One row per GPU, columns in the order of `fields` (as queried).
 export function parseNvidiaHealth(text: string, fields: readonly string[] = NVIDIA_HEALTH_FIELDS): NvidiaHealth[] {
@@ -136,15 +143,16 @@ export function parseNvidiaHealth(text: string, fields: readonly string[] = NVID
         const i = fields.indexOf(name);
         return i < 0 ? undefined : cells[i];
       };
-      const notApplicable = [
+      const checked = [
         'ecc.errors.uncorrected.volatile.total',
         'retired_pages.pending',
         'remapped_rows.pending',
         'remapped_rows.failure',
         'gpu_recovery_action',
-      ]
-        .filter((k) => fields.includes(k) && na(f(k)))
-        .map((k) => k.split('.')[0]!.replace(/_/g, ' '));
+      ];
+      const label = (k: string) => k.split('.')[0]!.replace(/_/g, ' ');
+      const notApplicable = checked.filter((k) => fields.includes(k) && na(f(k))).map(label);
+      const unreadable = checked.filter((k) => fields.includes(k) && unread(f(k))).map((k) => ({ field: label(k), value: f(k)! }));
       const action = f('gpu_recovery_action');
       return {
         uuid: cells[0]!,
@@ -153,8 +161,9 @@ export function parseNvidiaHealth(text: string, fields: readonly string[] = NVID
         retiredPending: yes(f('retired_pages.pending')),
         remapPending: yes(f('remapped_rows.pending')),
         remapFailure: yes(f('remapped_rows.failure')),
-        ...(action !== undefined && !na(action) ? { recoveryAction: action } : {}),
+        ...(action !== undefined && !na(action) && !unread(action) ? { recoveryAction: action } : {}),
         notApplicable: [...new Set(notApplicable)],
+        unreadable,
       };
     });
 }
@@ -308,9 +317,20 @@ async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuRe
     const fProblem = f && fabricProblem(f);
     const fNotReported = f !== undefined && fabricNotReported(f);
     const notApplicable = [...h.notApplicable, ...(fNotReported ? ['fabric state'] : [])];
+    // A field nvidia-smi could not read because the GPU needs a reset or is gone fails the GPU;
+    // any other unreadable field is said, not failed.
+    const problems = [
+      ...(fProblem ? [fProblem] : []),
+      ...h.unreadable.filter((u) => GPU_UNFIT_VALUE.test(u.value)).map((u) => `nvidia-smi cannot read ${u.field}: ${u.value}`),
+    ];
+    const unreadNote = h.unreadable
+      .filter((u) => !GPU_UNFIT_VALUE.test(u.value))
+      .map((u) => `${u.field} unreadable: ${u.value}`)
+      .join('; ');
+    const notes = [unreadNote, appsText === undefined ? 'compute processes could not be listed' : ''].filter(Boolean).join('; ');
     return {
       ...(f ? { fabric: { state: f.state ?? 'not reported', ...(f.status !== undefined ? { status: f.status } : {}) } } : {}),
-      ...(fProblem ? { problems: [fProblem] } : {}),
+      ...(problems.length ? { problems } : {}),
       id,
       present: true,
       processes: apps.filter((a) => a.uuid === id).map((a) => a.pid),
@@ -321,7 +341,7 @@ async function gpuHealth(env: Record<string, string>, io: ToolIo): Promise<GpuRe
       remapFailure: h.remapFailure,
       ...(h.recoveryAction !== undefined ? { recoveryAction: h.recoveryAction } : {}),
       ...(notApplicable.length ? { notApplicable } : {}),
-      ...(appsText === undefined ? { note: 'compute processes could not be listed' } : {}),
+      ...(notes ? { note: notes } : {}),
     };
   });
 }
