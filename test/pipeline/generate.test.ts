@@ -78,6 +78,31 @@ describe('pipeline generate: input checks', () => {
     expect(deep.stderr).not.toMatch(/internal error|Maximum call stack| {4}at /);
   });
 
+  it('reads plain scalars as PyYAML does: y/n, 08, 1e3, 1.0e3 and 0:30 are strings (npm yaml 1.1 typed them)', async () => {
+    const area = BUILD + '- label: Scalars\n  commands: [y, n, 08, 1e3]\n  env: {A: y, B: 08, C: 1e3, D: 1.0e3, E: 0:30}\n';
+    const r = await gen(repo({ '.buildkite/test_areas/a.yaml': area }), ['--format', 'json'], 'setup.py\n');
+    expect(r.code, r.stderr).toBe(0);
+    const steps = JSON.stringify(parse(r.stdout));
+    for (const c of ['y', 'n', '08', '1e3']) expect(steps).toContain(`"${c}"`);
+    expect(steps).toMatch(/"A":"y","B":"08","C":"1e3","D":"1.0e3","E":"0:30"/);
+  });
+
+  it('a tab, a control character or bytes that are not UTF-8 in a test area: exit 2 at file:line:col in bkci’s words', async () => {
+    for (const [text, where, what] of [
+      ['group: G\nsteps:\n  - label: a\n    commands:\n\t- x\n', ':5:1:', /a tab in the indentation/],
+      ['group: G\nsteps:\n  - label: a\u0007\n    commands: [x]\n', ':3:13:', /the control character U\+0007 is not allowed/],
+      [Buffer.from('group: G\nsteps:\n  - label: caf\xe9\n', 'latin1'), ':3:15:', /not UTF-8 text: byte 0xE9/],
+    ] as const) {
+      const d = repo({ '.buildkite/test_areas/a.yaml': '' });
+      writeFileSync(join(d, '.buildkite/test_areas/a.yaml'), text);
+      const r = await gen(d);
+      expect(r.code, String(text)).toBe(2);
+      expect(r.stderr).toContain(`.buildkite/test_areas/a.yaml${where}`);
+      expect(r.stderr).toMatch(what);
+      expect(r.stderr).not.toMatch(/Tabs are not allowed|internal error| {4}at /);
+    }
+  });
+
   it('warns about an unknown step key with a did-you-mean and still generates', async () => {
     const d = repo({
       '.buildkite/test_areas/a.yaml': AREA.replace('num_devices: 2', 'num_gpus: 2'),

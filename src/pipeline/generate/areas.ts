@@ -6,6 +6,8 @@ import { join, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
 import { InputError } from '../../util/errors.js';
 import { fastParseYaml } from '../../util/fast-yaml.js';
+import { describeYamlError } from '../yaml-compose.js';
+import { decodeUtf8, firstNonPrintable, invalidUtf8Message, nonPrintableMessage } from '../text-check.js';
 import type { Profile } from './profile.js';
 
 export interface GenConfig {
@@ -150,7 +152,27 @@ export function didYouMean(key: string, known: readonly string[]): string | unde
 // Plain scalars that YAML 1.1 (PyYAML, which vLLM's generator reads with) types differently from
 // YAML 1.2 (the fast parser): such a file goes through npm `yaml` in 1.1 mode.
 const YAML11_RISK =
-  /(?:^|[\s:[{,-])(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-7_]+|[-+]?0b[01_]+|[-+]?\d[\d_]*(?::[0-5]?\d)+(?:\.\d*)?|[-+]?\d+_[\d_]*(?:\.\d*)?|[-+]?\.\d+|=|<<)\s*(?:$|[,\]}#])/m;
+  /(?:^|[\s:[{,-])(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[\d_]+|[-+]?[\d.][\d_.]*[eE][-+]?\d+|[-+]?0b[01_]+|[-+]?\d[\d_]*(?::[0-5]?\d)+(?:\.\d*)?|[-+]?\d+_[\d_]*(?:\.\d*)?|[-+]?\.\d+|=|<<)\s*(?:$|[,\]}#])/m;
+
+// npm `yaml`'s YAML 1.1 schema, with the plain scalars typed as PyYAML's resolver types them (its
+// implicit resolvers for bool, int and float): `y`/`n` are strings, not booleans; a decimal integer
+// has no leading zero (`08` is a string); a float has a dot, and its exponent a sign (`1e3` and
+// `1.0e3` are strings); a sexagesimal integer starts with 1-9.
+const PYYAML_TESTS: [RegExp, RegExp][] = [
+  [/^(?:Y|y|[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/, /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/],
+  [/^(?:N|n|[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/, /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/],
+  [/^[-+]?[0-9][0-9_]*$/, /^[-+]?(?:0|[1-9][0-9_]*)$/],
+  [/^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/, /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)[eE][-+][0-9]+$/],
+  [/^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*$/, /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$/],
+  [/^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+$/, /^[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+$/],
+];
+type Tags = Exclude<Parameters<typeof parseDocument>[1], undefined>['customTags'];
+const pyyamlTags: Tags = (tags) =>
+  tags.map((t) => {
+    const test = typeof t === 'object' && 'test' in t && t.test instanceof RegExp ? t.test.source : undefined;
+    const py = test === undefined ? undefined : PYYAML_TESTS.find(([npm]) => npm.source === test)?.[1];
+    return py ? (Object.assign(Object.create(Object.getPrototypeOf(t) as object) as object, t, { test: py }) as typeof t) : t;
+  });
 
 interface Loaded {
   data: unknown;
@@ -161,26 +183,35 @@ interface Loaded {
 // precise: with line numbers (npm `yaml`); otherwise the fast parser when the file allows it, and
 // line numbers are 0 (the caller re-reads precisely when it has something to report).
 function loadYaml(path: string, shown: string, precise = true): Loaded {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (err) {
     throw new InputError(`${shown}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+  // PyYAML refuses what go-yaml and serde_yaml refuse: bytes that are not UTF-8, control characters.
+  const decoded = decodeUtf8(bytes);
+  if ('invalid' in decoded) {
+    const { line, col, byte } = decoded.invalid;
+    throw new InputError(`${shown}:${line}:${col}: ${invalidUtf8Message(byte, 'file', "vLLM's generator")}`, 'convert the file, e.g. iconv -f LATIN1 -t UTF-8');
+  }
+  const text = decoded.text;
+  const bad = firstNonPrintable(text);
+  if (bad) throw new InputError(`${shown}:${bad.line}:${bad.col}: ${nonPrintableMessage(bad.code, "PyYAML, which vLLM's generator reads with,")}`);
   if (!precise && !YAML11_RISK.test(text)) {
     const fast = fastParseYaml(text);
     if (fast && fast.docs.length === 1 && fast.repeatedKeys.length === 0) return { data: fast.docs[0], lineOf: () => 0 };
   }
   const lc = new LineCounter();
   // YAML 1.1 as PyYAML's safe_load reads it (yes/no/on/off booleans, merge keys); a repeated key keeps the last value.
-  const doc = yamlGuard(shown, () => parseDocument(text, { lineCounter: lc, version: '1.1', uniqueKeys: false, prettyErrors: false }));
+  const doc = yamlGuard(shown, () => parseDocument(text, { lineCounter: lc, version: '1.1', customTags: pyyamlTags, uniqueKeys: false, prettyErrors: false }));
   if (doc.errors.length) {
     const e = doc.errors[0]!;
-    const pos = e.linePos?.[0];
+    const pos = lc.linePos(e.pos[0]);
     // npm yaml reports a stack overflow of its own composer as an error of the document.
     if (/Maximum call stack/.test(e.message))
       throw new InputError(`${shown}: the YAML nests too deeply to read`, 'a test-area or config file nests a few levels; check the file');
-    throw new InputError(`${shown}:${pos?.line ?? 1}:${pos?.col ?? 1}: YAML error: ${e.message.split('\n')[0]}`);
+    throw new InputError(`${shown}:${pos.line}:${pos.col}: YAML error: ${describeYamlError(e.code, e.message, text.slice(e.pos[0]))}`);
   }
   const lineOf = (node: YamlNode | null | undefined) => (node?.range ? lc.linePos(node.range[0]).line : 1);
   return { data: yamlGuard(shown, () => doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT })), lineOf, doc };
