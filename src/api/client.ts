@@ -130,6 +130,18 @@ export class ApiClient {
   async streamText(path: string, write: (text: string) => void | Promise<void>, opts: RequestOptions = {}): Promise<number> {
     const url = this.url(path, opts.query);
     return this.exchange('GET', url, { ...opts, accept: opts.accept ?? 'text/plain', streamed: true }, async (body, res) => {
+      // A log is plain text: an HTML page in its place is a captive portal or a proxy's login
+      // page, not something to print as the log.
+      const type = (headerValue(res.headers, 'content-type') ?? '').toLowerCase();
+      if (/^\s*(?:text\/html|application\/xhtml\+xml)\b/.test(type)) {
+        const page = await this.readText(body, res, `GET ${url.pathname}`, 64 * 1024).catch(() => '');
+        throw new ApiError(
+          `GET ${url.pathname}: the answer is an HTML page (${clip(type, 60)}), not a log: ${quote(page, 120)}`,
+          res.status,
+          undefined,
+          'a proxy or captive portal may be answering for the API: check the network and --api-url / BUILDKITE_API_URL',
+        );
+      }
       const decoder = new TextDecoder('utf-8');
       const hide = redactor(this.token);
       let bytes = 0;

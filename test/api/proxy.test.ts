@@ -35,6 +35,29 @@ describe('a captive portal or proxy login page (200, HTML)', () => {
     });
 });
 
+describe('a proxy page in place of a log', () => {
+  it('the build reads fine but its log is an HTML page: not printed as the log; exit 1 naming the request, JSON whole', async () => {
+    srv = await serve((_req, res, url) => {
+      if (url.pathname === `${BUILDS}/5`) return json(res, 200, build(5, 'passed'));
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(portal);
+    });
+    const text = await runBkci(['build', 'logs', '5', '--job', 'job-5'], { env: srv.env });
+    expect(text.code).toBe(1);
+    expect(text.stdout).toBe('');
+    expect(text.stderr).toMatch(
+      new RegExp(`^bkci: ${GET5}\\/jobs\\/job-5\\/log\\.txt: the answer is an HTML page \\(text\\/html; charset=utf-8\\), not a log: "<!DOCTYPE html>`, 'm'),
+    );
+    clean(text);
+    const asJson = await runBkci(['build', 'logs', '5', '--json'], { env: srv.env });
+    expect(asJson.code).toBe(1);
+    expect((JSON.parse(asJson.stdout) as { log: string; error: string }[])[0]).toMatchObject({
+      log: '',
+      error: expect.stringMatching(/an HTML page/) as unknown,
+    });
+    clean(asJson, { json: true });
+  });
+});
+
 describe('bodies cut short', () => {
   it('JSON cut in the middle (a whole, short answer): exit 1, not JSON, naming the request', async () => {
     srv = await serve((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"b-5","number":5,"sta'));
