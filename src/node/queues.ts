@@ -409,7 +409,21 @@ export function planQueueTeardown(m: Manifest, queues: string[], purge: boolean)
     if (!have.includes(q))
       throw new UsageError(`--queue ${q}: this host's agents serve ${have.join(', ')}`, `name one of them, or leave --queue out to tear everything down`);
   if (have.every((q) => queues.includes(q))) return planTeardown(m, purge);
-  const gone = m.agents.filter((a) => queues.includes(queueOfAgent(a) ?? m.queue));
+  const t = planAgentsTeardown(
+    m,
+    m.agents.filter((a) => queues.includes(queueOfAgent(a) ?? m.queue)),
+    purge,
+  );
+  const left = have.filter((q) => !queues.includes(q));
+  t.manifest.queue = left[0]!;
+  if (left.length > 1) t.manifest.queues = left;
+  else delete t.manifest.queues;
+  return t;
+}
+
+// Some agents' units, files, their directories once empty (with --purge their build directories),
+// and the manifest without them; every other agent's files stay as they are.
+export function planAgentsTeardown(m: Manifest, gone: AgentPlan[], purge: boolean): TeardownPlan & { manifest: Manifest } {
   const goneFiles = new Set(gone.flatMap((a) => agentFilePaths(a.instance)));
   const files = m.files.map((f) => f.path).filter((p) => goneFiles.has(p));
   const parents = new Set(files.map((p) => p.slice(0, p.lastIndexOf('/'))));
@@ -420,19 +434,15 @@ export function planQueueTeardown(m: Manifest, queues: string[], purge: boolean)
     .filter((d) => parents.has(d.path) && (d.kind === 'config' || d.created))
     .map((d) => d.path)
     .sort(deepestFirst);
-  const left = have.filter((q) => !queues.includes(q));
   const goneDirs = new Set([...dirs, ...(purge ? m.dirs.filter((d) => ownBuild(d.path)).map((d) => d.path) : [])]);
   const manifest: Manifest = {
     ...m,
-    queue: left[0]!,
     agents: m.agents.filter((a) => !gone.includes(a)),
     files: m.files.filter((f) => !goneFiles.has(f.path)),
     // A kept build directory of a removed agent is no agent's any more: teardown removes it once
     // empty, never its contents.
     dirs: m.dirs.filter((d) => !goneDirs.has(d.path)).map((d) => (ownBuild(d.path) ? { ...d, kind: 'shared' as const, created: true } : d)),
   };
-  if (left.length > 1) manifest.queues = left;
-  else delete manifest.queues;
   const units = gone.map((a) => unitName(a.instance));
   return {
     units,

@@ -68,6 +68,8 @@ const manifestSchema = z.looseObject({
   agents: z.array(agentSchema),
   files: z.array(z.looseObject({ path: targetPath, mode, sha256: z.string().optional(), secret: z.boolean().optional() })),
   dirs: z.array(z.looseObject({ path: targetPath, mode, owner: z.enum(['root', 'agent']), kind: z.enum(['config', 'build', 'shared']), created: z.boolean() })),
+  // Agents `node teardown --agent` forgot (src/node/forget.ts), until the next setup.
+  forgotten: z.array(z.looseObject({ instance: z.string().regex(safeName), name: z.string(), gpus: z.array(z.string()) })).optional(),
 });
 
 // Files setup writes: bkci's config directory and bkci's own systemd units and drop-ins.

@@ -140,7 +140,19 @@ describe('node status, teardown, doctor, check', () => {
     let r = await parse('node', statusCommand, ['status', '--root', 'st', '--json'], { cwd: '/w' });
     expect(r.input).toEqual({ root: '/w/st', staging: true, json: true });
     r = await parse('node', teardownCommand, ['teardown']);
-    expect(r.input).toEqual({ root: '/', staging: false, purge: false, queues: [], dryRun: false, json: false, noBlock: false, timeoutMs: undefined });
+    expect(r.input).toEqual({
+      root: '/',
+      staging: false,
+      purge: false,
+      queues: [],
+      dryRun: false,
+      json: false,
+      noBlock: false,
+      timeoutMs: undefined,
+      agents: [],
+      force: false,
+      hostRoot: '/',
+    });
     r = await parse('node', teardownCommand, ['teardown', '--purge', '--dry-run', '--queue', 'upload', '--queue', 'lint']);
     expect(r.input).toMatchObject({ purge: true, dryRun: true, queues: ['upload', 'lint'] });
     // --timeout: a duration (infinity is the default, no limit); --no-block excludes it.
@@ -156,6 +168,13 @@ describe('node status, teardown, doctor, check', () => {
     r = await parse('node', teardownCommand, ['teardown', '--timeout', '1h', '--no-block']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--no-block and --timeout exclude each other/);
+    r = await parse('node', teardownCommand, ['teardown', '--agent', 'gpu2', '--agent', '0000:3a:00.0', '--force', '--host-root', 'h'], { cwd: '/w' });
+    expect(r.input).toMatchObject({ agents: ['gpu2', '0000:3a:00.0'], force: true, hostRoot: '/w/h' });
+    for (const argv of [['--agent', 'gpu2', '--queue', 'h100'], ['--force']]) {
+      r = await parse('node', teardownCommand, ['teardown', ...argv]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^bkci: --(agent and --queue exclude each other|force is for --agent)/m);
+    }
   });
 
   it('doctor: --host-root against the working directory', async () => {
