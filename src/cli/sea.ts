@@ -1,10 +1,10 @@
 // The main script of the single executable (scripts/build-exe.mjs): what the npm bin's launcher
 // (src/cli/launch.cts) does, with the bundle and its V8 code cache read from the executable's own
-// assets instead of files. This script is small, so `--version` answers before the ~2.7 MB bundle
+// assets instead of files. This script is small, so `--version` answers before the ~2.1 MB bundle
 // (every dependency included) is even read; the bundle is compiled with the code cache that the
 // build made from one render (BKCI_CODE_CACHE=write), so the functions a render runs are not
 // compiled again on every start. BKCI_CODE_CACHE=off starts without it.
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
@@ -21,7 +21,14 @@ type Start = (argv: string[], info: StartInfo) => Promise<number>;
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
-  process.stdout.write(__BKCI_VERSION__ + '\n');
+  // Written to fd 1 directly: process.stdout for a pipe would load Node's socket and stream code
+  // for one line. A full non-blocking pipe (EAGAIN) goes through the stream; a closed one (EPIPE)
+  // or no stdout at all (EBADF) has nowhere to take it.
+  try {
+    writeSync(1, __BKCI_VERSION__ + '\n');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EAGAIN') process.stdout.write(__BKCI_VERSION__ + '\n');
+  }
 } else {
   const flags = tierUpFlags(process.versions.v8);
   if (flags) setFlagsFromString(flags);
