@@ -127,7 +127,8 @@ class Validator {
           this.add('error', [...where, k], `\`${k}\` is not a valid property ${on}${hint ? ` (did you mean \`${hint}\`?)` : ''}`);
         }
       } else {
-        this.add('error', path, describeIssue(issue));
+        const { path: at, message } = explainIssue(issue);
+        this.add('error', [...base, ...(at as Path)], message);
       }
     }
   }
@@ -248,12 +249,50 @@ class Validator {
   }
 }
 
+const NOUNS: Record<string, string> = {
+  string: 'a string',
+  array: 'a list',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a mapping',
+  record: 'a mapping',
+  null: 'nothing (~)',
+};
+const noun = (t: string) => NOUNS[t] ?? t;
+
+// A union the value matched none of: when the value has the type of one alternative and fails
+// inside it, that inner issue (with its longer path); otherwise what the alternatives expect.
+function explainIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message: string } {
+  if (issue.code !== 'invalid_union') return { path: issue.path, message: describeIssue(issue) };
+  const atRoot = (b: z.core.$ZodIssue[]) => b.length === 1 && b[0]!.path.length === 0 && b[0]!.code !== 'invalid_union' && b[0]!.code !== 'unrecognized_keys';
+  const inside = issue.errors.filter((b) => b.length > 0 && !atRoot(b));
+  if (inside.length === 1) {
+    const inner = explainIssue(inside[0]![0]!);
+    return { path: [...issue.path, ...inner.path], message: inner.message };
+  }
+  const wants: string[] = [];
+  let got: string | undefined;
+  for (const b of issue.errors) {
+    const i = b[0];
+    if (!i) continue;
+    if (i.code === 'invalid_type') wants.push(noun(i.expected));
+    else if (i.code === 'invalid_value') wants.push(i.values.map((v) => JSON.stringify(v)).join(', '));
+    else if (i.code === 'invalid_format' || i.code === 'custom') wants.push('a string with a $VARIABLE the agent interpolates');
+    got ??= /received (\w+)/.exec(i.message)?.[1];
+  }
+  const unique = [...new Set(wants)];
+  if (!unique.length || inside.length > 1) return { path: issue.path, message: 'matches none of the forms this field takes (check its type and keys)' };
+  const list = unique.length === 1 ? unique[0]! : `${unique.slice(0, -1).join(', ')} or ${unique.at(-1)!}`;
+  return { path: issue.path, message: `expected ${list}${got ? `, got ${noun(got)}` : ''}` };
+}
+
 function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
-      return `expected ${issue.expected}`;
+      return `expected ${noun(issue.expected)}`;
     case 'invalid_union':
-      return 'has the wrong type or shape';
+      return explainIssue(issue).message;
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     default:
@@ -360,7 +399,10 @@ function validateDocument(v: Validator, value: unknown): void {
   if (r && !r.success) {
     for (const issue of r.error.issues) {
       if (issue.path[0] === 'steps' && issue.code === 'invalid_type' && value.steps === undefined) v.add('error', [], 'missing `steps`');
-      else v.add('error', issue.path as Path, describeIssue(issue));
+      else {
+        const { path: at, message } = explainIssue(issue);
+        v.add('error', at as Path, message);
+      }
     }
   }
   if (Array.isArray(value.steps)) value.steps.forEach((s, i) => v.step(s, ['steps', i], false));

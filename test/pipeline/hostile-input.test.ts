@@ -164,3 +164,31 @@ describe('pipeline upload --dry-run DIR that cannot be made', () => {
     expect(readdirSync(join(dir, 'a/b/c'))).toEqual(['batch-001.yml']);
   });
 });
+
+describe('a value of the wrong type says what the field takes and what it got', () => {
+  it('names the expected forms, the value’s kind, and the inner field when the form matched', async () => {
+    const text = [
+      'steps:',
+      '  - command:',
+      '  - command: 5',
+      '  - label: a',
+      '    command: [x, {b: 1}]',
+      '  - label: b',
+      '    command: x',
+      '    depends_on: [{step: 5}]',
+      '  - label: c',
+      '    command: x',
+      '    artifact_paths: {a: 1}',
+      '',
+    ].join('\n');
+    const dir = scratch({ 'p.yml': text });
+    const r = await runBkci(['pipeline', 'validate', 'p.yml'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('p.yml:2:5: error: steps[0].command: expected a string or a list, got nothing (~)');
+    expect(r.stderr).toContain('p.yml:3:5: error: steps[1].command: expected a string or a list, got a number');
+    expect(r.stderr).toContain('p.yml:5:18: error: steps[2].command[1]: expected a string');
+    expect(r.stderr).toContain('p.yml:8:19: error: steps[3].depends_on[0].step: expected a string');
+    expect(r.stderr).toContain('p.yml:11:5: error: steps[4].artifact_paths: expected a string or a list, got a mapping');
+    expect(r.stderr).not.toContain('wrong type or shape');
+  });
+});
