@@ -117,7 +117,6 @@ class Validator {
 
   zodIssues(err: z.ZodError, base: Path, stepName?: string, type?: StepType): void {
     for (const issue of err.issues) {
-      const path = [...base, ...(issue.path as Path)];
       if (issue.code === 'unrecognized_keys') {
         for (const k of issue.keys) {
           const where = [...base, ...(issue.path as Path)];
