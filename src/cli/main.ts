@@ -6,6 +6,7 @@ import { BkciError, SilentFailure } from '../util/errors.js';
 import type { Io } from '../util/io.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/log.js';
 import { redact } from '../util/redact.js';
+import { visible } from '../util/terminal.js';
 import type { Command } from 'commander';
 import { buildProgram } from './program.js';
 import type { StartInfo } from './start.js';
@@ -88,13 +89,13 @@ function reportError(err: unknown, io: Io, debug: boolean): number {
   }
   if (err instanceof SilentFailure) return 1;
   if (err instanceof BkciError) {
-    io.stderr.write(redact(`bkci: ${err.message}\n`));
-    if (err.hint) io.stderr.write(redact(`hint: ${err.hint}\n`));
+    io.stderr.write(redact(`bkci: ${visible(err.message)}\n`));
+    if (err.hint) io.stderr.write(redact(`hint: ${visible(err.hint)}\n`));
     if (debug && err.stack) io.stderr.write(redact(err.stack + '\n'));
     return err.exitCode;
   }
   const e = err as Error;
-  io.stderr.write(redact(`bkci: internal error: ${e?.message ?? String(err)}\n`));
+  io.stderr.write(redact(`bkci: internal error: ${visible(e?.message ?? String(err))}\n`));
   if (debug && e?.stack) io.stderr.write(redact(e.stack + '\n'));
   else io.stderr.write('hint: run again with --debug for the stack trace\n');
   return 1;

@@ -1,6 +1,7 @@
 // How `build wait` shows its progress on stderr: a spinner line redrawn in place on a terminal,
 // one log line per change otherwise (a Buildkite job log, a file). The wait itself (src/api/wait.ts)
 // only reports events.
+import { visible } from '../util/terminal.js';
 import type { WaitEvent } from '../api/wait.js';
 import { formatDuration } from '../util/duration.js';
 import type { Io } from '../util/io.js';
@@ -32,7 +33,7 @@ export function progressView(io: Io): ProgressView {
       }
       const elapsed = formatDuration(e.elapsedMs);
       if (spinner) {
-        io.stderr.write(`\r\u001b[K${FRAMES[frame++ % FRAMES.length]} ${e.line} (${elapsed})`);
+        io.stderr.write(`\r\u001b[K${FRAMES[frame++ % FRAMES.length]} ${visible(e.line)} (${elapsed})`);
         drawn = true;
       } else if (e.line !== last) {
         const p = e.progress;

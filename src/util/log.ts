@@ -3,6 +3,7 @@
 // `--log-format json` (for a log collector). Every line passes through redact().
 import { Writable } from 'node:stream';
 import { redact } from './redact.js';
+import { visible } from './terminal.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -33,7 +34,7 @@ function prettyLine(line: string, color: boolean): string {
   const extras = Object.entries(rec)
     .filter(([k]) => !SKIP.has(k))
     .map(([k, v]) => `${k}=${logValue(v)}`);
-  return `${head} ${String(rec.msg ?? '')}${extras.length ? ' ' + extras.join(' ') : ''}\n`;
+  return `${head} ${visible(String(rec.msg ?? ''))}${extras.length ? ' ' + extras.join(' ') : ''}\n`;
 }
 
 // A value after `key=`: bare when it reads unambiguously, else quoted as JSON (spaces, quotes,

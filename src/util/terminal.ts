@@ -95,3 +95,18 @@ export function terminalFilter(keepColor: boolean): (text: string, end?: boolean
     return out;
   };
 }
+
+// Bidirectional-text controls: they reorder what a reader sees (a message that hides its end).
+const BIDI = '\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069';
+const UNSAFE = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI}]`, 'g');
+
+// A message for stderr (an error, its hint, a log line's text): line feeds and tabs stay, every
+// other control character (escape sequences, carriage return, C1) and bidi control is shown as
+// `\xNN` / `\uNNNN`, so a branch name or an API's text in a message cannot drive the terminal or
+// hide part of the message. Values that reach a message unquoted need no care where it is built.
+export function visible(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
+}

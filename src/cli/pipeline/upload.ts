@@ -1,6 +1,7 @@
 // `bkci pipeline upload`: validate a pipeline, split it into batches under the per-upload job limit
 // and hand each to `buildkite-agent pipeline upload` (or write them with --dry-run). Also the
 // upload half of `pipeline render --upload` and `pipeline generate --upload` (uploadText).
+import { visible } from '../../util/terminal.js';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { SilentFailure, UsageError } from '../../util/errors.js';
@@ -120,12 +121,16 @@ export async function runUpload(input: UploadInput, io: Io): Promise<void> {
   const { text, invalid } = decodePipeline(await readInputBytes(file, io, 'pipeline'));
   const name = file === '-' ? '<stdin>' : file;
   if (invalid) {
-    io.stderr.write(`${name}:${invalid.line}:${invalid.col}: error: ${invalid.path}: ${invalid.message}\nbkci: ${name} is invalid; nothing was uploaded\n`);
+    io.stderr.write(
+      visible(`${name}:${invalid.line}:${invalid.col}: error: ${invalid.path}: ${invalid.message}\nbkci: ${name} is invalid; nothing was uploaded\n`),
+    );
     throw new SilentFailure();
   }
   if (file !== '-' && text.length === 0) {
     io.stderr.write(
-      `${name}:1:1: error: (file): the pipeline file is empty (buildkite-agent pipeline upload refuses it)\nbkci: ${name} is invalid; nothing was uploaded\n`,
+      visible(
+        `${name}:1:1: error: (file): the pipeline file is empty (buildkite-agent pipeline upload refuses it)\nbkci: ${name} is invalid; nothing was uploaded\n`,
+      ),
     );
     throw new SilentFailure();
   }
@@ -140,7 +145,7 @@ export async function uploadText(text: string, name: string, settings: UploadSet
   const prepared = await prepareUpload(text, name, maxJobs);
   writeFindings(io, name, prepared.findings);
   if (!prepared.valid) {
-    io.stderr.write(`bkci: ${name} is invalid; nothing was uploaded\n`);
+    io.stderr.write(visible(`bkci: ${name} is invalid; nothing was uploaded\n`));
     throw new SilentFailure();
   }
   if (settings.dryRun !== undefined && agentArgs.length) io.log.warn({ args: agentArgs }, '--dry-run uploads nothing: the arguments after -- are not used');

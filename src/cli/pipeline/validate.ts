@@ -1,4 +1,5 @@
 // `bkci pipeline validate`: check a pipeline as Buildkite would on upload (exit 1 when invalid).
+import { visible } from '../../util/terminal.js';
 import type { Command } from 'commander';
 import { SilentFailure } from '../../util/errors.js';
 import type { Io } from '../../util/io.js';
@@ -66,7 +67,7 @@ export async function runValidate(input: ValidateInput, io: Io): Promise<void> {
     r.valid ? `${name}: valid (${r.jobs} job${r.jobs === 1 ? '' : 's'})\n` : '',
   );
   if (!v.valid) {
-    if (!input.json) io.stderr.write(`bkci: ${name} is invalid\n`);
+    if (!input.json) io.stderr.write(visible(`bkci: ${name} is invalid\n`));
     throw new SilentFailure();
   }
 }
