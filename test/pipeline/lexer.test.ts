@@ -46,7 +46,8 @@ describe('the fast lexer methods', () => {
       'utf8',
     );
     const fast = tokens(src, false);
-    expect(fast.length).toBeGreaterThan(10);
+    // A template with no tag (two real ones, steps/intel.j2 and steps/tpu.j2) is one data token and the end.
+    expect(fast.length).toBeGreaterThan(src.includes('{') ? 10 : 1);
     expect(fast).toEqual(tokens(src, true));
   });
 
