@@ -5,7 +5,8 @@
 // renamed into place only when both match. A failed or interrupted download leaves no file.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
+import { realpath, rename, rmdir, unlink } from 'node:fs/promises';
+import { makeDirs } from '../util/mkdirs.js';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -163,7 +164,7 @@ async function downloadOne(client: ApiClient, a: Artifact, file: string, dir: st
     // Directories only once there is something to write into them, and never through a
     // symbolic link that leads out of the download directory.
     const parent = dirname(file);
-    const first = await mkdir(parent, { recursive: true });
+    const first = await makeDirs(parent);
     for (let d = parent; first !== undefined && d.length >= first.length; d = dirname(d)) made.add(d);
     const [realRoot, realParent] = await Promise.all([realpath(resolve(dir)), realpath(parent)]);
     if (realParent !== realRoot && !realParent.startsWith(realRoot + sep))

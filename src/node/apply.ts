@@ -1,7 +1,8 @@
 // The only writer of `bkci node setup` and `teardown`: applies a plan under a root. Files are
 // written atomically with their exact modes, only when the plan says they change; commands run
 // only on a real host (no --root, no --no-start).
-import { lstat, mkdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
+import { makeDirs } from '../util/mkdirs.js';
 import { basename, dirname } from 'node:path';
 import { BkciError } from '../util/errors.js';
 import type { Io } from '../util/io.js';
@@ -94,7 +95,7 @@ export async function applyPlan(plan: NodePlan, opts: ApplyOptions, io: Io): Pro
   }
 
   // A staging root is made as it is asked for (it is not bkci's: teardown leaves it).
-  if (root !== '/') await mkdir(root, { recursive: true }).catch((err: unknown) => Promise.reject(fsError(err, root)));
+  if (root !== '/') await makeDirs(root).catch((err: unknown) => Promise.reject(fsError(err, root)));
   // The journal first: from here on, whatever this run makes is known to the next one.
   const journal = await journalPath(root);
   await writeFileSafe(root, journal, JSON.stringify(plan.journal, null, 2) + '\n', 0o644);

@@ -3,7 +3,8 @@
 // applying it writes at most one file, atomically, and nothing when the installed copy is the same.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, createReadStream } from 'node:fs';
-import { chmod, chown, copyFile, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, lstat, open, rename, rm, stat } from 'node:fs/promises';
+import { makeDirs } from '../util/mkdirs.js';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, UsageError } from '../util/errors.js';
 
@@ -62,7 +63,7 @@ export async function applySelfInstall(plan: SelfInstallPlan): Promise<SelfInsta
     if (old.size === size && (await sha256Of(plan.to)) === sha256) return { path: plan.to, changed: false, sha256 };
   }
   const dir = dirname(plan.to);
-  await mkdir(dir, { recursive: true, mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
+  await makeDirs(dir, 0o755).catch((err: NodeJS.ErrnoException) => {
     throw new InputError(`${dir}: cannot create the directory (${err.code ?? err.message})`, 'run as root (sudo) or pass a writable --prefix');
   });
   const tmp = join(dir, `.bkci.${process.pid}.tmp`);

@@ -2,11 +2,13 @@
 // then rename over the target. `writeIfChanged` skips files whose content and mode already match,
 // so a re-run that changes nothing writes nothing (no mtime change).
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
+import { makeDirs } from './mkdirs.js';
 
 export async function atomicWrite(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  // Not mkdir's recursive form: it never returns where the kernel refuses a level (/proc/x/...).
+  await makeDirs(dirname(path));
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {

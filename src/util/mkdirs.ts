@@ -4,7 +4,8 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
-export async function makeDirs(dir: string, mode?: number): Promise<void> {
+// Returns the first directory it created (as mkdir's recursive form does), undefined when none.
+export async function makeDirs(dir: string, mode?: number): Promise<string | undefined> {
   const missing: string[] = [];
   for (let d = resolve(dir); ;) {
     try {
@@ -19,11 +20,13 @@ export async function makeDirs(dir: string, mode?: number): Promise<void> {
       d = up;
     }
   }
-  for (const d of missing.reverse()) {
+  missing.reverse();
+  for (const d of missing) {
     try {
       await mkdir(d, mode === undefined ? undefined : { mode });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
     }
   }
+  return missing[0];
 }

@@ -165,6 +165,20 @@ describe('pipeline upload --dry-run DIR that cannot be made', () => {
   });
 });
 
+describe('pipeline render -o under a directory that cannot be made', () => {
+  it('is exit 2, not a hang: atomic writes make directories one level at a time (src/util/mkdirs.ts)', async () => {
+    const dir = scratch({ 't.j2': 'steps:\n  - command: a\n' });
+    const r = await runBkci(['pipeline', 'render', 't.j2', '--no-validate', '-o', '/proc/bkci-no-such-dir/out.yaml'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bkci: -o \/proc\/bkci-no-such-dir\/out\.yaml: cannot write the output/m);
+    expect(r.stdout).toBe('');
+    noInternal(r.stderr);
+    const ok = await runBkci(['pipeline', 'render', 't.j2', '--no-validate', '-o', 'a/b/out.yaml'], { cwd: dir });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readdirSync(join(dir, 'a/b'))).toEqual(['out.yaml']);
+  });
+});
+
 describe('a value of the wrong type says what the field takes and what it got', () => {
   it('names the expected forms, the value’s kind, and the inner field when the form matched', async () => {
     const text = [
