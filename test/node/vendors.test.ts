@@ -1,6 +1,6 @@
 // The vendor registry: one module per vendor behind one interface; nothing outside
 // src/node/vendors names a vendor; what each module gives the planner, units and health check.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -123,10 +123,26 @@ describe('device nodes: required versus optional', () => {
   it('AMD agents get the render and video groups; Ascend agents the group that owns /dev/davinci*', async () => {
     const a = await stage(HOSTS.amd);
     expect(a.dropIn('gpu0')).toMatch(/^SupplementaryGroups=render video$/m);
+    // Only the groups the host has: systemd refuses to start a unit naming a group that does not
+    // exist (a distribution without `render`); none of them: no SupplementaryGroups= line.
+    for (const [group, want] of [
+      ['root:x:0:\nvideo:x:44:\n', /^SupplementaryGroups=video$/m],
+      ['root:x:0:\nrender:x:110:\nvideo:x:44:\n', /^SupplementaryGroups=render video$/m],
+    ] as const) {
+      const amdHost = tmp('bkci-host-');
+      cpSync(HOSTS.amd, amdHost, { recursive: true });
+      mkdirSync(join(amdHost, 'etc'), { recursive: true });
+      writeFileSync(join(amdHost, 'etc/group'), group);
+      expect((await stage(amdHost)).dropIn('gpu0')).toMatch(want);
+    }
+    const bare = tmp('bkci-host-');
+    cpSync(HOSTS.amd, bare, { recursive: true });
+    mkdirSync(join(bare, 'etc'), { recursive: true });
+    writeFileSync(join(bare, 'etc/group'), 'root:x:0:\n');
+    expect((await stage(bare)).dropIn('gpu0')).not.toMatch(/SupplementaryGroups/);
     const host = tmp('bkci-host-');
     cpSync(HOSTS.ascend, host, { recursive: true });
     const gid = statSync(join(host, 'dev/davinci0')).gid;
-    const { mkdirSync, writeFileSync } = await import('node:fs');
     mkdirSync(join(host, 'etc'), { recursive: true });
     writeFileSync(join(host, 'etc/group'), `root:x:${gid === 0 ? 1 : 0}:\nHwRun:x:${gid}:\n`, { flag: 'w' });
     const s = await stage(host);

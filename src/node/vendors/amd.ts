@@ -219,6 +219,17 @@ export async function containerGids(host: HostTree, devices: string[]): Promise<
   }
   return gids;
 }
+// SupplementaryGroups= for an AMD agent: `render` (owns /dev/kfd and /dev/dri/renderD*, 0660) and
+// `video`, those of them the host's /etc/group has: systemd refuses to start a unit naming a group
+// that does not exist (older distributions have no `render`; /dev/kfd is then world-usable).
+// Both when the host's /etc/group cannot be read (a staged tree without one).
+async function amdGroups(host: HostTree): Promise<string[]> {
+  const text = await host.read('etc/group');
+  if (text === undefined) return ['render', 'video'];
+  const names = new Set(text.split('\n').map((l) => l.split(':')[0]));
+  return ['render', 'video'].filter((g) => names.has(g));
+}
+
 // The AMD GPUs by index and bus id, from whichever form the installed tools give: `amd-smi list
 // --json`, its text form, `amd-smi static --json`, or the older `rocm-smi --showbus` (JSON or text).
 export async function listAmdGpus(io: ToolIo): Promise<AmdSmiGpu[]> {
@@ -308,7 +319,7 @@ export const amd: VendorModule = {
   detect,
   sharedDevices: async () => AMD_DEVICES,
   extraDeviceAllow: () => [],
-  supplementaryGroups: async () => ['render', 'video'],
+  supplementaryGroups: amdGroups,
   // HIP counts within the ROCR list.
   isolationEnv: (slots): Record<string, string> =>
     slots.length ? { ROCR_VISIBLE_DEVICES: slots.map((s) => s.id).join(','), HIP_VISIBLE_DEVICES: slots.map((_, i) => i).join(',') } : {},
