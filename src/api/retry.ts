@@ -337,6 +337,16 @@ function errorFor(status: number, text: string, where: string, ctx: DecideContex
           ? 'check the organization and pipeline slugs (--org, --pipeline) and the build number'
           : `the API URL has no /v2 in its path: Buildkite's REST API is ${ctx.url.origin === 'https://api.buildkite.com' ? 'https://api.buildkite.com/v2' : 'under …/v2'} (set --api-url / BUILDKITE_API_URL)`,
       );
+    case 407:
+      // A proxy in front of the API (the host of --api-url) wants its own credentials; bkci sends
+      // only the Buildkite token, and never to a proxy. A setting to fix, not a failed request.
+      return new ApiError(
+        `a proxy at ${ctx.url.origin} asks for its own credentials for ${where} (407 Proxy Authentication Required)${said}`,
+        status,
+        msg,
+        'bkci sends only the Buildkite token: point --api-url / BUILDKITE_API_URL at https://api.buildkite.com/v2 or at a proxy that passes requests on without credentials of its own',
+        2,
+      );
     default:
       return new ApiError(`the API refused ${where} (${status})${said}`, status, msg);
   }

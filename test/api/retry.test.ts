@@ -120,6 +120,7 @@ describe('decide: one row per outcome, method and counters', () => {
     ['401', status(401), 'GET', {}, {}, 'give up api 401 exit 2'],
     ['403', status(403), 'POST', {}, {}, 'give up api 403 exit 2'],
     ['404', status(404), 'PUT', {}, {}, 'give up api 404 exit 2'],
+    ['407 (a proxy wants credentials)', status(407), 'GET', {}, {}, 'give up api 407 exit 2'],
     ['409', status(409), 'PUT', {}, {}, 'give up api 409 exit 1'],
     ['422', status(422, {}, '{"message":"Validation failed","errors":["branch"]}'), 'POST', {}, {}, 'give up api 422 exit 1'],
     ['418', status(418), 'DELETE', {}, {}, 'give up api 418 exit 1'],
@@ -146,6 +147,11 @@ describe('decide: messages', () => {
     expect('giveUp' in other && other.giveUp.hint).toMatch(/BUILDKITE_API_URL/);
     const post = decide(status(502), first, ctx('POST'));
     expect('lookUpBuild' in post && post.lookUpBuild).toBeInstanceOf(AmbiguousRequestError);
+    const proxy = decide(status(407), first, ctx('GET'));
+    expect('giveUp' in proxy && proxy.giveUp.message).toMatch(
+      /^a proxy at \S+ asks for its own credentials for GET \S+ \(407 Proxy Authentication Required\)$/,
+    );
+    expect('giveUp' in proxy && proxy.giveUp.hint).toMatch(/--api-url/);
     const cert = decide(net('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), first, ctx('GET'));
     expect('giveUp' in cert && cert.giveUp.hint).toMatch(/NODE_EXTRA_CA_CERTS/);
   });
