@@ -272,3 +272,23 @@ describe('branch names', () => {
 it('the token is not in any of these outputs (it is in the environment only)', () => {
   expect(TOKEN).toMatch(/^bkua_/);
 });
+
+describe('a proxy asking for its own credentials (407)', () => {
+  it('build get and build submit: exit 2 naming the proxy and --api-url, nothing on stdout, the token never shown', async () => {
+    srv = await serve((_req, res) => void res.writeHead(407, { 'proxy-authenticate': 'Basic realm="corp"' }).end('Proxy Authentication Required'));
+    for (const argv of [
+      ['build', 'get', '5', '--json'],
+      ['build', 'submit', '--branch', 'main', '--json'],
+    ]) {
+      const r = await runBkci(argv, { env: srv.env });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(
+        /^bkci: a proxy at http:\/\/127\.0\.0\.1:\d+ asks for its own credentials for (GET|POST) \/v2\/\S+ \(407 Proxy Authentication Required\)/m,
+      );
+      expect(r.stderr).toMatch(/^hint: .*--api-url/m);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).not.toContain(TOKEN);
+      clean(r, { json: true });
+    }
+  });
+});
